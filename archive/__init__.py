@@ -1,0 +1,2 @@
+"""Layer 1: where sealed objects live (local filesystem now, S3 later) and the vault that
+seals and opens them."""

@@ -1,0 +1,1 @@
+"""Layer 0: configuration, database, accounts, keys, sealed objects, outbox, errors."""

@@ -1,0 +1,283 @@
+"""The schema. Times are UTC epoch seconds (float) so that SQLite and PostgreSQL agree.
+
+No column ever holds message content in clear: subjects, bodies, file names and
+notifications live in sealed objects (:mod:`core.sealed`); rows hold ids, addresses
+of the envelope, states and hashes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def now() -> float:
+    return time.time()
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# --- accounts -----------------------------------------------------------------------------
+
+
+class Partner(Base):
+    __tablename__ = "partners"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"), nullable=True)
+    plan: Mapped[str] = mapped_column(String(16), default="paid")  # trial | nfr | paid
+    standing: Mapped[str] = mapped_column(String(16), default="active")
+    # active | suspended | terminated
+    logo_url: Mapped[str] = mapped_column(String(500), default="")
+    brand_color: Mapped[str] = mapped_column(String(16), default="#1f4e79")
+    hide_subject: Mapped[bool] = mapped_column(Boolean, default=False)
+    sensitivity_trigger: Mapped[bool] = mapped_column(Boolean, default=False)
+    notification_from: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class TenantDomain(Base):
+    __tablename__ = "tenant_domains"
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+
+
+class SmtpCredential(Base):
+    __tablename__ = "smtp_credentials"
+    username: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class ConnectorToken(Base):
+    """A Microsoft 365 connector's token (it cannot AUTH); SHA-256 of a 256-bit secret."""
+
+    __tablename__ = "connector_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class AllowedNetwork(Base):
+    """A network a tenant's mail may come from. ``private`` = the address alone identifies it."""
+
+    __tablename__ = "allowed_networks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    cidr: Mapped[str] = mapped_column(String(64))
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16), default="admin")
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16), default="sender")  # admin | sender
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class Recipient(Base):
+    """An external address a tenant has sent sealed mail to."""
+
+    __tablename__ = "recipients"
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    first_seen: Mapped[float] = mapped_column(Float, default=now)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    at: Mapped[float] = mapped_column(Float, default=now)
+
+
+# --- keys and sealed objects ----------------------------------------------------------------
+
+
+class TenantKey(Base):
+    """A tenant's key-encryption key, wrapped by the root key."""
+
+    __tablename__ = "tenant_keys"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    root_key_id: Mapped[str] = mapped_column(String(200), default="file")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class SealedObject(Base):
+    """One encrypted object in the archive; its data key, wrapped by the tenant's KEK, lives
+    here so that destroying this row's key makes the ciphertext unreadable everywhere."""
+
+    __tablename__ = "sealed_objects"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # raw | meta | part | outbound
+    storage_name: Mapped[str] = mapped_column(String(200))
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    kek_version: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer, default=0)  # plaintext bytes
+    sha256: Mapped[str] = mapped_column(String(64), default="")  # of the ciphertext
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    destroyed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+class Message(Base):
+    """A message accepted by the gateway. ``raw_object_id`` is the original, sealed."""
+
+    __tablename__ = "messages"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the queue id
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    mail_from: Mapped[str] = mapped_column(String(320))
+    client_addr: Mapped[str] = mapped_column(String(64), default="")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="received", index=True)
+    # received | processed | failed
+    disposition: Mapped[str] = mapped_column(String(16), default="")
+    raw_object_id: Mapped[str] = mapped_column(String(40))
+    meta_object_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    received_at: Mapped[float] = mapped_column(Float, default=now)
+    processed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class MessageRecipient(Base):
+    __tablename__ = "message_recipients"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    rcpt: Mapped[str] = mapped_column(String(320))
+    disposition: Mapped[str] = mapped_column(String(16), default="")
+    reason: Mapped[str] = mapped_column(String(500), default="")
+
+
+class PortalAccess(Base):
+    """One recipient's right to read one sealed message; the link token is stored hashed."""
+
+    __tablename__ = "portal_access"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(32), index=True)
+    recipient: Mapped[str] = mapped_column(String(320), index=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    expires_at: Mapped[float] = mapped_column(Float)
+    first_opened_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class OneTimeCode(Base):
+    __tablename__ = "portal_codes"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    access_id: Mapped[str] = mapped_column(ForeignKey("portal_access.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    expires_at: Mapped[float] = mapped_column(Float)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    used: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PortalSession(Base):
+    """Server-side session; the cookie carries a random id whose SHA-256 is stored here."""
+
+    __tablename__ = "portal_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(16), default="recipient")
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class RateEvent(Base):
+    """Counts for rate limits that must hold across processes (code sends, failures)."""
+
+    __tablename__ = "rate_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bucket: Mapped[str] = mapped_column(String(200), index=True)
+    at: Mapped[float] = mapped_column(Float, default=now, index=True)
+
+
+# --- outbox --------------------------------------------------------------------------------
+
+
+class OutboxItem(Base):
+    """Mail waiting to be sent; the bytes to send are a sealed object."""
+
+    __tablename__ = "outbox"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))  # clear | notification | code | dsn
+    message_id: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
+    mail_from: Mapped[str] = mapped_column(String(320))  # "" = null sender (DSNs)
+    object_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class OutboxRecipient(Base):
+    __tablename__ = "outbox_recipients"
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    outbox_id: Mapped[str] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), index=True)
+    rcpt: Mapped[str] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    # queued | deferred | sent | bounced | held
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[float] = mapped_column(Float, default=0.0)
+    last_reply: Mapped[str] = mapped_column(String(500), default="")
+    updated_at: Mapped[float] = mapped_column(Float, default=now)
