@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 00:59:20.287010
+Create Date: 2026-11-24 01:00:39.705194
 """
 
 from __future__ import annotations
