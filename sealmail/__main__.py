@@ -1,0 +1,3 @@
+from sealmail.cli import main
+
+main()

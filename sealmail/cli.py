@@ -1,0 +1,651 @@
+"""The ``sealmail`` command line (SPEC §1).
+
+Exit codes: 0 success, 1 a failure explained in one line on stderr, 2 wrong usage.
+Every command takes ``--config PATH``; commands that print data take ``--json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from core.config import Settings, load_settings
+from core.errors import SealmailError
+
+T = TypeVar("T")
+out = Console(highlight=False, soft_wrap=True)
+
+
+class Failure(click.ClickException):
+    """A one-line error and exit code 1."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"sealmail: {self.format_message()}", err=True)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    path = ctx.find_root().meta.get("config_path")
+    for c in (ctx, *iter_parents(ctx)):
+        if c.params.get("config"):
+            path = c.params["config"]
+            break
+    try:
+        return load_settings(path)
+    except SealmailError as exc:
+        raise Failure(str(exc)) from None
+
+
+def iter_parents(ctx: click.Context):  # noqa: ANN201
+    p = ctx.parent
+    while p is not None:
+        yield p
+        p = p.parent
+
+
+def _run(coro: Awaitable[T]) -> T:
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except SealmailError as exc:
+        raise Failure(str(exc)) from None
+
+
+def config_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--config",
+        "config",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Configuration file (default ./sealmail.toml if present).",
+    )(f)
+
+
+def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(f)
+
+
+def handles_errors(f: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except SealmailError as exc:
+            raise Failure(str(exc)) from None
+
+    return wrapper
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _ts(value: float | None) -> str:
+    if not value:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(value))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", type=click.Path(dir_okay=False), default=None, help="Config file.")
+@click.version_option(package_name="sealmail")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None) -> None:
+    """sealmail: email encryption gateway and secure-message portal."""
+    ctx.meta["config_path"] = config
+
+
+# --- init / migrate / serve -----------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--dir", "directory", default=".", type=click.Path(file_okay=False))
+@json_option
+@handles_errors
+def init(directory: str, as_json: bool) -> None:
+    """Create a working directory: config, keys, TLS certificate, database, demo tenant."""
+    from sealmail.workdir import DEMO_DOMAIN, init_workdir
+
+    report = init_workdir(directory)
+    demo = report.demo
+    if as_json:
+        _print_json(
+            {
+                "config": str(report.config_path),
+                "created": report.created,
+                "demo_tenant": _creds_dict(demo, [DEMO_DOMAIN]) if demo else None,
+            }
+        )
+        return
+    if not report.created:
+        out.print(f"{report.config_path.parent} is already initialised; nothing changed.")
+    for item in report.created:
+        out.print(f"created {item}")
+    if demo:
+        out.print("\nDemo tenant (credentials are shown only now):")
+        _show_creds(demo, [DEMO_DOMAIN])
+    out.print(f"\nNext: sealmail --config {report.config_path} serve")
+
+
+@cli.command()
+@config_option
+@click.pass_context
+@handles_errors
+def migrate(ctx: click.Context, config: str | None) -> None:
+    """Bring the database schema up to date."""
+    from core.db import current_revision
+    from core.db import migrate as do_migrate
+
+    settings = _settings(ctx)
+    before = current_revision(settings.database_url)
+    do_migrate(settings.database_url)
+    after = current_revision(settings.database_url)
+    if before == after:
+        out.print(f"database already at revision {after}")
+    else:
+        out.print(f"database migrated from {before or 'empty'} to {after}")
+
+
+@cli.command()
+@config_option
+@click.option(
+    "--role",
+    type=click.Choice(["all", "smtp", "portal", "worker"]),
+    default="all",
+    show_default=True,
+)
+@click.pass_context
+@handles_errors
+def serve(ctx: click.Context, config: str | None, role: str) -> None:
+    """Run the SMTP gateway, the portal and the workers."""
+    from sealmail.logs import setup_logging
+    from sealmail.server import check_schema
+    from sealmail.server import serve as run_serve
+
+    settings = _settings(ctx)
+    setup_logging(settings.log_format, settings.log_level)
+    check_schema(settings)
+
+    def announce(line: str) -> None:
+        click.echo(line)
+        sys.stdout.flush()
+
+    try:
+        asyncio.run(run_serve(settings, role, announce))
+    except OSError as exc:
+        raise Failure(f"cannot start: {exc.strerror or exc}") from None
+
+
+# --- partners ------------------------------------------------------------------------------
+
+
+@cli.group()
+def partner() -> None:
+    """MSP partners (resellers) that own tenants."""
+
+
+@partner.command("create")
+@click.argument("name")
+@config_option
+@json_option
+@click.pass_context
+def partner_create(ctx: click.Context, name: str, config: str | None, as_json: bool) -> None:
+    """Create a partner."""
+    from archive.services import Services
+    from core import accounts
+
+    async def go() -> dict[str, Any]:
+        svc = Services.open(_settings(ctx))
+        try:
+            async with svc.db.session() as s:
+                p = await accounts.create_partner(s, name)
+                await s.commit()
+                return {"id": p.id, "name": p.name}
+        finally:
+            await svc.close()
+
+    data = _run(go())
+    if as_json:
+        _print_json(data)
+    else:
+        out.print(f"partner {data['name']} created: {data['id']}")
+
+
+@partner.command("list")
+@config_option
+@json_option
+@click.pass_context
+def partner_list(ctx: click.Context, config: str | None, as_json: bool) -> None:
+    """List partners."""
+    from sqlalchemy import func, select
+
+    from archive.services import Services
+    from core import accounts
+    from core.models import Tenant
+
+    async def go() -> list[dict[str, Any]]:
+        svc = Services.open(_settings(ctx))
+        try:
+            async with svc.db.session() as s:
+                counts = dict(
+                    (
+                        await s.execute(
+                            select(Tenant.partner_id, func.count()).group_by(Tenant.partner_id)
+                        )
+                    ).all()
+                )
+                return [
+                    {
+                        "id": p.id,
+                        "name": p.name,
+                        "tenants": counts.get(p.id, 0),
+                        "created_at": _ts(p.created_at),
+                    }
+                    for p in await accounts.list_partners(s)
+                ]
+        finally:
+            await svc.close()
+
+    rows = _run(go())
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "name", "tenants", "created (UTC)")
+    for r in rows:
+        table.add_row(r["id"], r["name"], str(r["tenants"]), r["created_at"])
+    out.print(table if rows else "no partners")
+
+
+@partner.command("show")
+@click.argument("ref")
+@config_option
+@json_option
+@click.pass_context
+def partner_show(ctx: click.Context, ref: str, config: str | None, as_json: bool) -> None:
+    """Show a partner and its tenants."""
+    from sqlalchemy import select
+
+    from archive.services import Services
+    from core import accounts
+    from core.models import Tenant
+
+    async def go() -> dict[str, Any]:
+        svc = Services.open(_settings(ctx))
+        try:
+            async with svc.db.session() as s:
+                p = await accounts.find_partner(s, ref)
+                tenants = (
+                    (await s.execute(select(Tenant).where(Tenant.partner_id == p.id)))
+                    .scalars()
+                    .all()
+                )
+                return {
+                    "id": p.id,
+                    "name": p.name,
+                    "created_at": _ts(p.created_at),
+                    "tenants": [
+                        {"id": t.id, "name": t.name, "plan": t.plan, "standing": t.standing}
+                        for t in tenants
+                    ],
+                }
+        finally:
+            await svc.close()
+
+    data = _run(go())
+    if as_json:
+        _print_json(data)
+        return
+    out.print(f"partner  {data['name']} ({data['id']})\ncreated  {data['created_at']} UTC")
+    for t in data["tenants"]:
+        out.print(f"  tenant {t['name']} ({t['id']}) plan={t['plan']} standing={t['standing']}")
+
+
+# --- tenants -------------------------------------------------------------------------------
+
+
+def _creds_dict(creds: Any, domains: list[str]) -> dict[str, Any]:
+    return {
+        "id": creds.tenant_id,
+        "name": creds.name,
+        "domains": domains,
+        "smtp_username": creds.smtp_username,
+        "smtp_password": creds.smtp_password,
+        "connector_token": creds.connector_token,
+        "api_key": creds.api_key,
+    }
+
+
+def _show_creds(creds: Any, domains: list[str]) -> None:
+    out.print(f"  tenant id        {creds.tenant_id}")
+    out.print(f"  name             {creds.name}")
+    out.print(f"  domains          {', '.join(domains)}")
+    out.print(f"  SMTP username    {creds.smtp_username}")
+    out.print(f"  SMTP password    {creds.smtp_password}")
+    out.print(f"  connector token  {creds.connector_token}")
+    out.print(f"  admin API key    {creds.api_key}")
+
+
+@cli.group()
+def tenant() -> None:
+    """Tenants: create, list, show, suspend, resume, terminate."""
+
+
+@tenant.command("create")
+@click.argument("name")
+@click.option("--domain", "domains", multiple=True, required=True, help="A domain (repeatable).")
+@click.option("--partner", "partner_ref", default=None, help="Owning partner (id or name).")
+@click.option("--plan", type=click.Choice(["trial", "nfr", "paid"]), default="paid")
+@click.option("--display-name", default="", help="Name shown to recipients.")
+@click.option(
+    "--network",
+    "networks",
+    multiple=True,
+    help="A network the tenant's connector may send from (CIDR, repeatable).",
+)
+@click.option(
+    "--private-network",
+    "private_networks",
+    multiple=True,
+    help="A network whose addresses alone identify the tenant (CIDR, repeatable).",
+)
+@config_option
+@json_option
+@click.pass_context
+def tenant_create(
+    ctx: click.Context,
+    name: str,
+    domains: tuple[str, ...],
+    partner_ref: str | None,
+    plan: str,
+    display_name: str,
+    networks: tuple[str, ...],
+    private_networks: tuple[str, ...],
+    config: str | None,
+    as_json: bool,
+) -> None:
+    """Create a tenant; prints its credentials once."""
+    from archive.services import Services
+    from core import accounts
+
+    async def go() -> tuple[Any, list[str]]:
+        svc = Services.open(_settings(ctx))
+        try:
+            async with svc.db.session() as s:
+                creds = await accounts.create_tenant(
+                    s,
+                    svc.keyring,
+                    name,
+                    domains,
+                    partner=partner_ref,
+                    plan=plan,
+                    display_name=display_name,
+                    networks=[(n, False) for n in networks] + [(n, True) for n in private_networks],
+                )
+                await s.commit()
+                return creds, await accounts.tenant_domains(s, creds.tenant_id)
+        finally:
+            await svc.close()
+
+    creds, doms = _run(go())
+    if as_json:
+        _print_json(_creds_dict(creds, doms))
+        return
+    out.print(f"tenant {creds.name} created (credentials are shown only now):")
+    _show_creds(creds, doms)
+
+
+async def _tenant_rows(settings: Settings) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from archive.services import Services
+    from core import accounts
+    from core.models import Partner, TenantDomain
+
+    svc = Services.open(settings)
+    try:
+        async with svc.db.session() as s:
+            domains: dict[str, list[str]] = {}
+            for d in (await s.execute(select(TenantDomain))).scalars():
+                domains.setdefault(d.tenant_id, []).append(d.domain)
+            partners = {p.id: p.name for p in (await s.execute(select(Partner))).scalars()}
+            return [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "display_name": t.display_name,
+                    "plan": t.plan,
+                    "standing": t.standing,
+                    "partner": partners.get(t.partner_id or "", None),
+                    "domains": sorted(domains.get(t.id, [])),
+                    "created_at": _ts(t.created_at),
+                }
+                for t in await accounts.list_tenants(s)
+            ]
+    finally:
+        await svc.close()
+
+
+@tenant.command("list")
+@config_option
+@json_option
+@click.pass_context
+def tenant_list(ctx: click.Context, config: str | None, as_json: bool) -> None:
+    """List tenants."""
+    rows = _run(_tenant_rows(_settings(ctx)))
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "name", "plan", "standing", "partner", "domains")
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["name"],
+            r["plan"],
+            r["standing"],
+            r["partner"] or "-",
+            " ".join(r["domains"]),
+        )
+    out.print(table if rows else "no tenants")
+
+
+@tenant.command("show")
+@click.argument("ref")
+@config_option
+@json_option
+@click.pass_context
+def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool) -> None:
+    """Show one tenant."""
+    from sqlalchemy import func, select
+
+    from archive.services import Services
+    from core import accounts
+    from core.models import Message
+
+    async def go() -> dict[str, Any]:
+        svc = Services.open(_settings(ctx))
+        try:
+            async with svc.db.session() as s:
+                t = await accounts.find_tenant(s, ref)
+                nets = await accounts.tenant_networks(s, t.id)
+                count = (
+                    await s.execute(
+                        select(func.count()).select_from(Message).where(Message.tenant_id == t.id)
+                    )
+                ).scalar()
+                partner_name = None
+                if t.partner_id:
+                    partner_name = (await accounts.find_partner(s, t.partner_id)).name
+                return {
+                    "id": t.id,
+                    "name": t.name,
+                    "display_name": t.display_name,
+                    "plan": t.plan,
+                    "standing": t.standing,
+                    "partner": partner_name,
+                    "domains": await accounts.tenant_domains(s, t.id),
+                    "networks": [{"cidr": n.cidr, "private": n.private} for n in nets],
+                    "hide_subject": t.hide_subject,
+                    "messages": int(count or 0),
+                    "created_at": _ts(t.created_at),
+                }
+        finally:
+            await svc.close()
+
+    data = _run(go())
+    if as_json:
+        _print_json(data)
+        return
+    for key in ("id", "name", "display_name", "plan", "standing", "partner", "messages"):
+        out.print(f"{key:<14} {data[key] if data[key] is not None else '-'}")
+    out.print(f"{'domains':<14} {', '.join(data['domains'])}")
+    nets = ", ".join(n["cidr"] + (" (private)" if n["private"] else "") for n in data["networks"])
+    out.print(f"{'networks':<14} {nets or '-'}")
+    out.print(f"{'created':<14} {data['created_at']} UTC")
+
+
+def _standing_command(name: str, standing: str, help_text: str) -> None:
+    @tenant.command(name, help=help_text)
+    @click.argument("ref")
+    @config_option
+    @json_option
+    @click.pass_context
+    def command(ctx: click.Context, ref: str, config: str | None, as_json: bool) -> None:
+        from archive.services import Services
+        from core import accounts
+
+        async def go() -> dict[str, Any]:
+            svc = Services.open(_settings(ctx))
+            try:
+                async with svc.db.session() as s:
+                    t = await accounts.find_tenant(s, ref)
+                    previous = t.standing
+                    if previous != standing:
+                        await accounts.set_standing(s, t, standing, actor="cli")
+                        await s.commit()
+                    return {"id": t.id, "name": t.name, "standing": standing, "was": previous}
+            finally:
+                await svc.close()
+
+        data = _run(go())
+        if as_json:
+            _print_json(data)
+        elif data["was"] == standing:
+            out.print(f"tenant {data['name']} is already {standing}")
+        else:
+            out.print(f"tenant {data['name']}: {data['was']} → {standing}")
+
+
+_standing_command("suspend", "suspended", "Suspend a tenant: its mail waits at the sender (451).")
+_standing_command("resume", "active", "Resume a suspended tenant.")
+_standing_command("terminate", "terminated", "Terminate a tenant: its mail is refused (550).")
+
+
+# --- queue ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def queue() -> None:
+    """The outbound queue."""
+
+
+@queue.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include sent and bounced recipients.")
+@config_option
+@json_option
+@click.pass_context
+def queue_list(ctx: click.Context, show_all: bool, config: str | None, as_json: bool) -> None:
+    """List mail waiting to be sent (per recipient)."""
+    from sqlalchemy import select
+
+    from archive.services import Services
+    from core.models import Message, OutboxItem, OutboxRecipient, Tenant
+
+    async def go() -> list[dict[str, Any]]:
+        svc = Services.open(_settings(ctx))
+        try:
+            async with svc.db.session() as s:
+                names = dict((await s.execute(select(Tenant.id, Tenant.name))).all())
+                stmt = (
+                    select(OutboxRecipient, OutboxItem)
+                    .join(OutboxItem, OutboxItem.id == OutboxRecipient.outbox_id)
+                    .order_by(OutboxItem.created_at, OutboxRecipient.id)
+                    .limit(10000)
+                )
+                if not show_all:
+                    stmt = stmt.where(OutboxRecipient.state.in_(("queued", "deferred", "held")))
+                rows = [
+                    {
+                        "queue_id": i.id,
+                        "message_id": i.message_id,
+                        "kind": i.kind,
+                        "tenant": names.get(i.tenant_id or "", "-"),
+                        "from": i.mail_from or "<>",
+                        "recipient": r.rcpt,
+                        "state": r.state,
+                        "attempts": r.attempts,
+                        "next_attempt": _ts(r.next_attempt_at),
+                        "last_reply": r.last_reply,
+                        "created_at": _ts(i.created_at),
+                        "expires_at": _ts(i.expires_at),
+                    }
+                    for r, i in (await s.execute(stmt)).all()
+                ]
+                stmt2 = select(Message).where(Message.state == "received").limit(10000)
+                for m in (await s.execute(stmt2)).scalars():
+                    rows.append(
+                        {
+                            "queue_id": m.id,
+                            "message_id": m.id,
+                            "kind": "incoming",
+                            "tenant": names.get(m.tenant_id, "-"),
+                            "from": m.mail_from or "<>",
+                            "recipient": "-",
+                            "state": "processing",
+                            "attempts": m.attempts,
+                            "next_attempt": _ts(m.next_attempt_at),
+                            "last_reply": m.last_error,
+                            "created_at": _ts(m.received_at),
+                            "expires_at": "-",
+                        }
+                    )
+                return rows
+        finally:
+            await svc.close()
+
+    rows = _run(go())
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        out.print("queue is empty")
+        return
+    table = Table(
+        "queue id", "kind", "tenant", "from", "to", "state", "tries", "next (UTC)", "reply"
+    )
+    for r in rows:
+        table.add_row(
+            r["queue_id"],
+            r["kind"],
+            r["tenant"],
+            r["from"],
+            r["recipient"],
+            r["state"],
+            str(r["attempts"]),
+            r["next_attempt"],
+            (r["last_reply"] or "")[:60],
+        )
+    out.print(table)
+    out.print(f"{len(rows)} entries")
+
+
+def main() -> None:
+    cli(prog_name="sealmail")

@@ -1,0 +1,131 @@
+"""``sealmail serve``: the SMTP gateway, the portal (uvicorn) and the workers in one process,
+or one role per process. SIGTERM drains: new SMTP sessions get 421, open transactions
+finish, leases are given back, and the process exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+
+import uvicorn
+
+from archive.services import Services
+from core.config import Settings, parse_hostport
+from core.db import MIGRATIONS_DIR, current_revision
+from core.errors import ConfigError
+
+log = logging.getLogger("sealmail.serve")
+ROLES = ("all", "smtp", "portal", "worker")
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: ``serve`` owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def check_schema(settings: Settings) -> None:
+    """Refuse to start on a database that is not migrated to this version's schema."""
+    try:
+        current = current_revision(settings.database_url)
+    except Exception as exc:  # noqa: BLE001 - one line for the operator
+        raise ConfigError(f"cannot open the database: {type(exc).__name__}: {exc}") from None
+    if current != head_revision():
+        raise ConfigError(
+            f"database schema is at {current or 'nothing'}, this version needs "
+            f"{head_revision()}: run 'sealmail migrate'"
+        )
+
+
+async def serve(
+    settings: Settings, role: str = "all", announce: Callable[[str], None] = print
+) -> None:
+    """Run until SIGTERM or SIGINT, then drain and return."""
+    if role not in ROLES:
+        raise ConfigError(f"unknown role {role!r}")
+    services = Services.open(settings)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    wakeup = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    gateway = None
+    portal_server: _Uvicorn | None = None
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        if role in ("all", "smtp"):
+            from gateway.intake import build_gateway
+
+            gateway = build_gateway(services, wakeup=wakeup)
+            host, port = await gateway.start()
+            announce(f"smtp    listening on {host}:{port}")
+        if role in ("all", "portal"):
+            from portal.app import create_app
+
+            host, port = parse_hostport(settings.portal_listen)
+            config = uvicorn.Config(
+                create_app(settings, services),
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                server_header=False,
+                proxy_headers=False,
+            )
+            portal_server = _Uvicorn(config)
+            tasks.append(asyncio.create_task(portal_server.serve(), name="portal"))
+            while not portal_server.started:
+                if tasks[-1].done():
+                    tasks[-1].result()
+                    raise ConfigError(f"portal could not listen on {settings.portal_listen}")
+                await asyncio.sleep(0.05)
+            announce(f"portal  listening on {settings.portal_listen} ({settings.portal_base_url})")
+        if role in ("all", "worker"):
+            from gateway.delivery import run_worker
+
+            tasks.append(
+                asyncio.create_task(run_worker(services, stop, wakeup=wakeup), name="worker")
+            )
+            announce(f"worker  delivering to {settings.relay}")
+        announce("sealmail is running; SIGTERM or Ctrl-C stops it")
+
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for t in tasks:
+            if t.done() and t.exception() is not None:
+                log.error("component %s failed: %r", t.get_name(), t.exception())
+        stop.set()
+        stopper.cancel()
+        log.info("draining")
+    finally:
+        stop.set()
+        if gateway is not None:
+            await gateway.stop()
+        if portal_server is not None:
+            portal_server.should_exit = True
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=30)
+            for t in pending:
+                t.cancel()
+        await services.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")

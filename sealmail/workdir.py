@@ -1,0 +1,148 @@
+"""``sealmail init``: a working directory that runs on embedded defaults.
+
+Idempotent: every step checks what is there first; keys and certificates are never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import ipaddress
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from archive.services import Services
+from archive.store import LocalStore
+from core import accounts
+from core.accounts import TenantCredentials
+from core.config import DEFAULT_CONFIG_NAME, Settings, load_settings
+from core.db import migrate
+from core.errors import NotFound
+from core.keys import FileRootKey
+
+DEMO_TENANT = "demo"
+DEMO_DOMAIN = "demo.example"
+
+CONFIG_TEMPLATE = """\
+# sealmail configuration. Every key can be overridden by SEALMAIL_<KEY> in the environment.
+# Relative paths are relative to this file. See README.md for all keys.
+data_dir = "./var"
+# database_url = "sqlite:///./var/sealmail.db"   # or postgresql://user@host:5432/db
+# archive_url = "file://./var/archive"
+# root_key = "file://./var/keys/root.key"
+smtp_listen = "127.0.0.1:2525"
+smtp_hostname = "localhost"
+relay = "127.0.0.1:2526"
+portal_listen = "127.0.0.1:8025"
+portal_base_url = "http://127.0.0.1:8025"
+# queue_min_backoff = "300s"
+# queue_max_backoff = "4000s"
+# queue_lifetime = "5d"
+log_format = "text"
+"""
+
+
+@dataclasses.dataclass
+class InitReport:
+    config_path: Path
+    created: list[str]
+    demo: TenantCredentials | None
+
+
+def write_tls_certificate(cert_path: Path, key_path: Path, hostname: str) -> bool:
+    """A self-signed certificate for STARTTLS (P-256, 2 years). False if one exists."""
+    if cert_path.exists() or key_path.exists():
+        return False
+    for p in (cert_path, key_path):
+        p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.UTC)
+    alt: list[x509.GeneralName] = [x509.DNSName(hostname)]
+    if hostname != "localhost":
+        alt.append(x509.DNSName("localhost"))
+    alt.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=730))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return True
+
+
+async def _ensure_demo(settings: Settings) -> TenantCredentials | None:
+    services = Services.open(settings)
+    try:
+        async with services.db.session() as session:
+            try:
+                await accounts.find_tenant(session, DEMO_TENANT)
+                return None
+            except NotFound:
+                pass
+            creds = await accounts.create_tenant(
+                session,
+                services.keyring,
+                DEMO_TENANT,
+                [DEMO_DOMAIN],
+                plan="trial",
+                display_name="Demo Company",
+            )
+            await session.commit()
+            return creds
+    finally:
+        await services.close()
+
+
+def init_workdir(directory: str | os.PathLike[str] = ".") -> InitReport:
+    """Create (or complete) a working directory; return what was created."""
+    root = Path(directory).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    config_path = root / DEFAULT_CONFIG_NAME
+    created: list[str] = []
+    if not config_path.exists():
+        config_path.write_text(CONFIG_TEMPLATE)
+        created.append(f"config {config_path}")
+    settings = load_settings(config_path)
+    data = Path(settings.data_dir)
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(data, 0o700)
+    if settings.root_key_path and FileRootKey.create(settings.root_key_path):
+        created.append(f"root key {settings.root_key_path}")
+    if write_tls_certificate(
+        Path(settings.smtp_tls_cert), Path(settings.smtp_tls_key), settings.smtp_hostname
+    ):
+        created.append(f"TLS certificate {settings.smtp_tls_cert}")
+    if settings.archive_path:
+        store = LocalStore(settings.archive_path)
+        if not store.root.exists():
+            created.append(f"archive {store.root}")
+        store.create()
+    migrate(settings.database_url)
+    demo = asyncio.run(_ensure_demo(settings))
+    if demo is not None:
+        created.append(f"demo tenant {DEMO_TENANT!r} ({DEMO_DOMAIN})")
+    return InitReport(config_path, created, demo)
