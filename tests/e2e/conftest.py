@@ -1,0 +1,140 @@
+"""End-to-end fixtures: ``sealmail`` run as a subprocess on loopback ports, exactly as a user
+runs it (``sealmail init``, ``sealmail tenant create``, ``sealmail serve``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.smtp_sink import SmtpSink, free_port
+
+SEALMAIL = [sys.executable, "-m", "sealmail"]
+
+
+def run_cli(*args: str, config: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [*SEALMAIL, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"sealmail {' '.join(args)} failed: {proc.stderr}")
+    return proc
+
+
+def _wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port} after {timeout}s")
+
+
+class Product:
+    """A working directory and the ``sealmail serve`` process running on it."""
+
+    def __init__(self, root: Path, relay_port: int) -> None:
+        self.root = root
+        self.smtp_port = free_port()
+        self.portal_port = free_port()
+        self.relay_port = relay_port
+        self.config = root / "sealmail.toml"
+        self.log_path = root / "serve.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = None
+
+    @property
+    def portal_url(self) -> str:
+        return f"http://127.0.0.1:{self.portal_port}"
+
+    def init(self, **extra: str) -> None:
+        subprocess.run(
+            [*SEALMAIL, "init", "--dir", str(self.root)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        lines = [
+            f'smtp_listen = "127.0.0.1:{self.smtp_port}"',
+            f'portal_listen = "127.0.0.1:{self.portal_port}"',
+            f'portal_base_url = "{self.portal_url}"',
+            f'relay = "127.0.0.1:{self.relay_port}"',
+            'relay_tls = "none"',
+            'queue_min_backoff = "1s"',
+            'queue_max_backoff = "2s"',
+            'queue_poll_interval = "0.2s"',
+        ] + [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
+        text = self.config.read_text()
+        keys = {line.split("=", 1)[0].strip() for line in lines}
+        kept = [ln for ln in text.splitlines() if ln.split("=", 1)[0].strip() not in keys]
+        self.config.write_text("\n".join(kept + lines) + "\n")
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, config=self.config, check=check)
+
+    def create_tenant(self, name: str, domain: str) -> dict[str, str]:
+        return json.loads(self.cli("tenant", "create", name, "--domain", domain, "--json").stdout)
+
+    def start(self) -> None:
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [*SEALMAIL, "--config", str(self.config), "serve"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        _wait_port(self.smtp_port)
+        _wait_port(self.portal_port)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.proc = None
+        if self._log:
+            self._log.close()
+        return code
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as s:
+        yield s
+
+
+@pytest.fixture
+def product(tmp_path: Path, sink: SmtpSink) -> Iterator[Product]:
+    p = Product(tmp_path / "sealmail", sink.port)
+    p.init()
+    yield p
+    p.stop()

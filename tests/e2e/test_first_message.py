@@ -1,0 +1,98 @@
+"""The first sealed message, end to end: SMTP in, notification out, browser in the portal."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Product
+from tests.e2e.mail import find_code, find_link, make_message, parse, send
+from tests.support.smtp_sink import SmtpSink
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _all_bytes_under(root: Path) -> list[tuple[Path, bytes]]:
+    return [(p, p.read_bytes()) for p in root.rglob("*") if p.is_file()]
+
+
+@pytest.mark.e2e
+@pytest.mark.browser
+def test_sealed_message_read_in_browser(product: Product, sink: SmtpSink, tmp_path: Path) -> None:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Debian's chromium is not installed (scripts/test.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    tenant = product.create_tenant("Acme", "acme.example")
+    product.start()
+
+    marker_body = "MARKER-BODY-" + secrets.token_hex(8)
+    marker_file = "MARKER-FILE-" + secrets.token_hex(8)
+    pdf = b"%PDF-1.4\n" + os.urandom(150_000) + marker_file.encode() + os.urandom(1000)
+    notes = f"Notes line one\n{marker_file}\n".encode()
+    msg = make_message(
+        "[secure] Quarterly numbers",
+        f"Dear Bob,\n\nthe numbers: {marker_body}\n\nAlice",
+        attachments=[("report.pdf", "application/pdf", pdf), ("notes.txt", "text/plain", notes)],
+    )
+    reply = send(product.smtp_port, msg, tenant["smtp_username"], tenant["smtp_password"])
+    assert re.match(r"2\.0\.0 queued as \S+", reply), reply
+
+    note = sink.wait_for(lambda m: "bob@recipient.test" in m.rcpt_tos)[0]
+    notification = parse(note.data)
+    assert "[secure]" not in str(notification["Subject"])
+    assert marker_body.encode() not in note.data and marker_file.encode() not in note.data
+    assert note.data.count(b"X-Sealmail-Processed:") == 1
+    link = find_link(note.data, product.portal_url)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            ctx = browser.new_context(accept_downloads=True)
+            page = ctx.new_page()
+            page.goto(link)
+            page.get_by_role("button", name=re.compile("code", re.I)).click()
+            code_mail = sink.wait_for(
+                lambda m: "bob@recipient.test" in m.rcpt_tos and m is not note, count=1
+            )[-1]
+            code = find_code(code_mail.data)
+            page.locator("input[name=code]").fill(code)
+            page.locator("input[name=code]").press("Enter")
+            page.wait_for_url(re.compile(r"/messages/"))
+            # the body is shown in a sandboxed frame or inline
+            content = page.content() + "".join(f.content() for f in page.frames)
+            assert marker_body in content
+            assert "Quarterly numbers" in content and "[secure]" not in content
+            downloads = {}
+            for name in ("report.pdf", "notes.txt"):
+                with page.expect_download() as info:
+                    page.get_by_role("link", name=re.compile(re.escape(name))).first.click()
+                downloads[name] = Path(info.value.path()).read_bytes()
+            assert downloads["report.pdf"] == pdf
+            assert downloads["notes.txt"] == notes
+            page.screenshot(path=str(tmp_path / "message.png"), full_page=True)
+        finally:
+            browser.close()
+
+    # nothing of the message in clear at rest, in the notification or in the logs
+    assert product.stop() == 0
+    for marker in (marker_body, marker_file):
+        for path, data in _all_bytes_under(product.root / "var"):
+            assert marker.encode() not in data, f"{marker} found in {path}"
+        assert marker not in product.logs()
+        for m in sink.messages:
+            assert marker.encode() not in m.data
