@@ -42,12 +42,15 @@ def send(
     with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
         smtp.starttls(context=ctx)
         smtp.login(username, password)
-        smtp.mail(mail_from)
-        for r in rcpt or [str(msg["To"])]:
-            code, text = smtp.rcpt(r)
-            assert code == 250, (code, text)
+        for step, args in (("mail", (mail_from,)),) + tuple(
+            ("rcpt", (r,)) for r in (rcpt or [str(msg["To"])])
+        ):
+            code, text = getattr(smtp, step)(*args)
+            if code != 250:
+                raise smtplib.SMTPResponseException(code, text)
         code, text = smtp.data(msg.as_bytes())
-        assert code == 250, (code, text)
+        if code != 250:
+            raise smtplib.SMTPResponseException(code, text)
         return text.decode()
 
 
