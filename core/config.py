@@ -19,6 +19,10 @@ from core.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "sealmail.toml"
 ENV_PREFIX = "SEALMAIL_"
+# Environment names under the prefix that are not settings: the config file's path, and the
+# test suite's own variables (SEALMAIL_TEST_PG, ...) which reach the programs the tests start.
+_ENV_CONFIG = "SEALMAIL_CONFIG"
+_ENV_TEST_PREFIX = "SEALMAIL_TEST_"
 
 
 class Secret:
@@ -377,7 +381,9 @@ def load_settings(
         if name not in _PARSERS:
             raise ConfigError(f"unknown config key {name!r}")
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name == "SEALMAIL_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name == _ENV_CONFIG:
+            continue
+        if name.startswith(_ENV_TEST_PREFIX):
             continue
         key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
         if key not in _PARSERS:
