@@ -1,0 +1,120 @@
+"""Key wrapping and the root key file."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from core import keys
+from core.errors import ConfigError, IntegrityError
+
+
+def test_wrap_round_trip_and_format() -> None:
+    kek, dek = keys.new_key(), keys.new_key()
+    assert len(kek) == len(dek) == keys.KEY_SIZE and kek != dek
+    aad = keys.data_key_aad("t_a", "o_b")
+    blob = keys.wrap(kek, dek, aad)
+    assert len(blob) == 1 + 12 + 32 + 16 and blob[0] == 1
+    assert keys.unwrap(kek, blob, aad) == dek
+    assert keys.wrap(kek, dek, aad) != blob  # random nonce
+
+
+def test_unwrap_with_the_wrong_context_fails() -> None:
+    kek, dek = keys.new_key(), keys.new_key()
+    blob = keys.wrap(kek, dek, keys.data_key_aad("t_a", "o_b"))
+    for aad in (
+        keys.data_key_aad("t_a", "o_c"),
+        keys.data_key_aad("t_x", "o_b"),
+        keys.tenant_kek_aad("t_a", 1),
+        b"",
+    ):
+        with pytest.raises(IntegrityError):
+            keys.unwrap(kek, blob, aad)
+    with pytest.raises(IntegrityError):
+        keys.unwrap(keys.new_key(), blob, keys.data_key_aad("t_a", "o_b"))
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda b: b"\x02" + b[1:],
+        lambda b: b[:20],
+        lambda b: b[:-1] + bytes([b[-1] ^ 1]),
+        lambda b: b[:5] + bytes([b[5] ^ 0x80]) + b[6:],
+    ],
+)
+def test_damaged_wrapped_keys_fail(mangle) -> None:  # noqa: ANN001
+    kek = keys.new_key()
+    blob = keys.wrap(kek, keys.new_key(), b"ctx")
+    with pytest.raises(IntegrityError):
+        keys.unwrap(kek, mangle(blob), b"ctx")
+
+
+def test_aad_strings_are_distinct_per_purpose_and_version() -> None:
+    assert keys.tenant_kek_aad("t_a", 1) == b"sealmail/kek/v1\x00t_a\x001"
+    assert keys.data_key_aad("t_a", "o_b") == b"sealmail/dek/v1\x00t_a\x00o_b"
+    assert keys.tenant_kek_aad("t_a", 1) != keys.tenant_kek_aad("t_a", 2)
+
+
+def test_root_key_file_is_created_private_and_never_overwritten(tmp_path: Path) -> None:
+    old = os.umask(0)  # the code must not rely on a friendly umask
+    try:
+        path = tmp_path / "keys" / "root.key"
+        assert keys.FileRootKey.create(path) is True
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    first = path.read_bytes()
+    assert len(first) == 32
+    assert keys.FileRootKey.create(path) is False
+    assert path.read_bytes() == first
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644, 0o610])
+def test_root_key_readable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "root.key"
+    keys.FileRootKey.create(path)
+    path.chmod(mode)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        keys.FileRootKey.load(path)
+    path.chmod(0o600)
+    assert keys.FileRootKey.load(path).key_id.startswith("file:")
+
+
+def test_root_key_load_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="sealmail init"):
+        keys.FileRootKey.load(tmp_path / "absent.key")
+    short = tmp_path / "short.key"
+    short.write_bytes(b"x" * 31)
+    short.chmod(0o600)
+    with pytest.raises(ConfigError, match="32 bytes"):
+        keys.FileRootKey.load(short)
+    with pytest.raises(ConfigError):
+        keys.load_root_key("aws-kms://alias/sealmail")
+    with pytest.raises(ConfigError):
+        keys.load_root_key(str(short))
+
+
+def test_root_key_wraps_derives_and_hides_itself(tmp_path: Path) -> None:
+    path = tmp_path / "root.key"
+    keys.FileRootKey.create(path)
+    root = keys.load_root_key(f"file://{path}")
+    again = keys.FileRootKey.load(path)
+    assert root.key_id == again.key_id
+    kek = keys.new_key()
+    blob = root.wrap(kek, keys.tenant_kek_aad("t_a", 1))
+    assert again.unwrap(blob, keys.tenant_kek_aad("t_a", 1)) == kek
+    assert root.derive("loop-stamp") == again.derive("loop-stamp")
+    assert root.derive("loop-stamp") != root.derive("other")
+    assert len(root.derive("x")) == 32
+    raw = path.read_bytes()
+    assert raw.hex() not in repr(root) and str(raw) not in repr(root)
+    other = tmp_path / "other.key"
+    keys.FileRootKey.create(other)
+    assert keys.FileRootKey.load(other).key_id != root.key_id
+    with pytest.raises(IntegrityError):
+        keys.FileRootKey.load(other).unwrap(blob, keys.tenant_kek_aad("t_a", 1))
