@@ -1,0 +1,69 @@
+"""Mail that sealmail writes itself, built structurally with :mod:`email.message`."""
+
+from __future__ import annotations
+
+import dataclasses
+import email.policy
+import email.utils
+from email.message import EmailMessage
+
+_FORBIDDEN_IN_HEADERS = ("\r", "\n", "\x00")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rendered:
+    """A rendered email: its subject and both bodies."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def _domain(address: str) -> str:
+    domain = email.utils.parseaddr(address)[1].rpartition("@")[2].strip().rstrip(".")
+    return domain or "localhost"
+
+
+def _check_header(name: str, value: str) -> None:
+    for bad in _FORBIDDEN_IN_HEADERS:
+        if bad in name or bad in value:
+            raise ValueError(f"header {name!r} contains a line break or NUL")
+
+
+def compose(
+    *,
+    from_addr: str,
+    to_addr: str,
+    rendered: Rendered,
+    reply_to: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """A complete RFC 5322 message: multipart/alternative (text, then HTML), UTF-8 safe.
+
+    Non-ASCII addresses switch to the SMTPUTF8 policy; everything else is 7-bit clean
+    (RFC 2047 subjects, quoted-printable or base64 bodies). Line breaks in any header value
+    raise :class:`ValueError` rather than letting a value inject headers.
+    """
+    addresses = [from_addr, to_addr, reply_to or ""]
+    policy = email.policy.SMTP
+    if any(not a.isascii() for a in addresses):
+        policy = email.policy.SMTPUTF8
+    msg = EmailMessage(policy=policy)
+    fields: dict[str, tuple[str, str]] = {}  # lower-case name -> (name, value)
+    standard = [
+        ("From", from_addr),
+        ("To", to_addr),
+        ("Subject", rendered.subject),
+        ("Date", email.utils.formatdate(usegmt=True)),
+        ("Message-ID", email.utils.make_msgid(domain=_domain(from_addr))),
+    ]
+    if reply_to:
+        standard.append(("Reply-To", reply_to))
+    for name, value in standard + list((headers or {}).items()):
+        _check_header(name, value)
+        fields[name.lower()] = (name, value)  # a caller's header replaces a standard one
+    for name, value in fields.values():
+        msg[name] = value
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    return msg.as_bytes()

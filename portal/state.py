@@ -1,0 +1,41 @@
+"""What the portal's handlers share: settings, services, pages and the keys derived for it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from starlette.requests import Request
+
+from archive.services import Services
+from core.config import Settings
+from portal.pages import Pages
+from portal.security import origin_of
+
+
+@dataclasses.dataclass
+class PortalState:
+    settings: Settings
+    services: Services
+    pages: Pages
+    csrf_key: bytes
+    code_key: bytes
+    origins: tuple[str, ...]
+
+    @classmethod
+    def build(cls, settings: Settings, services: Services, pages: Pages) -> PortalState:
+        return cls(
+            settings=settings,
+            services=services,
+            pages=pages,
+            csrf_key=services.root_key.derive("portal-csrf"),
+            code_key=services.root_key.derive("portal-code"),
+            origins=(origin_of(settings.portal_base_url),),
+        )
+
+
+def portal(request: Request) -> PortalState:
+    return request.app.state.portal
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
