@@ -1,0 +1,57 @@
+"""Who is sending: which tenant a session or a message belongs to, and may it send.
+
+Three ways (SPEC §3): SMTP AUTH; the client address alone in a tenant's private range;
+or the connector token header together with a client address in the tenant's allowed
+networks. The last is only known once the headers arrive, at DATA.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import accounts
+from core.models import AllowedNetwork, Tenant
+from gateway.replies import REPLY_RELAY_DENIED, REPLY_SUSPENDED, REPLY_TERMINATED
+
+TOKEN_HEADER = "X-Sealmail-Tenant-Token"  # noqa: S105 - a header name
+
+
+def standing_refusal(tenant: Tenant) -> str | None:
+    """The reply for a tenant that may not send now, or ``None``."""
+    if tenant.standing == "suspended":
+        return REPLY_SUSPENDED
+    if tenant.standing != "active":
+        return REPLY_TERMINATED
+    return None
+
+
+async def sender_refusal(session: AsyncSession, tenant: Tenant, mail_from: str) -> str | None:
+    """Standing first (a suspended tenant's mail waits at the sender), then the envelope
+    sender's domain, which must be one of the tenant's."""
+    refusal = standing_refusal(tenant)
+    if refusal:
+        return refusal
+    domain = accounts.domain_of(mail_from) if "@" in mail_from else ""
+    if not domain or domain not in await accounts.tenant_domains(session, tenant.id):
+        return REPLY_RELAY_DENIED
+    return None
+
+
+async def may_be_connector(session: AsyncSession, client_ip: str) -> bool:
+    """True when some tenant allows ``client_ip``, so a connector token could still
+    identify the sender at DATA time; otherwise relaying can be refused at once."""
+    try:
+        addr = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    rows = (await session.execute(select(AllowedNetwork.cidr))).scalars().all()
+    for cidr in rows:
+        try:
+            if addr in ipaddress.ip_network(cidr):
+                return True
+        except ValueError:
+            continue
+    return False
