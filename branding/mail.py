@@ -64,6 +64,7 @@ def compose(
         fields[name.lower()] = (name, value)  # a caller's header replaces a standard one
     for name, value in fields.values():
         msg[name] = value
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    # quoted-printable keeps the bodies 7-bit, so no relay needs 8BITMIME for our own mail
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
     return msg.as_bytes()

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
+import httpx2
 import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
@@ -74,9 +75,7 @@ async def seal_message(
         parts = []
         for filename, ctype, data in attachments:
             obj = await vault.seal(s, tenant_id, data, "part")
-            parts.append(
-                Part(obj.id, filename, ctype, len(data), hashlib.sha256(data).hexdigest())
-            )
+            parts.append(Part(obj.id, filename, ctype, len(data), hashlib.sha256(data).hexdigest()))
         pm = PortalMessage(
             subject=subject,
             sender=sender,
@@ -153,6 +152,30 @@ def csrf_of(html: str) -> str:
     return m.group(1)
 
 
+class Browser:
+    """Requests through the world's client with a cookie jar of its own: a second TestClient
+    would run the app on another event loop, where the database pool's connections fail."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.cookies = httpx2.Cookies()
+
+    def _do(self, method: str, *args: Any, **kwargs: Any) -> httpx2.Response:
+        saved = self.client.cookies
+        self.client.cookies = self.cookies
+        try:
+            return getattr(self.client, method)(*args, **kwargs)
+        finally:
+            self.cookies = self.client.cookies
+            self.client.cookies = saved
+
+    def get(self, *args: Any, **kwargs: Any) -> httpx2.Response:
+        return self._do("get", *args, **kwargs)
+
+    def post(self, *args: Any, **kwargs: Any) -> httpx2.Response:
+        return self._do("post", *args, **kwargs)
+
+
 @dataclasses.dataclass
 class World:
     client: TestClient
@@ -184,22 +207,22 @@ class World:
         assert m, "no code in the code email"
         return m.group(1)
 
-    def new_client(self) -> TestClient:
-        """A second browser against the same app (no cookies)."""
-        return TestClient(self.client.app, base_url=BASE)
+    def new_client(self) -> Browser:
+        """A second browser (its own cookies) against the same app, on the same loop."""
+        return Browser(self.client)
 
     # --- the recipient's steps, each returning the response --------------------------------
 
-    def open_link(self, token: str, client: TestClient | None = None):
+    def open_link(self, token: str, client: TestClient | Browser | None = None):
         return (client or self.client).get(f"/m/{token}")
 
-    def request_code(self, token: str, client: TestClient | None = None):
+    def request_code(self, token: str, client: TestClient | Browser | None = None):
         c = client or self.client
         page = c.get(f"/m/{token}")
         assert page.status_code == 200, page.text
         return c.post(f"/m/{token}/code", data={"csrf": csrf_of(page.text)})
 
-    def submit_code(self, token: str, code: str, client: TestClient | None = None):
+    def submit_code(self, token: str, code: str, client: TestClient | Browser | None = None):
         c = client or self.client
         page = c.get(f"/m/{token}")
         return c.post(
@@ -208,7 +231,7 @@ class World:
             follow_redirects=False,
         )
 
-    def sign_in(self, token: str, client: TestClient | None = None):
+    def sign_in(self, token: str, client: TestClient | Browser | None = None):
         """Token → code → verified session; returns the verify response (303)."""
         r = self.request_code(token, client)
         assert r.status_code == 200, r.text

@@ -1,0 +1,93 @@
+"""The sandbox every template runs in, ours and the tenants'."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from jinja2.exceptions import SecurityError
+
+from branding.templating import (
+    TEMPLATES_DIR,
+    environment,
+    render_string,
+    safe_color,
+    safe_logo_url,
+)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ x.__init__.__globals__ }}",
+        "{{ x.__class__.__base__.__subclasses__() }}",
+        "{{ lipsum.__globals__ }}",
+        "{{ cycler.__init__.__globals__.os }}",
+        "{% for c in ''.__class__.__mro__ %}{{ c }}{% endfor %}",
+    ],
+)
+def test_escapes_from_the_sandbox_raise(source: str) -> None:
+    class Thing:
+        pass
+
+    with pytest.raises(SecurityError):
+        render_string(source, {"x": Thing()})
+
+
+def test_templates_cannot_mutate_what_they_are_given() -> None:
+    items = [1, 2]
+    with pytest.raises(SecurityError):
+        render_string("{{ items.append(3) }}", {"items": items})
+    assert items == [1, 2]
+
+
+def test_html_in_variables_is_escaped() -> None:
+    out = render_string("<p>{{ v }}</p><a title='{{ v }}'>", {"v": "<script>alert(1)</script>'\""})
+    assert "<script>" not in out
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    assert "&#39;" in out and "&#34;" in out
+
+
+def test_text_templates_are_not_html_escaped() -> None:
+    env = environment()
+    assert env.autoescape("mail/notification.html") is True  # type: ignore[operator]
+    assert env.autoescape("mail/notification.txt") is False  # type: ignore[operator]
+
+
+def test_colors_and_logos_are_checked() -> None:
+    assert safe_color("#0a7d4f") == "#0a7d4f"
+    assert safe_color("#fff") == "#fff"
+    for bad in ("red", "#12345g", "#123;background:url(x)", "", None, "expression(alert(1))"):
+        assert safe_color(bad) == "#1f4e79"
+    assert safe_logo_url("https://cdn.acme.example/logo.png") == "https://cdn.acme.example/logo.png"
+    for bad in ("javascript:alert(1)", "http://acme.example/logo.png", "data:image/png;base64,x",
+                "https://a b", ""):  # fmt: skip
+        assert safe_logo_url(bad) == ""
+
+
+def _portal_templates() -> list[Path]:
+    portal_dir = Path(__file__).parents[2] / "portal" / "templates"
+    return sorted((TEMPLATES_DIR / "portal").glob("*.html")) + sorted(portal_dir.glob("*.html"))
+
+
+def test_portal_templates_obey_the_csp_and_load_nothing_from_elsewhere() -> None:
+    """The portal's CSP forbids inline scripts and styles; nothing comes from a CDN."""
+    files = _portal_templates()
+    assert len(files) >= 6
+    for path in files:
+        source = path.read_text()
+        assert "<script" not in source, path
+        assert not re.search(r"\son[a-z]+\s*=", source), path  # no event handler attributes
+        if path.name != "body.html":  # the body frame has its own CSP allowing inline CSS
+            assert "style=" not in source and "<style" not in source, path
+        assert not re.search(r"(src|href)=\"(https?:)?//", source), path
+
+
+def test_stylesheet_is_self_contained() -> None:
+    css = (TEMPLATES_DIR.parent / "static" / "portal.css").read_text()
+    assert "@import" not in css and "@font-face" not in css
+    assert not re.search(r"url\(\s*['\"]?(https?:)?//", css)
+    assert "@media (max-width" in css  # laid out for phones too
