@@ -1,0 +1,196 @@
+"""Delivery: drain the outbox to the relay.
+
+Per recipient: 2xx sent; 4xx or no connection deferred with exponential backoff and
+jitter; 5xx or past its lifetime bounced, with one DSN to the envelope sender (never a
+bounce to a bounce). Everything we send carries the loop stamp, and no internal
+``X-Sealmail-*`` header ever leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections import defaultdict
+
+from archive.services import Services
+from core import outbox
+from core.errors import TransientError
+from core.ids import new_id
+from core.models import now
+from gateway.dsn import Failure, build_dsn, status_of
+from gateway.pipeline import backoff, process_pending
+from gateway.relay import RelayPool, Reply
+from gateway.stamp import stamp
+
+log = logging.getLogger("sealmail.gateway.delivery")
+
+CLAIM_LIMIT = 200
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{new_id(nbytes=5)}"
+
+
+def _lease_seconds(services: Services) -> float:
+    return max(300.0, services.settings.relay_timeout * 4)
+
+
+async def deliver_due(
+    services: Services,
+    pool: RelayPool,
+    owner: str,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Send what is due; returns how many recipients were attempted."""
+    async with services.db.session() as s:
+        claimed = await outbox.claim_due(
+            s, owner, CLAIM_LIMIT, _lease_seconds(services), not services.db.is_sqlite
+        )
+    if not claimed:
+        return 0
+    items: dict[str, list[outbox.Claimed]] = defaultdict(list)
+    for c in claimed:
+        items[c.outbox_id].append(c)
+    slots = asyncio.Semaphore(max(1, services.settings.delivery_concurrency))
+
+    async def one(group: list[outbox.Claimed]) -> int:
+        async with slots:
+            if stop is not None and stop.is_set():
+                await _release(services, owner, group)
+                return 0
+            try:
+                await _deliver_item(services, pool, owner, group)
+            except Exception as exc:  # noqa: BLE001 - the lease runs out; retried later
+                log.error("delivery of %s failed: %s", group[0].outbox_id, exc, exc_info=exc)
+            return len(group)
+
+    return sum(await asyncio.gather(*(one(g) for g in items.values())))
+
+
+async def _release(services: Services, owner: str, group: list[outbox.Claimed]) -> None:
+    async with services.db.session() as s:
+        for c in group:
+            await outbox.release(s, c.recipient_id, owner)
+        await s.commit()
+
+
+async def _deliver_item(
+    services: Services, pool: RelayPool, owner: str, group: list[outbox.Claimed]
+) -> None:
+    first = group[0]
+    if first.tenant_id is None:
+        raise TransientError(f"outbox item {first.outbox_id} has no tenant to open it with")
+    async with services.db.session() as s:
+        data = await services.vault.read(s, first.tenant_id, first.object_id)
+    data = stamp(services.keyring.stamp_key, first.tenant_id, data)
+    rcpts = [c.rcpt for c in group]
+    if now() > first.expires_at:
+        results = dict.fromkeys(rcpts, Reply(450, "4.4.7 message expired in the queue"))
+        expired = True
+    else:
+        expired = False
+        try:
+            results = await pool.send(first.mail_from, rcpts, data)
+        except TransientError as exc:
+            results = dict.fromkeys(rcpts, Reply(451, f"4.4.1 {exc}"))
+    await _record(services, owner, group, data, results, expired)
+
+
+async def _record(
+    services: Services,
+    owner: str,
+    group: list[outbox.Claimed],
+    data: bytes,
+    results: dict[str, Reply],
+    expired: bool,
+) -> None:
+    settings = services.settings
+    failures: list[Failure] = []
+    async with services.db.session() as s:
+        for c in group:
+            reply = results.get(c.rcpt, Reply(451, "4.3.0 no reply"))
+            if reply.ok:
+                await outbox.mark_sent(s, c.recipient_id, owner, str(reply))
+            elif reply.permanent or expired:
+                if await outbox.mark_bounced(s, c.recipient_id, owner, str(reply)):
+                    failures.append(Failure(c.rcpt, status_of(str(reply)), str(reply)))
+            else:
+                delay = backoff(
+                    c.attempts + 1, settings.queue_min_backoff, settings.queue_max_backoff
+                )
+                await outbox.mark_deferred(s, c.recipient_id, owner, str(reply), now() + delay)
+        first = group[0]
+        if failures and first.kind != "dsn" and first.mail_from:
+            await _enqueue_dsn(services, s, first, data, failures)
+        await s.commit()
+    for c in group:
+        log.info("%s to=<%s> %s", c.outbox_id, c.rcpt, results.get(c.rcpt))
+
+
+async def _enqueue_dsn(services, session, item: outbox.Claimed, data: bytes, failures) -> None:  # noqa: ANN001
+    settings = services.settings
+    body = build_dsn(
+        reporting_host=settings.smtp_hostname,
+        postmaster=f"MAILER-DAEMON@{settings.smtp_hostname}",
+        to_addr=item.mail_from,
+        original=data,
+        failures=failures,
+        arrival=item.created_at,
+    )
+    assert item.tenant_id is not None
+    obj = await services.vault.seal(session, item.tenant_id, body, kind="outbound")
+    await outbox.enqueue(
+        session,
+        kind="dsn",
+        tenant_id=item.tenant_id,
+        mail_from="",
+        recipients=[item.mail_from],
+        object_id=obj.id,
+        lifetime=settings.queue_lifetime,
+        message_id=item.message_id,
+    )
+
+
+async def _idle(stop: asyncio.Event, wakeup: asyncio.Event | None, seconds: float) -> None:
+    waits = [asyncio.ensure_future(stop.wait())]
+    if wakeup is not None:
+        waits.append(asyncio.ensure_future(wakeup.wait()))
+    _, pending = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+
+
+async def run_worker(
+    services: Services, stop: asyncio.Event, wakeup: asyncio.Event | None = None
+) -> None:
+    """Process received messages and drain the outbox until ``stop`` is set; wakes at
+    once on ``wakeup`` (set by intake), else every ``queue_poll_interval``."""
+    owner = worker_id()
+    pool = RelayPool(services.settings, size=services.settings.delivery_concurrency)
+    try:
+        while not stop.is_set():
+            if wakeup is not None:
+                wakeup.clear()
+            try:
+                done = await process_pending(services)
+                done += await deliver_due(services, pool, owner, stop)
+            except Exception as exc:  # noqa: BLE001 - keep going; the next round retries
+                log.error("worker round failed: %s", exc)
+                done = 0
+            if not done:
+                await _idle(stop, wakeup, services.settings.queue_poll_interval)
+    finally:
+        await pool.close()
+
+
+async def run_once(services: Services) -> int:
+    """One round (for tests and ``sealmail queue`` tools): process, then deliver."""
+    pool = RelayPool(services.settings, size=services.settings.delivery_concurrency)
+    try:
+        done = await process_pending(services)
+        done += await deliver_due(services, pool, worker_id())
+        return done
+    finally:
+        await pool.close()

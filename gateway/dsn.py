@@ -1,0 +1,81 @@
+"""Delivery status notifications (RFC 3464): ``multipart/report`` with a readable part,
+``message/delivery-status``, and the original's headers (never its body, so a DSN never
+carries content the sender did not already have in the clear)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from email.message import EmailMessage, Message
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, formatdate, make_msgid
+
+from gateway.headers import split_header_block
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    rcpt: str
+    status: str  # enhanced status code, e.g. 5.1.1
+    diagnostic: str  # the reply as the remote server gave it
+
+
+def status_of(reply: str, default: str = "5.0.0") -> str:
+    parts = reply.split()
+    if len(parts) > 1 and parts[1][:1] in "45" and parts[1].count(".") == 2:
+        return parts[1]
+    return default
+
+
+def build_dsn(
+    *,
+    reporting_host: str,
+    postmaster: str,
+    to_addr: str,
+    original: bytes,
+    failures: list[Failure],
+    arrival: float,
+) -> bytes:
+    """A complete DSN message to ``to_addr`` (sent with the null sender)."""
+    msg = EmailMessage(policy=SMTP_POLICY)
+    msg["From"] = f"Mail Delivery System <{postmaster}>"
+    msg["To"] = to_addr
+    msg["Subject"] = "Undelivered Mail Returned to Sender"
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = make_msgid(domain=reporting_host)
+    msg["Auto-Submitted"] = "auto-replied"
+    lines = [
+        f"This is the mail system at {reporting_host}.",
+        "",
+        "Your message could not be delivered to one or more recipients.",
+        "",
+    ]
+    lines += [f"<{f.rcpt}>: {f.diagnostic}" for f in failures]
+    msg.set_content("\n".join(lines) + "\n")
+    msg.make_mixed()
+    msg.replace_header("Content-Type", 'multipart/report; report-type="delivery-status"')
+
+    # message/delivery-status is a list of header blocks: one per message, one per recipient
+    per_message = Message(policy=SMTP_POLICY)
+    per_message["Reporting-MTA"] = f"dns; {reporting_host}"
+    per_message["Arrival-Date"] = format_datetime(datetime.fromtimestamp(arrival, UTC))
+    blocks = [per_message]
+    for f in failures:
+        block = Message(policy=SMTP_POLICY)
+        block["Final-Recipient"] = f"rfc822; {f.rcpt}"
+        block["Action"] = "failed"
+        block["Status"] = f.status
+        block["Diagnostic-Code"] = f"smtp; {' '.join(f.diagnostic.split())}"
+        blocks.append(block)
+    status = EmailMessage(policy=SMTP_POLICY)
+    status["Content-Type"] = "message/delivery-status"
+    status.set_payload(blocks)
+    msg.attach(status)
+
+    headers = EmailMessage(policy=SMTP_POLICY)
+    block, _ = split_header_block(original)
+    headers.set_payload(block.decode("utf-8", "replace"))
+    headers["Content-Type"] = "text/rfc822-headers"
+    headers["Content-Transfer-Encoding"] = "8bit"
+    msg.attach(headers)
+    return msg.as_bytes()

@@ -1,0 +1,308 @@
+"""After intake: decide per recipient and run the pipeline of that disposition.
+
+Each message is claimed with a conditional UPDATE (two workers never take the same one),
+opened, judged (:mod:`gateway.triggers`), and every effect — sealed parts, portal
+access, notifications and clear copies in the outbox, state ``processed`` — is committed
+in ONE transaction. A failure leaves it ``received`` with a backoff; it is retried, never
+lost and never sent in clear instead.
+
+Dispositions and their handlers (Mailman's pipelines, as data)::
+
+    clear   to_outbox
+    portal  seal_to_portal, grant_access, notify_recipient
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from archive.services import Services
+from core import outbox
+from core.ids import new_id, new_token
+from core.keys import sha256_hex
+from core.models import Message, MessageRecipient, PortalAccess, Recipient, Tenant, now
+from gateway.headers import strip_fields
+from gateway.portal_seal import seal_parts, sender_of
+from gateway.triggers import encrypt_reason, header_text, strip_keywords
+
+log = logging.getLogger("sealmail.gateway.pipeline")
+
+CLAIM_SECONDS = 600.0  # a claimed message is retried by others only after this
+DISPOSITION_LOOP = "loop"
+
+
+@dataclasses.dataclass
+class Context:
+    services: Services
+    session: AsyncSession
+    message: Message
+    tenant: Tenant
+    raw: bytes
+    msg: EmailMessage
+    recipients: list[MessageRecipient]
+    subject: str = ""  # as the recipient sees it (trigger keywords removed)
+    portal_meta_id: str | None = None
+    links: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
+
+
+Handler = Callable[[Context, list[MessageRecipient]], Awaitable[None]]
+
+
+# --- handlers ---------------------------------------------------------------------------
+
+
+async def to_outbox(ctx: Context, rcpts: list[MessageRecipient]) -> None:
+    """The original bytes, internal headers removed from the header block only."""
+    data = strip_fields(ctx.raw)
+    obj = await ctx.services.vault.seal(ctx.session, ctx.tenant.id, data, kind="outbound")
+    await outbox.enqueue(
+        ctx.session,
+        kind="clear",
+        tenant_id=ctx.tenant.id,
+        mail_from=ctx.message.mail_from,
+        recipients=[r.rcpt for r in rcpts],
+        object_id=obj.id,
+        lifetime=ctx.services.settings.queue_lifetime,
+        message_id=ctx.message.id,
+    )
+
+
+async def seal_to_portal(ctx: Context, rcpts: list[MessageRecipient]) -> None:
+    meta = await seal_parts(
+        ctx.session,
+        ctx.services.vault,
+        ctx.tenant.id,
+        ctx.msg,
+        ctx.subject,
+        ctx.message.mail_from,
+    )
+    obj = await ctx.services.vault.seal(ctx.session, ctx.tenant.id, meta.to_json(), kind="meta")
+    ctx.message.meta_object_id = obj.id
+    ctx.portal_meta_id = obj.id
+
+
+async def grant_access(ctx: Context, rcpts: list[MessageRecipient]) -> None:
+    """One link per recipient: ≥ 256 random bits, only its SHA-256 stored."""
+    settings = ctx.services.settings
+    expires = now() + settings.portal_link_lifetime
+    for r in rcpts:
+        email = r.rcpt.strip().lower()
+        token = new_token()
+        ctx.session.add(
+            PortalAccess(
+                id=new_id("a_"),
+                token_hash=sha256_hex(token),
+                message_id=ctx.message.id,
+                tenant_id=ctx.tenant.id,
+                recipient=email,
+                expires_at=expires,
+            )
+        )
+        known = await ctx.session.execute(
+            select(Recipient.id).where(
+                Recipient.tenant_id == ctx.tenant.id, Recipient.email == email
+            )
+        )
+        if known.first() is None:
+            ctx.session.add(Recipient(tenant_id=ctx.tenant.id, email=email))
+            await ctx.session.flush()
+        ctx.links[r.rcpt] = (f"{settings.portal_base_url}/m/{token}", expires)
+
+
+async def notify_recipient(ctx: Context, rcpts: list[MessageRecipient]) -> None:
+    # Imported here: branding is layer 1 and renders templates; nothing at import time.
+    from branding.mail import compose
+    from branding.notifications import render_notification
+
+    settings = ctx.services.settings
+    _, name, address = sender_of(ctx.msg, ctx.message.mail_from)
+    from_addr = ctx.tenant.notification_from or settings.sender_address
+    for r in rcpts:
+        link, expires = ctx.links[r.rcpt]
+        rendered = render_notification(
+            ctx.tenant,
+            sender_name=name or address,
+            sender_address=address,
+            subject=None if ctx.tenant.hide_subject else ctx.subject,
+            link=link,
+            recipient=r.rcpt,
+            expires_at=expires,
+            portal_base_url=settings.portal_base_url,
+        )
+        data = compose(from_addr=from_addr, to_addr=r.rcpt, rendered=rendered, reply_to=address)
+        obj = await ctx.services.vault.seal(ctx.session, ctx.tenant.id, data, kind="outbound")
+        await outbox.enqueue(
+            ctx.session,
+            kind="notification",
+            tenant_id=ctx.tenant.id,
+            mail_from=ctx.message.mail_from,
+            recipients=[r.rcpt],
+            object_id=obj.id,
+            lifetime=settings.queue_lifetime,
+            message_id=ctx.message.id,
+        )
+
+
+HANDLERS: dict[str, Handler] = {
+    "to_outbox": to_outbox,
+    "seal_to_portal": seal_to_portal,
+    "grant_access": grant_access,
+    "notify_recipient": notify_recipient,
+}
+PIPELINES: dict[str, tuple[str, ...]] = {
+    "clear": ("to_outbox",),
+    "portal": ("seal_to_portal", "grant_access", "notify_recipient"),
+}
+
+
+# --- decisions --------------------------------------------------------------------------
+
+
+def decide(ctx: Context) -> dict[str, tuple[str, str]]:
+    """``{rcpt: (disposition, reason)}``; the same for every recipient until policy
+    rules (SPEC §4) can tell recipients apart."""
+    if ctx.message.disposition == DISPOSITION_LOOP:
+        verdict = ("clear", "valid loop stamp: relayed as it is")
+    else:
+        reason = encrypt_reason(ctx.msg, ctx.tenant, ctx.services.settings.trigger_keywords)
+        verdict = ("portal", reason) if reason else ("clear", "no trigger")
+    return {r.rcpt: verdict for r in ctx.recipients}
+
+
+# --- the loop ---------------------------------------------------------------------------
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    return BytesParser(policy=default_policy).parsebytes(raw)  # type: ignore[return-value]
+
+
+async def _claim(services: Services, limit: int) -> list[tuple[str, float]]:
+    async with services.db.session() as s:
+        t = now()
+        ids = (
+            (
+                await s.execute(
+                    select(Message.id)
+                    .where(Message.state == "received", Message.next_attempt_at <= t)
+                    .order_by(Message.received_at)
+                    .limit(limit)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        won: list[tuple[str, float]] = []
+        lease = t + CLAIM_SECONDS
+        for mid in ids:
+            result = await s.execute(
+                update(Message)
+                .where(Message.id == mid, Message.state == "received", Message.next_attempt_at <= t)
+                .values(next_attempt_at=lease)
+            )
+            if result.rowcount == 1:
+                won.append((mid, lease))
+        await s.commit()
+        return won
+
+
+async def _process(services: Services, message_id: str, lease: float) -> None:
+    async with services.db.session() as s:
+        message = await s.get(Message, message_id)
+        tenant = await s.get(Tenant, message.tenant_id) if message else None
+        if message is None or tenant is None:
+            return
+        raw = await services.vault.read(s, tenant.id, message.raw_object_id)
+        msg = await asyncio.to_thread(_parse, raw)
+        rcpts = list(
+            (
+                await s.execute(
+                    select(MessageRecipient)
+                    .where(MessageRecipient.message_id == message.id)
+                    .order_by(MessageRecipient.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        ctx = Context(services, s, message, tenant, raw, msg, rcpts)
+        ctx.subject = strip_keywords(
+            header_text(msg, "Subject"), services.settings.trigger_keywords
+        )
+        verdicts = decide(ctx)
+        groups: dict[str, list[MessageRecipient]] = {}
+        for r in rcpts:
+            r.disposition, r.reason = verdicts[r.rcpt][0], verdicts[r.rcpt][1][:500]
+            groups.setdefault(r.disposition, []).append(r)
+        for disposition in sorted(groups, key=lambda d: d != "portal"):
+            for name in PIPELINES[disposition]:
+                await HANDLERS[name](ctx, groups[disposition])
+        done = await s.execute(
+            update(Message)
+            .where(
+                Message.id == message.id,
+                Message.state == "received",
+                Message.next_attempt_at == lease,
+            )
+            .values(
+                state="processed",
+                disposition=next(iter(groups)) if len(groups) == 1 else "mixed",
+                meta_object_id=ctx.portal_meta_id,
+                processed_at=now(),
+                last_error="",
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount != 1:  # our claim ran out and someone else took it
+            await s.rollback()
+            return
+        await s.commit()
+
+
+def backoff(attempts: int, minimum: float, maximum: float) -> float:
+    """Exponential backoff with ±25 % jitter, within ``[minimum, maximum]``."""
+    base = min(maximum, minimum * 2 ** max(attempts - 1, 0))
+    return max(minimum, min(maximum, base * random.uniform(0.75, 1.25)))
+
+
+async def _failed(services: Services, message_id: str, lease: float, error: Exception) -> None:
+    settings = services.settings
+    async with services.db.session() as s:
+        message = await s.get(Message, message_id)
+        if message is None or message.state != "received" or message.next_attempt_at != lease:
+            return
+        message.attempts += 1
+        message.last_error = f"{type(error).__name__}: {error}"[:500]
+        if now() - message.received_at > settings.queue_lifetime:
+            message.state = "failed"  # kept, sealed, for an operator to look at
+        else:
+            delay = backoff(
+                message.attempts, settings.queue_min_backoff, settings.queue_max_backoff
+            )
+            message.next_attempt_at = now() + delay
+        await s.commit()
+
+
+async def process_pending(services: Services, limit: int = 50) -> int:
+    """Process up to ``limit`` received messages; returns how many were processed."""
+    count = 0
+    for message_id, lease in await _claim(services, limit):
+        try:
+            await _process(services, message_id, lease)
+            count += 1
+        except Exception as exc:  # noqa: BLE001 - kept and retried later
+            log.warning("processing %s failed: %s", message_id, exc, exc_info=exc)
+            try:
+                await _failed(services, message_id, lease, exc)
+            except Exception as inner:  # noqa: BLE001 - the claim runs out and it is retried
+                log.error("could not record failure of %s: %s", message_id, inner)
+    return count
