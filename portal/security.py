@@ -83,13 +83,18 @@ def add_security_headers(headers: MutableHeaders, path: str) -> None:
 
 
 def same_origin_request(request: Request, allowed_origins: Iterable[str]) -> bool:
-    """False when the browser tells us the request came from another site."""
-    fetch_site = request.headers.get("sec-fetch-site", "")
-    if fetch_site and fetch_site not in ("same-origin", "none"):
-        return False
+    """False when the browser tells us the request came from another site.
+
+    ``Sec-Fetch-Site`` decides when present. Otherwise ``Origin`` must be ours, except that
+    under ``Referrer-Policy: no-referrer`` browsers send ``Origin: null`` for our own forms;
+    then, as for clients that send neither, the CSRF token alone decides.
+    """
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site:
+        return fetch_site in ("same-origin", "none")
     origin = request.headers.get("origin")
-    if origin is None:
-        return True  # non-browser clients and old browsers; the CSRF token still applies
+    if origin is None or origin == "null":
+        return True
     own = f"{request.url.scheme}://{request.url.netloc}"
     return origin in {own, *allowed_origins}
 
