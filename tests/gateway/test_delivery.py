@@ -1,0 +1,150 @@
+"""Delivery to the sink relay: retries, bounces, DSNs, the worker loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from email import message_from_bytes
+from email.policy import default as default_policy
+
+from sqlalchemy import select, update
+
+from core.models import OutboxItem, OutboxRecipient
+from gateway.delivery import run_once, run_worker
+from gateway.intake import build_gateway
+from gateway.stamp import has_valid_stamp
+from tests.gateway.conftest import asend, make_message
+
+
+async def send(gateway, tenant, message=None, rcpts=("bob@partner.example",)) -> None:  # noqa: ANN001
+    await asend(
+        gateway,
+        message or make_message(),
+        "alice@acme.example",
+        list(rcpts),
+        login=(tenant.username, tenant.password),
+    )
+
+
+async def outbox_rows(services) -> list[tuple[str, str, str, int]]:  # noqa: ANN001
+    async with services.db.session() as s:
+        rows = await s.execute(
+            select(
+                OutboxItem.kind,
+                OutboxRecipient.rcpt,
+                OutboxRecipient.state,
+                OutboxRecipient.attempts,
+            )
+            .join(OutboxItem, OutboxItem.id == OutboxRecipient.outbox_id)
+            .order_by(OutboxRecipient.id)
+        )
+        return [tuple(r) for r in rows.all()]
+
+
+async def test_451_then_250_is_delivered_after_retry(gateway, tenant, gw_services, sink):
+    sink.data_replies = ["451 4.3.0 try again later"]
+    await send(gateway, tenant)
+    await run_once(gw_services)
+    assert await outbox_rows(gw_services) == [("clear", "bob@partner.example", "deferred", 1)]
+    assert sink.messages == []
+    await run_once(gw_services)  # not due yet (backoff ≥ 1 s in tests)
+    assert sink.messages == []
+    await asyncio.sleep(1.35)
+    await run_once(gw_services)
+    assert await outbox_rows(gw_services) == [("clear", "bob@partner.example", "sent", 2)]
+    assert len(await sink.wait_for(1)) == 1
+
+
+async def test_550_bounces_with_exactly_one_dsn(gateway, tenant, gw_services, sink):
+    sink.rcpt_replies["bob@partner.example"] = "550 5.1.1 no such user here"
+    await send(gateway, tenant, rcpts=("bob@partner.example", "carol@partner.example"))
+    await run_once(gw_services)
+    await run_once(gw_services)
+    await run_once(gw_services)
+    rows = await outbox_rows(gw_services)
+    assert rows == [
+        ("clear", "bob@partner.example", "bounced", 1),
+        ("clear", "carol@partner.example", "sent", 1),
+        ("dsn", "alice@acme.example", "sent", 1),
+    ]
+    received = await sink.wait_for(2)
+    (dsn,) = [m for m in received if m.mail_from == "<>"]
+    assert dsn.rcpt_tos == ["alice@acme.example"]
+    parsed = message_from_bytes(dsn.content, policy=default_policy)
+    assert parsed.get_content_type() == "multipart/report"
+    assert parsed.get_param("report-type") == "delivery-status"
+    status = [p for p in parsed.walk() if p.get_content_type() == "message/delivery-status"]
+    text = status[0].as_string()
+    assert "Final-Recipient: rfc822; bob@partner.example" in text
+    assert "Status: 5.1.1" in text and "Action: failed" in text
+    assert b"Hi there." not in dsn.content  # headers of the original only
+    assert has_valid_stamp(gw_services.keyring.stamp_key, tenant.id, dsn.content)
+
+
+async def test_failing_dsn_produces_no_further_dsn(gateway, tenant, gw_services, sink):
+    sink.rcpt_replies["bob@partner.example"] = "550 5.1.1 no such user"
+    sink.rcpt_replies["alice@acme.example"] = "550 5.1.1 sender gone too"
+    await send(gateway, tenant)
+    for _ in range(4):
+        await run_once(gw_services)
+    assert await outbox_rows(gw_services) == [
+        ("clear", "bob@partner.example", "bounced", 1),
+        ("dsn", "alice@acme.example", "bounced", 1),
+    ]
+    assert sink.messages == []
+
+
+async def test_expired_item_bounces(gateway, tenant, gw_services, sink):
+    sink.data_replies = ["451 4.3.0 later"]
+    await send(gateway, tenant)
+    await run_once(gw_services)
+    async with gw_services.db.session() as s:
+        await s.execute(update(OutboxItem).values(expires_at=0))
+        await s.execute(update(OutboxRecipient).values(next_attempt_at=0))
+        await s.commit()
+    await run_once(gw_services)
+    await run_once(gw_services)
+    rows = await outbox_rows(gw_services)
+    assert rows[0] == ("clear", "bob@partner.example", "bounced", 2)
+    assert rows[1] == ("dsn", "alice@acme.example", "sent", 1)
+    (dsn,) = await sink.wait_for(1)
+    assert b"Status: 4.4.7" in dsn.content
+
+
+async def test_unreachable_relay_defers(gw_services, tenant):
+    from dataclasses import replace
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    svc = type(gw_services)(
+        **{
+            **gw_services.__dict__,
+            "settings": replace(gw_services.settings, relay=f"127.0.0.1:{dead}"),
+        }
+    )
+    gw = build_gateway(svc)
+    address = await gw.start()
+    try:
+        await send(address, tenant)
+        await run_once(svc)
+    finally:
+        await gw.stop(1)
+    assert await outbox_rows(svc) == [("clear", "bob@partner.example", "deferred", 1)]
+
+
+async def test_worker_wakes_on_intake_and_stops(gw_services, tenant, sink):
+    wakeup, stop = asyncio.Event(), asyncio.Event()
+    gw = build_gateway(gw_services, wakeup=wakeup)
+    address = await gw.start()
+    gw_services_settings = gw_services.settings
+    assert gw_services_settings.queue_poll_interval < 1
+    worker = asyncio.create_task(run_worker(gw_services, stop, wakeup))
+    try:
+        await send(address, tenant, make_message(subject="[encrypt] hello"))
+        (note,) = await sink.wait_for(1, timeout=5)
+        assert note.rcpt_tos == ["bob@partner.example"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, 5)
+        await gw.stop(1)
