@@ -7,6 +7,7 @@ terminated tenant, gets the same 404 page as any unknown address.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,7 @@ from core.ids import new_token
 from core.keys import sha256_hex
 from core.models import PortalAccess, Tenant, now
 from portal import codes, ratelimit, sessions
+from portal.forms import field, read_form
 from portal.pages import branding_of
 from portal.security import (
     PRE_COOKIE,
@@ -64,24 +66,14 @@ async def find_access(session: AsyncSession, token: str) -> tuple[PortalAccess, 
     return access, tenant
 
 
-async def _form(request: Request) -> FormData:
-    try:
-        return await request.form(max_files=0, max_fields=8)
-    except Exception:  # noqa: BLE001 - any malformed body is the client's error
-        raise HTTPException(400) from None
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value[:200] if isinstance(value, str) else ""
-
-
 def _nonce(request: Request) -> str | None:
     value = request.cookies.get(PRE_COOKIE)
     return value if value and len(value) <= 64 else None
 
 
-def _page_context(st: PortalState, token: str, access: PortalAccess, tenant: Tenant, nonce: str):
+def _page_context(
+    st: PortalState, token: str, access: PortalAccess, tenant: Tenant, nonce: str
+) -> dict[str, Any]:
     return {
         **branding_of(tenant),
         "token": token,
@@ -125,9 +117,9 @@ async def _checked_post(request: Request) -> tuple[PortalState, str, FormData]:
     token = request.path_params["token"]
     if not same_origin_request(request, st.origins):
         raise HTTPException(403)
-    form = await _form(request)
+    form = await read_form(request)
     if len(token) > _MAX_TOKEN or not check_pre_session(
-        st.csrf_key, _nonce(request), _field(form, "csrf"), sha256_hex(token)
+        st.csrf_key, _nonce(request), field(form, "csrf"), sha256_hex(token)
     ):
         raise HTTPException(403)
     return st, token, form
@@ -203,7 +195,7 @@ async def verify(request: Request) -> Response:
         ]
         if await ratelimit.exceeded(s, buckets, ratelimit.HOUR):
             return st.pages.error(429, headers={"Retry-After": "3600"})
-        outcome = await codes.verify(s, st.code_key, access, _field(form, "code"))
+        outcome = await codes.verify(s, st.code_key, access, field(form, "code"))
         if outcome.ok:
             await sessions.destroy(s, request)  # never carry a session across identities
             secret, _row = await sessions.create(s, tenant.id, access.recipient)

@@ -11,6 +11,7 @@ import asyncio
 import email.utils
 import re
 import unicodedata
+from typing import Any
 from urllib.parse import quote
 
 from markupsafe import Markup
@@ -24,7 +25,7 @@ from core.accounts import audit
 from core.models import Message, PortalAccess, PortalSession, SealedObject, Tenant, now
 from core.portal_message import PortalMessage
 from portal import sessions
-from portal.entry import _field, _form
+from portal.forms import field, read_form
 from portal.pages import branding_of
 from portal.sanitize import sanitize_html
 from portal.security import BODY_CSP, DOWNLOAD_CSP, check_session_token, same_origin_request
@@ -87,7 +88,7 @@ async def _load(
     return msg, PortalMessage.from_json(meta)
 
 
-async def _signed_in_context(s: AsyncSession, current: PortalSession) -> dict:
+async def _signed_in_context(s: AsyncSession, current: PortalSession) -> dict[str, Any]:
     tenant = await s.get(Tenant, current.tenant_id)
     return {
         **branding_of(tenant),
@@ -262,11 +263,11 @@ async def logout(request: Request) -> Response:
     st = portal(request)
     if not same_origin_request(request, st.origins):
         raise HTTPException(403)
-    form = await _form(request)
+    form = await read_form(request)
     async with st.services.db.session() as s:
         current = await sessions.load(s, request)
         if current is not None:
-            if not check_session_token(current.csrf_token, _field(form, "csrf")):
+            if not check_session_token(current.csrf_token, field(form, "csrf")):
                 raise HTTPException(403)
             await sessions.destroy(s, request)
             await audit(s, current.tenant_id, current.email, "portal.signed_out")
