@@ -20,7 +20,7 @@ from archive.services import Services
 from branding.templating import STATIC_DIR
 from core.config import Settings
 from core.errors import NotFound, TransientError
-from portal import entry, ops, reading
+from portal import api, entry, ops, reading
 from portal.pages import Pages
 from portal.security import SecurityHeadersMiddleware, add_security_headers
 from portal.state import PortalState
@@ -74,6 +74,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             ),
             Route("/logout", reading.logout, methods=["POST"]),
             Route("/brand/{tenant_id}.css", ops.brand_css, methods=["GET"]),
+            Route("/api/v1/messages/{message_id}", api.message_status, methods=["GET"]),
+            Route("/api/v1/openapi.json", api.openapi, methods=["GET"]),
             Route("/healthz", ops.healthz, methods=["GET"]),
             Route("/readyz", ops.readyz, methods=["GET"]),
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
