@@ -24,6 +24,8 @@ from email.parser import BytesParser
 from email.policy import default as default_policy
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive.services import Services
@@ -38,6 +40,7 @@ from gateway.triggers import encrypt_reason, header_text, strip_keywords
 log = logging.getLogger("sealmail.gateway.pipeline")
 
 CLAIM_SECONDS = 600.0  # a claimed message is retried by others only after this
+CONCURRENCY = 8  # messages processed at once by one worker
 DISPOSITION_LOOP = "loop"
 
 
@@ -53,6 +56,7 @@ class Context:
     subject: str = ""  # as the recipient sees it (trigger keywords removed)
     portal_meta_id: str | None = None
     links: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
+    new_recipients: set[str] = dataclasses.field(default_factory=set)
 
 
 Handler = Callable[[Context, list[MessageRecipient]], Awaitable[None]]
@@ -108,14 +112,7 @@ async def grant_access(ctx: Context, rcpts: list[MessageRecipient]) -> None:
                 expires_at=expires,
             )
         )
-        known = await ctx.session.execute(
-            select(Recipient.id).where(
-                Recipient.tenant_id == ctx.tenant.id, Recipient.email == email
-            )
-        )
-        if known.first() is None:
-            ctx.session.add(Recipient(tenant_id=ctx.tenant.id, email=email))
-            await ctx.session.flush()
+        ctx.new_recipients.add(email)
         ctx.links[r.rcpt] = (f"{settings.portal_base_url}/m/{token}", expires)
 
 
@@ -246,6 +243,8 @@ async def _process(services: Services, message_id: str, lease: float) -> None:
         for disposition in sorted(groups, key=lambda d: d != "portal"):
             for name in PIPELINES[disposition]:
                 await HANDLERS[name](ctx, groups[disposition])
+        # Every write happens from here on, so the write transaction (SQLite's lock) is short.
+        await _remember_recipients(ctx)
         done = await s.execute(
             update(Message)
             .where(
@@ -266,6 +265,22 @@ async def _process(services: Services, message_id: str, lease: float) -> None:
             await s.rollback()
             return
         await s.commit()
+
+
+async def _remember_recipients(ctx: Context) -> None:
+    """Add the tenant's new external recipients; concurrent workers may race: the
+    database keeps one row (ON CONFLICT DO NOTHING)."""
+    if not ctx.new_recipients:
+        return
+    insert = sqlite_insert if ctx.services.db.is_sqlite else pg_insert
+    stmt = insert(Recipient).on_conflict_do_nothing(index_elements=["tenant_id", "email"])
+    await ctx.session.execute(
+        stmt,
+        [
+            {"tenant_id": ctx.tenant.id, "email": e, "first_seen": now()}
+            for e in sorted(ctx.new_recipients)
+        ],
+    )
 
 
 def backoff(attempts: int, minimum: float, maximum: float) -> float:
@@ -292,17 +307,27 @@ async def _failed(services: Services, message_id: str, lease: float, error: Exce
         await s.commit()
 
 
-async def process_pending(services: Services, limit: int = 50) -> int:
-    """Process up to ``limit`` received messages; returns how many were processed."""
-    count = 0
-    for message_id, lease in await _claim(services, limit):
+async def _process_one(services: Services, message_id: str, lease: float) -> int:
+    try:
+        await _process(services, message_id, lease)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - kept and retried later
+        log.warning("processing %s failed: %s", message_id, exc, exc_info=exc)
         try:
-            await _process(services, message_id, lease)
-            count += 1
-        except Exception as exc:  # noqa: BLE001 - kept and retried later
-            log.warning("processing %s failed: %s", message_id, exc, exc_info=exc)
-            try:
-                await _failed(services, message_id, lease, exc)
-            except Exception as inner:  # noqa: BLE001 - the claim runs out and it is retried
-                log.error("could not record failure of %s: %s", message_id, inner)
-    return count
+            await _failed(services, message_id, lease, exc)
+        except Exception as inner:  # noqa: BLE001 - the claim runs out and it is retried
+            log.error("could not record failure of %s: %s", message_id, inner)
+        return 0
+
+
+async def process_pending(services: Services, limit: int = 50) -> int:
+    """Process up to ``limit`` received messages, a few at a time (their disk and
+    database waits overlap); returns how many were processed."""
+    slots = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(message_id: str, lease: float) -> int:
+        async with slots:
+            return await _process_one(services, message_id, lease)
+
+    claimed = await _claim(services, limit)
+    return sum(await asyncio.gather(*(one(m, lease) for m, lease in claimed)))
