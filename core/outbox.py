@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.ids import queue_id
@@ -86,10 +88,13 @@ async def claim_due(
     ids = list((await session.execute(stmt)).scalars().all())
     won: list[int] = []
     for rid in ids:
-        result = await session.execute(
-            update(OutboxRecipient)
-            .where(OutboxRecipient.id == rid, OutboxRecipient.lease_until < t)
-            .values(lease_owner=owner, lease_until=t + lease_seconds)
+        result = cast(
+            CursorResult[Any],
+            await session.execute(
+                update(OutboxRecipient)
+                .where(OutboxRecipient.id == rid, OutboxRecipient.lease_until < t)
+                .values(lease_owner=owner, lease_until=t + lease_seconds)
+            ),
         )
         if result.rowcount == 1:
             won.append(rid)
@@ -121,10 +126,13 @@ async def claim_due(
 
 
 async def _finish(session: AsyncSession, rid: int, owner: str, **values: object) -> bool:
-    result = await session.execute(
-        update(OutboxRecipient)
-        .where(OutboxRecipient.id == rid, OutboxRecipient.lease_owner == owner)
-        .values(lease_owner=None, lease_until=0.0, updated_at=now(), **values)
+    result = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(OutboxRecipient)
+            .where(OutboxRecipient.id == rid, OutboxRecipient.lease_owner == owner)
+            .values(lease_owner=None, lease_until=0.0, updated_at=now(), **values)
+        ),
     )
     return result.rowcount == 1
 

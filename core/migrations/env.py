@@ -26,7 +26,10 @@ def _run(connection: Connection) -> None:
 
 
 async def _online() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("alembic: sqlalchemy.url is not set")
+    engine = create_engine(url)
     try:
         async with engine.connect() as conn:
             await conn.run_sync(_run)

@@ -39,7 +39,7 @@ def test_round_trip_at_chunk_edges(size: int) -> None:
     assert open_(blob) == data
     assert len(blob) == sealed.sealed_size(size, CS)
     assert blob[:3] == b"SMO" and blob[3] == 1
-    assert data == b"" or data not in blob
+    assert len(data) < 16 or data not in blob  # short inputs may occur by chance
 
 
 def test_round_trip_several_megabytes_default_chunk() -> None:
