@@ -11,7 +11,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,7 @@ def parse_hostport(value: Any) -> tuple[str, int]:
     return host, int(port)
 
 
-def _choice(*options: str):
+def _choice(*options: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         text = str(value).strip().lower()
         if text not in options:
@@ -165,7 +165,7 @@ def _keywords(value: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _url(*schemes: str):
+def _url(*schemes: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         text = _str(value).strip()
         scheme = text.split("://", 1)[0].lower() if "://" in text else ""
@@ -196,7 +196,7 @@ def _relay(value: Any) -> str:
 
 def _listen(value: Any) -> str:
     text = _str(value).strip()
-    host, _ = parse_hostport(text)
+    parse_hostport(text)
     return text
 
 
@@ -411,8 +411,6 @@ def load_settings(
     merged["config_path"] = config_path
     if merged["queue_min_backoff"] > merged["queue_max_backoff"]:
         raise ConfigError("config key 'queue_min_backoff' must not exceed 'queue_max_backoff'")
-    if merged["relay_tls"] == "required" and merged["relay"] == "mx":
-        pass
     host, _ = parse_hostport(merged["smtp_listen"])
     if not merged["smtp_auth_require_tls"] and not _is_loopback(host):
         raise ConfigError(

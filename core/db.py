@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
@@ -22,6 +22,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from core.errors import ConfigError, TransientError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -109,7 +112,7 @@ class Database:
         await self.engine.dispose()
 
 
-def _alembic_config(url: str):  # -> alembic.config.Config
+def _alembic_config(url: str) -> Config:
     from alembic.config import Config
 
     cfg = Config()

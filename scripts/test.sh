@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # THE test command: installs what the tests need (from zero on a fresh Debian machine, quickly
 # when it is already there), then runs ruff check, ruff format --check and the whole pytest
-# suite. Exits non-zero on any failure, including "no tests collected".
+# suite (and mypy on core/). Exits non-zero on any failure, including "no tests collected".
 #
 #   bash scripts/test.sh                 # everything
 #   bash scripts/test.sh tests/core -x   # extra arguments go to pytest
@@ -143,6 +143,9 @@ section "ruff check"
 
 section "ruff format --check"
 "$VENV/bin/ruff" format --check . || failed+=("ruff format")
+
+section "mypy (core/)"
+"$VENV/bin/mypy" || failed+=("mypy")
 
 section "pytest"
 set +e
