@@ -124,7 +124,7 @@ if [ "$state" != ok ]; then
   run_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
   [ "$(id -u)" -ne 0 ] || chown postgres "$PGTMP"
   echo "shared server is $state; starting a private instance on 127.0.0.1:$port"
-  run_pg "$bin/initdb" -A trust -U postgres -D "$PGTMP/data" >/dev/null
+  run_pg "$bin/initdb" -A trust -U postgres --no-locale -E UTF8 -D "$PGTMP/data" >/dev/null
   run_pg "$bin/pg_ctl" -s -w -D "$PGTMP/data" -l "$PGTMP/log" \
     -o "-h 127.0.0.1 -p $port -k $PGTMP -c fsync=off" start \
     || { tail -n 20 "$PGTMP/log" >&2; die "private PostgreSQL did not start"; }
