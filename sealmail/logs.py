@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+_STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -52,3 +52,4 @@ def setup_logging(fmt: str, level: str) -> None:
     # aiosmtpd logs each command (it would log addresses at info); keep it to warnings
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
