@@ -40,6 +40,14 @@ class TextFormatter(logging.Formatter):
         return base
 
 
+class _DropLoginDataNotice(logging.Filter):
+    """aiosmtpd itself sets the deprecated ``Session.login_data`` on every AUTH and warns
+    about its own use; the warning tells an operator nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "login_data is deprecated" not in record.getMessage()
+
+
 def setup_logging(fmt: str, level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -51,5 +59,6 @@ def setup_logging(fmt: str, level: str) -> None:
     root.setLevel(level.upper())
     # aiosmtpd logs each command (it would log addresses at info); keep it to warnings
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    logging.getLogger("mail.log").addFilter(_DropLoginDataNotice())
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
