@@ -8,7 +8,10 @@ session; the caller commits, so the row exists only once the bytes are safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import queue
+import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +40,137 @@ class _Counting:
         for piece in data:
             self.digest.update(piece)
             yield piece
+
+
+_DONE = object()
+_ABORT = object()
+
+
+class _Aborted(Exception):
+    """The writer was told to give up: the store removes its temp file."""
+
+
+class SealWriter:
+    """Seal a message that arrives piece by piece (SMTP DATA) without holding it whole.
+
+    ``write`` hands plaintext to a thread of its own that encrypts it and writes the store's
+    temp file as it comes; ``close`` ends the stream and waits until the object is durable
+    (fsync, rename, directory fsync), then returns its row, which the caller adds to the
+    session that commits it. ``abort`` (or ``abort_nowait`` where nothing may be awaited)
+    makes the thread drop the temp file. At most ``max_pending`` pieces wait for the
+    thread, so memory stays bounded whatever the size of the message. A thread per writer,
+    not a pool: a slow sender must never hold up the others.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        tenant_id: str,
+        object_id: str,
+        kind: str,
+        dek: bytes,
+        wrapped: bytes,
+        version: int,
+        max_pending: int = 8,
+    ) -> None:
+        self._store = store
+        self.tenant_id, self.object_id, self.kind = tenant_id, object_id, kind
+        self._dek, self._wrapped, self._version = dek, wrapped, version
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._max_pending = max_pending
+        self._credits = asyncio.Semaphore(max_pending)
+        self._loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[None] = self._loop.create_future()
+        self._thread: threading.Thread | None = None
+        self._counter = _Counting()
+        self._ended = False
+
+    def _pieces(self) -> Iterator[bytes]:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if item is _ABORT:
+                raise _Aborted
+            self._loop.call_soon_threadsafe(self._credits.release)
+            yield item  # type: ignore[misc]
+
+    def _run(self) -> None:
+        c = self._counter
+        stream = c.ciphertext(
+            sealed.seal_stream(
+                self._dek, self.tenant_id, self.object_id, c.plaintext(self._pieces())
+            )
+        )
+        error: BaseException | None = None
+        try:
+            self._store.put(self.object_id, stream)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            error = exc
+        self._loop.call_soon_threadsafe(self._finished, error)
+
+    def _finished(self, error: BaseException | None) -> None:
+        if error is None:
+            self._done.set_result(None)
+            return
+        self._done.set_exception(error)
+        self._done.exception()  # retrieved: an abandoned writer must not log a warning
+        for _ in range(self._max_pending):  # a writer waiting for room wakes and sees it
+            self._credits.release()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"seal-{self.object_id}", daemon=True
+            )
+            self._thread.start()
+
+    async def write(self, data: bytes) -> None:
+        """Queue ``data``; waits only while ``max_pending`` pieces are still unwritten.
+        Raises the store's error if the thread has already failed."""
+        if self._ended:
+            raise RuntimeError("writer already closed")
+        if self._done.done():
+            self._done.result()  # raises the thread's error
+        if not data:
+            return
+        self._start()
+        await self._credits.acquire()
+        if self._done.done():
+            self._done.result()
+        self._queue.put(bytes(data))
+
+    async def close(self) -> SealedObject:
+        """Finish the object durably; its row (not yet in any session)."""
+        self._ended = True
+        self._start()
+        self._queue.put(_DONE)
+        await asyncio.shield(self._done)
+        return SealedObject(
+            id=self.object_id,
+            tenant_id=self.tenant_id,
+            kind=self.kind,
+            storage_name=self.object_id,
+            wrapped_key=self._wrapped,
+            kek_version=self._version,
+            size=self._counter.plain,
+            sha256=self._counter.digest.hexdigest(),
+        )
+
+    def abort_nowait(self) -> None:
+        """Tell the thread to drop its temp file; does not wait for it."""
+        if not self._ended:
+            self._ended = True
+            if self._thread is not None:
+                self._queue.put(_ABORT)
+
+    async def abort(self) -> None:
+        """Drop the temp file and wait until it is gone."""
+        started = self._thread is not None
+        self.abort_nowait()
+        if started:
+            with contextlib.suppress(_Aborted, Exception):
+                await asyncio.shield(self._done)
 
 
 class Vault:
@@ -75,6 +209,12 @@ class Vault:
         )
         session.add(row)
         return row
+
+    async def writer(self, session: AsyncSession, tenant_id: str, kind: str) -> SealWriter:
+        """A :class:`SealWriter` for a new object of ``tenant_id`` (the key is made now)."""
+        object_id = new_id("o_", 15)
+        dek, wrapped, version = await self.keyring.new_data_key(session, tenant_id, object_id)
+        return SealWriter(self.store, tenant_id, object_id, kind, dek, wrapped, version)
 
     async def _key(
         self, session: AsyncSession, tenant_id: str, object_id: str

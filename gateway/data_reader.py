@@ -52,6 +52,11 @@ class DataDecoder:
     def message(self) -> bytes:
         return b"".join(self.chunks)
 
+    def take(self) -> list[bytes]:
+        """The decoded bytes kept since the last call (for streaming them onwards)."""
+        chunks, self.chunks = self.chunks, []
+        return chunks
+
     def feed(self, data: bytes) -> bytes | None:
         if self.done:
             raise RuntimeError("data already complete")

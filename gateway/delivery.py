@@ -23,6 +23,7 @@ from gateway.dsn import Failure, build_dsn, status_of
 from gateway.pipeline import backoff, process_pending
 from gateway.relay import RelayPool, Reply
 from gateway.stamp import stamp
+from gateway.writegate import gate_for
 
 log = logging.getLogger("sealmail.gateway.delivery")
 
@@ -44,7 +45,7 @@ async def deliver_due(
     stop: asyncio.Event | None = None,
 ) -> int:
     """Send what is due; returns how many recipients were attempted."""
-    async with services.db.session() as s:
+    async with gate_for(services.db).hold(), services.db.session() as s:
         claimed = await outbox.claim_due(
             s, owner, CLAIM_LIMIT, _lease_seconds(services), not services.db.is_sqlite
         )
@@ -70,7 +71,7 @@ async def deliver_due(
 
 
 async def _release(services: Services, owner: str, group: list[outbox.Claimed]) -> None:
-    async with services.db.session() as s:
+    async with gate_for(services.db).hold(), services.db.session() as s:
         for c in group:
             await outbox.release(s, c.recipient_id, owner)
         await s.commit()
@@ -108,7 +109,7 @@ async def _record(
 ) -> None:
     settings = services.settings
     failures: list[Failure] = []
-    async with services.db.session() as s:
+    async with gate_for(services.db).hold(), services.db.session() as s:
         for c in group:
             reply = results.get(c.rcpt, Reply(451, "4.3.0 no reply"))
             if reply.ok:

@@ -2,14 +2,15 @@
 
 Identify the tenant, check its standing and relay rights, store the message sealed and
 durably, and only then answer ``250 queued as <id>`` (Postfix's "accept first, filter
-after"). No policy work and no third-party network calls happen in the dialogue. Any
-failure of our own becomes ``451 4.3.0``, never a 5xx.
+after"). The message is sealed while DATA streams in, never held whole in memory; the
+rows of messages finishing together share one commit (:mod:`gateway.committer`). No
+policy work and no third-party network calls happen in the dialogue. Any failure of our
+own becomes ``451 4.3.0``, never a 5xx.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from email.utils import formatdate
 from typing import Any
@@ -17,10 +18,12 @@ from typing import Any
 from aiosmtpd.smtp import Envelope, Session
 
 from archive.services import Services
+from archive.vault import SealWriter
 from core import accounts
 from core.ids import queue_id
 from core.models import Message, MessageRecipient, Tenant
 from gateway import identity, replies
+from gateway.committer import GroupCommitter
 from gateway.headers import header_value
 from gateway.listener import Gateway
 from gateway.smtp_server import GatewayEnvelope, GatewaySMTP
@@ -29,6 +32,7 @@ from gateway.stamp import has_valid_stamp
 log = logging.getLogger("sealmail.gateway.intake")
 
 DISPOSITION_LOOP = "loop"  # carries our valid stamp: relay as it is
+HEADER_LIMIT = 1024 * 1024  # header bytes kept to find a connector token; the rest streams
 
 
 class IntakeHandler:
@@ -38,6 +42,7 @@ class IntakeHandler:
         self.services = services
         self.settings = services.settings
         self.wakeup = wakeup
+        self.committer = GroupCommitter(services)
         self._stamp_key = services.keyring.stamp_key
 
     # --- errors -------------------------------------------------------------------------
@@ -143,65 +148,134 @@ class IntakeHandler:
 
     # --- DATA ---------------------------------------------------------------------------
 
-    async def handle_DATA(
+    def begin_data(
         self, server: GatewaySMTP, session: Session, envelope: GatewayEnvelope
-    ) -> str:
-        data = envelope.original_content or b""
-        try:
-            return await self._accept(server, session, envelope, data)
-        except Exception as exc:  # noqa: BLE001 - whatever broke, the sender retries
-            log.error("could not queue a message from %s: %s", server.client_ip, exc)
-            return replies.REPLY_TEMPFAIL
+    ) -> IncomingMessage:
+        """Called when DATA starts: the message is sealed while it streams in."""
+        return IncomingMessage(self, server, session, envelope)
 
-    async def _accept(
-        self, server: GatewaySMTP, session: Session, envelope: GatewayEnvelope, data: bytes
-    ) -> str:
-        mail_from = envelope.mail_from or ""
-        async with self.services.db.session() as s:
-            tenant_id = envelope.tenant_id
+
+class IncomingMessage:
+    """One message while its DATA arrives: the header block is kept until it is complete
+    (a connector's tenant token is in it), then everything goes into a
+    :class:`~archive.vault.SealWriter` as it comes. At the end the object is made durable,
+    its rows are group-committed, and only then ``250``. Whatever breaks on our side is
+    remembered, the rest of the data is read and dropped, and the reply is ``451 4.3.0``.
+    """
+
+    def __init__(
+        self,
+        handler: IntakeHandler,
+        server: GatewaySMTP,
+        session: Session,
+        envelope: GatewayEnvelope,
+    ) -> None:
+        self.handler = handler
+        self.server = server
+        self.session = session
+        self.envelope = envelope
+        self.qid = queue_id()
+        self.size = 0
+        self.loop = False
+        self.reply: str | None = None  # decided before the end: the data is thrown away
+        self._head = bytearray()  # the message until its header block is complete
+        self._writer: SealWriter | None = None
+        self._started = False
+
+    async def write(self, data: bytes) -> None:
+        if self.reply is not None:
+            return
+        self.size += len(data)
+        try:
+            if self._started:
+                assert self._writer is not None
+                await self._writer.write(data)
+                return
+            self._head += data
+            if _header_complete(self._head) or len(self._head) >= HEADER_LIMIT:
+                await self._start()
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the sender retries
+            await self._give_up(exc)
+
+    async def _start(self) -> None:
+        """Identify the tenant (by token, for a connector), open the writer, and write the
+        trace header and what has been kept so far."""
+        self._started = True
+        head, self._head = bytes(self._head), bytearray()
+        services = self.handler.services
+        tenant_id = self.envelope.tenant_id
+        async with services.db.session() as s:
             if tenant_id is None:
-                token = header_value(data, identity.TOKEN_HEADER)
+                token = header_value(head, identity.TOKEN_HEADER)
                 tenant = (
-                    await accounts.tenant_by_connector_token(s, token, server.client_ip)
+                    await accounts.tenant_by_connector_token(s, token, self.server.client_ip)
                     if token
                     else None
                 )
                 if tenant is None:
-                    return replies.REPLY_RELAY_DENIED
-                refusal = await identity.sender_refusal(s, tenant, mail_from)
+                    self.reply = replies.REPLY_RELAY_DENIED
+                    return
+                refusal = await identity.sender_refusal(s, tenant, self.envelope.mail_from or "")
                 if refusal:
-                    return refusal
+                    self.reply = refusal
+                    return
                 tenant_id = tenant.id
-            loop = has_valid_stamp(self._stamp_key, tenant_id, data)
-            qid = queue_id()
-            raw = _trace_header(server, session, qid) + data
-            obj = await self.services.vault.seal(s, tenant_id, raw, kind="raw")
-            try:
-                s.add(
-                    Message(
-                        id=qid,
-                        tenant_id=tenant_id,
-                        mail_from=mail_from,
-                        client_addr=server.client_ip,
-                        size=len(data),
-                        state="received",
-                        disposition=DISPOSITION_LOOP if loop else "",
-                        raw_object_id=obj.id,
-                    )
-                )
-                await s.flush()
-                s.add_all(MessageRecipient(message_id=qid, rcpt=r) for r in envelope.rcpt_tos)
-                await s.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(self.services.store.delete, obj.storage_name)
-                raise
-        if self.wakeup is not None:
-            self.wakeup.set()
-        log.info(
-            "queued %s from %s for %d recipients", qid, server.client_ip, len(envelope.rcpt_tos)
+            self._writer = await services.vault.writer(s, tenant_id, kind="raw")
+        self.loop = has_valid_stamp(self.handler._stamp_key, tenant_id, head)
+        await self._writer.write(_trace_header(self.server, self.session, self.qid))
+        await self._writer.write(head)
+
+    async def _give_up(self, exc: Exception) -> None:
+        log.error("could not queue a message from %s: %s", self.server.client_ip, exc)
+        self.reply = replies.REPLY_TEMPFAIL
+        await self.abort()
+
+    async def finish(self) -> str:
+        try:
+            if not self._started and self.reply is None:
+                await self._start()
+            if self.reply is not None:
+                await self.abort()
+                return self.reply
+            assert self._writer is not None
+            return await self._queue(self._writer)
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the sender retries
+            await self._give_up(exc)
+            return replies.REPLY_TEMPFAIL
+
+    async def _queue(self, writer: SealWriter) -> str:
+        obj = await writer.close()  # durable: fsync'd, renamed, directory fsync'd
+        message = Message(
+            id=self.qid,
+            tenant_id=writer.tenant_id,
+            mail_from=self.envelope.mail_from or "",
+            client_addr=self.server.client_ip,
+            size=self.size,
+            state="received",
+            disposition=DISPOSITION_LOOP if self.loop else "",
+            raw_object_id=obj.id,
         )
-        return replies.REPLY_QUEUED.format(id=qid)
+        rcpts = [MessageRecipient(message_id=self.qid, rcpt=r) for r in self.envelope.rcpt_tos]
+        # Committed (with the others arriving now) before we answer; on failure the
+        # committer has deleted the object and we answer 451.
+        await self.handler.committer.commit(obj, message, rcpts)
+        if self.handler.wakeup is not None:
+            self.handler.wakeup.set()
+        log.info("queued %s from %s for %d recipients", self.qid, self.server.client_ip, len(rcpts))
+        return replies.REPLY_QUEUED.format(id=self.qid)
+
+    async def abort(self) -> None:
+        if self._writer is not None:
+            await self._writer.abort()
+
+    def abort_nowait(self) -> None:
+        if self._writer is not None:
+            self._writer.abort_nowait()
+
+
+def _header_complete(data: bytearray) -> bool:
+    """The header block has ended (the decoder has made every line break CRLF)."""
+    return data.startswith(b"\r\n") or data.find(b"\r\n\r\n") >= 0
 
 
 def _size_param(mail_options: list[str]) -> int | None:

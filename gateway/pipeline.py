@@ -36,6 +36,7 @@ from core.models import Message, MessageRecipient, PortalAccess, Recipient, Tena
 from gateway.headers import strip_fields
 from gateway.portal_seal import seal_parts, sender_of
 from gateway.triggers import encrypt_reason, header_text, strip_keywords
+from gateway.writegate import gate_for
 
 log = logging.getLogger("sealmail.gateway.pipeline")
 
@@ -184,7 +185,7 @@ def _parse(raw: bytes) -> EmailMessage:
 
 
 async def _claim(services: Services, limit: int) -> list[tuple[str, float]]:
-    async with services.db.session() as s:
+    async with gate_for(services.db).hold(), services.db.session() as s:
         t = now()
         ids = (
             (
@@ -238,33 +239,49 @@ async def _process(services: Services, message_id: str, lease: float) -> None:
         verdicts = decide(ctx)
         groups: dict[str, list[MessageRecipient]] = {}
         for r in rcpts:
-            r.disposition, r.reason = verdicts[r.rcpt][0], verdicts[r.rcpt][1][:500]
-            groups.setdefault(r.disposition, []).append(r)
-        for disposition in sorted(groups, key=lambda d: d != "portal"):
-            for name in PIPELINES[disposition]:
-                await HANDLERS[name](ctx, groups[disposition])
-        # Every write happens from here on, so the write transaction (SQLite's lock) is short.
-        await _remember_recipients(ctx)
-        done = await s.execute(
-            update(Message)
-            .where(
-                Message.id == message.id,
-                Message.state == "received",
-                Message.next_attempt_at == lease,
-            )
-            .values(
-                state="processed",
-                disposition=next(iter(groups)) if len(groups) == 1 else "mixed",
-                meta_object_id=ctx.portal_meta_id,
-                processed_at=now(),
-                last_error="",
-            )
-            .execution_options(synchronize_session=False)
+            groups.setdefault(verdicts[r.rcpt][0], []).append(r)
+        # Nothing is written while the handlers seal and compose (no autoflush): the
+        # write transaction below, which holds SQLite's lock, stays short.
+        with s.no_autoflush:
+            for disposition in sorted(groups, key=lambda d: d != "portal"):
+                for name in PIPELINES[disposition]:
+                    await HANDLERS[name](ctx, groups[disposition])
+        async with gate_for(services.db).hold():
+            await _finish(ctx, rcpts, verdicts, groups, lease)
+
+
+async def _finish(
+    ctx: Context,
+    rcpts: list[MessageRecipient],
+    verdicts: dict[str, tuple[str, str]],
+    groups: dict[str, list[MessageRecipient]],
+    lease: float,
+) -> None:
+    """Every write of one message, in one short transaction."""
+    s, message = ctx.session, ctx.message
+    for r in rcpts:
+        r.disposition, r.reason = verdicts[r.rcpt][0], verdicts[r.rcpt][1][:500]
+    await _remember_recipients(ctx)
+    done = await s.execute(
+        update(Message)
+        .where(
+            Message.id == message.id,
+            Message.state == "received",
+            Message.next_attempt_at == lease,
         )
-        if done.rowcount != 1:  # our claim ran out and someone else took it
-            await s.rollback()
-            return
-        await s.commit()
+        .values(
+            state="processed",
+            disposition=next(iter(groups)) if len(groups) == 1 else "mixed",
+            meta_object_id=ctx.portal_meta_id,
+            processed_at=now(),
+            last_error="",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:  # our claim ran out and someone else took it
+        await s.rollback()
+        return
+    await s.commit()
 
 
 async def _remember_recipients(ctx: Context) -> None:
@@ -291,7 +308,7 @@ def backoff(attempts: int, minimum: float, maximum: float) -> float:
 
 async def _failed(services: Services, message_id: str, lease: float, error: Exception) -> None:
     settings = services.settings
-    async with services.db.session() as s:
+    async with gate_for(services.db).hold(), services.db.session() as s:
         message = await s.get(Message, message_id)
         if message is None or message.state != "received" or message.next_attempt_at != lease:
             return

@@ -1,6 +1,8 @@
 """aiosmtpd's SMTP protocol, adjusted for a gateway that must never lose mail:
 
-- DATA is read in bulk chunks (:mod:`gateway.data_reader`), not line by line;
+- DATA is read in bulk chunks (:mod:`gateway.data_reader`), not line by line, and handed
+  on as it is decoded (the handler seals it while it arrives: memory does not grow with
+  the size of the message);
 - AUTH PLAIN/LOGIN check credentials asynchronously (the database, Argon2 off the loop);
 - session limits: commands per session, concurrent sessions, idle timeout;
 - graceful drain: new sessions and new transactions get 421, open transactions finish.
@@ -35,6 +37,20 @@ class GatewayEnvelope(Envelope):
         super().__init__()
         self.tenant_id: str | None = None
         self.deny: str | None = None
+
+
+class IncomingData(Protocol):
+    """One message while its DATA streams in (made by the handler's ``begin_data``)."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def finish(self) -> str:
+        """The reply once all data is in (``250`` only when stored durably)."""
+        ...
+
+    async def abort(self) -> None: ...
+
+    def abort_nowait(self) -> None: ...
 
 
 class SessionRegistry(Protocol):
@@ -199,25 +215,32 @@ class GatewaySMTP(SMTP):
             await self.push("501 5.5.4 syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        incoming: IncomingData = self.event_handler.begin_data(self, self.session, self.envelope)
         try:
-            decoder = await self._read_data()
+            decoder = await self._read_data(incoming)
             if decoder.state is DataState.NOMINAL:
-                self.envelope.content = self.envelope.original_content = decoder.message
-                decoder.chunks = []
-                status = await self._call_handler_hook("DATA")
+                status = await incoming.finish()
             else:
+                await incoming.abort()
                 status = _DATA_REFUSALS[decoder.state]
+        except BaseException:
+            incoming.abort_nowait()  # cancelled (connection lost): nothing may be awaited
+            raise
         finally:
             self._set_post_data_state()
         await self.push(status)
 
-    async def _read_data(self) -> DataDecoder:
+    async def _read_data(self, incoming: IncomingData) -> DataDecoder:
+        """Read DATA to its end, streaming what is decoded into ``incoming`` as it comes;
+        after a refusal (too big, line too long, bare newline) the rest is read and
+        thrown away, so the reply lands where the client expects it."""
         decoder = DataDecoder(self.max_message_size)
         reader = self._reader
         # A bigger buffer while DATA streams in, so the transport is not paused every
         # two kilobytes (the reader's limit is the command line limit otherwise).
         saved = reader._limit  # type: ignore[attr-defined]
         reader._limit = DATA_BUFFER_LIMIT  # type: ignore[attr-defined]
+        aborted = False
         try:
             while True:
                 chunk = await reader.read(DATA_CHUNK)
@@ -225,6 +248,12 @@ class GatewaySMTP(SMTP):
                     raise ConnectionResetError("connection closed during DATA")
                 self._reset_timeout()
                 rest = decoder.feed(chunk)
+                if decoder.state is DataState.NOMINAL:
+                    for piece in decoder.take():
+                        await incoming.write(piece)
+                elif not aborted:
+                    aborted = True
+                    await incoming.abort()
                 if rest is not None:
                     if rest:  # pipelined commands after the terminator: give them back
                         reader._buffer[0:0] = rest  # type: ignore[attr-defined]

@@ -1,0 +1,82 @@
+"""One SQLite writer at a time in this process, intake first.
+
+SQLite has one write lock per database. Left to itself, a connection that finds it taken
+sleeps in SQLite's busy handler (1, 2, 5 ... 100 ms steps) and tries again, so under load
+an intake commit could wait a second behind the pipeline's transactions. Queueing the
+process's write transactions here instead hands the lock over the moment it is free, and
+an urgent waiter (intake, which holds an SMTP client until its ``250``) goes before the
+background work. Other processes still meet at SQLite's own lock (``busy_timeout``).
+
+PostgreSQL locks rows, not the database: there the gate lets everyone through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import weakref
+from collections.abc import AsyncIterator
+
+from core.db import Database
+
+
+class WriteGate:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._held = False
+        self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._normal: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def urgent_waiting(self) -> int:
+        return len(self._urgent)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, urgent: bool = False) -> AsyncIterator[None]:
+        """Hold the gate for one write transaction (keep it short: no fsync of objects,
+        no network inside)."""
+        if not self.enabled:
+            yield
+            return
+        await self._acquire(urgent)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, urgent: bool) -> None:
+        if not self._held and not self._urgent and not self._normal:
+            self._held = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        (self._urgent if urgent else self._normal).append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # granted just as we were cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    (self._urgent if urgent else self._normal).remove(waiter)
+            raise
+
+    def _release(self) -> None:
+        for waiters in (self._urgent, self._normal):
+            while waiters:
+                waiter = waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # the gate passes straight to it
+                    return
+        self._held = False
+
+
+_gates: weakref.WeakKeyDictionary[Database, WriteGate] = weakref.WeakKeyDictionary()
+
+
+def gate_for(db: Database) -> WriteGate:
+    """The gate shared by everything in this process that writes to ``db``."""
+    gate = _gates.get(db)
+    if gate is None:
+        gate = _gates[db] = WriteGate(enabled=db.is_sqlite)
+    return gate
