@@ -28,6 +28,7 @@ from gateway.headers import header_value
 from gateway.listener import Gateway
 from gateway.smtp_server import GatewayEnvelope, GatewaySMTP
 from gateway.stamp import has_valid_stamp
+from gateway.writegate import WriteGate, gate_for
 
 log = logging.getLogger("sealmail.gateway.intake")
 
@@ -154,6 +155,10 @@ class IntakeHandler:
         """Called when DATA starts: the message is sealed while it streams in."""
         return IncomingMessage(self, server, session, envelope)
 
+    @property
+    def gate(self) -> WriteGate:
+        return gate_for(self.services.db)
+
 
 class IncomingMessage:
     """One message while its DATA arrives: the header block is kept until it is complete
@@ -181,6 +186,13 @@ class IncomingMessage:
         self._head = bytearray()  # the message until its header block is complete
         self._writer: SealWriter | None = None
         self._started = False
+        self._active = True
+        handler.gate.intake_active += 1
+
+    def _done(self) -> None:
+        if self._active:
+            self._active = False
+            self.handler.gate.intake_active -= 1
 
     async def write(self, data: bytes) -> None:
         if self.reply is not None:
@@ -232,6 +244,12 @@ class IncomingMessage:
 
     async def finish(self) -> str:
         try:
+            return await self._finish()
+        finally:
+            self._done()
+
+    async def _finish(self) -> str:
+        try:
             if not self._started and self.reply is None:
                 await self._start()
             if self.reply is not None:
@@ -265,10 +283,12 @@ class IncomingMessage:
         return replies.REPLY_QUEUED.format(id=self.qid)
 
     async def abort(self) -> None:
+        self._done()
         if self._writer is not None:
             await self._writer.abort()
 
     def abort_nowait(self) -> None:
+        self._done()
         if self._writer is not None:
             self._writer.abort_nowait()
 

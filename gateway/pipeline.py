@@ -127,17 +127,22 @@ async def notify_recipient(ctx: Context, rcpts: list[MessageRecipient]) -> None:
     from_addr = ctx.tenant.notification_from or settings.sender_address
     for r in rcpts:
         link, expires = ctx.links[r.rcpt]
-        rendered = render_notification(
-            ctx.tenant,
-            sender_name=name or address,
-            sender_address=address,
-            subject=None if ctx.tenant.hide_subject else ctx.subject,
-            link=link,
-            recipient=r.rcpt,
-            expires_at=expires,
-            portal_base_url=settings.portal_base_url,
-        )
-        data = compose(from_addr=from_addr, to_addr=r.rcpt, rendered=rendered, reply_to=address)
+
+        def build(rcpt: str = r.rcpt, link: str = link, expires: float = expires) -> bytes:
+            rendered = render_notification(
+                ctx.tenant,
+                sender_name=name or address,
+                sender_address=address,
+                subject=None if ctx.tenant.hide_subject else ctx.subject,
+                link=link,
+                recipient=rcpt,
+                expires_at=expires,
+                portal_base_url=settings.portal_base_url,
+            )
+            return compose(from_addr=from_addr, to_addr=rcpt, rendered=rendered, reply_to=address)
+
+        # Templates and MIME composition are CPU work: off the loop that serves SMTP.
+        data = await asyncio.to_thread(build)
         obj = await ctx.services.vault.seal(ctx.session, ctx.tenant.id, data, kind="outbound")
         await outbox.enqueue(
             ctx.session,
@@ -178,6 +183,13 @@ def decide(ctx: Context) -> dict[str, tuple[str, str]]:
 
 
 # --- the loop ---------------------------------------------------------------------------
+
+
+def _judge(ctx: Context) -> dict[str, tuple[str, str]]:
+    ctx.subject = strip_keywords(
+        header_text(ctx.msg, "Subject"), ctx.services.settings.trigger_keywords
+    )
+    return decide(ctx)
 
 
 def _parse(raw: bytes) -> EmailMessage:
@@ -233,10 +245,7 @@ async def _process(services: Services, message_id: str, lease: float) -> None:
             .all()
         )
         ctx = Context(services, s, message, tenant, raw, msg, rcpts)
-        ctx.subject = strip_keywords(
-            header_text(msg, "Subject"), services.settings.trigger_keywords
-        )
-        verdicts = decide(ctx)
+        verdicts = await asyncio.to_thread(_judge, ctx)  # header parsing: off the loop
         groups: dict[str, list[MessageRecipient]] = {}
         for r in rcpts:
             groups.setdefault(verdicts[r.rcpt][0], []).append(r)
@@ -341,9 +350,14 @@ async def process_pending(services: Services, limit: int = 50) -> int:
     """Process up to ``limit`` received messages, a few at a time (their disk and
     database waits overlap); returns how many were processed."""
     slots = asyncio.Semaphore(CONCURRENCY)
+    quiet = asyncio.Semaphore(1)
+    gate = gate_for(services.db)
 
     async def one(message_id: str, lease: float) -> int:
         async with slots:
+            if gate.intake_active:  # SMTP clients are waiting for a 250: one at a time
+                async with quiet:
+                    return await _process_one(services, message_id, lease)
             return await _process_one(services, message_id, lease)
 
     claimed = await _claim(services, limit)

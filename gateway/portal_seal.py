@@ -7,6 +7,7 @@ sealed, so a large file is not held decoded in memory on top of the parsed messa
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import hashlib
 from collections.abc import Iterable, Iterator
@@ -115,9 +116,11 @@ async def seal_parts(
     text_part = msg.get_body(preferencelist=("plain",))
     html_part = msg.get_body(preferencelist=("html",))
     text_id = html_id = None
-    if (text := _body_text(text_part)) is not None:  # type: ignore[arg-type]
+    text = await asyncio.to_thread(_body_text, text_part)  # type: ignore[arg-type]
+    if text is not None:
         text_id = (await vault.seal(session, tenant_id, text, kind="part")).id
-    if (html := _body_text(html_part)) is not None:  # type: ignore[arg-type]
+    html = await asyncio.to_thread(_body_text, html_part)  # type: ignore[arg-type]
+    if html is not None:
         html_id = (await vault.seal(session, tenant_id, html, kind="part")).id
     bodies = {id(text_part), id(html_part)}
     attachments: list[Part] = []

@@ -8,6 +8,9 @@ an urgent waiter (intake, which holds an SMTP client until its ``250``) goes bef
 background work. Other processes still meet at SQLite's own lock (``busy_timeout``).
 
 PostgreSQL locks rows, not the database: there the gate lets everyone through.
+
+``intake_active`` counts the messages in DATA right now; the pipeline runs one message at
+a time while it is not zero, so the loop and the CPUs go to the clients waiting for ``250``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class WriteGate:
         self._held = False
         self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
         self._normal: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.intake_active = 0  # messages whose DATA is in progress: background work yields
 
     @property
     def urgent_waiting(self) -> int:
