@@ -308,3 +308,51 @@ async def authenticate_api_key(session: AsyncSession, key: str) -> tuple[Tenant,
         return None
     tenant = await session.get(Tenant, row.tenant_id)
     return (tenant, row.role) if tenant else None
+
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+async def update_tenant(
+    session: AsyncSession,
+    tenant: Tenant,
+    actor: str,
+    *,
+    display_name: str | None = None,
+    logo_url: str | None = None,
+    brand_color: str | None = None,
+    hide_subject: bool | None = None,
+    sensitivity_trigger: bool | None = None,
+    notification_from: str | None = None,
+) -> dict[str, Any]:
+    """Change a tenant's settings; returns what changed (audited)."""
+    changes: dict[str, Any] = {}
+    if display_name is not None:
+        if not display_name.strip() or len(display_name) > 200:
+            raise PermanentError("display name must be 1 to 200 characters")
+        changes["display_name"] = display_name.strip()
+    if logo_url is not None:
+        if logo_url and (not logo_url.startswith("https://") or any(c.isspace() for c in logo_url)):
+            raise PermanentError("logo URL must start with https:// (or be empty)")
+        changes["logo_url"] = logo_url
+    if brand_color is not None:
+        if not _COLOR.match(brand_color):
+            raise PermanentError("brand color must look like #1f4e79")
+        changes["brand_color"] = brand_color.lower()
+    if hide_subject is not None:
+        changes["hide_subject"] = hide_subject
+    if sensitivity_trigger is not None:
+        changes["sensitivity_trigger"] = sensitivity_trigger
+    if notification_from is not None:
+        address = notification_from.strip().lower()
+        if address and domain_of(address) not in await tenant_domains(session, tenant.id):
+            raise PermanentError(
+                f"notification address {address!r} is not in one of the tenant's domains"
+            )
+        changes["notification_from"] = address
+    changes = {k: v for k, v in changes.items() if getattr(tenant, k) != v}
+    for key, value in changes.items():
+        setattr(tenant, key, value)
+    if changes:
+        await audit(session, tenant.id, actor, "tenant.update", tenant.id, **changes)
+    return changes

@@ -336,7 +336,7 @@ def _show_creds(creds: Any, domains: list[str]) -> None:
 
 @cli.group()
 def tenant() -> None:
-    """Tenants: create, list, show, suspend, resume, terminate."""
+    """Tenants: create, list, show, update, suspend, resume, terminate."""
 
 
 @tenant.command("create")
@@ -494,6 +494,10 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
                     "domains": await accounts.tenant_domains(s, t.id),
                     "networks": [{"cidr": n.cidr, "private": n.private} for n in nets],
                     "hide_subject": t.hide_subject,
+                    "sensitivity_trigger": t.sensitivity_trigger,
+                    "brand_color": t.brand_color,
+                    "logo_url": t.logo_url,
+                    "notification_from": t.notification_from,
                     "messages": int(count or 0),
                     "created_at": _ts(t.created_at),
                 }
@@ -509,7 +513,87 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
     out.print(f"{'domains':<14} {', '.join(data['domains'])}")
     nets = ", ".join(n["cidr"] + (" (private)" if n["private"] else "") for n in data["networks"])
     out.print(f"{'networks':<14} {nets or '-'}")
+    out.print(
+        f"{'notices':<14} from {data['notification_from'] or '(default)'}, subject "
+        f"{'hidden' if data['hide_subject'] else 'shown'}, color {data['brand_color']}"
+    )
     out.print(f"{'created':<14} {data['created_at']} UTC")
+
+
+@tenant.command("update")
+@click.argument("ref")
+@click.option("--display-name", default=None, help="Name shown to recipients.")
+@click.option("--logo-url", default=None, help="https:// URL of the logo ('' removes it).")
+@click.option("--brand-color", default=None, help="Header color, e.g. #1f4e79.")
+@click.option(
+    "--hide-subject/--show-subject", default=None, help="Leave the subject out of notices."
+)
+@click.option(
+    "--sensitivity-trigger/--no-sensitivity-trigger",
+    default=None,
+    help="Encrypt mail marked Sensitivity: Company-Confidential.",
+)
+@click.option("--notification-from", default=None, help="Sender of notices (tenant's domain).")
+@click.option("--network", "networks", multiple=True, help="Add a connector network (CIDR).")
+@click.option(
+    "--private-network", "private_networks", multiple=True, help="Add a private network (CIDR)."
+)
+@config_option
+@json_option
+@click.pass_context
+def tenant_update(
+    ctx: click.Context,
+    ref: str,
+    display_name: str | None,
+    logo_url: str | None,
+    brand_color: str | None,
+    hide_subject: bool | None,
+    sensitivity_trigger: bool | None,
+    notification_from: str | None,
+    networks: tuple[str, ...],
+    private_networks: tuple[str, ...],
+    config: str | None,
+    as_json: bool,
+) -> None:
+    """Change a tenant's branding, notice and network settings."""
+    from archive.services import Services
+    from core import accounts
+
+    async def go() -> dict[str, Any]:
+        svc = Services.open(_settings(ctx))
+        try:
+            async with svc.db.session() as s:
+                t = await accounts.find_tenant(s, ref)
+                changes = await accounts.update_tenant(
+                    s,
+                    t,
+                    "cli",
+                    display_name=display_name,
+                    logo_url=logo_url,
+                    brand_color=brand_color,
+                    hide_subject=hide_subject,
+                    sensitivity_trigger=sensitivity_trigger,
+                    notification_from=notification_from,
+                )
+                for cidr in networks:
+                    await accounts.add_network(s, t, cidr, private=False)
+                    changes.setdefault("networks_added", []).append(cidr)
+                for cidr in private_networks:
+                    await accounts.add_network(s, t, cidr, private=True)
+                    changes.setdefault("private_networks_added", []).append(cidr)
+                await s.commit()
+                return {"id": t.id, "name": t.name, "changed": changes}
+        finally:
+            await svc.close()
+
+    data = _run(go())
+    if as_json:
+        _print_json(data)
+    elif not data["changed"]:
+        out.print(f"tenant {data['name']}: nothing to change")
+    else:
+        for key, value in data["changed"].items():
+            out.print(f"tenant {data['name']}: {key} = {value}")
 
 
 def _standing_command(name: str, standing: str, help_text: str) -> None:

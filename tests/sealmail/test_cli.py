@@ -141,3 +141,37 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     m = sm("migrate", cwd=tmp_path, env=env)
     assert m.returncode == 0 and "migrated" in m.stdout
     assert "already" in sm("migrate", cwd=tmp_path, env=env).stdout
+
+
+def test_tenant_update_validates_and_changes(workdir: tuple[Path, dict[str, str]]) -> None:
+    wd, env = workdir
+    cfg = str(wd / "sealmail.toml")
+    r = sm(
+        "--config", cfg, "tenant", "update", "demo", "--hide-subject", "--brand-color", "#AA3300",
+        "--notification-from", "Notices@demo.example", "--network", "10.1.0.0/16", "--json",
+        cwd=wd, env=env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["changed"] == {
+        "brand_color": "#aa3300",
+        "hide_subject": True,
+        "notification_from": "notices@demo.example",
+        "networks_added": ["10.1.0.0/16"],
+    }
+    shown = json.loads(
+        sm("--config", cfg, "tenant", "show", "demo", "--json", cwd=wd, env=env).stdout
+    )
+    assert shown["hide_subject"] is True and shown["brand_color"] == "#aa3300"
+    assert shown["networks"] == [{"cidr": "10.1.0.0/16", "private": False}]
+    again = sm(
+        "--config", cfg, "tenant", "update", "demo", "--hide-subject", "--json", cwd=wd, env=env
+    )
+    assert json.loads(again.stdout)["changed"] == {}
+    for bad in (
+        ["--notification-from", "x@evil.example"],
+        ["--logo-url", "javascript:alert(1)"],
+        ["--brand-color", "red;background:url(x)"],
+        ["--network", "not-a-network"],
+    ):
+        r = sm("--config", cfg, "tenant", "update", "demo", *bad, cwd=wd, env=env)
+        assert r.returncode == 1 and r.stderr.startswith("sealmail: "), (bad, r.stderr)
