@@ -3,9 +3,8 @@
 Each message is claimed with a conditional UPDATE (two workers never take the same one),
 opened, judged (:mod:`gateway.triggers`), and every effect — sealed parts, portal
 access, notifications and clear copies in the outbox, state ``processed`` — is committed
-in ONE transaction, shared with the other messages finishing at the same moment (group
-commit: one fsync of the database for several messages). A failure leaves it
-``received`` with a backoff; it is retried, never lost and never sent in clear instead.
+in ONE transaction. A failure leaves it ``received`` with a backoff; it is retried, never
+lost and never sent in clear instead.
 
 Dispositions and their handlers (Mailman's pipelines, as data)::
 
@@ -226,29 +225,12 @@ async def _claim(services: Services, limit: int) -> list[tuple[str, float]]:
         return won
 
 
-@dataclasses.dataclass
-class Outcome:
-    """What processing one message wants written: new rows (sealed objects, portal access,
-    outbox items), each recipient's disposition, the message's final state."""
-
-    message_id: str
-    lease: float
-    tenant_id: str
-    rows: list[object]
-    verdicts: dict[int, tuple[str, str]]  # MessageRecipient.id -> (disposition, reason)
-    disposition: str
-    meta_object_id: str | None
-    new_recipients: set[str]
-
-
-async def _process(services: Services, message_id: str, lease: float) -> Outcome | None:
-    """Read, judge, seal and compose one message; nothing is written to the database
-    here (the sealed objects are durable files without rows yet): see :func:`_apply`."""
+async def _process(services: Services, message_id: str, lease: float) -> None:
     async with services.db.session() as s:
         message = await s.get(Message, message_id)
         tenant = await s.get(Tenant, message.tenant_id) if message else None
         if message is None or tenant is None:
-            return None
+            return
         raw = await services.vault.read(s, tenant.id, message.raw_object_id)
         msg = await asyncio.to_thread(_parse, raw)
         rcpts = list(
@@ -267,83 +249,63 @@ async def _process(services: Services, message_id: str, lease: float) -> Outcome
         groups: dict[str, list[MessageRecipient]] = {}
         for r in rcpts:
             groups.setdefault(verdicts[r.rcpt][0], []).append(r)
+        # Nothing is written while the handlers seal and compose (no autoflush): the
+        # write transaction below, which holds SQLite's lock, stays short.
         with s.no_autoflush:
             for disposition in sorted(groups, key=lambda d: d != "portal"):
                 for name in PIPELINES[disposition]:
                     await HANDLERS[name](ctx, groups[disposition])
-            rows = list(s.new)
-            for row in rows:
-                s.expunge(row)
-        # leaving the session rolls back its (read-only) transaction
-        return Outcome(
-            message_id=message_id,
-            lease=lease,
-            tenant_id=tenant.id,
-            rows=rows,
-            verdicts={r.id: (verdicts[r.rcpt][0], verdicts[r.rcpt][1][:500]) for r in rcpts},
+        async with gate_for(services.db).hold():
+            await _finish(ctx, rcpts, verdicts, groups, lease)
+
+
+async def _finish(
+    ctx: Context,
+    rcpts: list[MessageRecipient],
+    verdicts: dict[str, tuple[str, str]],
+    groups: dict[str, list[MessageRecipient]],
+    lease: float,
+) -> None:
+    """Every write of one message, in one short transaction."""
+    s, message = ctx.session, ctx.message
+    for r in rcpts:
+        r.disposition, r.reason = verdicts[r.rcpt][0], verdicts[r.rcpt][1][:500]
+    await _remember_recipients(ctx)
+    done = await s.execute(
+        update(Message)
+        .where(
+            Message.id == message.id,
+            Message.state == "received",
+            Message.next_attempt_at == lease,
+        )
+        .values(
+            state="processed",
             disposition=next(iter(groups)) if len(groups) == 1 else "mixed",
             meta_object_id=ctx.portal_meta_id,
-            new_recipients=ctx.new_recipients,
+            processed_at=now(),
+            last_error="",
         )
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:  # our claim ran out and someone else took it
+        await s.rollback()
+        return
+    await s.commit()
 
 
-async def _apply(services: Services, outcomes: list[Outcome]) -> list[bool]:
-    """Write the outcomes of several messages in ONE transaction (one fsync of the
-    database for all). A message whose claim ran out (someone else took it) writes
-    nothing; ``False`` for it."""
-    written: list[bool] = []
-    async with gate_for(services.db).hold(), services.db.session() as s:
-        for o in outcomes:
-            done = await s.execute(
-                update(Message)
-                .where(
-                    Message.id == o.message_id,
-                    Message.state == "received",
-                    Message.next_attempt_at == o.lease,
-                )
-                .values(
-                    state="processed",
-                    disposition=o.disposition,
-                    processed_at=now(),
-                    last_error="",
-                )
-                .execution_options(synchronize_session=False)
-            )
-            written.append(done.rowcount == 1)
-            if done.rowcount != 1:
-                continue
-            s.add_all(o.rows)
-            await s.flush()  # the sealed objects exist before anything points at them
-            if o.meta_object_id:
-                await s.execute(
-                    update(Message)
-                    .where(Message.id == o.message_id)
-                    .values(meta_object_id=o.meta_object_id)
-                    .execution_options(synchronize_session=False)
-                )
-            for rid, (disposition, reason) in o.verdicts.items():
-                await s.execute(
-                    update(MessageRecipient)
-                    .where(MessageRecipient.id == rid)
-                    .values(disposition=disposition, reason=reason)
-                    .execution_options(synchronize_session=False)
-                )
-            await _remember_recipients(services, s, o.tenant_id, o.new_recipients)
-        await s.commit()
-    return written
-
-
-async def _remember_recipients(
-    services: Services, session: AsyncSession, tenant_id: str, emails: set[str]
-) -> None:
+async def _remember_recipients(ctx: Context) -> None:
     """Add the tenant's new external recipients; concurrent workers may race: the
     database keeps one row (ON CONFLICT DO NOTHING)."""
-    if not emails:
+    if not ctx.new_recipients:
         return
-    insert = sqlite_insert if services.db.is_sqlite else pg_insert
+    insert = sqlite_insert if ctx.services.db.is_sqlite else pg_insert
     stmt = insert(Recipient).on_conflict_do_nothing(index_elements=["tenant_id", "email"])
-    await session.execute(
-        stmt, [{"tenant_id": tenant_id, "email": e, "first_seen": now()} for e in sorted(emails)]
+    await ctx.session.execute(
+        stmt,
+        [
+            {"tenant_id": ctx.tenant.id, "email": e, "first_seen": now()}
+            for e in sorted(ctx.new_recipients)
+        ],
     )
 
 
@@ -371,54 +333,17 @@ async def _failed(services: Services, message_id: str, lease: float, error: Exce
         await s.commit()
 
 
-async def _process_one(services: Services, message_id: str, lease: float) -> Outcome | None:
+async def _process_one(services: Services, message_id: str, lease: float) -> int:
     try:
-        return await _process(services, message_id, lease)
+        await _process(services, message_id, lease)
+        return 1
     except Exception as exc:  # noqa: BLE001 - kept and retried later
-        await _record_failure(services, message_id, lease, exc)
-        return None
-
-
-async def _record_failure(
-    services: Services, message_id: str, lease: float, exc: Exception
-) -> None:
-    log.warning("processing %s failed: %s", message_id, exc, exc_info=exc)
-    try:
-        await _failed(services, message_id, lease, exc)
-    except Exception as inner:  # noqa: BLE001 - the claim runs out and it is retried
-        log.error("could not record failure of %s: %s", message_id, inner)
-
-
-class _Writer:
-    """Group commit for the pipeline: outcomes ready at the same moment share one
-    transaction; what finishes while it commits goes into the next."""
-
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.pending: list[Outcome] = []
-        self.written = 0
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, outcome: Outcome) -> None:
-        self.pending.append(outcome)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while self.pending:
-            batch, self.pending = self.pending, []
-            try:
-                self.written += sum(await _apply(self.services, batch))
-            except Exception:  # noqa: BLE001 - one by one, so one bad message costs only itself
-                for o in batch:
-                    try:
-                        self.written += sum(await _apply(self.services, [o]))
-                    except Exception as exc:  # noqa: BLE001
-                        await _record_failure(self.services, o.message_id, o.lease, exc)
-
-    async def drain(self) -> None:
-        while self._task is not None and not self._task.done():
-            await self._task
+        log.warning("processing %s failed: %s", message_id, exc, exc_info=exc)
+        try:
+            await _failed(services, message_id, lease, exc)
+        except Exception as inner:  # noqa: BLE001 - the claim runs out and it is retried
+            log.error("could not record failure of %s: %s", message_id, inner)
+        return 0
 
 
 async def process_pending(services: Services, limit: int = 50) -> int:
@@ -427,19 +352,13 @@ async def process_pending(services: Services, limit: int = 50) -> int:
     slots = asyncio.Semaphore(CONCURRENCY)
     quiet = asyncio.Semaphore(1)
     gate = gate_for(services.db)
-    writer = _Writer(services)
 
-    async def one(message_id: str, lease: float) -> None:
+    async def one(message_id: str, lease: float) -> int:
         async with slots:
             if gate.intake_active:  # SMTP clients are waiting for a 250: one at a time
                 async with quiet:
-                    outcome = await _process_one(services, message_id, lease)
-            else:
-                outcome = await _process_one(services, message_id, lease)
-        if outcome is not None:
-            writer.add(outcome)
+                    return await _process_one(services, message_id, lease)
+            return await _process_one(services, message_id, lease)
 
     claimed = await _claim(services, limit)
-    await asyncio.gather(*(one(m, lease) for m, lease in claimed))
-    await writer.drain()
-    return writer.written
+    return sum(await asyncio.gather(*(one(m, lease) for m, lease in claimed)))
