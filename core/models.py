@@ -55,6 +55,9 @@ class Tenant(Base):
     hide_subject: Mapped[bool] = mapped_column(Boolean, default=False)
     sensitivity_trigger: Mapped[bool] = mapped_column(Boolean, default=False)
     notification_from: Mapped[str] = mapped_column(String(320), default="")
+    # OpenPGP: move the real subject into the encrypted part (protected headers)
+    pgp_protect_subject: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    wkd_lookup: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
@@ -200,6 +203,12 @@ class MessageRecipient(Base):
     rcpt: Mapped[str] = mapped_column(String(320))
     disposition: Mapped[str] = mapped_column(String(16), default="")
     reason: Mapped[str] = mapped_column(String(500), default="")
+    # pending: the pipeline still has to act for this recipient; done: it has.
+    state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    # set by a later event for the next pipeline pass: "released" (a compliance officer let
+    # a held message go: decide again, skipping hold rules) or "portal" (verified TLS was
+    # required and the next hop could not give it: seal to the portal instead)
+    override: Mapped[str] = mapped_column(String(16), default="", server_default="")
 
 
 class PortalAccess(Base):
@@ -265,6 +274,8 @@ class OutboxItem(Base):
     object_id: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[float] = mapped_column(Float, default=now)
     expires_at: Mapped[float] = mapped_column(Float)
+    # deliver only over STARTTLS with a certificate that verifies (policy action require_tls)
+    require_tls: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class OutboxRecipient(Base):
@@ -281,3 +292,83 @@ class OutboxRecipient(Base):
     lease_until: Mapped[float] = mapped_column(Float, default=0.0)
     last_reply: Mapped[str] = mapped_column(String(500), default="")
     updated_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+# --- encryption policy (issue 3) ------------------------------------------------------------
+
+
+class TenantPolicy(Base):
+    """A tenant's encryption policy: the validated document as canonical JSON."""
+
+    __tablename__ = "tenant_policies"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    document: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[float] = mapped_column(Float, default=now)
+    updated_by: Mapped[str] = mapped_column(String(320), default="")
+
+
+class PolicyDecision(Base):
+    """Why a recipient's copy was handled as it was: the rule that matched and the detector
+    hits (kinds and counts, never the matched text)."""
+
+    __tablename__ = "policy_decisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[str] = mapped_column(String(32), index=True)
+    rcpt: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(16))  # encrypt|require_tls|hold|reject|pass
+    method: Mapped[str] = mapped_column(String(16), default="")  # auto|portal|pgp|smime
+    disposition: Mapped[str] = mapped_column(String(16), default="")
+    rule: Mapped[str] = mapped_column(String(200), default="")
+    explanation: Mapped[str] = mapped_column(Text, default="{}")
+    at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class RecipientKey(Base):
+    """A recipient's OpenPGP public key or S/MIME certificate known to a tenant."""
+
+    __tablename__ = "recipient_keys"
+    __table_args__ = (UniqueConstraint("tenant_id", "kind", "fingerprint"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # pgp | smime
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    algorithm: Mapped[str] = mapped_column(String(32), default="")
+    bits: Mapped[int] = mapped_column(Integer, default=0)
+    not_after: Mapped[float | None] = mapped_column(Float, nullable=True)
+    source: Mapped[str] = mapped_column(String(16), default="import")  # import | wkd
+    material: Mapped[bytes] = mapped_column(LargeBinary)  # public key / certificate
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class KeyLookup(Base):
+    """Cache of WKD look-ups, found or not, so a missing key is not asked for every message."""
+
+    __tablename__ = "key_lookups"
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    found: Mapped[bool] = mapped_column(Boolean, default=False)
+    checked_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class HeldMessage(Base):
+    """A message (for some recipients) waiting in quarantine for a compliance officer."""
+
+    __tablename__ = "held_messages"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[str] = mapped_column(String(32), index=True)
+    recipients: Mapped[str] = mapped_column(Text)  # JSON list of envelope recipients
+    rule: Mapped[str] = mapped_column(String(200), default="")
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    state: Mapped[str] = mapped_column(String(16), default="held")  # held|released|rejected
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    decided_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    decided_by: Mapped[str] = mapped_column(String(320), default="")
