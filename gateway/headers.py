@@ -67,3 +67,25 @@ def header_value(raw: bytes, name: str) -> str:
     except Exception:  # noqa: BLE001 - a header we cannot parse counts as absent
         return ""
     return str(value).strip() if value is not None else ""
+
+
+def replace_field(raw: bytes, name: str, value: str) -> bytes:
+    """``raw`` with every top-level ``name`` field replaced by one new field (RFC 2047
+    encoded and folded as needed) where the first one stood; the rest is untouched."""
+    from email.policy import SMTP
+
+    line = SMTP.fold_binary(name, value)
+    block, rest = split_header_block(raw)
+    out: list[bytes] = []
+    placed = False
+    wanted = name.lower().encode()
+    for f in header_fields(block):
+        if field_name(f) == wanted:
+            if not placed:
+                out.append(line)
+                placed = True
+            continue
+        out.append(f)
+    if not placed:
+        out.append(line)
+    return b"".join(out) + rest
