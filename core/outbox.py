@@ -19,7 +19,7 @@ from core.ids import queue_id
 from core.models import OutboxItem, OutboxRecipient, now
 
 PENDING = ("queued", "deferred")
-KINDS = ("clear", "notification", "code", "dsn")
+KINDS = ("clear", "encrypted", "notification", "code", "dsn")
 
 
 @dataclasses.dataclass(frozen=True)
