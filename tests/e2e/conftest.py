@@ -90,14 +90,14 @@ class Product:
     def create_tenant(self, name: str, domain: str) -> dict[str, str]:
         return json.loads(self.cli("tenant", "create", name, "--domain", domain, "--json").stdout)
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [*SEALMAIL, "--config", str(self.config), "serve"],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         _wait_port(self.smtp_port)
         _wait_port(self.portal_port)
