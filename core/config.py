@@ -235,6 +235,7 @@ class Settings:
     relay_username: str = ""
     relay_password: Secret = dataclasses.field(default_factory=lambda: Secret(""))
     relay_timeout: float = 60.0
+    relay_tls_ca_file: str = ""  # extra CA bundle to verify the next hop ("" = system CAs)
     portal_listen: str = "127.0.0.1:8025"
     portal_base_url: str = "http://127.0.0.1:8025"
     portal_link_lifetime: float = 30 * 86400.0
@@ -302,6 +303,7 @@ _PARSERS: dict[str, Any] = {
     "relay_username": _str,
     "relay_password": _secret,
     "relay_timeout": parse_duration,
+    "relay_tls_ca_file": _str,
     "portal_listen": _listen,
     "portal_base_url": _base_url,
     "portal_link_lifetime": parse_duration,
@@ -314,7 +316,7 @@ _PARSERS: dict[str, Any] = {
     "log_format": _choice("text", "json"),
     "log_level": _choice("debug", "info", "warning", "error"),
 }
-_PATH_KEYS = ("data_dir", "smtp_tls_cert", "smtp_tls_key")
+_PATH_KEYS = ("data_dir", "smtp_tls_cert", "smtp_tls_key", "relay_tls_ca_file")
 
 
 def _absolute(base: Path, path: str) -> str:

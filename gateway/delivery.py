@@ -4,6 +4,10 @@ Per recipient: 2xx sent; 4xx or no connection deferred with exponential backoff 
 jitter; 5xx or past its lifetime bounced, with one DSN to the envelope sender (never a
 bounce to a bounce). Everything we send carries the loop stamp, and no internal
 ``X-Sealmail-*`` header ever leaves.
+
+An item with ``require_tls`` goes out only over STARTTLS with a certificate that verifies.
+When the next hop cannot give that, nothing is sent: the recipient is ``rerouted`` (no
+bounce, no DSN) and its message goes back to the pipeline to be sealed to the portal.
 """
 
 from __future__ import annotations
@@ -14,14 +18,18 @@ import os
 import socket
 from collections import defaultdict
 
+from sqlalchemy import func, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from archive.services import Services
 from core import outbox
+from core.accounts import audit
 from core.errors import TransientError
 from core.ids import new_id
-from core.models import now
+from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, now
 from gateway.dsn import Failure, build_dsn, status_of
 from gateway.pipeline import backoff, process_pending
-from gateway.relay import RelayPool, Reply
+from gateway.relay import RelayPool, Reply, TlsUnavailable
 from gateway.stamp import stamp
 from gateway.writegate import gate_for
 
@@ -84,6 +92,8 @@ async def _deliver_item(
     if first.tenant_id is None:
         raise TransientError(f"outbox item {first.outbox_id} has no tenant to open it with")
     async with services.db.session() as s:
+        item = await s.get(OutboxItem, first.outbox_id)
+        require_tls = bool(item is not None and item.require_tls)
         data = await services.vault.read(s, first.tenant_id, first.object_id)
     data = stamp(services.keyring.stamp_key, first.tenant_id, data)
     rcpts = [c.rcpt for c in group]
@@ -93,10 +103,83 @@ async def _deliver_item(
     else:
         expired = False
         try:
-            results = await pool.send(first.mail_from, rcpts, data)
+            if require_tls:
+                results = await pool.send_verified(first.mail_from, rcpts, data)
+            else:
+                results = await pool.send(first.mail_from, rcpts, data)
+        except TlsUnavailable as exc:
+            await _reroute_to_portal(services, owner, group, str(exc))
+            return
         except TransientError as exc:
             results = dict.fromkeys(rcpts, Reply(451, f"4.4.1 {exc}"))
     await _record(services, owner, group, data, results, expired)
+
+
+REROUTED = "rerouted"
+
+
+async def _reroute_to_portal(
+    services: Services, owner: str, group: list[outbox.Claimed], why: str
+) -> None:
+    """Verified TLS was required and the next hop cannot give it: never send in clear.
+    The outbox recipients end ``rerouted``; their message recipients get ``override =
+    "portal"`` and the message goes back to ``received`` so the pipeline seals it."""
+    first = group[0]
+    async with gate_for(services.db).hold(), services.db.session() as s:
+        moved: list[str] = []
+        for c in group:
+            if not await _finish_rerouted(s, c.recipient_id, owner, why):
+                continue  # our lease ran out; whoever holds it now decides
+            moved.append(c.rcpt)
+        if moved and first.message_id:
+            await s.execute(
+                update(MessageRecipient)
+                .where(
+                    MessageRecipient.message_id == first.message_id,
+                    func.lower(MessageRecipient.rcpt).in_([r.lower() for r in moved]),
+                )
+                .values(override="portal", state="pending")
+            )
+            await s.execute(
+                update(Message)
+                .where(Message.id == first.message_id)
+                .values(state="received", next_attempt_at=0.0)
+            )
+        if moved:
+            await audit(
+                s,
+                first.tenant_id,
+                "delivery",
+                "delivery.rerouted_to_portal",
+                first.message_id or first.outbox_id,
+                outbox=first.outbox_id,
+                recipients=moved,
+                reason=why[:300],
+            )
+        await s.commit()
+    for rcpt in moved:
+        log.warning(
+            "%s to=<%s> require_tls: not sent, rerouted to the portal (%s)",
+            first.outbox_id,
+            rcpt,
+            why,
+        )
+
+
+async def _finish_rerouted(s: AsyncSession, rid: int, owner: str, why: str) -> bool:
+    result = await s.execute(
+        update(OutboxRecipient)
+        .where(OutboxRecipient.id == rid, OutboxRecipient.lease_owner == owner)
+        .values(
+            state=REROUTED,
+            lease_owner=None,
+            lease_until=0.0,
+            updated_at=now(),
+            last_reply=f"rerouted to portal: {why}"[:500],
+            attempts=OutboxRecipient.attempts + 1,
+        )
+    )
+    return getattr(result, "rowcount", 0) == 1
 
 
 async def _record(

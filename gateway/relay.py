@@ -22,6 +22,11 @@ from core.errors import ConfigError, TransientError
 log = logging.getLogger("sealmail.gateway.relay")
 
 
+class TlsUnavailable(TransientError):
+    """The next hop cannot give verified TLS (no STARTTLS, a certificate that does not
+    verify, a TLS error): mail that requires it must not be sent on this connection."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Reply:
     code: int
@@ -77,6 +82,75 @@ class RelayPool:
         if s.relay_username:
             await client.login(s.relay_username, s.relay_password.reveal())
         return client
+
+    def verified_context(self) -> ssl.SSLContext:
+        """System CAs plus ``relay_tls_ca_file``; the hostname checked is the relay host."""
+        ctx = ssl.create_default_context()
+        if self.settings.relay_tls_ca_file:
+            try:
+                ctx.load_verify_locations(cafile=self.settings.relay_tls_ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"relay_tls_ca_file: {exc}") from exc
+        ctx.check_hostname = True
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+    async def _connect_verified(self) -> aiosmtplib.SMTP:
+        """A fresh connection upgraded with STARTTLS and a verified certificate, or
+        :class:`TlsUnavailable`. Never pooled: the pool's connections may be unverified."""
+        s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            timeout=s.relay_timeout,
+            start_tls=False,
+            local_hostname=s.smtp_hostname,
+        )
+        await client.connect()
+        try:
+            await client.ehlo()
+            if not client.supports_extension("starttls"):
+                raise TlsUnavailable(f"relay {self.host}:{self.port} does not offer STARTTLS")
+            try:
+                await client.starttls(
+                    server_hostname=self.host, tls_context=self.verified_context()
+                )
+            except (ssl.SSLError, ssl.CertificateError) as exc:
+                raise TlsUnavailable(f"relay {self.host}:{self.port}: TLS failed: {exc}") from exc
+            except aiosmtplib.SMTPException as exc:
+                # aiosmtplib wraps the handshake's SSL error; any STARTTLS failure means
+                # no verified channel
+                raise TlsUnavailable(f"relay {self.host}:{self.port}: TLS failed: {exc}") from exc
+            if client.get_transport_info("ssl_object") is None:
+                raise TlsUnavailable(f"relay {self.host}:{self.port}: no TLS after STARTTLS")
+            if s.relay_username:
+                await client.login(s.relay_username, s.relay_password.reveal())
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    async def send_verified(
+        self, mail_from: str, rcpts: list[str], data: bytes
+    ) -> dict[str, Reply]:
+        """Like :meth:`send`, but only over STARTTLS with a certificate that verifies,
+        whatever ``relay_tls`` says; otherwise :class:`TlsUnavailable` and nothing is sent."""
+        async with self._slots:
+            try:
+                client = await self._connect_verified()
+            except (TlsUnavailable, ConfigError):
+                raise
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                raise TransientError(f"relay {self.host}:{self.port}: {exc}") from exc
+            try:
+                results = await _transaction(client, mail_from, rcpts, data)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                client.close()
+                raise TransientError(f"relay {self.host}:{self.port}: {exc}") from exc
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.quit(), 5)
+            client.close()
+            return results
 
     async def send(self, mail_from: str, rcpts: list[str], data: bytes) -> dict[str, Reply]:
         """One transaction; a reply per recipient. Raises :class:`TransientError` when
