@@ -37,7 +37,7 @@ from core.models import (
 
 STANDINGS = ("active", "suspended", "terminated")
 PLANS = ("trial", "nfr", "paid")
-ROLES = ("admin", "sender")
+ROLES = ("admin", "compliance", "sender")
 _hasher = PasswordHasher()
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")

@@ -731,5 +731,10 @@ def queue_list(ctx: click.Context, show_all: bool, config: str | None, as_json: 
     out.print(f"{len(rows)} entries")
 
 
+from sealmail.cli_users import user  # noqa: E402 - it builds on the helpers above
+
+cli.add_command(user)
+
+
 def main() -> None:
     cli(prog_name="sealmail")
