@@ -1,0 +1,113 @@
+"""Built-in detectors: each counts its findings in a text and never returns what it found.
+
+Numbers are checked, not just shaped: card numbers pass Luhn and an issuer prefix, IBANs
+pass ISO 13616's mod-97 and their country's length, SSNs avoid the ranges never issued.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+_CARD = re.compile(
+    r"(?<![\d.-])(?:\d{13,19}"
+    r"|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?"
+    r"|\d{4}([ -])\d{6}\2\d{4,5})(?![\d-])"
+)
+_SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
+_IBAN = re.compile(r"\b([A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)\b")
+_NINO = re.compile(
+    r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
+    r" ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
+)
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
+
+IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28,
+    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+    "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
+    "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18,
+    "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
+    "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24,
+    "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}  # fmt: skip
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _issuer_ok(n: str) -> bool:
+    length = len(n)
+    if n[0] == "4":
+        return length in (13, 16, 19)  # Visa
+    two, four = int(n[:2]), int(n[:4])
+    if 51 <= two <= 55 or 2221 <= four <= 2720:
+        return length == 16  # Mastercard
+    if two in (34, 37):
+        return length == 15  # American Express
+    if n.startswith(("6011", "65")) or 644 <= int(n[:3]) <= 649 or two == 62:
+        return 16 <= length <= 19  # Discover, UnionPay
+    if 3528 <= four <= 3589:
+        return 16 <= length <= 19  # JCB
+    if 300 <= int(n[:3]) <= 305 or two in (36, 38):
+        return 14 <= length <= 19  # Diners
+    return False
+
+
+def count_credit_cards(text: str) -> int:
+    n = 0
+    for m in _CARD.finditer(text):
+        digits = re.sub(r"[ -]", "", m.group(0))
+        if 13 <= len(digits) <= 19 and _issuer_ok(digits) and luhn_ok(digits):
+            n += 1
+    return n
+
+
+def iban_ok(candidate: str) -> bool:
+    s = candidate.replace(" ", "").upper()
+    expected = IBAN_LENGTHS.get(s[:2])
+    if expected is None or len(s) != expected:
+        return False
+    rearranged = s[4:] + s[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def count_ibans(text: str) -> int:
+    return sum(1 for m in _IBAN.finditer(text) if iban_ok(m.group(1)))
+
+
+def count_ssns(text: str) -> int:
+    return sum(1 for _ in _SSN.finditer(text))
+
+
+def count_ninos(text: str) -> int:
+    return sum(1 for _ in _NINO.finditer(text.upper()))
+
+
+def count_emails(text: str) -> int:
+    return len({m.group(0).lower() for m in _EMAIL.finditer(text)})
+
+
+BUILTIN: dict[str, Callable[[str], int]] = {
+    "credit_card": count_credit_cards,
+    "us_ssn": count_ssns,
+    "iban": count_ibans,
+    "uk_nino": count_ninos,
+    "email_addresses": count_emails,
+}
+
+
+def dictionary_counter(words: tuple[str, ...]) -> Callable[[str], int]:
+    """Whole-word, case-insensitive occurrences of any of ``words`` (phrases allowed)."""
+    alternation = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    pattern = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
+    return lambda text: sum(1 for _ in pattern.finditer(text))
