@@ -29,14 +29,21 @@ class PgpKeys:
 
 
 def _gpg(home: Path, *args: str, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback"]
-        + ["--passphrase", "", *args],
+    return gpg_in(home, "--pinentry-mode", "loopback", "--passphrase", "", *args, data=data)
+
+
+def gpg_in(home: Path, *args: str, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    """The gpg command line on ``home``; raises with gpg's stderr on failure."""
+    proc = subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", *args],
         input=data,
         capture_output=True,
-        check=True,
+        check=False,
         timeout=120,
     )
+    if proc.returncode:
+        raise AssertionError(f"gpg {args} failed: {proc.stderr.decode(errors='replace')}")
+    return proc
 
 
 def _fpr(home: Path, uid: str) -> str:

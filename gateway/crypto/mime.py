@@ -1,0 +1,85 @@
+"""Structural MIME for encrypted output: split a message into the headers that stay outside
+and the body entity that is encrypted, and wrap ciphertext back into a complete message."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from email.generator import BytesGenerator
+from email.message import EmailMessage, MIMEPart
+from email.parser import BytesParser
+from email.policy import SMTP, default
+
+# Headers a reader sees; copied into the encrypted part when the subject is protected
+# (draft-autocrypt-lamps-protected-headers, "protected-headers=v1").
+PROTECTED = ("from", "to", "cc", "reply-to", "subject", "date", "message-id")
+PLACEHOLDER_SUBJECT = "..."
+INTERNAL_PREFIX = "x-sealmail-"
+
+
+def parse(raw: bytes) -> EmailMessage:
+    msg = BytesParser(policy=default).parsebytes(raw)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def to_bytes(part: MIMEPart) -> bytes:
+    buf = io.BytesIO()
+    BytesGenerator(buf, mangle_from_=False, policy=SMTP).flatten(part)
+    return buf.getvalue()
+
+
+def _is_content(name: str) -> bool:
+    return name.lower().startswith("content-")
+
+
+def split(raw: bytes, *, protect: bool) -> tuple[list[tuple[str, object]], EmailMessage]:
+    """(outer headers, inner entity). The inner entity is the original body with its
+    ``Content-*`` headers (and, when ``protect``, the reader-visible headers, marked v1)."""
+    msg = parse(raw)
+    items = [(n, v) for n, v in msg.items() if not n.lower().startswith(INTERNAL_PREFIX)]
+    outer = [(n, v) for n, v in items if not _is_content(n)]
+    content = [(n, v) for n, v in items if _is_content(n)]
+    for name in set(msg.keys()):
+        del msg[name]
+    if protect:
+        for n, v in outer:
+            if n.lower() in PROTECTED:
+                msg[n] = v
+    for n, v in content:
+        msg[n] = v
+    if protect:
+        if msg.get("Content-Type") is None:
+            msg["Content-Type"] = "text/plain; charset=us-ascii"
+        msg.set_param("protected-headers", "v1")
+        outer = [(n, v) for n, v in outer if n.lower() != "subject"]
+        outer.append(("Subject", PLACEHOLDER_SUBJECT))
+    return outer, msg
+
+
+def envelope(
+    outer: Iterable[tuple[str, object]], content_type: str, parts: Iterable[MIMEPart]
+) -> bytes:
+    """A complete message: ``outer`` headers, then a multipart body of ``parts``."""
+    msg = EmailMessage(policy=SMTP)
+    for n, v in outer:
+        msg[n] = v
+    if msg.get("MIME-Version") is None:
+        msg["MIME-Version"] = "1.0"
+    msg["Content-Type"] = content_type
+    for p in parts:
+        msg.attach(p)
+    return to_bytes(msg)
+
+
+def single(outer: Iterable[tuple[str, object]], part: MIMEPart) -> bytes:
+    """A complete message whose body is the one entity ``part`` (its headers merged in)."""
+    msg = EmailMessage(policy=SMTP)
+    for n, v in outer:
+        msg[n] = v
+    if msg.get("MIME-Version") is None:
+        msg["MIME-Version"] = "1.0"
+    for n, v in part.items():
+        msg[n] = v
+    msg.set_payload(part.get_payload())
+    return to_bytes(msg)
