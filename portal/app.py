@@ -20,7 +20,7 @@ from archive.services import Services
 from branding.templating import STATIC_DIR
 from core.config import Settings
 from core.errors import NotFound, TransientError
-from portal import api, entry, ops, reading
+from portal import admin_api, admin_auth, admin_pages, api, entry, ops, reading
 from portal.pages import Pages
 from portal.security import SecurityHeadersMiddleware, add_security_headers
 from portal.state import PortalState
@@ -73,9 +73,22 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                 "/messages/{message_id}/attachments/{n:int}", reading.attachment, methods=["GET"]
             ),
             Route("/logout", reading.logout, methods=["POST"]),
+            Route("/admin", admin_pages.overview, methods=["GET"]),
+            Route("/admin/login", admin_auth.login_form, methods=["GET"]),
+            Route("/admin/login", admin_auth.send_code, methods=["POST"]),
+            Route("/admin/verify", admin_auth.verify, methods=["POST"]),
+            Route("/admin/logout", admin_auth.logout, methods=["POST"]),
+            Route("/admin/quarantine", admin_pages.quarantine_list, methods=["GET"]),
+            Route("/admin/quarantine/{held_id}", admin_pages.held_detail, methods=["GET"]),
+            Route("/admin/quarantine/{held_id}/release", admin_pages.release, methods=["POST"]),
+            Route("/admin/quarantine/{held_id}/reject", admin_pages.reject, methods=["POST"]),
+            Route("/admin/messages/{message_id}", admin_pages.message_decisions, methods=["GET"]),
             Route("/brand/{tenant_id}.css", ops.brand_css, methods=["GET"]),
             Route("/api/v1/messages/{message_id}", api.message_status, methods=["GET"]),
             Route("/api/v1/openapi.json", api.openapi, methods=["GET"]),
+            Route("/api/v1/quarantine", admin_api.list_held, methods=["GET"]),
+            Route("/api/v1/quarantine/{held_id}/release", admin_api.release, methods=["POST"]),
+            Route("/api/v1/quarantine/{held_id}/reject", admin_api.reject, methods=["POST"]),
             Route("/healthz", ops.healthz, methods=["GET"]),
             Route("/readyz", ops.readyz, methods=["GET"]),
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
