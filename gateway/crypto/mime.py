@@ -57,29 +57,22 @@ def split(raw: bytes, *, protect: bool) -> tuple[list[tuple[str, object]], Email
     return outer, msg
 
 
+def start(outer: Iterable[tuple[str, object]]) -> EmailMessage:
+    """A new message carrying the ``outer`` headers (and ``MIME-Version``), no body yet."""
+    msg = EmailMessage(policy=SMTP)
+    for n, v in outer:
+        msg[n] = v
+    if msg.get("MIME-Version") is None:
+        msg["MIME-Version"] = "1.0"
+    return msg
+
+
 def envelope(
     outer: Iterable[tuple[str, object]], content_type: str, parts: Iterable[MIMEPart]
 ) -> bytes:
     """A complete message: ``outer`` headers, then a multipart body of ``parts``."""
-    msg = EmailMessage(policy=SMTP)
-    for n, v in outer:
-        msg[n] = v
-    if msg.get("MIME-Version") is None:
-        msg["MIME-Version"] = "1.0"
+    msg = start(outer)
     msg["Content-Type"] = content_type
     for p in parts:
         msg.attach(p)
-    return to_bytes(msg)
-
-
-def single(outer: Iterable[tuple[str, object]], part: MIMEPart) -> bytes:
-    """A complete message whose body is the one entity ``part`` (its headers merged in)."""
-    msg = EmailMessage(policy=SMTP)
-    for n, v in outer:
-        msg[n] = v
-    if msg.get("MIME-Version") is None:
-        msg["MIME-Version"] = "1.0"
-    for n, v in part.items():
-        msg[n] = v
-    msg.set_payload(part.get_payload())
     return to_bytes(msg)

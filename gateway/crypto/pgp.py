@@ -136,7 +136,7 @@ def _encrypted_parts(armored: str) -> list[MIMEPart]:
     return [version, body]
 
 
-def build_pgp_mime(raw: bytes, armor: str, outer: list[tuple[str, object]]) -> bytes:
+def build_pgp_mime(outer: list[tuple[str, object]], armor: str) -> bytes:
     return mime.envelope(
         outer,
         'multipart/encrypted; protocol="application/pgp-encrypted"',
@@ -169,7 +169,7 @@ async def encrypt_pgp_mime(services: Services, tenant: Tenant, raw: bytes, rcpt:
         raise
     except Exception as exc:  # noqa: BLE001 - gnupg, OS: our failure, the message waits
         raise TransientError(f"OpenPGP encryption failed: {type(exc).__name__}") from exc
-    return build_pgp_mime(raw, armored, outer)
+    return build_pgp_mime(outer, armored)
 
 
 def _kill_agents(root: Path) -> None:
