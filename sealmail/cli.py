@@ -735,6 +735,10 @@ from sealmail.cli_users import user  # noqa: E402 - it builds on the helpers abo
 
 cli.add_command(user)
 
+from sealmail.cli_keys import keys  # noqa: E402 - it builds on the helpers above
+
+cli.add_command(keys)
+
 
 def main() -> None:
     cli(prog_name="sealmail")
