@@ -739,6 +739,10 @@ from sealmail.cli_keys import keys  # noqa: E402 - it builds on the helpers abov
 
 cli.add_command(keys)
 
+from sealmail.cli_policy import policy  # noqa: E402 - it builds on the helpers above
+
+cli.add_command(policy)
+
 
 def main() -> None:
     cli(prog_name="sealmail")
