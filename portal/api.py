@@ -135,4 +135,6 @@ OPENAPI: dict[str, Any] = {
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(OPENAPI)
+    from portal.api_keys import PATHS as KEY_PATHS
+
+    return JSONResponse({**OPENAPI, "paths": {**OPENAPI["paths"], **KEY_PATHS}})
