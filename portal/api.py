@@ -136,5 +136,7 @@ OPENAPI: dict[str, Any] = {
 
 async def openapi(request: Request) -> Response:
     from portal.api_keys import PATHS as KEY_PATHS
+    from portal.api_policy import POLICY_PATHS
 
-    return JSONResponse({**OPENAPI, "paths": {**OPENAPI["paths"], **KEY_PATHS}})
+    paths = {**OPENAPI["paths"], **KEY_PATHS, **POLICY_PATHS}
+    return JSONResponse({**OPENAPI, "paths": paths})

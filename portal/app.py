@@ -20,7 +20,17 @@ from archive.services import Services
 from branding.templating import STATIC_DIR
 from core.config import Settings
 from core.errors import NotFound, TransientError
-from portal import admin_api, admin_auth, admin_pages, api, api_keys, entry, ops, reading
+from portal import (
+    admin_api,
+    admin_auth,
+    admin_pages,
+    api,
+    api_keys,
+    api_policy,
+    entry,
+    ops,
+    reading,
+)
 from portal.pages import Pages
 from portal.security import SecurityHeadersMiddleware, add_security_headers
 from portal.state import PortalState
@@ -89,6 +99,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             Route("/api/v1/keys", api_keys.list_keys, methods=["GET"]),
             Route("/api/v1/keys", api_keys.import_keys, methods=["POST"]),
             Route("/api/v1/keys/{fingerprint}", api_keys.remove_key, methods=["DELETE"]),
+            Route("/api/v1/policy", api_policy.get_policy, methods=["GET"]),
+            Route("/api/v1/policy", api_policy.put_policy, methods=["PUT"]),
+            Route("/api/v1/policy/dry-run", api_policy.dry_run, methods=["POST"]),
             Route("/api/v1/quarantine", admin_api.list_held, methods=["GET"]),
             Route("/api/v1/quarantine/{held_id}/release", admin_api.release, methods=["POST"]),
             Route("/api/v1/quarantine/{held_id}/reject", admin_api.reject, methods=["POST"]),
