@@ -25,7 +25,12 @@ class PgpKeys:
     secret_bob: bytes
 
     def gpg(self, *args: str, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-        return _gpg(self.home, *args, data=data)
+        """gpg on the secret-key home; its agent is stopped after every call, so none
+        outlives a test run, even one that is killed."""
+        try:
+            return _gpg(self.home, *args, data=data)
+        finally:
+            stop_agent(self.home)
 
 
 def _gpg(home: Path, *args: str, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:
@@ -79,12 +84,17 @@ def make_pgp_keys(home: Path) -> PgpKeys:
     rev = (home / "openpgp-revocs.d" / f"{fprs['revoked']}.rev").read_text()
     _gpg(home, "--import", data=rev.replace(":-----BEGIN", "-----BEGIN").encode())
     public = {name: _gpg(home, "--armor", "--export", fpr).stdout for name, fpr in fprs.items()}
-    secret = _gpg(home, "--armor", "--export-secret-keys", fprs["bob"]).stdout
+    try:
+        secret = _gpg(home, "--armor", "--export-secret-keys", fprs["bob"]).stdout
+    finally:
+        stop_agent(home)
     return PgpKeys(home, public, fprs, secret)
 
 
 def stop_agent(home: Path) -> None:
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=False)
+    subprocess.run(
+        ["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False
+    )
 
 
 @dataclasses.dataclass
