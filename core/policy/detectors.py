@@ -9,18 +9,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+# Patterns start with a character class (not a look-behind) so the scanner can skip ahead
+# quickly: the look-behind comes after the first digit. Several times faster on long text.
 _CARD = re.compile(
-    r"(?<![\d.-])(?:\d{13,19}"
-    r"|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?"
-    r"|\d{4}([ -])\d{6}\2\d{4,5})(?![\d-])"
+    r"\d(?<![\d.-]\d)(?:\d{12,18}"
+    r"|\d{3}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?"
+    r"|\d{3}([ -])\d{6}\2\d{4,5})(?![\d-])"
 )
-_SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
+_SSN = re.compile(r"\d(?<![\d-]\d)\d\d([- ])\d{2}\1\d{4}(?![\d-])")
 _IBAN = re.compile(r"\b([A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)\b")
 _NINO = re.compile(
-    r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
-    r" ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
+    r"[A-CEGHJ-PR-TW-Z](?<![A-Z0-9][A-Z])[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
 )
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
+_NINO_BAD_PREFIX = ("BG", "GB", "NK", "KN", "TN", "NT", "ZZ")
+_EMAIL_DOMAIN = re.compile(r"@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
+_EMAIL_LOCAL = re.compile(r"[\w.+-]{1,64}$")
 
 IBAN_LENGTHS = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
@@ -86,15 +89,26 @@ def count_ibans(text: str) -> int:
 
 
 def count_ssns(text: str) -> int:
-    return sum(1 for _ in _SSN.finditer(text))
+    n = 0
+    for m in _SSN.finditer(text):
+        area, group, serial = m.group(0)[:3], m.group(0)[4:6], m.group(0)[7:]
+        if area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000":
+            n += 1  # ranges never issued are left out
+    return n
 
 
 def count_ninos(text: str) -> int:
-    return sum(1 for _ in _NINO.finditer(text.upper()))
+    return sum(1 for m in _NINO.finditer(text.upper()) if m.group(0)[:2] not in _NINO_BAD_PREFIX)
 
 
 def count_emails(text: str) -> int:
-    return len({m.group(0).lower() for m in _EMAIL.finditer(text)})
+    """Distinct addresses: found by their ``@domain`` first (cheap to scan for)."""
+    found = set()
+    for m in _EMAIL_DOMAIN.finditer(text):
+        local = _EMAIL_LOCAL.search(text, max(0, m.start() - 64), m.start())
+        if local:
+            found.add((local.group(0) + m.group(0)).lower())
+    return len(found)
 
 
 BUILTIN: dict[str, Callable[[str], int]] = {
@@ -109,5 +123,13 @@ BUILTIN: dict[str, Callable[[str], int]] = {
 def dictionary_counter(words: tuple[str, ...]) -> Callable[[str], int]:
     """Whole-word, case-insensitive occurrences of any of ``words`` (phrases allowed)."""
     alternation = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    pattern = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
-    return lambda text: sum(1 for _ in pattern.finditer(text))
+    pattern = re.compile(rf"(?:{alternation})(?!\w)", re.IGNORECASE)
+
+    def count(text: str) -> int:
+        return sum(1 for m in pattern.finditer(text) if not _word_before(text, m.start()))
+
+    return count
+
+
+def _word_before(text: str, i: int) -> bool:
+    return i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_")
