@@ -26,8 +26,8 @@ def compose_reject_notice(
     }
     rendered = Rendered(
         subject="Your message was not delivered: rejected by your compliance officer",
-        text=render("portal/admin_reject_notice.txt", ctx),
-        html=render("portal/admin_reject_notice.html", ctx),
+        text=render("mail/quarantine_rejected.txt", ctx),
+        html=render("mail/quarantine_rejected.html", ctx),
     )
     return compose(
         from_addr=formataddr((name, from_addr)) if name.isascii() else from_addr,
