@@ -103,9 +103,10 @@ def extract_facts(raw: bytes, limits: Limits = Limits()) -> MessageFacts:  # noq
         if part.is_multipart() or budget.out_of_time():
             continue
         try:
-            data = part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)
         except Exception:  # noqa: BLE001 - a broken part is skipped, not fatal
-            data = b""
+            payload = None
+        data = payload if isinstance(payload, bytes) else b""
         ctype = part.get_content_type()
         filename = _filename(part)
         if filename or part.get_content_disposition() == "attachment":
