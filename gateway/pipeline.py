@@ -9,7 +9,18 @@ lost and never sent in clear instead.
 Dispositions and their handlers (Mailman's pipelines, as data)::
 
     clear   to_outbox
+    tls     to_outbox (flagged: only over verified TLS, else back here for the portal)
     portal  seal_to_portal, grant_access, notify_recipient
+    pgp     encrypt_pgp       (PGP/MIME, RFC 3156)
+    smime   encrypt_smime     (application/pkcs7-mime)
+    hold    quarantine        (a compliance officer releases or rejects)
+    reject  reject_notice     (the sender is told which rule refused it)
+
+The policy (:mod:`gateway.policy.decide`) names the disposition per recipient; only
+recipients still ``pending`` are handled, so a release from quarantine or a reroute from
+``tls`` to the portal runs the pipeline again for just those recipients. Encryption that
+cannot happen now raises: the message waits and is retried, and after ``queue_lifetime``
+its sender gets a bounce. It never goes out in clear instead.
 """
 
 from __future__ import annotations
@@ -30,10 +41,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive.services import Services
 from core import outbox
+from core.errors import SealmailError, TransientError
 from core.ids import new_id, new_token
 from core.keys import sha256_hex
 from core.models import Message, MessageRecipient, PortalAccess, Recipient, Tenant, now
-from gateway.headers import strip_fields
+from gateway.dsn import Failure, build_dsn
+from gateway.headers import replace_field, strip_fields
+from gateway.policy.decide import Verdict
+from gateway.policy.decide import decide as policy_decide
+from gateway.policy.decide import record as record_decisions
 from gateway.portal_seal import seal_parts, sender_of
 from gateway.triggers import encrypt_reason, header_text, strip_keywords
 from gateway.writegate import gate_for
@@ -58,6 +74,17 @@ class Context:
     portal_meta_id: str | None = None
     links: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
     new_recipients: set[str] = dataclasses.field(default_factory=set)
+    verdicts: dict[str, Verdict] = dataclasses.field(default_factory=dict)
+    holds: dict[tuple[str, str], list[str]] = dataclasses.field(default_factory=dict)
+
+    def outbound_raw(self) -> bytes:
+        """The original bytes for the next hop: internal headers removed and, when a
+        trigger keyword was in the subject, the subject without it."""
+        data = strip_fields(self.raw)
+        original = header_text(self.msg, "Subject")
+        if self.subject != original:
+            data = replace_field(data, "Subject", self.subject)
+        return data
 
 
 Handler = Callable[[Context, list[MessageRecipient]], Awaitable[None]]
@@ -68,11 +95,21 @@ Handler = Callable[[Context, list[MessageRecipient]], Awaitable[None]]
 
 async def to_outbox(ctx: Context, rcpts: list[MessageRecipient]) -> None:
     """The original bytes, internal headers removed from the header block only."""
-    data = strip_fields(ctx.raw)
+    await _enqueue_copy(ctx, rcpts, strip_fields(ctx.raw), kind="clear", require_tls=False)
+
+
+async def to_outbox_tls(ctx: Context, rcpts: list[MessageRecipient]) -> None:
+    """As :func:`to_outbox`, flagged so delivery sends it only over verified TLS."""
+    await _enqueue_copy(ctx, rcpts, ctx.outbound_raw(), kind="clear", require_tls=True)
+
+
+async def _enqueue_copy(
+    ctx: Context, rcpts: list[MessageRecipient], data: bytes, *, kind: str, require_tls: bool
+) -> None:
     obj = await ctx.services.vault.seal(ctx.session, ctx.tenant.id, data, kind="outbound")
-    await outbox.enqueue(
+    item = await outbox.enqueue(
         ctx.session,
-        kind="clear",
+        kind=kind,
         tenant_id=ctx.tenant.id,
         mail_from=ctx.message.mail_from,
         recipients=[r.rcpt for r in rcpts],
@@ -80,9 +117,97 @@ async def to_outbox(ctx: Context, rcpts: list[MessageRecipient]) -> None:
         lifetime=ctx.services.settings.queue_lifetime,
         message_id=ctx.message.id,
     )
+    item.require_tls = require_tls
+
+
+class EncryptionFailed(TransientError):
+    """A copy that must be encrypted could not be: the message waits (fail closed)."""
+
+
+async def encrypt_pgp(ctx: Context, rcpts: list[MessageRecipient]) -> None:
+    """One PGP/MIME copy per recipient, encrypted to that recipient's key only."""
+    from gateway.crypto.pgp import encrypt_pgp_mime
+
+    await _encrypt_each(ctx, rcpts, encrypt_pgp_mime, "OpenPGP")
+
+
+async def encrypt_smime(ctx: Context, rcpts: list[MessageRecipient]) -> None:
+    """One S/MIME enveloped copy per recipient."""
+    from gateway.crypto.smime import encrypt_smime as envelope
+
+    await _encrypt_each(ctx, rcpts, envelope, "S/MIME")
+
+
+async def _encrypt_each(
+    ctx: Context,
+    rcpts: list[MessageRecipient],
+    encrypt: Callable[[Services, Tenant, bytes, str], Awaitable[bytes]],
+    name: str,
+) -> None:
+    data = ctx.outbound_raw()
+    for r in rcpts:
+        try:
+            sealed = await encrypt(ctx.services, ctx.tenant, data, r.rcpt)
+        except Exception as exc:  # noqa: BLE001 - any failure means: not now, never clear
+            reason = str(exc) if isinstance(exc, SealmailError) else type(exc).__name__
+            raise EncryptionFailed(f"{name} encryption to {r.rcpt} failed: {reason}") from exc
+        await _enqueue_copy(ctx, [r], sealed, kind="encrypted", require_tls=False)
+
+
+async def quarantine(ctx: Context, rcpts: list[MessageRecipient]) -> None:
+    """Group the held recipients by rule; the holds are written with the rest in
+    :func:`_finish` (nothing is written while handlers run)."""
+    for r in rcpts:
+        v = ctx.verdicts[r.rcpt]
+        ctx.holds.setdefault((v.rule, v.reason), []).append(r.rcpt)
+
+
+async def reject_notice(ctx: Context, rcpts: list[MessageRecipient]) -> None:
+    """A bounce to the sender naming the rule; the copies are never sent."""
+    failures = [
+        Failure(r.rcpt, "5.7.1", f"refused by policy rule '{ctx.verdicts[r.rcpt].rule}'")
+        for r in rcpts
+    ]
+    await enqueue_bounce(ctx.services, ctx.session, ctx.message, ctx.raw, failures)
+
+
+async def enqueue_bounce(
+    services: Services,
+    session: AsyncSession,
+    message: Message,
+    raw: bytes,
+    failures: list[Failure],
+) -> None:
+    """An RFC 3464 bounce of ``message`` to its envelope sender (never for the null
+    sender: no bounce to a bounce)."""
+    if not message.mail_from:
+        return
+    settings = services.settings
+    body = build_dsn(
+        reporting_host=settings.smtp_hostname,
+        postmaster=f"MAILER-DAEMON@{settings.smtp_hostname}",
+        to_addr=message.mail_from,
+        original=raw,
+        failures=failures,
+        arrival=message.received_at,
+    )
+    obj = await services.vault.seal(session, message.tenant_id, body, kind="outbound")
+    await outbox.enqueue(
+        session,
+        kind="dsn",
+        tenant_id=message.tenant_id,
+        mail_from="",
+        recipients=[message.mail_from],
+        object_id=obj.id,
+        lifetime=settings.queue_lifetime,
+        message_id=message.id,
+    )
 
 
 async def seal_to_portal(ctx: Context, rcpts: list[MessageRecipient]) -> None:
+    if ctx.message.meta_object_id:  # an earlier pass sealed it for other recipients
+        ctx.portal_meta_id = ctx.message.meta_object_id
+        return
     meta = await seal_parts(
         ctx.session,
         ctx.services.vault,
@@ -158,38 +283,72 @@ async def notify_recipient(ctx: Context, rcpts: list[MessageRecipient]) -> None:
 
 HANDLERS: dict[str, Handler] = {
     "to_outbox": to_outbox,
+    "to_outbox_tls": to_outbox_tls,
     "seal_to_portal": seal_to_portal,
     "grant_access": grant_access,
     "notify_recipient": notify_recipient,
+    "encrypt_pgp": encrypt_pgp,
+    "encrypt_smime": encrypt_smime,
+    "quarantine": quarantine,
+    "reject_notice": reject_notice,
 }
 PIPELINES: dict[str, tuple[str, ...]] = {
     "clear": ("to_outbox",),
+    "tls": ("to_outbox_tls",),
     "portal": ("seal_to_portal", "grant_access", "notify_recipient"),
+    "pgp": ("encrypt_pgp",),
+    "smime": ("encrypt_smime",),
+    "hold": ("quarantine",),
+    "reject": ("reject_notice",),
 }
 
 
 # --- decisions --------------------------------------------------------------------------
 
 
-def decide(ctx: Context) -> dict[str, tuple[str, str]]:
-    """``{rcpt: (disposition, reason)}``; the same for every recipient until policy
-    rules (SPEC §4) can tell recipients apart."""
+REROUTED = Verdict(
+    disposition="portal",
+    action="encrypt",
+    method="portal",
+    rule="",
+    reason="verified TLS was required and the next hop could not give it",
+    explanation={"reroute": "require_tls"},
+)
+LOOPED = Verdict(
+    disposition="clear",
+    action="pass",
+    method="",
+    rule="",
+    reason="valid loop stamp: relayed as it is",
+    explanation={"loop_stamp": True},
+)
+
+
+async def decide(ctx: Context, pending: list[MessageRecipient]) -> dict[str, Verdict]:
+    """One verdict per pending recipient: the loop stamp, a reroute to the portal, or the
+    tenant's policy (with the built-in triggers and a release from quarantine)."""
     if ctx.message.disposition == DISPOSITION_LOOP:
-        verdict = ("clear", "valid loop stamp: relayed as it is")
-    else:
-        reason = encrypt_reason(ctx.msg, ctx.tenant, ctx.services.settings.trigger_keywords)
-        verdict = ("portal", reason) if reason else ("clear", "no trigger")
-    return {r.rcpt: verdict for r in ctx.recipients}
+        return {r.rcpt: LOOPED for r in pending}
+    verdicts = {r.rcpt: REROUTED for r in pending if r.override == "portal"}
+    rest = [r for r in pending if r.rcpt not in verdicts]
+    if rest:
+        trigger = encrypt_reason(ctx.msg, ctx.tenant, ctx.services.settings.trigger_keywords)
+        verdicts.update(
+            await policy_decide(
+                ctx.services,
+                ctx.session,
+                ctx.tenant,
+                raw=ctx.raw,
+                mail_from=ctx.message.mail_from,
+                recipients=[r.rcpt for r in rest],
+                trigger_reason=trigger,
+                released=frozenset(r.rcpt for r in rest if r.override == "released"),
+            )
+        )
+    return verdicts
 
 
 # --- the loop ---------------------------------------------------------------------------
-
-
-def _judge(ctx: Context) -> dict[str, tuple[str, str]]:
-    ctx.subject = strip_keywords(
-        header_text(ctx.msg, "Subject"), ctx.services.settings.trigger_keywords
-    )
-    return decide(ctx)
 
 
 def _parse(raw: bytes) -> EmailMessage:
@@ -244,33 +403,47 @@ async def _process(services: Services, message_id: str, lease: float) -> None:
             .scalars()
             .all()
         )
-        ctx = Context(services, s, message, tenant, raw, msg, rcpts)
-        verdicts = await asyncio.to_thread(_judge, ctx)  # header parsing: off the loop
-        groups: dict[str, list[MessageRecipient]] = {}
-        for r in rcpts:
-            groups.setdefault(verdicts[r.rcpt][0], []).append(r)
-        # Nothing is written while the handlers seal and compose (no autoflush): the
-        # write transaction below, which holds SQLite's lock, stays short.
+        pending = [r for r in rcpts if r.state == "pending"]
+        ctx = Context(services, s, message, tenant, raw, msg, pending)
+        ctx.subject = await asyncio.to_thread(
+            lambda: strip_keywords(header_text(msg, "Subject"), services.settings.trigger_keywords)
+        )
+        # Nothing is written while the policy runs and the handlers seal, encrypt and
+        # compose (no autoflush): the write transaction below, which holds SQLite's lock,
+        # stays short.
         with s.no_autoflush:
+            ctx.verdicts = await decide(ctx, pending)
+            groups: dict[str, list[MessageRecipient]] = {}
+            for r in pending:
+                groups.setdefault(ctx.verdicts[r.rcpt].disposition, []).append(r)
             for disposition in sorted(groups, key=lambda d: d != "portal"):
                 for name in PIPELINES[disposition]:
                     await HANDLERS[name](ctx, groups[disposition])
         async with gate_for(services.db).hold():
-            await _finish(ctx, rcpts, verdicts, groups, lease)
+            await _finish(ctx, rcpts, pending, lease)
 
 
 async def _finish(
     ctx: Context,
     rcpts: list[MessageRecipient],
-    verdicts: dict[str, tuple[str, str]],
-    groups: dict[str, list[MessageRecipient]],
+    pending: list[MessageRecipient],
     lease: float,
 ) -> None:
-    """Every write of one message, in one short transaction."""
+    """Every write of one pass over a message, in one short transaction."""
     s, message = ctx.session, ctx.message
-    for r in rcpts:
-        r.disposition, r.reason = verdicts[r.rcpt][0], verdicts[r.rcpt][1][:500]
+    for r in pending:
+        v = ctx.verdicts[r.rcpt]
+        r.disposition, r.reason = v.disposition, (v.rule and f"rule '{v.rule}': " or "") + v.reason
+        r.reason = r.reason[:500]
+        r.state, r.override = "done", ""
+    await record_decisions(s, message.id, ctx.tenant.id, ctx.verdicts)
+    if ctx.holds:
+        from core.quarantine import hold
+
+        for (rule, reason), addresses in ctx.holds.items():
+            await hold(s, message.id, ctx.tenant.id, addresses, rule, reason)
     await _remember_recipients(ctx)
+    dispositions = {r.disposition for r in rcpts if r.disposition}
     done = await s.execute(
         update(Message)
         .where(
@@ -280,8 +453,8 @@ async def _finish(
         )
         .values(
             state="processed",
-            disposition=next(iter(groups)) if len(groups) == 1 else "mixed",
-            meta_object_id=ctx.portal_meta_id,
+            disposition=dispositions.pop() if len(dispositions) == 1 else "mixed",
+            meta_object_id=ctx.portal_meta_id or message.meta_object_id,
             processed_at=now(),
             last_error="",
         )
@@ -316,21 +489,64 @@ def backoff(attempts: int, minimum: float, maximum: float) -> float:
 
 
 async def _failed(services: Services, message_id: str, lease: float, error: Exception) -> None:
+    """Record a failed pass: retry with backoff, or — past ``queue_lifetime`` — bounce the
+    recipients still pending to the sender. Never a copy in clear."""
     settings = services.settings
     async with gate_for(services.db).hold(), services.db.session() as s:
         message = await s.get(Message, message_id)
         if message is None or message.state != "received" or message.next_attempt_at != lease:
             return
         message.attempts += 1
-        message.last_error = f"{type(error).__name__}: {error}"[:500]
-        if now() - message.received_at > settings.queue_lifetime:
-            message.state = "failed"  # kept, sealed, for an operator to look at
-        else:
+        message.last_error = _describe(error)
+        if now() - message.received_at <= settings.queue_lifetime:
             delay = backoff(
                 message.attempts, settings.queue_min_backoff, settings.queue_max_backoff
             )
             message.next_attempt_at = now() + delay
+            await s.commit()
+            return
+        pending = list(
+            (
+                await s.execute(
+                    select(MessageRecipient).where(
+                        MessageRecipient.message_id == message.id,
+                        MessageRecipient.state == "pending",
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        try:
+            raw = await services.vault.read(s, message.tenant_id, message.raw_object_id)
+        except Exception:  # noqa: BLE001 - the bounce still goes, with no original headers
+            raw = b""
+        status = "5.7.0" if _is_encryption_failure(error) else "4.4.7"
+        text = (
+            "the message could not be encrypted as your organisation's policy requires, "
+            "and it was not sent in clear"
+            if status == "5.7.0"
+            else "the message could not be processed before its time in the queue ran out"
+        )
+        await enqueue_bounce(
+            services, s, message, raw, [Failure(r.rcpt, status, text) for r in pending]
+        )
+        for r in pending:
+            r.state, r.disposition = "done", "bounced"
+            r.reason = f"bounced after queue_lifetime: {message.last_error}"[:500]
+        message.state = "failed"  # kept, sealed, for an operator to look at
         await s.commit()
+
+
+def _describe(error: Exception) -> str:
+    """What an operator reads in ``queue list``; vendor exceptions keep only their type."""
+    if isinstance(error, SealmailError):
+        return f"{type(error).__name__}: {error}"[:500]
+    return type(error).__name__
+
+
+def _is_encryption_failure(error: Exception) -> bool:
+    return isinstance(error, EncryptionFailed)
 
 
 async def _process_one(services: Services, message_id: str, lease: float) -> int:

@@ -100,13 +100,10 @@ def _shared(scope: MessageScope) -> dict[str, Any]:
     out: dict[str, Any] = {
         "detectors": dict(sorted(scope.detector_counts.items())),
         "size": facts.size,
+        # kinds and sizes only: attachment names are message content, and this
+        # explanation is stored in clear (policy_decisions.explanation)
         "attachments": [
-            {
-                "name": a.name,
-                "type": a.type,
-                "size": a.size,
-                **({"in": a.container} if a.container else {}),
-            }
+            {"type": a.type, "size": a.size, **({"nested": True} if a.container else {})}
             for a in facts.attachments[:50]
         ],
     }
