@@ -333,7 +333,7 @@ class RecipientKey(Base):
     """A recipient's OpenPGP public key or S/MIME certificate known to a tenant."""
 
     __tablename__ = "recipient_keys"
-    __table_args__ = (UniqueConstraint("tenant_id", "kind", "fingerprint"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "kind", "fingerprint", "email"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(8))  # pgp | smime

@@ -5,8 +5,9 @@ tenant's GnuPG home is only a cache built from it. Everything in the directory p
 :func:`parse_keys` — not expired, revoked or not yet valid, able to encrypt, strong enough,
 public only, with an email address — so the gateway may treat a directory key as valid.
 
-One row per key (its primary fingerprint, its primary email): the table is unique on
-``(tenant, kind, fingerprint)``. Importing a key again refreshes its row.
+One row per key and address (a key with three user ids, or a certificate with three
+addresses, gives three rows): the table is unique on ``(tenant, kind, fingerprint, email)``.
+Importing a key again refreshes its rows.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def parse_keys(data: bytes, at: float | None = None) -> list[ParsedKey]:
     if b"PRIVATE KEY" in data:
         raise PermanentError("refused: this is private key material; import public keys only")
     if b"-----BEGIN CERTIFICATE-----" in data:
-        return [_parse_cert(c, at) for c in x509.load_pem_x509_certificates(data)]
+        return [p for c in x509.load_pem_x509_certificates(data) for p in _parse_cert(c, at)]
     if b"-----BEGIN PGP" in data:
         return _parse_pgp(data, at)
     if data[:1] == b"\x30":  # a DER SEQUENCE: an X.509 certificate, if anything
@@ -86,7 +87,7 @@ def parse_keys(data: bytes, at: float | None = None) -> list[ParsedKey]:
             cert = x509.load_der_x509_certificate(data)
         except ValueError:
             raise PermanentError("not an OpenPGP key or an X.509 certificate") from None
-        return [_parse_cert(cert, at)]
+        return _parse_cert(cert, at)
     if data[:1] and data[0] & 0x80:  # an OpenPGP packet header
         return _parse_pgp(data, at)
     raise PermanentError("not an OpenPGP key or an X.509 certificate")
@@ -112,11 +113,11 @@ def _parse_pgp(data: bytes, at: float) -> list[ParsedKey]:
             checked = [(k, _check_pgp(k, at)) for k in found]
             gpg.import_keys(data)
             keys = []
-            for k, (email_addr, algorithm, bits, not_after) in checked:
+            for k, (addresses, algorithm, bits, not_after) in checked:
                 material = gpg.export_keys(k["fingerprint"], minimal=True)
                 if not material:
                     raise PermanentError(f"key {k['fingerprint']} could not be read")
-                keys.append(
+                keys.extend(
                     ParsedKey(
                         "pgp",
                         email_addr,
@@ -126,6 +127,7 @@ def _parse_pgp(data: bytes, at: float) -> list[ParsedKey]:
                         not_after,
                         material.encode("ascii"),
                     )
+                    for email_addr in addresses
                 )
             return keys
         finally:
@@ -146,7 +148,7 @@ def _strength(algo: str, length: str, curve: str, fpr: str) -> tuple[str, int]:
     raise PermanentError(f"key {fpr} uses an unsupported or weak algorithm ({curve or algo})")
 
 
-def _check_pgp(k: dict, at: float) -> tuple[str, str, int, float | None]:
+def _check_pgp(k: dict, at: float) -> tuple[list[str], str, int, float | None]:
     fpr = k["fingerprint"]
     validity = k.get("trust", "")
     if validity == "r":
@@ -180,10 +182,10 @@ def _check_pgp(k: dict, at: float) -> tuple[str, str, int, float | None]:
     sub_exp = [float(e[3]) if e[3] else None for e in enc]
     if None not in sub_exp:
         limits.append(max(x for x in sub_exp if x is not None))
-    return emails[0], algorithm, bits, min(limits) if limits else None
+    return list(dict.fromkeys(emails)), algorithm, bits, min(limits) if limits else None
 
 
-def _parse_cert(cert: x509.Certificate, at: float) -> ParsedKey:
+def _parse_cert(cert: x509.Certificate, at: float) -> list[ParsedKey]:
     fpr = cert.fingerprint(hashes.SHA256()).hex().upper()
     subject = cert.subject.rfc4514_string()
     if cert.not_valid_before_utc.timestamp() > at:
@@ -236,15 +238,18 @@ def _parse_cert(cert: x509.Certificate, at: float) -> ParsedKey:
         raise PermanentError(f"certificate {subject} has no email address")
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    return ParsedKey(
-        "smime",
-        emails[0],
-        fpr,
-        f"rsa{key.key_size}",
-        key.key_size,
-        cert.not_valid_after_utc.timestamp(),
-        cert.public_bytes(Encoding.PEM),
-    )
+    return [
+        ParsedKey(
+            "smime",
+            address,
+            fpr,
+            f"rsa{key.key_size}",
+            key.key_size,
+            cert.not_valid_after_utc.timestamp(),
+            cert.public_bytes(Encoding.PEM),
+        )
+        for address in dict.fromkeys(emails)
+    ]
 
 
 # --- the directory ----------------------------------------------------------------------------
@@ -272,13 +277,18 @@ async def import_keys(
                     RecipientKey.tenant_id == tenant_id,
                     RecipientKey.kind == p.kind,
                     RecipientKey.fingerprint == p.fingerprint,
+                    RecipientKey.email == p.email,
                 )
             )
         ).scalar_one_or_none()
         action = "recipient_key.update" if row else "recipient_key.import"
         if row is None:
             row = RecipientKey(
-                id=new_id("rk_"), tenant_id=tenant_id, kind=p.kind, fingerprint=p.fingerprint
+                id=new_id("rk_"),
+                tenant_id=tenant_id,
+                kind=p.kind,
+                fingerprint=p.fingerprint,
+                email=p.email,
             )
             session.add(row)
         row.email = p.email

@@ -267,6 +267,9 @@ async def run_worker(
                 await _idle(stop, wakeup, services.settings.queue_poll_interval)
     finally:
         await pool.close()
+        from gateway.crypto.pgp import stop_agents
+
+        await stop_agents(services.settings.data_dir)
 
 
 async def run_once(services: Services) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 from collections.abc import Set
 from typing import Any
 
@@ -18,11 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive.services import Services
 from core.accounts import tenant_domains
+from core.errors import TransientError
 from core.models import PolicyDecision, Tenant
 from core.policy import Decision, Limits, evaluate, extract_facts
 from core.policy.disposition import disposition_for, upgraded_by_trigger
 from core.policy.store import get_policy
 from core.recipient_keys import methods_available
+
+log = logging.getLogger("sealmail.gateway.policy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,12 +88,16 @@ async def decide(
     decisions = await asyncio.to_thread(run)
     verdicts: dict[str, Verdict] = {}
     for d in decisions:
-        verdicts[d.rcpt] = await _verdict(session, tenant.id, d, trigger_reason)
+        verdicts[d.rcpt] = await _verdict(services, session, tenant, d, trigger_reason)
     return verdicts
 
 
 async def _verdict(
-    session: AsyncSession, tenant_id: str, d: Decision, trigger_reason: str | None
+    services: Services,
+    session: AsyncSession,
+    tenant: Tenant,
+    d: Decision,
+    trigger_reason: str | None,
 ) -> Verdict:
     action, method, explanation = d.action, d.method, dict(d.explanation)
     by = f"rule {d.rule!r}" if d.rule else _default_words(d)
@@ -100,7 +108,9 @@ async def _verdict(
         by = f"{trigger_reason} (policy: {by} → {d.action})"
     methods: set[str] = set()
     if action == "encrypt" and method == "auto":
-        methods = await methods_available(session, tenant_id, d.rcpt)
+        if tenant.wkd_lookup:
+            await _wkd(services, session, tenant, d.rcpt, explanation)
+        methods = await methods_available(session, tenant.id, d.rcpt)
     disposition = disposition_for(action, method, methods)
     explanation["disposition"] = disposition
     what = f"{action} {method} → {disposition}" if action == "encrypt" else action
@@ -108,6 +118,22 @@ async def _verdict(
         what = "require_tls → tls"
     reason = f"{by}: {what}"
     return Verdict(disposition, action, method, d.rule, reason[:500], explanation)
+
+
+async def _wkd(
+    services: Services, session: AsyncSession, tenant: Tenant, rcpt: str, explanation: dict
+) -> None:
+    """Look the recipient's key up in their domain's Web Key Directory (cached). A lookup
+    that cannot complete now leaves the portal as the method: still encrypted."""
+    from gateway.wkd import lookup_and_store
+
+    try:
+        explanation["wkd"] = (
+            "found" if await lookup_and_store(services, session, tenant, rcpt) else "not found"
+        )
+    except TransientError as exc:
+        log.info("WKD lookup for a recipient of tenant %s failed: %s", tenant.id, exc)
+        explanation["wkd"] = "unavailable"
 
 
 def _default_words(d: Decision) -> str:

@@ -151,3 +151,27 @@ async def test_one_bad_key_refuses_the_whole_import(services: Services, pgp_keys
             )
         await s.rollback()
         assert await recipient_keys.list_keys(s, tid) == []
+
+
+async def test_a_key_with_two_addresses_serves_both(services: Services, tmp_path) -> None:  # noqa: ANN001
+    from tests.gateway.crypto.keygen import _gpg, _make, stop_agent
+
+    home = tmp_path / "two-uids"
+    home.mkdir(mode=0o700)
+    try:
+        fpr = _make(home, "Gail <gail@recipient.test>", "ed25519", "cv25519", "never")
+        _gpg(home, "--quick-add-uid", fpr, "Gail at home <gail@home.test>")
+        public = _gpg(home, "--armor", "--export", fpr).stdout
+    finally:
+        stop_agent(home)
+    tid = await make_tenant(services, "Acme", "acme.example")
+    async with services.db.session() as s:
+        rows = await recipient_keys.import_keys(s, tid, public)
+        await s.commit()
+        assert sorted(r.email for r in rows) == ["gail@home.test", "gail@recipient.test"]
+        assert {r.fingerprint for r in rows} == {fpr}
+        for address in ("gail@recipient.test", "gail@home.test"):
+            assert await recipient_keys.methods_available(s, tid, address) == {"pgp"}
+        again = await recipient_keys.import_keys(s, tid, public)
+        await s.commit()
+        assert sorted(r.id for r in again) == sorted(r.id for r in rows)

@@ -69,16 +69,18 @@ class Product:
             timeout=120,
             stdin=subprocess.DEVNULL,
         )
-        lines = [
-            f'smtp_listen = "127.0.0.1:{self.smtp_port}"',
-            f'portal_listen = "127.0.0.1:{self.portal_port}"',
-            f'portal_base_url = "{self.portal_url}"',
-            f'relay = "127.0.0.1:{self.relay_port}"',
-            'relay_tls = "none"',
-            'queue_min_backoff = "1s"',
-            'queue_max_backoff = "2s"',
-            'queue_poll_interval = "0.2s"',
-        ] + [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
+        values = {
+            "smtp_listen": f"127.0.0.1:{self.smtp_port}",
+            "portal_listen": f"127.0.0.1:{self.portal_port}",
+            "portal_base_url": self.portal_url,
+            "relay": f"127.0.0.1:{self.relay_port}",
+            "relay_tls": "none",
+            "queue_min_backoff": "1s",
+            "queue_max_backoff": "2s",
+            "queue_poll_interval": "0.2s",
+            **extra,
+        }
+        lines = [f"{k} = {json.dumps(v)}" for k, v in values.items()]
         text = self.config.read_text()
         keys = {line.split("=", 1)[0].strip() for line in lines}
         kept = [ln for ln in text.splitlines() if ln.split("=", 1)[0].strip() not in keys]

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-24 01:41:38.900604
+Create Date: 2026-11-24 02:02:49.330680
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("tenant_id", "kind", "fingerprint"),
+        sa.UniqueConstraint("tenant_id", "kind", "fingerprint", "email"),
     )
     with op.batch_alter_table("recipient_keys", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_recipient_keys_email"), ["email"], unique=False)
