@@ -324,6 +324,8 @@ async def update_tenant(
     hide_subject: bool | None = None,
     sensitivity_trigger: bool | None = None,
     notification_from: str | None = None,
+    wkd_lookup: bool | None = None,
+    pgp_protect_subject: bool | None = None,
 ) -> dict[str, Any]:
     """Change a tenant's settings; returns what changed (audited)."""
     changes: dict[str, Any] = {}
@@ -343,6 +345,10 @@ async def update_tenant(
         changes["hide_subject"] = hide_subject
     if sensitivity_trigger is not None:
         changes["sensitivity_trigger"] = sensitivity_trigger
+    if wkd_lookup is not None:
+        changes["wkd_lookup"] = wkd_lookup
+    if pgp_protect_subject is not None:
+        changes["pgp_protect_subject"] = pgp_protect_subject
     if notification_from is not None:
         address = notification_from.strip().lower()
         if address and domain_of(address) not in await tenant_domains(session, tenant.id):

@@ -498,6 +498,8 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
                     "brand_color": t.brand_color,
                     "logo_url": t.logo_url,
                     "notification_from": t.notification_from,
+                    "wkd_lookup": t.wkd_lookup,
+                    "pgp_protect_subject": t.pgp_protect_subject,
                     "messages": int(count or 0),
                     "created_at": _ts(t.created_at),
                 }
@@ -534,6 +536,16 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
     help="Encrypt mail marked Sensitivity: Company-Confidential.",
 )
 @click.option("--notification-from", default=None, help="Sender of notices (tenant's domain).")
+@click.option(
+    "--wkd-lookup/--no-wkd-lookup",
+    default=None,
+    help="Look recipients' OpenPGP keys up in their domain's Web Key Directory.",
+)
+@click.option(
+    "--pgp-protect-subject/--no-pgp-protect-subject",
+    default=None,
+    help="OpenPGP: move the subject inside the encrypted part.",
+)
 @click.option("--network", "networks", multiple=True, help="Add a connector network (CIDR).")
 @click.option(
     "--private-network", "private_networks", multiple=True, help="Add a private network (CIDR)."
@@ -550,12 +562,14 @@ def tenant_update(
     hide_subject: bool | None,
     sensitivity_trigger: bool | None,
     notification_from: str | None,
+    wkd_lookup: bool | None,
+    pgp_protect_subject: bool | None,
     networks: tuple[str, ...],
     private_networks: tuple[str, ...],
     config: str | None,
     as_json: bool,
 ) -> None:
-    """Change a tenant's branding, notice and network settings."""
+    """Change a tenant's branding, notice, key look-up and network settings."""
     from archive.services import Services
     from core import accounts
 
@@ -574,6 +588,8 @@ def tenant_update(
                     hide_subject=hide_subject,
                     sensitivity_trigger=sensitivity_trigger,
                     notification_from=notification_from,
+                    wkd_lookup=wkd_lookup,
+                    pgp_protect_subject=pgp_protect_subject,
                 )
                 for cidr in networks:
                     await accounts.add_network(s, t, cidr, private=False)
