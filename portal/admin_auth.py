@@ -1,5 +1,11 @@
-"""Signing in to ``/admin``: email → one-time code through the outbox → a server-side
-session of kind ``admin`` bound to one tenant and one user.
+"""Signing in to ``/admin`` (and to ``/sent``): email → one-time code through the outbox →
+a server-side session bound to one tenant and one user.
+
+Two doors share this machinery (:class:`Door`): ``/admin/login`` lets in admin and
+compliance users with a session of kind ``admin``; ``/sent/login`` lets in any tenant user
+(sender, admin, compliance) with a session of kind ``sender`` that opens only ``/sent`` —
+an admin page answers such a session 404. Each door has its own pending kind and cookie, so
+a code asked for at one door cannot be used at the other.
 
 The same rules as the recipient side (SPEC §5). Every address gets the same "code sent"
 page; only a tenant's admin or compliance user gets a mail. Until the code is entered the
@@ -46,13 +52,55 @@ from portal.state import PortalState, client_ip, portal
 log = logging.getLogger("sealmail.portal.admin")
 
 ADMIN_ROLES = ("admin", "compliance")
+SENDER_ROLES = ("admin", "compliance", "sender")
 PENDING_COOKIE = "__Host-sealmail_admin_pending"
 PENDING_KIND = "admin-code"
 SESSION_KIND = "admin"
+SENDER_SESSION_KIND = "sender"
 SENDS_PER_ADDRESS = 5  # per hour
 SENDS_PER_IP = 20
 FAILURES_PER_PENDING = codes.MAX_FAILURES
 FAILURES_PER_IP = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class Door:
+    """One way in: who may pass, what session they get, where they land."""
+
+    name: str  # prefix of CSRF purposes, rate-limit buckets and audit actions
+    roles: tuple[str, ...]
+    pending_kind: str
+    pending_cookie: str
+    session_kinds: tuple[str, ...]  # sessions this door's pages accept; the first is made
+    home: str
+    login_template: str
+    code_template: str
+
+    @property
+    def login_path(self) -> str:
+        return f"{self.home}/login"
+
+
+ADMIN_DOOR = Door(
+    "admin",
+    ADMIN_ROLES,
+    PENDING_KIND,
+    PENDING_COOKIE,
+    (SESSION_KIND,),
+    "/admin",
+    "portal/admin_login.html",
+    "portal/admin_code.html",
+)
+SENDER_DOOR = Door(
+    "sent",
+    SENDER_ROLES,
+    "sent-code",
+    "__Host-sealmail_sent_pending",
+    (SENDER_SESSION_KIND, SESSION_KIND),  # an officer signed in at /admin sees /sent too
+    "/sent",
+    "portal/sent_login.html",
+    "portal/sent_code.html",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,23 +118,38 @@ class Admin:
         return self.user.role == "admin" or (what == "quarantine" and self.user.role in ADMIN_ROLES)
 
 
-async def current_admin(s: AsyncSession, request: Request) -> Admin | None:
-    """The signed-in admin of this request; the user's role is checked on every request,
-    so a removed or demoted user loses access at once."""
+async def current_user(s: AsyncSession, request: Request, door: Door) -> Admin | None:
+    """The user signed in through ``door``; the role is checked on every request, so a
+    removed or demoted user loses access at once."""
     row = await sessions.load(s, request)
-    if row is None or row.kind != SESSION_KIND:
+    if row is None or row.kind not in door.session_kinds:
         return None
+    roles = door.roles if row.kind == SENDER_SESSION_KIND else ADMIN_ROLES
     stmt = select(User, Tenant).join(Tenant, Tenant.id == User.tenant_id)
     stmt = stmt.where(
         User.tenant_id == row.tenant_id,
         func.lower(User.email) == row.email,
-        User.role.in_(ADMIN_ROLES),
+        User.role.in_(roles),
         Tenant.standing != "terminated",
     )
     found = (await s.execute(stmt)).first()
     if found is None:
         return None
     return Admin(row, found[0], found[1])
+
+
+async def current_admin(s: AsyncSession, request: Request) -> Admin | None:
+    """The signed-in admin of this request. A sender's session (``/sent``) is refused with
+    404 here, not sent to the sign-in page: it is signed in, just not for this."""
+    admin = await current_user(s, request, ADMIN_DOOR)
+    if admin is None and await _sender_session(s, request):
+        raise HTTPException(404)
+    return admin
+
+
+async def _sender_session(s: AsyncSession, request: Request) -> bool:
+    row = await sessions.load(s, request)
+    return row is not None and row.kind == SENDER_SESSION_KIND
 
 
 async def checked_form(request: Request, admin: Admin) -> FormData:
@@ -105,24 +168,30 @@ def _nonce(request: Request) -> str | None:
 
 
 def _login_page(
-    st: PortalState, nonce: str, *, error: str = "", status: int = 200, email: str = ""
+    st: PortalState,
+    door: Door,
+    nonce: str,
+    *,
+    error: str = "",
+    status: int = 200,
+    email: str = "",
 ) -> Response:
-    ctx = {"csrf": pre_session_token(st.csrf_key, nonce, "admin-login"), "error": error}
+    ctx = {"csrf": pre_session_token(st.csrf_key, nonce, f"{door.name}-login"), "error": error}
     ctx["email"] = email
-    return st.pages.render("portal/admin_login.html", ctx, status=status)
+    return st.pages.render(door.login_template, ctx, status=status)
 
 
 def _code_page(
-    st: PortalState, nonce: str, email: str, *, error: str = "", status: int = 200
+    st: PortalState, door: Door, nonce: str, email: str, *, error: str = "", status: int = 200
 ) -> Response:
     ctx: dict[str, Any] = {
-        "csrf": pre_session_token(st.csrf_key, nonce, "admin-verify"),
+        "csrf": pre_session_token(st.csrf_key, nonce, f"{door.name}-verify"),
         "masked": mask_address(email) if email else "",
         "digits": codes.CODE_DIGITS,
         "minutes": int(codes.CODE_LIFETIME // 60),
         "error": error,
     }
-    return st.pages.render("portal/admin_code.html", ctx, status=status)
+    return st.pages.render(door.code_template, ctx, status=status)
 
 
 def _with_nonce(request: Request, response: Response, nonce: str) -> Response:
@@ -133,13 +202,13 @@ def _with_nonce(request: Request, response: Response, nonce: str) -> Response:
     return response
 
 
-async def login_form(request: Request) -> Response:
+async def login_form(request: Request, door: Door = ADMIN_DOOR) -> Response:
     st = portal(request)
     async with st.services.db.session() as s:
-        if await current_admin(s, request) is not None:
-            return RedirectResponse("/admin", status_code=303)
+        if await current_user(s, request, door) is not None:
+            return RedirectResponse(door.home, status_code=303)
     nonce = _nonce(request) or new_token(24)
-    return _with_nonce(request, _login_page(st, nonce), nonce)
+    return _with_nonce(request, _login_page(st, door, nonce), nonce)
 
 
 async def _pre_checked(request: Request, purpose: str) -> tuple[PortalState, FormData]:
@@ -152,13 +221,15 @@ async def _pre_checked(request: Request, purpose: str) -> tuple[PortalState, For
     return st, form
 
 
-async def _officer(s: AsyncSession, email: str) -> User | None:
+async def _officer(
+    s: AsyncSession, email: str, roles: tuple[str, ...] = ADMIN_ROLES
+) -> User | None:
     stmt = (
         select(User)
         .join(Tenant, Tenant.id == User.tenant_id)
         .where(
             func.lower(User.email) == email,
-            User.role.in_(ADMIN_ROLES),
+            User.role.in_(roles),
             Tenant.standing != "terminated",
         )
         .order_by(Tenant.name)
@@ -167,23 +238,25 @@ async def _officer(s: AsyncSession, email: str) -> User | None:
     return (await s.execute(stmt)).scalars().first()
 
 
-async def send_code(request: Request) -> Response:
-    st, form = await _pre_checked(request, "admin-login")
+async def send_code(request: Request, door: Door = ADMIN_DOOR) -> Response:
+    st, form = await _pre_checked(request, f"{door.name}-login")
     nonce = _nonce(request) or ""
     email = field(form, "email").strip().lower()
     if "@" not in email or any(c.isspace() for c in email):
-        return _login_page(st, nonce, error="Enter your email address.", status=400, email=email)
+        return _login_page(
+            st, door, nonce, error="Enter your email address.", status=400, email=email
+        )
     ip = client_ip(request)
     buckets = [
-        (f"admin-code-send:{sha256_hex(email)}", SENDS_PER_ADDRESS),
-        (f"admin-code-send-ip:{ip}", SENDS_PER_IP),
+        (f"{door.name}-code-send:{sha256_hex(email)}", SENDS_PER_ADDRESS),
+        (f"{door.name}-code-send-ip:{ip}", SENDS_PER_IP),
     ]
     secret = new_token(32)
     async with st.services.db.session() as s:
         if await ratelimit.exceeded(s, buckets, ratelimit.HOUR):
             return st.pages.error(429, headers={"Retry-After": "3600"})
-        await _drop_pending(s, request.cookies.get(PENDING_COOKIE))
-        user = await _officer(s, email)
+        await _drop_pending(s, door, request.cookies.get(door.pending_cookie))
+        user = await _officer(s, email, door.roles)
         id_hash = sha256_hex(secret)
         code = codes.new_code()
         created = now()
@@ -192,7 +265,7 @@ async def send_code(request: Request) -> Response:
                 id_hash=id_hash,
                 tenant_id="",  # a pending sign-in is nobody's session
                 email=user.id if user else "",
-                kind=PENDING_KIND,
+                kind=door.pending_kind,
                 csrf_token=codes.hash_code(st.code_key, id_hash, code),
                 created_at=created,
                 expires_at=created + codes.CODE_LIFETIME,
@@ -200,24 +273,25 @@ async def send_code(request: Request) -> Response:
         )
         if user is not None:
             await _mail_code(st, s, user, code)
-            await audit(s, user.tenant_id, user.email, "admin.code.sent", user.id, ip=ip)
+            await audit(s, user.tenant_id, user.email, f"{door.name}.code.sent", user.id, ip=ip)
         else:
-            log.info("admin sign-in asked for an address that is not an officer")
+            log.info("%s sign-in asked for an address that may not sign in", door.name)
         await ratelimit.record(s, [b for b, _ in buckets], ratelimit.HOUR)
         await s.commit()
-    response = _code_page(st, nonce, email)
+    response = _code_page(st, door, nonce, email)
     response.set_cookie(
-        PENDING_COOKIE, secret, path="/", secure=True, httponly=True, samesite="strict"
+        door.pending_cookie, secret, path="/", secure=True, httponly=True, samesite="strict"
     )
     return response
 
 
-async def _drop_pending(s: AsyncSession, secret: str | None) -> None:
+async def _drop_pending(s: AsyncSession, door: Door, secret: str | None) -> None:
     """Only the newest pending sign-in of a browser counts."""
     if secret and len(secret) <= 200:
         await s.execute(
             delete(PortalSession).where(
-                PortalSession.id_hash == sha256_hex(secret), PortalSession.kind == PENDING_KIND
+                PortalSession.id_hash == sha256_hex(secret),
+                PortalSession.kind == door.pending_kind,
             )
         )
 
@@ -249,63 +323,68 @@ async def _mail_code(st: PortalState, s: AsyncSession, user: User, code: str) ->
 _WRONG = "That code is not right, or it can no longer be used. Try again or ask for a new one."
 
 
-async def verify(request: Request) -> Response:
-    st, form = await _pre_checked(request, "admin-verify")
+async def verify(request: Request, door: Door = ADMIN_DOOR) -> Response:
+    st, form = await _pre_checked(request, f"{door.name}-verify")
     nonce = _nonce(request) or ""
-    secret = request.cookies.get(PENDING_COOKIE) or ""
+    secret = request.cookies.get(door.pending_cookie) or ""
     ip = client_ip(request)
     if not secret or len(secret) > 200:
-        return RedirectResponse("/admin/login", status_code=303)
+        return RedirectResponse(door.login_path, status_code=303)
     id_hash = sha256_hex(secret)
     buckets = [
-        (f"admin-verify-fail:{id_hash}", FAILURES_PER_PENDING),
-        (f"admin-verify-fail-ip:{ip}", FAILURES_PER_IP),
+        (f"{door.name}-verify-fail:{id_hash}", FAILURES_PER_PENDING),
+        (f"{door.name}-verify-fail-ip:{ip}", FAILURES_PER_IP),
     ]
     async with st.services.db.session() as s:
         if await ratelimit.exceeded(s, buckets, ratelimit.HOUR):
             return st.pages.error(429, headers={"Retry-After": "3600"})
         row = await s.get(PortalSession, id_hash)
-        if row is None or row.kind != PENDING_KIND or row.expires_at <= now():
-            return RedirectResponse("/admin/login", status_code=303)
+        if row is None or row.kind != door.pending_kind or row.expires_at <= now():
+            return RedirectResponse(door.login_path, status_code=303)
         given = codes.hash_code(st.code_key, id_hash, codes.normalize(field(form, "code")))
         user = await s.get(User, row.email) if row.email else None
-        if user is not None and hmac.compare_digest(row.csrf_token, given):
+        if (
+            user is not None
+            and user.role in door.roles
+            and hmac.compare_digest(row.csrf_token, given)
+        ):
             taken = cast(
                 CursorResult[Any],
                 await s.execute(
                     delete(PortalSession).where(
-                        PortalSession.id_hash == id_hash, PortalSession.kind == PENDING_KIND
+                        PortalSession.id_hash == id_hash, PortalSession.kind == door.pending_kind
                     )
                 ),
             )
             if taken.rowcount == 1:
                 await sessions.destroy(s, request)  # never carry a session across identities
-                cookie, _ = await sessions.create(s, user.tenant_id, user.email, SESSION_KIND)
-                await audit(s, user.tenant_id, user.email, "admin.signin", user.id, ip=ip)
+                kind = door.session_kinds[0]
+                cookie, _ = await sessions.create(s, user.tenant_id, user.email, kind)
+                await audit(s, user.tenant_id, user.email, f"{door.name}.signin", user.id, ip=ip)
                 await s.commit()
-                response = RedirectResponse("/admin", status_code=303)
+                response = RedirectResponse(door.home, status_code=303)
                 sessions.set_cookie(response, cookie)
                 response.delete_cookie(
-                    PENDING_COOKIE, path="/", secure=True, httponly=True, samesite="strict"
+                    door.pending_cookie, path="/", secure=True, httponly=True, samesite="strict"
                 )
                 return response
         await ratelimit.record(s, [b for b, _ in buckets], ratelimit.HOUR)
         if user is not None:
-            await audit(s, user.tenant_id, user.email, "admin.code.failed", user.id, ip=ip)
+            await audit(s, user.tenant_id, user.email, f"{door.name}.code.failed", user.id, ip=ip)
         await s.commit()
-    return _code_page(st, nonce, "", error=_WRONG, status=400)
+    return _code_page(st, door, nonce, "", error=_WRONG, status=400)
 
 
-async def logout(request: Request) -> Response:
+async def logout(request: Request, door: Door = ADMIN_DOOR) -> Response:
     st = portal(request)
     async with st.services.db.session() as s:
-        admin = await current_admin(s, request)
+        admin = await current_user(s, request, door)
         if admin is None:
-            return RedirectResponse("/admin/login", status_code=303)
+            return RedirectResponse(door.login_path, status_code=303)
         await checked_form(request, admin)
         await sessions.destroy(s, request)
-        await audit(s, admin.tenant.id, admin.actor, "admin.signout", admin.user.id)
+        await audit(s, admin.tenant.id, admin.actor, f"{door.name}.signout", admin.user.id)
         await s.commit()
-    response = RedirectResponse("/admin/login", status_code=303)
+    response = RedirectResponse(door.login_path, status_code=303)
     sessions.clear_cookie(response)
     return response

@@ -23,6 +23,7 @@ from core.errors import NotFound, TransientError
 from portal import (
     admin_api,
     admin_auth,
+    admin_keys,
     admin_pages,
     api,
     api_keys,
@@ -30,6 +31,7 @@ from portal import (
     entry,
     ops,
     reading,
+    sent,
 )
 from portal.pages import Pages
 from portal.security import SecurityHeadersMiddleware, add_security_headers
@@ -93,6 +95,16 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             Route("/admin/quarantine/{held_id}/release", admin_pages.release, methods=["POST"]),
             Route("/admin/quarantine/{held_id}/reject", admin_pages.reject, methods=["POST"]),
             Route("/admin/messages/{message_id}", admin_pages.message_decisions, methods=["GET"]),
+            Route("/admin/keys", admin_keys.keys_page, methods=["GET"]),
+            Route("/admin/keys", admin_keys.import_keys, methods=["POST"]),
+            Route("/admin/keys/{key_id}/remove", admin_keys.confirm_remove, methods=["GET"]),
+            Route("/admin/keys/{key_id}/remove", admin_keys.remove, methods=["POST"]),
+            Route("/sent", sent.sent_list, methods=["GET"]),
+            Route("/sent/login", sent.login_form, methods=["GET"]),
+            Route("/sent/login", sent.send_code, methods=["POST"]),
+            Route("/sent/verify", sent.verify, methods=["POST"]),
+            Route("/sent/logout", sent.logout, methods=["POST"]),
+            Route("/sent/{message_id}", sent.sent_message, methods=["GET"]),
             Route("/brand/{tenant_id}.css", ops.brand_css, methods=["GET"]),
             Route("/api/v1/messages/{message_id}", api.message_status, methods=["GET"]),
             Route("/api/v1/openapi.json", api.openapi, methods=["GET"]),
