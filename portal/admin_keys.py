@@ -108,13 +108,15 @@ async def import_keys(request: Request) -> Response:
                 s, admin.tenant.id, data, source="import", actor=admin.actor
             )
         except PermanentError as exc:
-            await s.rollback()
-            listed = await recipient_keys.list_keys(s, admin.tenant.id)
             reason = " ".join(str(exc).split())[:300]
-            return _page(request, admin, keys=listed, notice="", count=0, error=reason, status=422)
-        count = len(rows)
-        await s.commit()
-    return RedirectResponse(f"/admin/keys?done=imported&n={count}", status_code=303)
+        else:
+            count = len(rows)
+            await s.commit()
+            return RedirectResponse(f"/admin/keys?done=imported&n={count}", status_code=303)
+    # refused: nothing was written (this session is gone); show the page with the reason
+    async with st.services.db.session() as s:
+        listed = await recipient_keys.list_keys(s, admin.tenant.id)
+    return _page(request, admin, keys=listed, notice="", count=0, error=reason, status=422)
 
 
 async def _own_key(request: Request, admin: Admin) -> RecipientKey:
