@@ -110,6 +110,11 @@ async def _signed_in(s: AsyncSession, request: Request) -> Admin | Response:
     return user
 
 
+def _officer(user: Admin) -> bool:
+    """Link to /admin only from an admin session (a sender's session gets 404 there)."""
+    return user.session.kind == admin_auth.SESSION_KIND
+
+
 def _own(user: Admin) -> tuple[Any, ...]:
     return (
         Message.tenant_id == user.tenant.id,
@@ -286,7 +291,7 @@ async def sent_list(request: Request) -> Response:
             }
             for m in found
         ]
-    ctx = _context(user, items=items, page=page, more=more)
+    ctx = _context(user, items=items, page=page, more=more, admin_link=_officer(user))
     return st.pages.render("portal/sent_list.html", ctx)
 
 
@@ -311,5 +316,12 @@ async def sent_message(request: Request) -> Response:
         subject = await _subject(st, s, msg)
         await audit(s, user.tenant.id, user.actor, "sent.message.viewed", msg.id)
         await s.commit()
-    ctx = _context(user, message=msg, subject=subject, recipients=recipients, decisions=decisions)
+    ctx = _context(
+        user,
+        message=msg,
+        subject=subject,
+        recipients=recipients,
+        decisions=decisions,
+        admin_link=_officer(user),
+    )
     return st.pages.render("portal/sent_message.html", ctx)
