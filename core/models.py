@@ -189,6 +189,8 @@ class Message(Base):
     meta_object_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    # the worker processing it now (its claim runs until next_attempt_at); "" when none
+    claimed_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
     last_error: Mapped[str] = mapped_column(String(500), default="")
     received_at: Mapped[float] = mapped_column(Float, default=now)
     processed_at: Mapped[float | None] = mapped_column(Float, nullable=True)

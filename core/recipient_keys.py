@@ -112,7 +112,7 @@ def _parse_pgp(data: bytes, at: float) -> list[ParsedKey]:
                 raise PermanentError("refused: this is private key material; import public keys")
             checked = [(k, _check_pgp(k, at)) for k in found]
             gpg.import_keys(data)
-            keys = []
+            keys: list[ParsedKey] = []
             for k, (addresses, algorithm, bits, not_after) in checked:
                 material = gpg.export_keys(k["fingerprint"], minimal=True)
                 if not material:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections import defaultdict
 
 from sqlalchemy import func, update
@@ -25,7 +23,7 @@ from archive.services import Services
 from core import outbox
 from core.accounts import audit
 from core.errors import TransientError
-from core.ids import new_id
+from core.leases import owner_id, release_dead
 from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, now
 from gateway.dsn import Failure, build_dsn, status_of
 from gateway.pipeline import backoff, process_pending
@@ -39,7 +37,7 @@ CLAIM_LIMIT = 200
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()[:30]}:{os.getpid()}:{new_id(nbytes=5)}"
+    return owner_id()
 
 
 def _lease_seconds(services: Services) -> float:
@@ -254,6 +252,7 @@ async def run_worker(
     owner = worker_id()
     pool = RelayPool(services.settings, size=services.settings.delivery_concurrency)
     try:
+        await _recover(services)
         while not stop.is_set():
             if wakeup is not None:
                 wakeup.clear()
@@ -270,6 +269,19 @@ async def run_worker(
         from gateway.crypto.pgp import stop_agents
 
         await stop_agents(services.settings.data_dir)
+
+
+async def _recover(services: Services) -> None:
+    """Resume at once what a worker killed on this host had claimed."""
+    try:
+        async with gate_for(services.db).hold(), services.db.session() as s:
+            leases, claims = await release_dead(s)
+            await s.commit()
+    except Exception as exc:  # noqa: BLE001 - the claims still run out by themselves
+        log.warning("could not give back dead workers' claims: %s", type(exc).__name__)
+        return
+    if leases or claims:
+        log.info("resumed %d deliveries and %d messages of a stopped worker", leases, claims)
 
 
 async def run_once(services: Services) -> int:

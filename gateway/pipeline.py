@@ -44,6 +44,7 @@ from core import outbox
 from core.errors import SealmailError, TransientError
 from core.ids import new_id, new_token
 from core.keys import sha256_hex
+from core.leases import owner_id
 from core.models import Message, MessageRecipient, PortalAccess, Recipient, Tenant, now
 from gateway.dsn import Failure, build_dsn
 from gateway.headers import replace_field, strip_fields
@@ -355,7 +356,7 @@ def _parse(raw: bytes) -> EmailMessage:
     return BytesParser(policy=default_policy).parsebytes(raw)  # type: ignore[return-value]
 
 
-async def _claim(services: Services, limit: int) -> list[tuple[str, float]]:
+async def _claim(services: Services, limit: int, owner: str) -> list[tuple[str, float]]:
     async with gate_for(services.db).hold(), services.db.session() as s:
         t = now()
         ids = (
@@ -376,7 +377,7 @@ async def _claim(services: Services, limit: int) -> list[tuple[str, float]]:
             result = await s.execute(
                 update(Message)
                 .where(Message.id == mid, Message.state == "received", Message.next_attempt_at <= t)
-                .values(next_attempt_at=lease)
+                .values(next_attempt_at=lease, claimed_by=owner)
             )
             if result.rowcount == 1:
                 won.append((mid, lease))
@@ -457,6 +458,7 @@ async def _finish(
             meta_object_id=ctx.portal_meta_id or message.meta_object_id,
             processed_at=now(),
             last_error="",
+            claimed_by="",
         )
         .execution_options(synchronize_session=False)
     )
@@ -497,6 +499,7 @@ async def _failed(services: Services, message_id: str, lease: float, error: Exce
         if message is None or message.state != "received" or message.next_attempt_at != lease:
             return
         message.attempts += 1
+        message.claimed_by = ""
         message.last_error = _describe(error)
         if now() - message.received_at <= settings.queue_lifetime:
             delay = backoff(
@@ -562,7 +565,16 @@ async def _process_one(services: Services, message_id: str, lease: float) -> int
         return 0
 
 
-async def process_pending(services: Services, limit: int = 50) -> int:
+_OWNER: list[str] = []
+
+
+def _process_owner() -> str:
+    if not _OWNER:
+        _OWNER.append(owner_id())
+    return _OWNER[0]
+
+
+async def process_pending(services: Services, limit: int = 50, owner: str | None = None) -> int:
     """Process up to ``limit`` received messages, a few at a time (their disk and
     database waits overlap); returns how many were processed."""
     slots = asyncio.Semaphore(CONCURRENCY)
@@ -576,5 +588,5 @@ async def process_pending(services: Services, limit: int = 50) -> int:
                     return await _process_one(services, message_id, lease)
             return await _process_one(services, message_id, lease)
 
-    claimed = await _claim(services, limit)
+    claimed = await _claim(services, limit, owner or _process_owner())
     return sum(await asyncio.gather(*(one(m, lease) for m, lease in claimed)))

@@ -1,8 +1,8 @@
-"""encryption policy, recipient keys, quarantine
+"""encryption policy, recipient keys, quarantine, message claims
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-24 02:02:49.330680
+Create Date: 2026-11-24 02:11:02.251347
 """
 
 from __future__ import annotations
@@ -110,6 +110,11 @@ def upgrade() -> None:
             sa.Column("override", sa.String(length=16), server_default="", nullable=False)
         )
 
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("claimed_by", sa.String(length=64), server_default="", nullable=False)
+        )
+
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("require_tls", sa.Boolean(), server_default="0", nullable=False)
@@ -134,6 +139,9 @@ def downgrade() -> None:
 
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_column("require_tls")
+
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_column("claimed_by")
 
     with op.batch_alter_table("message_recipients", schema=None) as batch_op:
         batch_op.drop_column("override")
