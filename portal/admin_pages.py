@@ -16,7 +16,7 @@ from email.policy import default as default_policy
 from typing import Any
 
 import nh3
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -92,7 +92,25 @@ async def overview(request: Request) -> Response:
             .scalars()
             .all()
         )
-    ctx = _context(admin, held_count=held, decisions=recent, events=events)
+        waiting = (
+            (
+                await s.execute(
+                    select(Message)
+                    .where(
+                        Message.tenant_id == admin.tenant.id,
+                        or_(
+                            and_(Message.state == "received", Message.attempts > 0),
+                            Message.state == "failed",
+                        ),
+                    )
+                    .order_by(Message.received_at.desc())
+                    .limit(RECENT)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    ctx = _context(admin, held_count=held, decisions=recent, events=events, waiting=waiting)
     return st.pages.render("portal/admin_overview.html", ctx)
 
 

@@ -59,7 +59,7 @@ def _live_access():
 
 async def _session_or_401(s: AsyncSession, request: Request) -> PortalSession:
     current = await sessions.load(s, request)
-    if current is None:
+    if current is None or current.kind != "recipient":  # admin and sender sessions: not here
         raise HTTPException(401)
     return current
 

@@ -275,3 +275,35 @@ def test_api_quarantine_and_isolation(world: World) -> None:
     again = c.post(f"/api/v1/quarantine/{ids['held']}/release", headers=ha)
     assert again.status_code == 409
     assert len(world.run(_notices, world.services, ids["a"])) == 1
+
+
+async def _waiting_message(services: Services, tenant_id: str, error: str) -> str:
+    from core.ids import queue_id
+
+    async with services.db.session() as s:
+        m = Message(
+            id=queue_id(), tenant_id=tenant_id, mail_from="alice@acme.example",
+            raw_object_id="o_none", state="received", attempts=3,
+            last_error=error,
+        )  # fmt: skip
+        s.add(m)
+        await s.commit()
+        return m.id
+
+
+def test_overview_shows_why_mail_is_waiting(world: World) -> None:
+    ids = setup(world)
+    why = "EncryptionFailed: OpenPGP encryption to bob@recipient.test failed: no usable key"
+    waiting = world.run(_waiting_message, world.services, ids["a"], why)
+    world.run(_waiting_message, world.services, ids["b"], "EncryptionFailed: beta's own")
+    sign_in(world, "officer@acme.example")
+    page = world.client.get("/admin")
+    assert page.status_code == 200
+    assert waiting in page.text and "no usable key" in page.text and "retrying" in page.text
+    assert "beta&#39;s own" not in page.text and "beta's own" not in page.text
+
+
+def test_admin_session_is_not_a_recipient_session(world: World) -> None:
+    setup(world)
+    sign_in(world, "officer@acme.example")
+    assert world.client.get("/inbox").status_code == 401
