@@ -58,6 +58,10 @@ class Tenant(Base):
     # OpenPGP: move the real subject into the encrypted part (protected headers)
     pgp_protect_subject: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     wkd_lookup: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # next hop for this tenant's mail ("" = the global ``relay``): host:port or "mx"
+    relay: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    # an address of the tenant's that receives Exchange journal reports ("" = none)
+    journal_address: Mapped[str] = mapped_column(String(320), default="", server_default="")
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
@@ -294,6 +298,8 @@ class OutboxRecipient(Base):
     lease_until: Mapped[float] = mapped_column(Float, default=0.0)
     last_reply: Mapped[str] = mapped_column(String(500), default="")
     updated_at: Mapped[float] = mapped_column(Float, default=now)
+    # when the sender was told the mail is delayed (a "delayed" DSN goes once)
+    warned_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 # --- encryption policy (issue 3) ------------------------------------------------------------
@@ -374,3 +380,26 @@ class HeldMessage(Base):
     created_at: Mapped[float] = mapped_column(Float, default=now)
     decided_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     decided_by: Mapped[str] = mapped_column(String(320), default="")
+
+
+# --- journaling (issue 4) ------------------------------------------------------------------
+
+
+class JournalEntry(Base):
+    """An Exchange journal report, unwrapped: the original message is a sealed object, its
+    true recipient list (Bcc and expanded included) sealed with it; only a keyed hash of
+    Message-ID + recipients is stored in clear, to archive a duplicate once."""
+
+    __tablename__ = "journal_entries"
+    __table_args__ = (UniqueConstraint("tenant_id", "dedupe_key"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[str] = mapped_column(String(32), index=True)  # the intake queue id
+    dedupe_key: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str] = mapped_column(String(40))  # original message, sealed
+    meta_object_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    malformed: Mapped[bool] = mapped_column(Boolean, default=False)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[float] = mapped_column(Float, default=now)
