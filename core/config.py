@@ -243,6 +243,7 @@ class Settings:
     queue_min_backoff: float = 300.0
     queue_max_backoff: float = 4000.0
     queue_lifetime: float = 5 * 86400.0
+    queue_delay_warning: float = 4 * 3600.0  # 0 = never warn the sender of a delay
     queue_poll_interval: float = 1.0
     delivery_concurrency: int = 10
     log_format: str = "text"
@@ -311,6 +312,7 @@ _PARSERS: dict[str, Any] = {
     "queue_min_backoff": parse_duration,
     "queue_max_backoff": parse_duration,
     "queue_lifetime": parse_duration,
+    "queue_delay_warning": parse_duration,
     "queue_poll_interval": parse_duration,
     "delivery_concurrency": _int,
     "log_format": _choice("text", "json"),

@@ -35,6 +35,7 @@ class Claimed:
     object_id: str
     created_at: float
     expires_at: float
+    warned_at: float | None = None
 
 
 async def enqueue(
@@ -120,6 +121,7 @@ async def claim_due(
             object_id=i.object_id,
             created_at=i.created_at,
             expires_at=i.expires_at,
+            warned_at=r.warned_at,
         )
         for r, i in rows.all()
     ]
@@ -208,3 +210,105 @@ async def item_done(session: AsyncSession, outbox_id: str) -> bool:
         )
     )
     return int((await session.execute(stmt)).scalar() or 0) == 0
+
+
+# --- operator actions (``sealmail queue``) and delay warnings -------------------------------
+#
+# Hold: pending recipients of an item become ``held``; delivery never claims them, and a
+# held recipient never expires (nothing bounces while an operator holds it). On release
+# they are queued and due at once; an item already past its lifetime gets one more
+# ``grace`` period so the released mail is tried before it bounces.
+# A recipient leased by a worker is being sent right now: hold and retry leave it alone.
+
+
+async def get_item(
+    session: AsyncSession, outbox_id: str
+) -> tuple[OutboxItem, list[OutboxRecipient]] | None:
+    item = await session.get(OutboxItem, outbox_id)
+    if item is None:
+        return None
+    rows = await session.execute(
+        select(OutboxRecipient)
+        .where(OutboxRecipient.outbox_id == outbox_id)
+        .order_by(OutboxRecipient.id)
+    )
+    return item, list(rows.scalars().all())
+
+
+async def items_of_message(session: AsyncSession, message_id: str) -> list[OutboxItem]:
+    rows = await session.execute(
+        select(OutboxItem)
+        .where(OutboxItem.message_id == message_id)
+        .order_by(OutboxItem.created_at, OutboxItem.id)
+    )
+    return list(rows.scalars().all())
+
+
+async def _change(
+    session: AsyncSession,
+    outbox_ids: Sequence[str] | None,
+    states: Iterable[str],
+    *,
+    not_due: bool = False,
+    **values: object,
+) -> int:
+    t = now()
+    stmt = update(OutboxRecipient).where(
+        OutboxRecipient.state.in_(tuple(states)), OutboxRecipient.lease_until < t
+    )
+    if not_due:
+        stmt = stmt.where(OutboxRecipient.next_attempt_at > t)
+    if outbox_ids is not None:
+        stmt = stmt.where(OutboxRecipient.outbox_id.in_(list(outbox_ids)))
+    result = cast(CursorResult[Any], await session.execute(stmt.values(updated_at=t, **values)))
+    return int(result.rowcount or 0)
+
+
+async def retry_now(session: AsyncSession, outbox_ids: Sequence[str] | None) -> int:
+    """Make deferred recipients that wait for a later try due now (``None``: the whole
+    queue); returns how many."""
+    return await _change(session, outbox_ids, ("deferred",), not_due=True, next_attempt_at=now())
+
+
+async def hold(session: AsyncSession, outbox_ids: Sequence[str]) -> int:
+    """Pending recipients become ``held``: delivery skips them and they do not expire."""
+    return await _change(session, outbox_ids, PENDING, state="held")
+
+
+async def release_held(session: AsyncSession, outbox_ids: Sequence[str], grace: float) -> int:
+    """Held recipients are queued and due now; an expired item gets ``grace`` seconds."""
+    t = now()
+    count = await _change(session, outbox_ids, ("held",), state="queued", next_attempt_at=t)
+    if count:
+        await session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id.in_(list(outbox_ids)), OutboxItem.expires_at < t + grace)
+            .values(expires_at=t + grace)
+        )
+    return count
+
+
+async def mark_warned(session: AsyncSession, rid: int) -> bool:
+    """Record that the sender was told this recipient is delayed; True only the first time,
+    so a delay warning goes once per recipient even with several workers."""
+    result = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(OutboxRecipient)
+            .where(OutboxRecipient.id == rid, OutboxRecipient.warned_at.is_(None))
+            .values(warned_at=now())
+        ),
+    )
+    return result.rowcount == 1
+
+
+def wants_warning(claimed: Claimed, after: float, at: float) -> bool:
+    """A delay warning is due: enabled, not sent before, old enough, and never for a DSN
+    or for mail with the null sender (no report about a report)."""
+    return (
+        after > 0
+        and claimed.warned_at is None
+        and claimed.kind != "dsn"
+        and bool(claimed.mail_from)
+        and at - claimed.created_at >= after
+    )

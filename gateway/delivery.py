@@ -190,6 +190,7 @@ async def _record(
 ) -> None:
     settings = services.settings
     failures: list[Failure] = []
+    delays: list[Failure] = []
     async with gate_for(services.db).hold(), services.db.session() as s:
         for c in group:
             reply = results.get(c.rcpt, Reply(451, "4.3.0 no reply"))
@@ -202,16 +203,25 @@ async def _record(
                 delay = backoff(
                     c.attempts + 1, settings.queue_min_backoff, settings.queue_max_backoff
                 )
-                await outbox.mark_deferred(s, c.recipient_id, owner, str(reply), now() + delay)
+                if await outbox.mark_deferred(
+                    s, c.recipient_id, owner, str(reply), now() + delay
+                ) and outbox.wants_warning(c, settings.queue_delay_warning, now()):
+                    if await outbox.mark_warned(s, c.recipient_id):
+                        delays.append(Failure(c.rcpt, status_of(str(reply), "4.0.0"), str(reply)))
         first = group[0]
         if failures and first.kind != "dsn" and first.mail_from:
             await _enqueue_dsn(services, s, first, data, failures)
+        if delays:  # wants_warning already ruled out DSNs and the null sender
+            await _enqueue_dsn(services, s, first, data, delays, action="delayed")
         await s.commit()
     for c in group:
         log.info("%s to=<%s> %s", c.outbox_id, c.rcpt, results.get(c.rcpt))
 
 
-async def _enqueue_dsn(services, session, item: outbox.Claimed, data: bytes, failures) -> None:  # noqa: ANN001
+async def _enqueue_dsn(  # noqa: ANN001
+    services, session, item: outbox.Claimed, data: bytes, failures, action: str = "failed"
+) -> None:
+    """A bounce (``failed``) or a delay warning (``delayed``) to the envelope sender."""
     settings = services.settings
     body = build_dsn(
         reporting_host=settings.smtp_hostname,
@@ -220,6 +230,8 @@ async def _enqueue_dsn(services, session, item: outbox.Claimed, data: bytes, fai
         original=data,
         failures=failures,
         arrival=item.created_at,
+        action=action,
+        retry_until=item.expires_at,
     )
     assert item.tenant_id is not None
     obj = await services.vault.seal(session, item.tenant_id, body, kind="outbound")

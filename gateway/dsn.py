@@ -1,6 +1,9 @@
 """Delivery status notifications (RFC 3464): ``multipart/report`` with a readable part,
 ``message/delivery-status``, and the original's headers (never its body, so a DSN never
-carries content the sender did not already have in the clear)."""
+carries content the sender did not already have in the clear).
+
+``action="failed"`` is a bounce; ``action="delayed"`` the warning that mail is still
+waiting (``Will-Retry-Until`` says until when), sent once per recipient."""
 
 from __future__ import annotations
 
@@ -35,21 +38,31 @@ def build_dsn(
     original: bytes,
     failures: list[Failure],
     arrival: float,
+    action: str = "failed",
+    retry_until: float | None = None,
 ) -> bytes:
     """A complete DSN message to ``to_addr`` (sent with the null sender)."""
+    if action not in ("failed", "delayed"):
+        raise ValueError(f"unknown DSN action {action!r}")
+    delayed = action == "delayed"
     msg = EmailMessage(policy=SMTP_POLICY)
     msg["From"] = f"Mail Delivery System <{postmaster}>"
     msg["To"] = to_addr
-    msg["Subject"] = "Undelivered Mail Returned to Sender"
+    msg["Subject"] = (
+        "Delayed Mail (still being retried)" if delayed else "Undelivered Mail Returned to Sender"
+    )
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = make_msgid(domain=reporting_host)
     msg["Auto-Submitted"] = "auto-replied"
-    lines = [
-        f"This is the mail system at {reporting_host}.",
-        "",
-        "Your message could not be delivered to one or more recipients.",
-        "",
-    ]
+    if delayed:
+        until = _date(retry_until) if retry_until else "its lifetime ends"
+        summary = (
+            "Your message has not been delivered yet to one or more recipients.\n"
+            f"The mail system will keep trying until {until}; you need not send it again."
+        )
+    else:
+        summary = "Your message could not be delivered to one or more recipients."
+    lines = [f"This is the mail system at {reporting_host}.", "", summary, ""]
     lines += [f"<{f.rcpt}>: {f.diagnostic}" for f in failures]
     msg.set_content("\n".join(lines) + "\n")
     msg.make_mixed()
@@ -58,14 +71,16 @@ def build_dsn(
     # message/delivery-status is a list of header blocks: one per message, one per recipient
     per_message = Message(policy=SMTP_POLICY)
     per_message["Reporting-MTA"] = f"dns; {reporting_host}"
-    per_message["Arrival-Date"] = format_datetime(datetime.fromtimestamp(arrival, UTC))
+    per_message["Arrival-Date"] = _date(arrival)
     blocks = [per_message]
     for f in failures:
         block = Message(policy=SMTP_POLICY)
         block["Final-Recipient"] = f"rfc822; {f.rcpt}"
-        block["Action"] = "failed"
+        block["Action"] = action
         block["Status"] = f.status
         block["Diagnostic-Code"] = f"smtp; {' '.join(f.diagnostic.split())}"
+        if delayed and retry_until:
+            block["Will-Retry-Until"] = _date(retry_until)
         blocks.append(block)
     status = EmailMessage(policy=SMTP_POLICY)
     status["Content-Type"] = "message/delivery-status"
@@ -79,3 +94,7 @@ def build_dsn(
     headers["Content-Transfer-Encoding"] = "8bit"
     msg.attach(headers)
     return msg.as_bytes()
+
+
+def _date(at: float) -> str:
+    return format_datetime(datetime.fromtimestamp(at, UTC))

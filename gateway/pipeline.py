@@ -15,6 +15,7 @@ Dispositions and their handlers (Mailman's pipelines, as data)::
     smime   encrypt_smime     (application/pkcs7-mime)
     hold    quarantine        (a compliance officer releases or rejects)
     reject  reject_notice     (the sender is told which rule refused it)
+    journal archive_journal   (an Exchange journal report: archived, never delivered)
 
 The policy (:mod:`gateway.policy.decide`) names the disposition per recipient; only
 recipients still ``pending`` are handled, so a release from quarantine or a reroute from
@@ -40,14 +41,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive.services import Services
-from core import outbox
+from core import logcontext, outbox
 from core.errors import SealmailError, TransientError
 from core.ids import new_id, new_token
 from core.keys import sha256_hex
 from core.leases import owner_id
+from core.metrics import metrics
 from core.models import Message, MessageRecipient, PortalAccess, Recipient, Tenant, now
 from gateway.dsn import Failure, build_dsn
 from gateway.headers import replace_field, strip_fields
+from gateway.journal import DISPOSITION_JOURNAL, archive_report, is_journal_report
 from gateway.policy.decide import Verdict
 from gateway.policy.decide import decide as policy_decide
 from gateway.policy.decide import record as record_decisions
@@ -282,6 +285,11 @@ async def notify_recipient(ctx: Context, rcpts: list[MessageRecipient]) -> None:
         )
 
 
+async def archive_journal(ctx: Context, rcpts: list[MessageRecipient]) -> None:
+    """The report unwrapped and archived (:mod:`gateway.journal`); nothing goes out."""
+    await archive_report(ctx.services, ctx.session, ctx.tenant, ctx.message, ctx.raw)
+
+
 HANDLERS: dict[str, Handler] = {
     "to_outbox": to_outbox,
     "to_outbox_tls": to_outbox_tls,
@@ -292,6 +300,7 @@ HANDLERS: dict[str, Handler] = {
     "encrypt_smime": encrypt_smime,
     "quarantine": quarantine,
     "reject_notice": reject_notice,
+    "archive_journal": archive_journal,
 }
 PIPELINES: dict[str, tuple[str, ...]] = {
     "clear": ("to_outbox",),
@@ -301,6 +310,7 @@ PIPELINES: dict[str, tuple[str, ...]] = {
     "smime": ("encrypt_smime",),
     "hold": ("quarantine",),
     "reject": ("reject_notice",),
+    DISPOSITION_JOURNAL: ("archive_journal",),
 }
 
 
@@ -325,9 +335,24 @@ LOOPED = Verdict(
 )
 
 
+def _journaled(why: str) -> Verdict:
+    return Verdict(
+        disposition=DISPOSITION_JOURNAL,
+        action="journal",
+        method="",
+        rule="",
+        reason="Exchange journal report: archived, never delivered onwards",
+        explanation={"journal": why},
+    )
+
+
 async def decide(ctx: Context, pending: list[MessageRecipient]) -> dict[str, Verdict]:
-    """One verdict per pending recipient: the loop stamp, a reroute to the portal, or the
-    tenant's policy (with the built-in triggers and a release from quarantine)."""
+    """One verdict per pending recipient: a journal report (before anything else: it is
+    never delivered), the loop stamp, a reroute to the portal, or the tenant's policy
+    (with the built-in triggers and a release from quarantine)."""
+    journal = is_journal_report(ctx.raw, ctx.tenant, [r.rcpt for r in pending])
+    if journal:
+        return {r.rcpt: _journaled(journal) for r in pending}
     if ctx.message.disposition == DISPOSITION_LOOP:
         return {r.rcpt: LOOPED for r in pending}
     verdicts = {r.rcpt: REROUTED for r in pending if r.override == "portal"}
@@ -391,6 +416,7 @@ async def _process(services: Services, message_id: str, lease: float) -> None:
         tenant = await s.get(Tenant, message.tenant_id) if message else None
         if message is None or tenant is None:
             return
+        logcontext.set_tenant(tenant.id)
         raw = await services.vault.read(s, tenant.id, message.raw_object_id)
         msg = await asyncio.to_thread(_parse, raw)
         rcpts = list(
@@ -466,6 +492,13 @@ async def _finish(
         await s.rollback()
         return
     await s.commit()
+    for r in pending:
+        metrics().decisions.labels(ctx.tenant.id, r.disposition).inc()
+    log.info(
+        "processed %d recipients: %s",
+        len(pending),
+        ", ".join(sorted({r.disposition for r in pending})),
+    )
 
 
 async def _remember_recipients(ctx: Context) -> None:
@@ -539,6 +572,7 @@ async def _failed(services: Services, message_id: str, lease: float, error: Exce
             r.reason = f"bounced after queue_lifetime: {message.last_error}"[:500]
         message.state = "failed"  # kept, sealed, for an operator to look at
         await s.commit()
+        metrics().decisions.labels(message.tenant_id, "bounced").inc(len(pending))
 
 
 def _describe(error: Exception) -> str:
@@ -553,6 +587,7 @@ def _is_encryption_failure(error: Exception) -> bool:
 
 
 async def _process_one(services: Services, message_id: str, lease: float) -> int:
+    logcontext.set_context(message_id, None)  # a task of its own: lines name the message
     try:
         await _process(services, message_id, lease)
         return 1

@@ -649,104 +649,6 @@ _standing_command("resume", "active", "Resume a suspended tenant.")
 _standing_command("terminate", "terminated", "Terminate a tenant: its mail is refused (550).")
 
 
-# --- queue ---------------------------------------------------------------------------------
-
-
-@cli.group()
-def queue() -> None:
-    """The outbound queue."""
-
-
-@queue.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Include sent and bounced recipients.")
-@config_option
-@json_option
-@click.pass_context
-def queue_list(ctx: click.Context, show_all: bool, config: str | None, as_json: bool) -> None:
-    """List mail waiting to be sent (per recipient)."""
-    from sqlalchemy import select
-
-    from archive.services import Services
-    from core.models import Message, OutboxItem, OutboxRecipient, Tenant
-
-    async def go() -> list[dict[str, Any]]:
-        svc = Services.open(_settings(ctx))
-        try:
-            async with svc.db.session() as s:
-                names = dict((await s.execute(select(Tenant.id, Tenant.name))).all())
-                stmt = (
-                    select(OutboxRecipient, OutboxItem)
-                    .join(OutboxItem, OutboxItem.id == OutboxRecipient.outbox_id)
-                    .order_by(OutboxItem.created_at, OutboxRecipient.id)
-                    .limit(10000)
-                )
-                if not show_all:
-                    stmt = stmt.where(OutboxRecipient.state.in_(("queued", "deferred", "held")))
-                rows = [
-                    {
-                        "queue_id": i.id,
-                        "message_id": i.message_id,
-                        "kind": i.kind,
-                        "tenant": names.get(i.tenant_id or "", "-"),
-                        "from": i.mail_from or "<>",
-                        "recipient": r.rcpt,
-                        "state": r.state,
-                        "attempts": r.attempts,
-                        "next_attempt": _ts(r.next_attempt_at),
-                        "last_reply": r.last_reply,
-                        "created_at": _ts(i.created_at),
-                        "expires_at": _ts(i.expires_at),
-                    }
-                    for r, i in (await s.execute(stmt)).all()
-                ]
-                stmt2 = select(Message).where(Message.state == "received").limit(10000)
-                for m in (await s.execute(stmt2)).scalars():
-                    rows.append(
-                        {
-                            "queue_id": m.id,
-                            "message_id": m.id,
-                            "kind": "incoming",
-                            "tenant": names.get(m.tenant_id, "-"),
-                            "from": m.mail_from or "<>",
-                            "recipient": "-",
-                            "state": "processing",
-                            "attempts": m.attempts,
-                            "next_attempt": _ts(m.next_attempt_at),
-                            "last_reply": m.last_error,
-                            "created_at": _ts(m.received_at),
-                            "expires_at": "-",
-                        }
-                    )
-                return rows
-        finally:
-            await svc.close()
-
-    rows = _run(go())
-    if as_json:
-        _print_json(rows)
-        return
-    if not rows:
-        out.print("queue is empty")
-        return
-    table = Table(
-        "queue id", "kind", "tenant", "from", "to", "state", "tries", "next (UTC)", "reply"
-    )
-    for r in rows:
-        table.add_row(
-            r["queue_id"],
-            r["kind"],
-            r["tenant"],
-            r["from"],
-            r["recipient"],
-            r["state"],
-            str(r["attempts"]),
-            r["next_attempt"],
-            (r["last_reply"] or "")[:60],
-        )
-    out.print(table)
-    out.print(f"{len(rows)} entries")
-
-
 from sealmail.cli_users import user  # noqa: E402 - it builds on the helpers above
 
 cli.add_command(user)
@@ -758,6 +660,10 @@ cli.add_command(keys)
 from sealmail.cli_policy import policy  # noqa: E402 - it builds on the helpers above
 
 cli.add_command(policy)
+
+from sealmail.cli_queue import queue  # noqa: E402 - it builds on the helpers above
+
+cli.add_command(queue)
 
 
 def main() -> None:
