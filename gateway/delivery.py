@@ -16,17 +16,17 @@ import asyncio
 import logging
 from collections import defaultdict
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive.services import Services
-from core import outbox
+from core import logcontext, outbox
 from core.accounts import audit
 from core.errors import TransientError
 from core.leases import owner_id, release_dead
-from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, Tenant, now
+from core.metrics import metrics
+from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, now
 from gateway.dsn import Failure, build_dsn, status_of
-from gateway.nexthop import NextHops, hop_for
 from gateway.pipeline import backoff, process_pending
 from gateway.relay import RelayPool, Reply, TlsUnavailable
 from gateway.stamp import stamp
@@ -47,13 +47,11 @@ def _lease_seconds(services: Services) -> float:
 
 async def deliver_due(
     services: Services,
-    pool: NextHops | RelayPool,
+    pool: RelayPool,
     owner: str,
     stop: asyncio.Event | None = None,
 ) -> int:
-    """Send what is due; returns how many recipients were attempted. ``pool`` is the
-    worker's :class:`NextHops` (a bare :class:`RelayPool` serves as the global relay)."""
-    hops = pool if isinstance(pool, NextHops) else NextHops(services.settings, default=pool)
+    """Send what is due; returns how many recipients were attempted."""
     async with gate_for(services.db).hold(), services.db.session() as s:
         claimed = await outbox.claim_due(
             s, owner, CLAIM_LIMIT, _lease_seconds(services), not services.db.is_sqlite
@@ -66,21 +64,19 @@ async def deliver_due(
     slots = asyncio.Semaphore(max(1, services.settings.delivery_concurrency))
 
     async def one(group: list[outbox.Claimed]) -> int:
+        # each runs in a task of its own: its log lines name its message and tenant
+        logcontext.set_context(group[0].message_id or group[0].outbox_id, group[0].tenant_id)
         async with slots:
             if stop is not None and stop.is_set():
                 await _release(services, owner, group)
                 return 0
             try:
-                await _deliver_item(services, hops, owner, group)
+                await _deliver_item(services, pool, owner, group)
             except Exception as exc:  # noqa: BLE001 - the lease runs out; retried later
                 log.error("delivery of %s failed: %s", group[0].outbox_id, exc, exc_info=exc)
             return len(group)
 
-    try:
-        return sum(await asyncio.gather(*(one(g) for g in items.values())))
-    finally:
-        if hops is not pool:  # made for this round: its other hops' connections end here
-            await hops.close()
+    return sum(await asyncio.gather(*(one(g) for g in items.values())))
 
 
 async def _release(services: Services, owner: str, group: list[outbox.Claimed]) -> None:
@@ -91,7 +87,7 @@ async def _release(services: Services, owner: str, group: list[outbox.Claimed]) 
 
 
 async def _deliver_item(
-    services: Services, hops: NextHops, owner: str, group: list[outbox.Claimed]
+    services: Services, pool: RelayPool, owner: str, group: list[outbox.Claimed]
 ) -> None:
     first = group[0]
     if first.tenant_id is None:
@@ -99,8 +95,6 @@ async def _deliver_item(
     async with services.db.session() as s:
         item = await s.get(OutboxItem, first.outbox_id)
         require_tls = bool(item is not None and item.require_tls)
-        tenant = await s.get(Tenant, first.tenant_id)
-        hop = hop_for(tenant.relay if tenant is not None else "", services.settings)
         data = await services.vault.read(s, first.tenant_id, first.object_id)
     data = stamp(services.keyring.stamp_key, first.tenant_id, data)
     rcpts = [c.rcpt for c in group]
@@ -109,36 +103,17 @@ async def _deliver_item(
         expired = True
     else:
         expired = False
-        results, rerouted = await _send(hops, hop, first.mail_from, rcpts, data, require_tls)
-        for batch, why in rerouted:
-            await _reroute_to_portal(services, owner, [c for c in group if c.rcpt in batch], why)
-        group = [c for c in group if c.rcpt in results]
-        if not group:
-            return
-    await _record(services, owner, group, data, results, expired)
-
-
-async def _send(
-    hops: NextHops, hop: str, mail_from: str, rcpts: list[str], data: bytes, require_tls: bool
-) -> tuple[dict[str, Reply], list[tuple[list[str], str]]]:
-    """Each batch of the hop (one per domain in ``mx`` mode) at once: the replies, and
-    the batches that need verified TLS and cannot get it (with why)."""
-    results: dict[str, Reply] = {}
-    rerouted: list[tuple[list[str], str]] = []
-
-    async def one(batch: list[str]) -> None:
         try:
-            results.update(await hops.send(hop, mail_from, batch, data, require_tls))
-        except TlsUnavailable as exc:
             if require_tls:
-                rerouted.append((batch, str(exc)))
+                results = await pool.send_verified(first.mail_from, rcpts, data)
             else:
-                results.update(dict.fromkeys(batch, Reply(451, f"4.7.5 {exc}")))
+                results = await pool.send(first.mail_from, rcpts, data)
+        except TlsUnavailable as exc:
+            await _reroute_to_portal(services, owner, group, str(exc))
+            return
         except TransientError as exc:
-            results.update(dict.fromkeys(batch, Reply(451, f"4.4.1 {exc}")))
-
-    await asyncio.gather(*(one(b) for b in hops.batches(hop, rcpts)))
-    return results, rerouted
+            results = dict.fromkeys(rcpts, Reply(451, f"4.4.1 {exc}"))
+    await _record(services, owner, group, data, results, expired)
 
 
 REROUTED = "rerouted"
@@ -183,6 +158,8 @@ async def _reroute_to_portal(
                 reason=why[:300],
             )
         await s.commit()
+    if moved:
+        metrics().deliveries.labels(first.tenant_id or "", first.kind, REROUTED).inc(len(moved))
     for rcpt in moved:
         log.warning(
             "%s to=<%s> require_tls: not sent, rerouted to the portal (%s)",
@@ -241,9 +218,40 @@ async def _record(
             await _enqueue_dsn(services, s, first, data, failures)
         if delays:  # wants_warning already ruled out DSNs and the null sender
             await _enqueue_dsn(services, s, first, data, delays, action="delayed")
+        accepted_at = await _accepted_at(s, first, results)
         await s.commit()
     for c in group:
         log.info("%s to=<%s> %s", c.outbox_id, c.rcpt, results.get(c.rcpt))
+        _count(c, results.get(c.rcpt), expired, accepted_at)
+
+
+async def _accepted_at(
+    s: AsyncSession, item: outbox.Claimed, results: dict[str, Reply]
+) -> float | None:
+    """When intake answered 250 for the message behind ``item`` (for the latency
+    histogram); the item's own creation time for mail we wrote ourselves."""
+    if not any(r.ok for r in results.values()):
+        return None
+    if item.message_id and item.kind in ("clear", "encrypted"):
+        received = await s.scalar(select(Message.received_at).where(Message.id == item.message_id))
+        if received is not None:
+            return float(received)
+    return item.created_at
+
+
+def _count(
+    c: outbox.Claimed, reply: Reply | None, expired: bool, accepted_at: float | None
+) -> None:
+    """The outcome of one attempt for ``/metrics`` (as :func:`_record` judged it)."""
+    if reply is not None and reply.ok:
+        result = "sent"
+        if accepted_at is not None:
+            metrics().latency.labels(c.kind).observe(max(0.0, now() - accepted_at))
+    elif reply is None or not (reply.permanent or expired):
+        result = "deferred"
+    else:
+        result = "bounced"
+    metrics().deliveries.labels(c.tenant_id or "", c.kind, result).inc()
 
 
 async def _enqueue_dsn(  # noqa: ANN001
@@ -290,7 +298,7 @@ async def run_worker(
     """Process received messages and drain the outbox until ``stop`` is set; wakes at
     once on ``wakeup`` (set by intake), else every ``queue_poll_interval``."""
     owner = worker_id()
-    pool = NextHops(services.settings, size=services.settings.delivery_concurrency)
+    pool = RelayPool(services.settings, size=services.settings.delivery_concurrency)
     try:
         await _recover(services)
         while not stop.is_set():
@@ -326,7 +334,7 @@ async def _recover(services: Services) -> None:
 
 async def run_once(services: Services) -> int:
     """One round (for tests and ``sealmail queue`` tools): process, then deliver."""
-    pool = NextHops(services.settings, size=services.settings.delivery_concurrency)
+    pool = RelayPool(services.settings, size=services.settings.delivery_concurrency)
     try:
         done = await process_pending(services)
         done += await deliver_due(services, pool, worker_id())

@@ -19,8 +19,9 @@ from aiosmtpd.smtp import Envelope, Session
 
 from archive.services import Services
 from archive.vault import SealWriter
-from core import accounts
+from core import accounts, logcontext
 from core.ids import queue_id
+from core.metrics import metrics
 from core.models import Message, MessageRecipient, Tenant
 from gateway import identity, replies
 from gateway.committer import GroupCommitter
@@ -95,6 +96,7 @@ class IntakeHandler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        logcontext.set_context(None, None)  # a new transaction: nothing known yet
         size = _size_param(mail_options)
         if size is None:
             return replies.REPLY_BAD_SIZE_PARAM
@@ -107,6 +109,7 @@ class IntakeHandler:
             return replies.REPLY_TEMPFAIL
         if reply:
             return reply
+        logcontext.set_tenant(envelope.tenant_id)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return replies.REPLY_SENDER_OK
@@ -180,6 +183,7 @@ class IncomingMessage:
         self.session = session
         self.envelope = envelope
         self.qid = queue_id()
+        logcontext.set_queue_id(self.qid)
         self.size = 0
         self.loop = False
         self.reply: str | None = None  # decided before the end: the data is thrown away
@@ -232,6 +236,7 @@ class IncomingMessage:
                     self.reply = refusal
                     return
                 tenant_id = tenant.id
+                logcontext.set_tenant(tenant_id)
             self._writer = await services.vault.writer(s, tenant_id, kind="raw")
         self.loop = has_valid_stamp(self.handler._stamp_key, tenant_id, head)
         await self._writer.write(_trace_header(self.server, self.session, self.qid))
@@ -277,6 +282,7 @@ class IncomingMessage:
         # Committed (with the others arriving now) before we answer; on failure the
         # committer has deleted the object and we answer 451.
         await self.handler.committer.commit(obj, message, rcpts)
+        metrics().accepted.labels(tenant=writer.tenant_id).inc()
         if self.handler.wakeup is not None:
             self.handler.wakeup.set()
         log.info("queued %s from %s for %d recipients", self.qid, self.server.client_ip, len(rcpts))

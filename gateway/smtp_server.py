@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope
 
+from core.metrics import metrics
 from gateway import replies
 from gateway.data_reader import DataDecoder, DataState
 
@@ -114,6 +115,13 @@ class GatewaySMTP(SMTP):
     def client_ip(self) -> str:
         peer = self.session.peer if self.session else None
         return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+
+    async def push(self, status: Any) -> None:
+        """Every reply goes through here: counted by code for ``/metrics``."""
+        await super().push(status)
+        metrics().reply_sent(
+            status if isinstance(status, str) else status.decode("ascii", "replace")
+        )
 
     def close(self) -> None:
         if self.transport is not None:

@@ -119,6 +119,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             Route("/api/v1/quarantine/{held_id}/reject", admin_api.reject, methods=["POST"]),
             Route("/healthz", ops.healthz, methods=["GET"]),
             Route("/readyz", ops.readyz, methods=["GET"]),
+            Route("/metrics", ops.metrics_page, methods=["GET"]),
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[Middleware(SecurityHeadersMiddleware)],

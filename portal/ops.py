@@ -1,21 +1,41 @@
-"""Operators' endpoints: liveness, readiness (database, archive, outbox), and the tenant's
-brand stylesheet (the CSP forbids inline styles, so the color comes as a file)."""
+"""Operators' endpoints: liveness, readiness (database, archive, outbox, relay), Prometheus
+metrics, and the tenant's brand stylesheet (the CSP forbids inline styles, so the color
+comes as a file).
+
+``/metrics`` needs no session and shows no addresses or content: counts by tenant id,
+disposition, kind and reply code (:mod:`core.metrics`). :func:`metrics_app` serves it
+alone, for ``serve --role smtp|worker`` with ``metrics_listen`` set.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
+from archive.services import Services
 from branding.templating import safe_color
 from core import outbox
+from core.config import parse_hostport
+from core.metrics import CONTENT_TYPE, metrics
 from core.models import Tenant
 from portal.state import portal
 
 log = logging.getLogger("sealmail.portal")
 CHECK_TIMEOUT = 5.0
+RELAY_CONNECT_TIMEOUT = 2.0
+RELAY_CACHE_SECONDS = 5.0  # a busy probe must not hammer the relay with connections
+_relay_seen: dict[str, tuple[float, bool]] = {}
+
+
+def _services(request: Request) -> Services:
+    state = request.app.state
+    return state.portal.services if hasattr(state, "portal") else state.services
 
 
 async def healthz(request: Request) -> Response:
@@ -23,8 +43,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    st = portal(request)
-    services = st.services
+    services = _services(request)
     checks: dict[str, str] = {}
 
     async def database() -> None:
@@ -45,9 +64,63 @@ async def readyz(request: Request) -> Response:
         except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
             log.warning("portal: readiness check %s failed: %s", name, type(exc).__name__)
             checks[name] = "unavailable"
-    failed = [name for name, state in checks.items() if state != "ok"]
+    checks["relay"] = await relay_state(services.settings.relay)
+    failed = [name for name, state in checks.items() if state not in ("ok", "mx")]
     body = {"status": "unavailable" if failed else "ok", "checks": checks, "failed": failed}
     return JSONResponse(body, status_code=503 if failed else 200)
+
+
+async def relay_state(relay: str) -> str:
+    """``ok`` when a TCP connection to the global relay opens within a short timeout,
+    else ``unavailable``; ``mx`` (direct delivery: there is no one host to check).
+    The answer is kept a few seconds."""
+    if relay == "mx":
+        return "mx"
+    t = time.monotonic()
+    seen = _relay_seen.get(relay)
+    if seen is not None and t - seen[0] < RELAY_CACHE_SECONDS:
+        return "ok" if seen[1] else "unavailable"
+    host, port = parse_hostport(relay)
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port), RELAY_CONNECT_TIMEOUT
+        )
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+        ok = True
+    except (OSError, TimeoutError) as exc:
+        log.warning("portal: relay %s not reachable: %s", relay, type(exc).__name__)
+        ok = False
+    _relay_seen[relay] = (time.monotonic(), ok)
+    return "ok" if ok else "unavailable"
+
+
+async def metrics_page(request: Request) -> Response:
+    """Prometheus text format; the queue gauges are read from the database now."""
+    services = _services(request)
+    m = metrics()
+    try:
+        async with services.db.session() as s:
+            await asyncio.wait_for(m.refresh_queue(s), CHECK_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - the counters are still worth serving
+        log.warning("metrics: queue gauges not refreshed: %s", type(exc).__name__)
+    return Response(m.exposition(), media_type=CONTENT_TYPE)
+
+
+def metrics_app(services: Services) -> Starlette:
+    """``/metrics``, ``/healthz`` and ``/readyz`` alone, for a process without the portal."""
+    app = Starlette(
+        routes=[
+            Route("/metrics", metrics_page, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ]
+    )
+    app.state.services = services
+    return app
 
 
 async def brand_css(request: Request) -> Response:

@@ -1,4 +1,8 @@
-"""Logging set-up for ``sealmail serve``: text or JSON lines; never message content."""
+"""Logging set-up for ``sealmail serve``: text or JSON lines; never message content.
+
+Every line carries ``queue_id`` and ``tenant`` when the code that logs is handling a
+message (:mod:`core.logcontext`): JSON has them as fields, text as ``key=value`` at the end.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ import json
 import logging
 import sys
 import time
+from typing import TextIO
+
+from core import logcontext
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 
@@ -40,6 +47,17 @@ class TextFormatter(logging.Formatter):
         return base
 
 
+class ContextFilter(logging.Filter):
+    """Adds the queue id and tenant of the message being handled (when known); a value
+    given explicitly with ``extra=`` wins."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in logcontext.current().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
 class _DropLoginDataNotice(logging.Filter):
     """aiosmtpd itself sets the deprecated ``Session.login_data`` on every AUTH and warns
     about its own use; the warning tells an operator nothing."""
@@ -48,8 +66,10 @@ class _DropLoginDataNotice(logging.Filter):
         return "login_data is deprecated" not in record.getMessage()
 
 
-def setup_logging(fmt: str, level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(fmt: str, level: str, stream: TextIO | None = None) -> logging.Handler:
+    """Replace the root logger's handlers with one writing to ``stream`` (stderr)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(ContextFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -62,3 +82,7 @@ def setup_logging(fmt: str, level: str) -> None:
     logging.getLogger("mail.log").addFilter(_DropLoginDataNotice())
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # database drivers log statements with their parameters (addresses) at debug
+    for name in ("aiosqlite", "asyncpg", "sqlalchemy.engine"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return handler

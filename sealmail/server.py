@@ -9,6 +9,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
 
@@ -53,6 +54,31 @@ def check_schema(settings: Settings) -> None:
         )
 
 
+async def _serve_http(
+    app: Any, listen: str, name: str, tasks: list[asyncio.Task[None]]
+) -> _Uvicorn:
+    """Start uvicorn for ``app`` on ``listen``; returns once it is listening."""
+    host, port = parse_hostport(listen)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        proxy_headers=False,
+    )
+    server = _Uvicorn(config)
+    tasks.append(asyncio.create_task(server.serve(), name=name))
+    while not server.started:
+        if tasks[-1].done():
+            tasks[-1].result()
+            raise ConfigError(f"{name} could not listen on {listen}")
+        await asyncio.sleep(0.05)
+    return server
+
+
 async def serve(
     settings: Settings, role: str = "all", announce: Callable[[str], None] = print
 ) -> None:
@@ -67,7 +93,7 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
 
     gateway = None
-    portal_server: _Uvicorn | None = None
+    http_servers: list[_Uvicorn] = []
     tasks: list[asyncio.Task[None]] = []
     try:
         if role in ("all", "smtp"):
@@ -79,25 +105,16 @@ async def serve(
         if role in ("all", "portal"):
             from portal.app import create_app
 
-            host, port = parse_hostport(settings.portal_listen)
-            config = uvicorn.Config(
-                create_app(settings, services),
-                host=host,
-                port=port,
-                log_config=None,
-                access_log=False,
-                lifespan="on",
-                server_header=False,
-                proxy_headers=False,
-            )
-            portal_server = _Uvicorn(config)
-            tasks.append(asyncio.create_task(portal_server.serve(), name="portal"))
-            while not portal_server.started:
-                if tasks[-1].done():
-                    tasks[-1].result()
-                    raise ConfigError(f"portal could not listen on {settings.portal_listen}")
-                await asyncio.sleep(0.05)
+            app = create_app(settings, services)
+            http_servers.append(await _serve_http(app, settings.portal_listen, "portal", tasks))
             announce(f"portal  listening on {settings.portal_listen} ({settings.portal_base_url})")
+        if settings.metrics_listen:
+            # counters live in this process: a process without the portal serves them here
+            from portal.ops import metrics_app
+
+            app = metrics_app(services)
+            http_servers.append(await _serve_http(app, settings.metrics_listen, "metrics", tasks))
+            announce(f"metrics listening on {settings.metrics_listen} (/metrics)")
         if role in ("all", "worker"):
             from gateway.delivery import run_worker
 
@@ -119,8 +136,8 @@ async def serve(
         stop.set()
         if gateway is not None:
             await gateway.stop()
-        if portal_server is not None:
-            portal_server.should_exit = True
+        for server in http_servers:
+            server.should_exit = True
         if tasks:
             done, pending = await asyncio.wait(tasks, timeout=30)
             for t in pending:

@@ -2,28 +2,76 @@
 
 from __future__ import annotations
 
+import dataclasses
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
 from archive.services import Services
 from core.config import Settings
 from core.db import Database
-from portal import create_app
+from portal import create_app, ops
 
 from .conftest import BASE, World
 
 
-def test_healthz_and_readyz_ok(world: World) -> None:
+@pytest.fixture
+def relay_listener() -> Iterator[str]:
+    """Something listening where the relay is said to be (connections are only opened)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def closed_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"  # closed again: connections refused
+
+
+def test_healthz_and_readyz_ok(world: World, relay_listener: str) -> None:
+    world.services.settings = dataclasses.replace(world.services.settings, relay=relay_listener)
     r = world.client.get("/healthz")
     assert r.status_code == 200 and r.text == "ok"
     r = world.client.get("/readyz")
     assert r.status_code == 200
     assert r.json() == {
         "status": "ok",
-        "checks": {"database": "ok", "archive": "ok", "outbox": "ok"},
+        "checks": {"database": "ok", "archive": "ok", "outbox": "ok", "relay": "ok"},
         "failed": [],
     }
+
+
+def test_readyz_503_names_an_unreachable_relay_and_skips_mx(
+    settings: Settings, services: Services
+) -> None:
+    services.settings = dataclasses.replace(settings, relay=closed_port())
+    app = create_app(settings, services)
+    with TestClient(app, base_url=BASE) as client:
+        r = client.get("/readyz")
+        assert r.status_code == 503
+        assert r.json()["failed"] == ["relay"]
+        assert r.json()["checks"]["relay"] == "unavailable"
+        services.settings = dataclasses.replace(settings, relay="mx")
+        r = client.get("/readyz")
+        assert r.status_code == 200
+        assert r.json()["checks"]["relay"] == "mx" and r.json()["failed"] == []
+        client.portal.call(services.db.dispose)
+
+
+async def test_relay_answer_is_cached_for_a_few_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    relay = closed_port()
+    assert await ops.relay_state(relay) == "unavailable"
+    with socket.socket() as sock:  # now something listens there: the cached answer stands
+        sock.bind(tuple(relay.rsplit(":", 1)[0:1]) + (int(relay.rsplit(":", 1)[1]),))
+        sock.listen(4)
+        assert await ops.relay_state(relay) == "unavailable"
+        monkeypatch.setattr(ops, "RELAY_CACHE_SECONDS", 0.0)
+        assert await ops.relay_state(relay) == "ok"
 
 
 def test_readyz_503_when_the_database_is_unreachable(
@@ -38,6 +86,7 @@ def test_readyz_503_when_the_database_is_unreachable(
         body = r.json()
         assert body["status"] == "unavailable"
         assert "database" in body["failed"] and "outbox" in body["failed"]
+        assert body["checks"]["relay"] in ("ok", "unavailable")  # nothing to do with the db
         assert body["checks"]["archive"] == "ok"
         assert client.get("/healthz").status_code == 200  # alive, just not ready
         # a page that needs the database says so, readably, with a 503
@@ -60,7 +109,7 @@ def test_readyz_503_when_the_archive_is_unwritable(
     with TestClient(app, base_url=BASE) as client:
         r = client.get("/readyz")
         assert r.status_code == 503
-        assert r.json()["failed"] == ["archive"]
+        assert "archive" in r.json()["failed"] and "database" not in r.json()["failed"]
         client.portal.call(services.db.dispose)
 
 
@@ -78,5 +127,5 @@ def test_brand_stylesheet_sets_only_a_safe_color(world: World) -> None:
 def test_app_opens_and_closes_its_own_services(settings: Settings) -> None:
     app = create_app(settings)  # nothing opened yet
     with TestClient(app, base_url=BASE) as client:
-        assert client.get("/readyz").status_code == 200
+        assert client.get("/readyz").json()["checks"]["database"] == "ok"
         assert client.get("/static/portal.css").status_code == 200
