@@ -194,6 +194,25 @@ def _relay(value: Any) -> str:
     return text
 
 
+def parse_relay(value: Any) -> str:
+    """A next hop: ``host:port`` or ``mx``; ValueError otherwise."""
+    return _relay(value)
+
+
+def _port(value: Any) -> int:
+    number = _int(value)
+    if not 0 < number <= 65535:
+        raise ValueError("expected a port from 1 to 65535")
+    return number
+
+
+def _optional_hostport(value: Any) -> str:
+    text = _str(value).strip()
+    if text:
+        parse_hostport(text)
+    return text
+
+
 def _listen(value: Any) -> str:
     text = _str(value).strip()
     parse_hostport(text)
@@ -244,6 +263,10 @@ class Settings:
     relay_password: Secret = dataclasses.field(default_factory=lambda: Secret(""))
     relay_timeout: float = 60.0
     relay_tls_ca_file: str = ""  # extra CA bundle to verify the next hop ("" = system CAs)
+    relay_tls_client_cert: str = ""  # certificate we show the next hop (M365 connectors)
+    relay_tls_client_key: str = ""
+    mx_port: int = 25  # port of MX hosts when relay = "mx" (tests point it at a sink)
+    dns_resolver: str = ""  # "host:port" of the DNS resolver to ask ("" = the system's)
     portal_listen: str = "127.0.0.1:8025"
     portal_base_url: str = "http://127.0.0.1:8025"
     metrics_listen: str = ""  # /metrics for the smtp and worker roles ("" = off)
@@ -314,6 +337,10 @@ _PARSERS: dict[str, Any] = {
     "relay_password": _secret,
     "relay_timeout": parse_duration,
     "relay_tls_ca_file": _str,
+    "relay_tls_client_cert": _str,
+    "relay_tls_client_key": _str,
+    "mx_port": _port,
+    "dns_resolver": _optional_hostport,
     "portal_listen": _listen,
     "portal_base_url": _base_url,
     "metrics_listen": _optional_listen,
@@ -328,7 +355,14 @@ _PARSERS: dict[str, Any] = {
     "log_format": _choice("text", "json"),
     "log_level": _choice("debug", "info", "warning", "error"),
 }
-_PATH_KEYS = ("data_dir", "smtp_tls_cert", "smtp_tls_key", "relay_tls_ca_file")
+_PATH_KEYS = (
+    "data_dir",
+    "smtp_tls_cert",
+    "smtp_tls_key",
+    "relay_tls_ca_file",
+    "relay_tls_client_cert",
+    "relay_tls_client_key",
+)
 
 
 def _absolute(base: Path, path: str) -> str:

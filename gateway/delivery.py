@@ -25,8 +25,9 @@ from core.accounts import audit
 from core.errors import TransientError
 from core.leases import owner_id, release_dead
 from core.metrics import metrics
-from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, now
+from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, Tenant, now
 from gateway.dsn import Failure, build_dsn, status_of
+from gateway.nexthop import NextHops, hop_for
 from gateway.pipeline import backoff, process_pending
 from gateway.relay import RelayPool, Reply, TlsUnavailable
 from gateway.stamp import stamp
@@ -47,11 +48,13 @@ def _lease_seconds(services: Services) -> float:
 
 async def deliver_due(
     services: Services,
-    pool: RelayPool,
+    pool: NextHops | RelayPool,
     owner: str,
     stop: asyncio.Event | None = None,
 ) -> int:
-    """Send what is due; returns how many recipients were attempted."""
+    """Send what is due; returns how many recipients were attempted. ``pool`` is the
+    worker's :class:`NextHops` (a bare :class:`RelayPool` serves as the global relay)."""
+    hops = pool if isinstance(pool, NextHops) else NextHops(services.settings, default=pool)
     async with gate_for(services.db).hold(), services.db.session() as s:
         claimed = await outbox.claim_due(
             s, owner, CLAIM_LIMIT, _lease_seconds(services), not services.db.is_sqlite
@@ -71,12 +74,16 @@ async def deliver_due(
                 await _release(services, owner, group)
                 return 0
             try:
-                await _deliver_item(services, pool, owner, group)
+                await _deliver_item(services, hops, owner, group)
             except Exception as exc:  # noqa: BLE001 - the lease runs out; retried later
                 log.error("delivery of %s failed: %s", group[0].outbox_id, exc, exc_info=exc)
             return len(group)
 
-    return sum(await asyncio.gather(*(one(g) for g in items.values())))
+    try:
+        return sum(await asyncio.gather(*(one(g) for g in items.values())))
+    finally:
+        if hops is not pool:  # made for this round: its other hops' connections end here
+            await hops.close()
 
 
 async def _release(services: Services, owner: str, group: list[outbox.Claimed]) -> None:
@@ -87,7 +94,7 @@ async def _release(services: Services, owner: str, group: list[outbox.Claimed]) 
 
 
 async def _deliver_item(
-    services: Services, pool: RelayPool, owner: str, group: list[outbox.Claimed]
+    services: Services, hops: NextHops, owner: str, group: list[outbox.Claimed]
 ) -> None:
     first = group[0]
     if first.tenant_id is None:
@@ -95,6 +102,8 @@ async def _deliver_item(
     async with services.db.session() as s:
         item = await s.get(OutboxItem, first.outbox_id)
         require_tls = bool(item is not None and item.require_tls)
+        tenant = await s.get(Tenant, first.tenant_id)
+        hop = hop_for(tenant.relay if tenant is not None else "", services.settings)
         data = await services.vault.read(s, first.tenant_id, first.object_id)
     data = stamp(services.keyring.stamp_key, first.tenant_id, data)
     rcpts = [c.rcpt for c in group]
@@ -103,17 +112,36 @@ async def _deliver_item(
         expired = True
     else:
         expired = False
-        try:
-            if require_tls:
-                results = await pool.send_verified(first.mail_from, rcpts, data)
-            else:
-                results = await pool.send(first.mail_from, rcpts, data)
-        except TlsUnavailable as exc:
-            await _reroute_to_portal(services, owner, group, str(exc))
+        results, rerouted = await _send(hops, hop, first.mail_from, rcpts, data, require_tls)
+        for batch, why in rerouted:
+            await _reroute_to_portal(services, owner, [c for c in group if c.rcpt in batch], why)
+        group = [c for c in group if c.rcpt in results]
+        if not group:
             return
-        except TransientError as exc:
-            results = dict.fromkeys(rcpts, Reply(451, f"4.4.1 {exc}"))
     await _record(services, owner, group, data, results, expired)
+
+
+async def _send(
+    hops: NextHops, hop: str, mail_from: str, rcpts: list[str], data: bytes, require_tls: bool
+) -> tuple[dict[str, Reply], list[tuple[list[str], str]]]:
+    """Each batch of the hop (one per domain in ``mx`` mode) at once: the replies, and
+    the batches that need verified TLS and cannot get it (with why)."""
+    results: dict[str, Reply] = {}
+    rerouted: list[tuple[list[str], str]] = []
+
+    async def one(batch: list[str]) -> None:
+        try:
+            results.update(await hops.send(hop, mail_from, batch, data, require_tls))
+        except TlsUnavailable as exc:
+            if require_tls:
+                rerouted.append((batch, str(exc)))
+            else:
+                results.update(dict.fromkeys(batch, Reply(451, f"4.7.5 {exc}")))
+        except TransientError as exc:
+            results.update(dict.fromkeys(batch, Reply(451, f"4.4.1 {exc}")))
+
+    await asyncio.gather(*(one(b) for b in hops.batches(hop, rcpts)))
+    return results, rerouted
 
 
 REROUTED = "rerouted"
@@ -298,7 +326,7 @@ async def run_worker(
     """Process received messages and drain the outbox until ``stop`` is set; wakes at
     once on ``wakeup`` (set by intake), else every ``queue_poll_interval``."""
     owner = worker_id()
-    pool = RelayPool(services.settings, size=services.settings.delivery_concurrency)
+    pool = NextHops(services.settings, size=services.settings.delivery_concurrency)
     try:
         await _recover(services)
         while not stop.is_set():
@@ -334,7 +362,7 @@ async def _recover(services: Services) -> None:
 
 async def run_once(services: Services) -> int:
     """One round (for tests and ``sealmail queue`` tools): process, then deliver."""
-    pool = RelayPool(services.settings, size=services.settings.delivery_concurrency)
+    pool = NextHops(services.settings, size=services.settings.delivery_concurrency)
     try:
         done = await process_pending(services)
         done += await deliver_due(services, pool, worker_id())

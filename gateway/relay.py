@@ -1,5 +1,6 @@
-"""The next hop (``settings.relay``): a small pool of reusable aiosmtplib connections and
-one transaction per call, with per-recipient results.
+"""SMTP to a next hop: the client connection (TLS modes, AUTH), the transaction with
+per-recipient results, and a small pool of reusable connections to one smarthost
+(``settings.relay`` or a tenant's ``relay``).
 
 aiosmtplib's exceptions stop here: a failed connection or a 4xx is a
 :class:`TransientError` (or a 4xx :class:`Reply`), a 5xx a :class:`Reply` that the
@@ -48,87 +49,119 @@ def _reply(err: aiosmtplib.SMTPResponseException) -> Reply:
     return Reply(err.code, " ".join(str(err.message).split())[:450])
 
 
-class RelayPool:
-    """Up to ``size`` open connections to the relay, reused between transactions."""
-
-    def __init__(self, settings: Settings, size: int = 4) -> None:
-        if settings.relay == "mx":
-            raise ConfigError("relay = 'mx' (direct delivery by DNS) is not supported yet")
-        self.settings = settings
-        self.host, self.port = parse_hostport(settings.relay)
-        self._idle: list[aiosmtplib.SMTP] = []
-        self._slots = asyncio.Semaphore(max(1, size))
-
-    async def _connect(self) -> aiosmtplib.SMTP:
-        s = self.settings
-        client = aiosmtplib.SMTP(
-            hostname=self.host,
-            port=self.port,
-            timeout=s.relay_timeout,
-            start_tls=False,
-            local_hostname=s.smtp_hostname,
-        )
-        await client.connect()
-        if s.relay_tls != "none" and (
-            s.relay_tls == "required" or client.supports_extension("starttls")
-        ):
-            if s.relay_tls == "required":
-                await client.starttls(tls_context=ssl.create_default_context())
-            else:  # opportunistic: encrypt, accept any certificate (Postfix "may")
-                ctx = ssl.create_default_context()
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-                await client.starttls(tls_context=ctx)
-        if s.relay_username:
-            await client.login(s.relay_username, s.relay_password.reveal())
-        return client
-
-    def verified_context(self) -> ssl.SSLContext:
-        """System CAs plus ``relay_tls_ca_file``; the hostname checked is the relay host."""
-        ctx = ssl.create_default_context()
-        if self.settings.relay_tls_ca_file:
+def tls_context(settings: Settings, verify: bool) -> ssl.SSLContext:
+    """The context for STARTTLS to a next hop. ``verify``: system CAs plus
+    ``relay_tls_ca_file``, hostname checked; else encrypt and accept any certificate
+    (Postfix "may"). Both show ``relay_tls_client_cert`` when one is configured."""
+    ctx = ssl.create_default_context()
+    if verify:
+        if settings.relay_tls_ca_file:
             try:
-                ctx.load_verify_locations(cafile=self.settings.relay_tls_ca_file)
+                ctx.load_verify_locations(cafile=settings.relay_tls_ca_file)
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"relay_tls_ca_file: {exc}") from exc
         ctx.check_hostname = True
         ctx.verify_mode = ssl.CERT_REQUIRED
-        return ctx
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if settings.relay_tls_client_cert:
+        try:
+            ctx.load_cert_chain(
+                settings.relay_tls_client_cert, settings.relay_tls_client_key or None
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"relay_tls_client_cert: {exc}") from exc
+    return ctx
+
+
+async def open_client(
+    settings: Settings,
+    host: str,
+    port: int,
+    tls: str,
+    *,
+    server_name: str | None = None,
+    login: bool = False,
+) -> aiosmtplib.SMTP:
+    """A connected, greeted client. ``tls``: ``none``; ``opportunistic`` (STARTTLS when
+    offered, any certificate); ``required`` (STARTTLS with the default checks, an error
+    otherwise); ``verified`` (STARTTLS with a certificate valid for ``server_name``, else
+    :class:`TlsUnavailable`). Raises aiosmtplib/OS errors for the caller to translate."""
+    name = server_name or host
+    client = aiosmtplib.SMTP(
+        hostname=host,
+        port=port,
+        timeout=settings.relay_timeout,
+        start_tls=False,
+        local_hostname=settings.smtp_hostname,
+    )
+    await client.connect()
+    try:
+        await client.ehlo()
+        if tls == "verified":
+            if not client.supports_extension("starttls"):
+                raise TlsUnavailable(f"{name}:{port} does not offer STARTTLS")
+            try:
+                await client.starttls(
+                    server_hostname=name, tls_context=tls_context(settings, verify=True)
+                )
+            except (ssl.SSLError, ssl.CertificateError, aiosmtplib.SMTPException) as exc:
+                # aiosmtplib wraps the handshake's SSL error; any failure: no verified channel
+                raise TlsUnavailable(f"{name}:{port}: TLS failed: {exc}") from exc
+            if client.get_transport_info("ssl_object") is None:
+                raise TlsUnavailable(f"{name}:{port}: no TLS after STARTTLS")
+        elif tls == "required":
+            await client.starttls(
+                server_hostname=name, tls_context=tls_context(settings, verify=True)
+            )
+        elif tls == "opportunistic" and client.supports_extension("starttls"):
+            await client.starttls(
+                server_hostname=name, tls_context=tls_context(settings, verify=False)
+            )
+        if login and settings.relay_username:
+            await client.login(settings.relay_username, settings.relay_password.reveal())
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+async def quit_client(client: aiosmtplib.SMTP) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.quit(), 5)
+    client.close()
+
+
+class RelayPool:
+    """Up to ``size`` open connections to one smarthost (``hop``, default the global
+    ``relay``), reused between transactions. AUTH (``relay_username``) is used only
+    towards the global relay: a tenant's own next hop never gets our credentials."""
+
+    def __init__(self, settings: Settings, size: int = 4, hop: str | None = None) -> None:
+        hop = settings.relay if hop is None else hop
+        if hop == "mx":
+            raise ConfigError("relay = 'mx' is served by gateway.nexthop.NextHops")
+        self.settings = settings
+        self.hop = hop
+        self.host, self.port = parse_hostport(hop)
+        self.login = hop == settings.relay
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(max(1, size))
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        return await open_client(
+            self.settings, self.host, self.port, self.settings.relay_tls, login=self.login
+        )
+
+    def verified_context(self) -> ssl.SSLContext:
+        """System CAs plus ``relay_tls_ca_file``; the hostname checked is the relay host."""
+        return tls_context(self.settings, verify=True)
 
     async def _connect_verified(self) -> aiosmtplib.SMTP:
         """A fresh connection upgraded with STARTTLS and a verified certificate, or
         :class:`TlsUnavailable`. Never pooled: the pool's connections may be unverified."""
-        s = self.settings
-        client = aiosmtplib.SMTP(
-            hostname=self.host,
-            port=self.port,
-            timeout=s.relay_timeout,
-            start_tls=False,
-            local_hostname=s.smtp_hostname,
-        )
-        await client.connect()
-        try:
-            await client.ehlo()
-            if not client.supports_extension("starttls"):
-                raise TlsUnavailable(f"relay {self.host}:{self.port} does not offer STARTTLS")
-            try:
-                await client.starttls(
-                    server_hostname=self.host, tls_context=self.verified_context()
-                )
-            except (ssl.SSLError, ssl.CertificateError) as exc:
-                raise TlsUnavailable(f"relay {self.host}:{self.port}: TLS failed: {exc}") from exc
-            except aiosmtplib.SMTPException as exc:
-                # aiosmtplib wraps the handshake's SSL error; any STARTTLS failure means
-                # no verified channel
-                raise TlsUnavailable(f"relay {self.host}:{self.port}: TLS failed: {exc}") from exc
-            if client.get_transport_info("ssl_object") is None:
-                raise TlsUnavailable(f"relay {self.host}:{self.port}: no TLS after STARTTLS")
-            if s.relay_username:
-                await client.login(s.relay_username, s.relay_password.reveal())
-        except BaseException:
-            client.close()
-            raise
-        return client
+        return await open_client(self.settings, self.host, self.port, "verified", login=self.login)
 
     async def send_verified(
         self, mail_from: str, rcpts: list[str], data: bytes
@@ -143,13 +176,11 @@ class RelayPool:
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 raise TransientError(f"relay {self.host}:{self.port}: {exc}") from exc
             try:
-                results = await _transaction(client, mail_from, rcpts, data)
+                results = await transaction(client, mail_from, rcpts, data)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 client.close()
                 raise TransientError(f"relay {self.host}:{self.port}: {exc}") from exc
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.quit(), 5)
-            client.close()
+            await quit_client(client)
             return results
 
     async def send(self, mail_from: str, rcpts: list[str], data: bytes) -> dict[str, Reply]:
@@ -160,7 +191,7 @@ class RelayPool:
             try:
                 if client is None or not client.is_connected:
                     client = await self._connect()
-                results = await _transaction(client, mail_from, rcpts, data)
+                results = await transaction(client, mail_from, rcpts, data)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 if client is not None:
                     client.close()
@@ -170,13 +201,10 @@ class RelayPool:
 
     async def close(self) -> None:
         while self._idle:
-            client = self._idle.pop()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.quit(), 5)
-            client.close()
+            await quit_client(self._idle.pop())
 
 
-async def _transaction(
+async def transaction(
     client: aiosmtplib.SMTP, mail_from: str, rcpts: list[str], data: bytes
 ) -> dict[str, Reply]:
     options = ["SMTPUTF8"] if _needs_utf8(mail_from, rcpts) else []
