@@ -19,6 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.config import parse_relay
 from core.errors import NotFound, PermanentError
 from core.ids import new_id, new_token
 from core.keyring import KeyRing
@@ -326,6 +327,7 @@ async def update_tenant(
     notification_from: str | None = None,
     wkd_lookup: bool | None = None,
     pgp_protect_subject: bool | None = None,
+    relay: str | None = None,
 ) -> dict[str, Any]:
     """Change a tenant's settings; returns what changed (audited)."""
     changes: dict[str, Any] = {}
@@ -356,6 +358,16 @@ async def update_tenant(
                 f"notification address {address!r} is not in one of the tenant's domains"
             )
         changes["notification_from"] = address
+    if relay is not None:
+        hop = relay.strip()
+        if hop:
+            try:
+                hop = parse_relay(hop)
+            except ValueError:
+                raise PermanentError(
+                    f"next hop {relay!r}: expected host:port, mx, or '' for the global relay"
+                ) from None
+        changes["relay"] = hop
     changes = {k: v for k, v in changes.items() if getattr(tenant, k) != v}
     for key, value in changes.items():
         setattr(tenant, key, value)

@@ -195,8 +195,17 @@ def _relay(value: Any) -> str:
 
 
 def parse_relay(value: Any) -> str:
-    """A next hop: ``host:port`` or ``mx``; ValueError otherwise."""
-    return _relay(value)
+    """A next hop: ``host:port`` (a DNS name or an IP address) or ``mx``; ValueError
+    otherwise."""
+    text = _relay(value)
+    if text != "mx":
+        host, _ = parse_hostport(text)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", host):
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ValueError("expected host:port with a DNS name or IP address") from None
+    return text
 
 
 def _port(value: Any) -> int:

@@ -500,6 +500,7 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
                     "notification_from": t.notification_from,
                     "wkd_lookup": t.wkd_lookup,
                     "pgp_protect_subject": t.pgp_protect_subject,
+                    "relay": t.relay,
                     "messages": int(count or 0),
                     "created_at": _ts(t.created_at),
                 }
@@ -515,6 +516,7 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
     out.print(f"{'domains':<14} {', '.join(data['domains'])}")
     nets = ", ".join(n["cidr"] + (" (private)" if n["private"] else "") for n in data["networks"])
     out.print(f"{'networks':<14} {nets or '-'}")
+    out.print(f"{'next hop':<14} {data['relay'] or '(global relay)'}")
     out.print(
         f"{'notices':<14} from {data['notification_from'] or '(default)'}, subject "
         f"{'hidden' if data['hide_subject'] else 'shown'}, color {data['brand_color']}"
@@ -546,6 +548,12 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
     default=None,
     help="OpenPGP: move the subject inside the encrypted part.",
 )
+@click.option(
+    "--relay",
+    default=None,
+    help="This tenant's next hop: HOST:PORT (e.g. its Microsoft 365 endpoint), 'mx', "
+    "or '' for the global relay.",
+)
 @click.option("--network", "networks", multiple=True, help="Add a connector network (CIDR).")
 @click.option(
     "--private-network", "private_networks", multiple=True, help="Add a private network (CIDR)."
@@ -564,12 +572,13 @@ def tenant_update(
     notification_from: str | None,
     wkd_lookup: bool | None,
     pgp_protect_subject: bool | None,
+    relay: str | None,
     networks: tuple[str, ...],
     private_networks: tuple[str, ...],
     config: str | None,
     as_json: bool,
 ) -> None:
-    """Change a tenant's branding, notice, key look-up and network settings."""
+    """Change a tenant's branding, notice, key look-up, next hop and network settings."""
     from archive.services import Services
     from core import accounts
 
@@ -590,6 +599,7 @@ def tenant_update(
                     notification_from=notification_from,
                     wkd_lookup=wkd_lookup,
                     pgp_protect_subject=pgp_protect_subject,
+                    relay=relay,
                 )
                 for cidr in networks:
                     await accounts.add_network(s, t, cidr, private=False)
