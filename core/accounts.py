@@ -328,6 +328,7 @@ async def update_tenant(
     wkd_lookup: bool | None = None,
     pgp_protect_subject: bool | None = None,
     relay: str | None = None,
+    journal_address: str | None = None,
 ) -> dict[str, Any]:
     """Change a tenant's settings; returns what changed (audited)."""
     changes: dict[str, Any] = {}
@@ -358,6 +359,17 @@ async def update_tenant(
                 f"notification address {address!r} is not in one of the tenant's domains"
             )
         changes["notification_from"] = address
+    if journal_address is not None:
+        address = journal_address.strip().lower()
+        if address and (
+            address.count("@") != 1
+            or any(c.isspace() for c in address)
+            or domain_of(address) not in await tenant_domains(session, tenant.id)
+        ):
+            raise PermanentError(
+                f"journal address {address!r} is not in one of the tenant's domains"
+            )
+        changes["journal_address"] = address
     if relay is not None:
         hop = relay.strip()
         if hop:

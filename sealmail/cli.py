@@ -501,6 +501,7 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
                     "wkd_lookup": t.wkd_lookup,
                     "pgp_protect_subject": t.pgp_protect_subject,
                     "relay": t.relay,
+                    "journal_address": t.journal_address,
                     "messages": int(count or 0),
                     "created_at": _ts(t.created_at),
                 }
@@ -549,6 +550,12 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
     help="OpenPGP: move the subject inside the encrypted part.",
 )
 @click.option(
+    "--journal-address",
+    default=None,
+    help="Address (tenant's domain) whose mail is archived as Exchange journal reports "
+    "('' turns it off).",
+)
+@click.option(
     "--relay",
     default=None,
     help="This tenant's next hop: HOST:PORT (e.g. its Microsoft 365 endpoint), 'mx', "
@@ -572,6 +579,7 @@ def tenant_update(
     notification_from: str | None,
     wkd_lookup: bool | None,
     pgp_protect_subject: bool | None,
+    journal_address: str | None,
     relay: str | None,
     networks: tuple[str, ...],
     private_networks: tuple[str, ...],
@@ -600,6 +608,7 @@ def tenant_update(
                     wkd_lookup=wkd_lookup,
                     pgp_protect_subject=pgp_protect_subject,
                     relay=relay,
+                    journal_address=journal_address,
                 )
                 for cidr in networks:
                     await accounts.add_network(s, t, cidr, private=False)

@@ -9,8 +9,11 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, text
 
+from core import accounts
+from core.errors import PermanentError
 from core.models import (
     Base,
     JournalEntry,
@@ -24,6 +27,7 @@ from gateway.delivery import run_once
 from gateway.journal import JournalRecipient, parse_report, parse_report_text
 from gateway.pipeline import process_pending
 from tests.gateway.conftest import asend, make_message
+from tests.sealmail.test_cli import sm
 
 MARKER = "Zebra-Quartz-7731"
 JOURNAL = "journal@acme.example"
@@ -315,3 +319,38 @@ def test_original_sliced_not_reserialised():
     report = parse_report(journal_report(original))
     assert report.original == original
     assert report.message_id == "<orig-1@acme.example>"
+
+
+async def test_update_tenant_journal_address_must_be_in_its_domains(gw_services, tenant):
+    async with gw_services.db.session() as s:
+        t = await s.get(Tenant, tenant.id)
+        for bad in ("journal@evil.example", "two@@acme.example", "a b@acme.example"):
+            with pytest.raises(PermanentError):
+                await accounts.update_tenant(s, t, "test", journal_address=bad)
+        changed = await accounts.update_tenant(
+            s, t, "test", journal_address=" Journal@ACME.example"
+        )
+        assert changed == {"journal_address": "journal@acme.example"}
+        assert await accounts.update_tenant(s, t, "test", journal_address="") == {
+            "journal_address": ""
+        }
+
+
+def test_cli_tenant_update_journal_address(tmp_path, db_url):
+    env = {} if db_url.startswith("sqlite") else {"SEALMAIL_DATABASE_URL": db_url}
+    assert sm("init", "--dir", str(tmp_path / "w"), cwd=tmp_path, env=env).returncode == 0
+    wd = tmp_path / "w"
+    cfg = str(wd / "sealmail.toml")
+    r = sm(
+        "--config", cfg, "tenant", "update", "demo", "--journal-address", "Journal@demo.example",
+        "--json", cwd=wd, env=env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["changed"] == {"journal_address": "journal@demo.example"}
+    shown = sm("--config", cfg, "tenant", "show", "demo", "--json", cwd=wd, env=env)
+    assert json.loads(shown.stdout)["journal_address"] == "journal@demo.example"
+    bad = sm(
+        "--config", cfg, "tenant", "update", "demo", "--journal-address", "j@evil.example",
+        cwd=wd, env=env,
+    )  # fmt: skip
+    assert bad.returncode == 1 and bad.stderr.startswith("sealmail: ") and "journal" in bad.stderr
