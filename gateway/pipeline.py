@@ -595,9 +595,25 @@ async def _process_one(services: Services, message_id: str, lease: float) -> int
         log.warning("processing %s failed: %s", message_id, exc, exc_info=exc)
         try:
             await _failed(services, message_id, lease, exc)
-        except Exception as inner:  # noqa: BLE001 - the claim runs out and it is retried
+        except Exception as inner:  # noqa: BLE001 - recorded at the next round instead
             log.error("could not record failure of %s: %s", message_id, inner)
+            _UNRECORDED[message_id] = (lease, exc)
         return 0
+
+
+# Failed passes that could not be recorded (the database was down too). Left alone, such a
+# message would wait out its whole claim (CLAIM_SECONDS) after the database came back;
+# each round first records them, and they are retried after the usual backoff.
+_UNRECORDED: dict[str, tuple[float, Exception]] = {}
+
+
+async def _record_unrecorded(services: Services) -> None:
+    for message_id, (lease, exc) in list(_UNRECORDED.items()):
+        try:
+            await _failed(services, message_id, lease, exc)
+        except Exception:  # noqa: BLE001 - still down: the next round tries again
+            return
+        del _UNRECORDED[message_id]
 
 
 _OWNER: list[str] = []
@@ -623,5 +639,6 @@ async def process_pending(services: Services, limit: int = 50, owner: str | None
                     return await _process_one(services, message_id, lease)
             return await _process_one(services, message_id, lease)
 
+    await _record_unrecorded(services)
     claimed = await _claim(services, limit, owner or _process_owner())
     return sum(await asyncio.gather(*(one(m, lease) for m, lease in claimed)))

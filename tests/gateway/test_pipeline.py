@@ -233,3 +233,43 @@ async def test_two_workers_process_each_message_once(gateway, tenant, gw_service
     async with gw_services.db.session() as s:
         assert (await s.execute(select(func.count()).select_from(OutboxItem))).scalar() == 6
         assert (await s.execute(select(func.count()).select_from(PortalAccess))).scalar() == 6
+
+
+async def test_failure_unrecordable_while_database_down_is_recorded_next_round(
+    gateway, tenant, gw_services, sink, monkeypatch
+):
+    """A pass fails and the database is too down to record it: the message must not wait
+    out its whole claim (CLAIM_SECONDS) once the database is back."""
+    from core.errors import TransientError
+    from core.models import now
+    from gateway import pipeline
+
+    await send(gateway, tenant, make_message(subject="[secure] x"))
+    m = await only_message(gw_services)
+    (raw_file,) = list(Path(gw_services.settings.archive_path).rglob(m.raw_object_id))
+    hidden = raw_file.with_name("hidden")
+    raw_file.rename(hidden)
+    real_failed = pipeline._failed
+    calls = []
+
+    async def database_down_once(*args):  # noqa: ANN002
+        calls.append(args[1])
+        if len(calls) == 1:
+            raise TransientError("database unavailable: ConnectionRefusedError")
+        await real_failed(*args)
+
+    monkeypatch.setattr(pipeline, "_failed", database_down_once)
+    assert await process_pending(gw_services) == 0
+    m = await only_message(gw_services)
+    assert m.next_attempt_at > now() + pipeline.CLAIM_SECONDS / 2  # still claimed
+    hidden.rename(raw_file)
+    await process_pending(gw_services)  # the database is back: the failure is recorded first
+    m = await only_message(gw_services)
+    assert calls == [m.id, m.id]
+    assert m.state == "received" and m.attempts == 1 and m.claimed_by == ""
+    assert m.next_attempt_at < now() + 60  # the usual backoff, not the claim
+    async with gw_services.db.session() as s:
+        (await s.get(Message, m.id)).next_attempt_at = 0
+        await s.commit()
+    await run_once(gw_services)
+    assert (await only_message(gw_services)).state == "processed"

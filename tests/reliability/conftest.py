@@ -1,0 +1,65 @@
+"""Fixtures for the reliability tests: a private PostgreSQL (tests here stop it or lean on
+it hard, never the machine's shared server) and ``sealmail serve --role ...`` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import SEALMAIL, _wait_port
+from tests.e2e.conftest import sink as sink  # noqa: F401 - the capturing relay
+from tests.support.private_pg import PrivatePostgres
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivatePostgres]:
+    pg = PrivatePostgres().init()
+    pg.start()
+    yield pg
+    pg.cleanup()
+
+
+class RoleProcess:
+    """One ``sealmail serve --role <role>`` process with its own log and environment."""
+
+    def __init__(self, config: Path, role: str, log: Path, env: dict[str, str]) -> None:
+        self.role = role
+        self.log_path = log
+        self._log = log.open("ab")
+        self.proc = subprocess.Popen(
+            [*SEALMAIL, "--config", str(config), "serve", "--role", role],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+        )
+
+    def wait_ready(self, port: int | None = None, timeout: float = 30.0) -> None:
+        if port is not None:
+            _wait_port(port, timeout)
+            return
+        deadline = time.monotonic() + timeout
+        while b"sealmail is running" not in self.log_path.read_bytes():
+            assert self.proc.poll() is None, self.logs()
+            assert time.monotonic() < deadline, f"{self.role} did not start: {self.logs()}"
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
