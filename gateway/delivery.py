@@ -55,6 +55,7 @@ async def deliver_due(
     """Send what is due; returns how many recipients were attempted. ``pool`` is the
     worker's :class:`NextHops` (a bare :class:`RelayPool` serves as the global relay)."""
     hops = pool if isinstance(pool, NextHops) else NextHops(services.settings, default=pool)
+    await _record_unrecorded(services)
     async with gate_for(services.db).hold(), services.db.session() as s:
         claimed = await outbox.claim_due(
             s, owner, CLAIM_LIMIT, _lease_seconds(services), not services.db.is_sqlite
@@ -75,8 +76,9 @@ async def deliver_due(
                 return 0
             try:
                 await _deliver_item(services, hops, owner, group)
-            except Exception as exc:  # noqa: BLE001 - the lease runs out; retried later
+            except Exception as exc:  # noqa: BLE001 - deferred with backoff, retried later
                 log.error("delivery of %s failed: %s", group[0].outbox_id, exc, exc_info=exc)
+                await _defer_failed(services, owner, group, exc)
             return len(group)
 
     try:
@@ -84,6 +86,43 @@ async def deliver_due(
     finally:
         if hops is not pool:  # made for this round: its other hops' connections end here
             await hops.close()
+
+
+# Failed deliveries not yet recorded, by outbox recipient id: (owner, attempts, reply).
+# When the database is down too, the failure cannot be written at once; left alone, the
+# recipient would wait out its whole lease after the database came back. Every round
+# first tries to record them: deferred with the usual backoff.
+_UNRECORDED: dict[int, tuple[str, int, str]] = {}
+
+
+async def _defer_failed(
+    services: Services, owner: str, group: list[outbox.Claimed], exc: Exception
+) -> None:
+    reply = f"451 4.3.0 local error: {type(exc).__name__}"
+    for c in group:
+        _UNRECORDED[c.recipient_id] = (owner, c.attempts, reply)
+    await _record_unrecorded(services)
+
+
+async def _record_unrecorded(services: Services) -> None:
+    if not _UNRECORDED:
+        return
+    settings = services.settings
+    items = list(_UNRECORDED.items())
+    try:
+        async with gate_for(services.db).hold(), services.db.session() as s:
+            for rid, (owner, attempts, reply) in items:
+                delay = backoff(
+                    attempts + 1, settings.queue_min_backoff, settings.queue_max_backoff
+                )
+                # only while the lease is still ours: otherwise someone else decides
+                await outbox.mark_deferred(s, rid, owner, reply, now() + delay)
+            await s.commit()
+    except Exception as exc:  # noqa: BLE001 - still down: the next round tries again
+        log.warning("could not record failed deliveries yet: %s", type(exc).__name__)
+        return
+    for rid, _ in items:
+        _UNRECORDED.pop(rid, None)
 
 
 async def _release(services: Services, owner: str, group: list[outbox.Claimed]) -> None:

@@ -148,3 +148,46 @@ async def test_worker_wakes_on_intake_and_stops(gw_services, tenant, sink):
         stop.set()
         await asyncio.wait_for(worker, 5)
         await gw.stop(1)
+
+
+async def test_failure_unrecordable_while_database_down_is_deferred_next_round(
+    gateway, tenant, gw_services, sink, monkeypatch
+):
+    """A delivery fails on our side (say the database went away mid-item) and even the
+    failure cannot be written: the recipient must not wait out its whole lease once the
+    database is back — the next round defers it with the usual backoff."""
+    from core import outbox
+    from core.models import now
+    from gateway import delivery
+
+    await send(gateway, tenant, rcpts=("gina@partner.example",))
+    real_item, real_defer = delivery._deliver_item, outbox.mark_deferred
+    broken = {"item": 1, "defer": 1}
+
+    async def item_fails(*args):  # noqa: ANN002
+        if broken["item"]:
+            broken["item"] -= 1
+            raise RuntimeError("database went away")
+        await real_item(*args)
+
+    async def defer_fails(*args):  # noqa: ANN002
+        if broken["defer"]:
+            broken["defer"] -= 1
+            raise OSError("database still away")
+        return await real_defer(*args)
+
+    monkeypatch.setattr(delivery, "_deliver_item", item_fails)
+    monkeypatch.setattr(outbox, "mark_deferred", defer_fails)
+    await run_once(gw_services)  # processed, then the delivery and its record both fail
+    async with gw_services.db.session() as s:
+        row = (await s.execute(select(OutboxRecipient))).scalar_one()
+    assert row.lease_owner and row.lease_until > now() + 60  # still leased
+    await run_once(gw_services)  # the database is back: deferred first, not sent yet
+    async with gw_services.db.session() as s:
+        row = (await s.execute(select(OutboxRecipient))).scalar_one()
+    assert row.state == "deferred" and row.lease_owner is None and row.attempts == 1
+    assert row.next_attempt_at < now() + 60 and "4.3.0" in row.last_reply
+    await asyncio.sleep(max(0.0, row.next_attempt_at - now()) + 0.1)
+    await run_once(gw_services)
+    assert len(await sink.wait_for(1)) == 1
+    assert await outbox_rows(gw_services) == [("clear", "gina@partner.example", "sent", 2)]
