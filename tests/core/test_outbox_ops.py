@@ -132,3 +132,22 @@ def test_wants_warning_rules() -> None:
     assert not outbox.wants_warning(dataclasses.replace(base, kind="dsn"), after=60, at=5000)
     assert not outbox.wants_warning(dataclasses.replace(base, mail_from=""), after=60, at=5000)
     assert not outbox.wants_warning(dataclasses.replace(base, warned_at=1100.0), 60, 5000)
+
+
+def test_queue_delay_warning_setting() -> None:
+    import pytest
+
+    from core.config import load_settings
+
+    assert load_settings(path=None, env={}).queue_delay_warning == 4 * 3600
+    assert (
+        load_settings(path=None, env={"SEALMAIL_QUEUE_DELAY_WARNING": "0"}).queue_delay_warning == 0
+    )
+    assert (
+        load_settings(
+            path=None, env={}, overrides={"queue_delay_warning": "30m"}
+        ).queue_delay_warning
+        == 1800
+    )
+    with pytest.raises(Exception, match="queue_delay_warning"):
+        load_settings(path=None, env={}, overrides={"queue_delay_warning": "soon"})
