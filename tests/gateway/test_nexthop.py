@@ -189,7 +189,15 @@ def write_pki(directory: Path, names: list[str]) -> tuple[str, str, str]:
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
         )
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [
+                    x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
+                    x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH,
+                ]
+            ),
+            False,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     ca_path, cert_path, key_path = directory / "ca.crt", directory / "mx.crt", directory / "mx.key"
@@ -497,3 +505,49 @@ async def test_per_tenant_relay_down_defers_only_that_tenant(
         assert (await states(services, down))["b@x.example"][0] == "deferred"
     finally:
         await services.close()
+
+
+async def test_client_certificate_shown_to_the_next_hop(
+    tmp_path: Path, db_url: str, farm: MxFarm
+) -> None:
+    """relay_tls_client_cert: what a Microsoft 365 inbound connector can recognise us by."""
+    _ca, cert, key = write_pki(tmp_path / "server", ["relay.test"])
+    client_ca, client_cert, client_key = write_pki(tmp_path / "client", ["relay.msp.example"])
+    tls = server_tls(cert, key)
+    tls.verify_mode = ssl.CERT_OPTIONAL
+    tls.load_verify_locations(cafile=client_ca)
+    peers: list[Any] = []
+
+    class PeerSink(MxSink):
+        async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+            peers.append(session.ssl.get("peercert") if session.ssl else None)
+            return await super().handle_DATA(server, session, envelope)
+
+    sink = PeerSink()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: AioSMTP(sink, hostname="relay.test", tls_context=tls, require_starttls=True),
+        "127.0.0.1",
+        0,
+    )
+    port = server.sockets[0].getsockname()[1]
+    settings = make_settings(
+        tmp_path,
+        db_url,
+        smtp_hostname="gw.test",
+        relay=f"127.0.0.1:{port}",
+        relay_tls="opportunistic",
+        relay_tls_client_cert=client_cert,
+        relay_tls_client_key=client_key,
+    )
+    services = Services.open(settings)
+    try:
+        await queue(services, ["a@x.example"])
+        await deliver(services)
+        assert len(sink.messages) == 1 and sink.tls == [True]
+        subject = dict(x[0] for x in peers[0]["subject"])
+        assert subject["commonName"] == "relay.msp.example"
+    finally:
+        await services.close()
+        server.close()
+        await server.wait_closed()
