@@ -116,9 +116,17 @@ async def open_client(
                 server_hostname=name, tls_context=tls_context(settings, verify=True)
             )
         elif tls == "opportunistic" and client.supports_extension("starttls"):
-            await client.starttls(
-                server_hostname=name, tls_context=tls_context(settings, verify=False)
-            )
+            try:
+                await client.starttls(
+                    server_hostname=name, tls_context=tls_context(settings, verify=False)
+                )
+            except (ssl.SSLError, aiosmtplib.SMTPException) as exc:
+                if login and settings.relay_username:
+                    raise  # never a password over a connection that failed to encrypt
+                # Postfix "may": a failed handshake means trying again in clear, not waiting
+                log.info("%s:%d: STARTTLS failed (%s); again without TLS", name, port, exc)
+                client.close()
+                return await open_client(settings, host, port, "none", server_name=server_name)
         if login and settings.relay_username:
             await client.login(settings.relay_username, settings.relay_password.reveal())
     except BaseException:

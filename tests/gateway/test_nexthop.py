@@ -551,3 +551,25 @@ async def test_client_certificate_shown_to_the_next_hop(
         await services.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_failed_opportunistic_starttls_retries_in_clear(
+    tmp_path: Path, db_url: str, fake_dns: FakeDns, farm: MxFarm
+) -> None:
+    """A TLS handshake that fails (here: the MX offers no cipher that fits its own EC
+    key) is retried without TLS, as Postfix's "may" does, instead of waiting forever."""
+    _ca, cert, key = write_pki(tmp_path / "pki", ["mx1.partner.example"])
+    picky = server_tls(cert, key)
+    picky.maximum_version = ssl.TLSVersion.TLSv1_2
+    picky.set_ciphers("AES256-SHA256")  # RSA key exchange only: no shared cipher
+    sink = await farm.start("127.0.0.2", picky)
+    fake_dns.add("partner.example", "MX", "10 mx1.partner.example.")
+    fake_dns.add("mx1.partner.example", "A", "127.0.0.2")
+    services = Services.open(mx_settings(tmp_path, db_url, fake_dns, farm.port))
+    try:
+        item = await queue(services, ["bob@partner.example"])
+        await deliver(services)
+        assert sink.tls == [False] and len(sink.messages) == 1
+        assert (await states(services, item))["bob@partner.example"][0] == "sent"
+    finally:
+        await services.close()
