@@ -13,8 +13,10 @@ bounce, no DSN) and its message goes back to the pipeline to be sealed to the po
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,7 +57,7 @@ async def deliver_due(
     """Send what is due; returns how many recipients were attempted. ``pool`` is the
     worker's :class:`NextHops` (a bare :class:`RelayPool` serves as the global relay)."""
     hops = pool if isinstance(pool, NextHops) else NextHops(services.settings, default=pool)
-    await _record_unrecorded(services)
+    await _record_unrecorded()
     async with gate_for(services.db).hold(), services.db.session() as s:
         claimed = await outbox.claim_due(
             s, owner, CLAIM_LIMIT, _lease_seconds(services), not services.db.is_sqlite
@@ -78,7 +80,8 @@ async def deliver_due(
                 await _deliver_item(services, hops, owner, group)
             except Exception as exc:  # noqa: BLE001 - deferred with backoff, retried later
                 log.error("delivery of %s failed: %s", group[0].outbox_id, exc, exc_info=exc)
-                await _defer_failed(services, owner, group, exc)
+                why = f"451 4.3.0 local error: {type(exc).__name__}"
+                await _write_or_keep(functools.partial(_defer, services, owner, group, why))
             return len(group)
 
     try:
@@ -88,41 +91,41 @@ async def deliver_due(
             await hops.close()
 
 
-# Failed deliveries not yet recorded, by outbox recipient id: (owner, attempts, reply).
-# When the database is down too, the failure cannot be written at once; left alone, the
-# recipient would wait out its whole lease after the database came back. Every round
-# first tries to record them: deferred with the usual backoff.
-_UNRECORDED: dict[int, tuple[str, int, str]] = {}
+# Outcomes not yet written. When the database goes away in the middle of a delivery, what
+# happened cannot be recorded at once; left alone, the recipients would wait out their whole
+# lease after it came back, and those the next hop had already accepted would be sent a
+# second time. The worker keeps each outcome (the next hop's replies, or "failed on our
+# side: defer") and every round first writes them, in order.
+_UNRECORDED: list[Callable[[], Awaitable[None]]] = []
 
 
-async def _defer_failed(
-    services: Services, owner: str, group: list[outbox.Claimed], exc: Exception
-) -> None:
-    reply = f"451 4.3.0 local error: {type(exc).__name__}"
-    for c in group:
-        _UNRECORDED[c.recipient_id] = (owner, c.attempts, reply)
-    await _record_unrecorded(services)
-
-
-async def _record_unrecorded(services: Services) -> None:
-    if not _UNRECORDED:
-        return
-    settings = services.settings
-    items = list(_UNRECORDED.items())
+async def _write_or_keep(write: Callable[[], Awaitable[None]]) -> None:
     try:
-        async with gate_for(services.db).hold(), services.db.session() as s:
-            for rid, (owner, attempts, reply) in items:
-                delay = backoff(
-                    attempts + 1, settings.queue_min_backoff, settings.queue_max_backoff
-                )
-                # only while the lease is still ours: otherwise someone else decides
-                await outbox.mark_deferred(s, rid, owner, reply, now() + delay)
-            await s.commit()
-    except Exception as exc:  # noqa: BLE001 - still down: the next round tries again
-        log.warning("could not record failed deliveries yet: %s", type(exc).__name__)
-        return
-    for rid, _ in items:
-        _UNRECORDED.pop(rid, None)
+        await write()
+    except Exception as exc:  # noqa: BLE001 - kept; the next round writes it
+        log.warning("could not record a delivery outcome yet: %s", type(exc).__name__)
+        _UNRECORDED.append(write)
+
+
+async def _record_unrecorded() -> None:
+    while _UNRECORDED:
+        try:
+            await _UNRECORDED[0]()
+        except Exception as exc:  # noqa: BLE001 - still down: the next round tries again
+            log.warning("could not record delivery outcomes yet: %s", type(exc).__name__)
+            return
+        _UNRECORDED.pop(0)
+
+
+async def _defer(services: Services, owner: str, group: list[outbox.Claimed], why: str) -> None:
+    """Failed on our side before an outcome: try again after the usual backoff (only
+    while the lease is still ours: otherwise whoever holds it decides)."""
+    settings = services.settings
+    async with gate_for(services.db).hold(), services.db.session() as s:
+        for c in group:
+            delay = backoff(c.attempts + 1, settings.queue_min_backoff, settings.queue_max_backoff)
+            await outbox.mark_deferred(s, c.recipient_id, owner, why, now() + delay)
+        await s.commit()
 
 
 async def _release(services: Services, owner: str, group: list[outbox.Claimed]) -> None:
@@ -157,7 +160,8 @@ async def _deliver_item(
         group = [c for c in group if c.rcpt in results]
         if not group:
             return
-    await _record(services, owner, group, data, results, expired)
+    # the next hop has answered: its replies are written now, or kept until they can be
+    await _write_or_keep(functools.partial(_record, services, owner, group, data, results, expired))
 
 
 async def _send(

@@ -191,3 +191,33 @@ async def test_failure_unrecordable_while_database_down_is_deferred_next_round(
     await run_once(gw_services)
     assert len(await sink.wait_for(1)) == 1
     assert await outbox_rows(gw_services) == [("clear", "gina@partner.example", "sent", 2)]
+
+
+async def test_accepted_by_next_hop_while_database_down_is_not_sent_again(
+    gateway, tenant, gw_services, sink, monkeypatch
+):
+    """The next hop said 250 and the database went away before that was written: the
+    worker keeps the replies and writes them when it is back — no second copy."""
+    from core.models import now
+    from gateway import delivery
+
+    await send(gateway, tenant, rcpts=("hal@partner.example",))
+    real_record = delivery._record
+    broken = [1]
+
+    async def record_fails(*args):  # noqa: ANN002
+        if broken:
+            broken.pop()
+            raise OSError("database went away")
+        await real_record(*args)
+
+    monkeypatch.setattr(delivery, "_record", record_fails)
+    await run_once(gw_services)
+    assert len(await sink.wait_for(1)) == 1
+    async with gw_services.db.session() as s:
+        row = (await s.execute(select(OutboxRecipient))).scalar_one()
+    assert row.state != "sent" and row.lease_until > now() + 60  # not written yet
+    await run_once(gw_services)  # the database is back: the kept 250 is written
+    assert await outbox_rows(gw_services) == [("clear", "hal@partner.example", "sent", 1)]
+    await asyncio.sleep(0.3)
+    assert len(sink.messages) == 1
