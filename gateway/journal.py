@@ -273,6 +273,8 @@ async def archive_report(
         problem = ""
     except MalformedReport as exc:
         report, problem = None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - a parser bug must not hold the report back
+        report, problem = None, f"unparseable report ({type(exc).__name__})"
     key = services.root_key.derive(DEDUPE_PURPOSE)
     if report is not None:
         dedupe = dedupe_key(key, report.message_id, report.recipients)

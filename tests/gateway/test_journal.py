@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from core import accounts
@@ -24,7 +26,7 @@ from core.models import (
     Tenant,
 )
 from gateway.delivery import run_once
-from gateway.journal import JournalRecipient, parse_report, parse_report_text
+from gateway.journal import JournalRecipient, MalformedReport, parse_report, parse_report_text
 from gateway.pipeline import process_pending
 from tests.gateway.conftest import asend, make_message
 from tests.sealmail.test_cli import sm
@@ -354,3 +356,27 @@ def test_cli_tenant_update_journal_address(tmp_path, db_url):
         cwd=wd, env=env,
     )  # fmt: skip
     assert bad.returncode == 1 and bad.stderr.startswith("sealmail: ") and "journal" in bad.stderr
+
+
+_line = st.binary(max_size=80).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(_line, max_size=30), cte=st.sampled_from(["binary", "8bit", "base64"]))
+def test_any_original_comes_back_exactly(lines, cte):
+    body = b"".join(line + b"\r\n" for line in lines)
+    original = b"Message-ID: <p@x>\r\nSubject: s\r\n\r\n" + body
+    if BOUNDARY.encode() in original:
+        return
+    assert parse_report(journal_report(original, cte=cte)).original == original
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=400), cut=st.integers(min_value=0, max_value=2000))
+def test_parser_only_ever_says_malformed(data, cut):
+    report = journal_report(original_message())
+    for candidate in (data, report[:cut] + data, report[:cut]):
+        try:
+            parse_report(candidate)
+        except MalformedReport:
+            pass
