@@ -31,12 +31,13 @@ from sqlalchemy import select
 
 from archive.services import Services
 from core import outbox
-from core.config import Settings
+from core.config import Settings, parse_relay
+from core.errors import ConfigError
 from core.models import OutboxItem, OutboxRecipient, Tenant
-from gateway.delivery import deliver_due, worker_id
+from gateway.delivery import deliver_due, run_once, worker_id
 from gateway.nexthop import NextHops, hop_for
 from tests.conftest import make_settings
-from tests.gateway.conftest import Sink, make_message, make_tenant
+from tests.gateway.conftest import Sink, asend, make_message, make_tenant
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -573,3 +574,54 @@ async def test_failed_opportunistic_starttls_retries_in_clear(
         assert (await states(services, item))["bob@partner.example"][0] == "sent"
     finally:
         await services.close()
+
+
+def test_next_hop_settings_are_validated(tmp_path: Path, db_url: str) -> None:
+    s = make_settings(tmp_path, db_url, mx_port="2525", dns_resolver="127.0.0.1:5353")
+    assert (s.mx_port, s.dns_resolver, s.relay_tls_client_cert) == (2525, "127.0.0.1:5353", "")
+    for key, bad in (("mx_port", "0"), ("mx_port", "70000"), ("dns_resolver", "nope")):
+        with pytest.raises(ConfigError, match=key):
+            make_settings(tmp_path, db_url, **{key: bad})
+    assert parse_relay("MX") == "mx"
+    assert parse_relay("[2001:db8::1]:25") == "[2001:db8::1]:25"
+    for bad in ("outlook.com", "a b:25", "host:x", ""):
+        with pytest.raises(ValueError):
+            parse_relay(bad)
+
+
+async def test_connector_mail_goes_back_to_the_tenants_own_endpoint(
+    gateway, gw_services: Services, sink: Sink, tenant, farm: MxFarm
+) -> None:  # noqa: ANN001
+    """Microsoft 365 shape: a connector (token header + allowed network) sends through the
+    gateway, and the mail leaves for that tenant's own next hop, stamped, token removed;
+    another tenant's mail still takes the global relay."""
+    own = await farm.start("127.0.0.2")
+    contoso = await make_tenant(
+        gw_services,
+        "Contoso",
+        ("contoso.example",),
+        networks=(("127.0.0.0/8", False),),
+        relay=f"127.0.0.2:{farm.port}",
+    )
+    m365 = make_message(
+        sender="adele@contoso.example",
+        extra=f"X-Sealmail-Tenant-Token: {contoso.token}\r\n",
+        message_id="<m365@contoso.example>",
+    )
+    await asend(gateway, m365, "adele@contoso.example", ["bob@partner.example"])
+    await asend(
+        gateway,
+        make_message(),
+        "alice@acme.example",
+        ["carol@partner.example"],
+        login=(tenant.username, tenant.password),
+    )
+    for _ in range(3):
+        await run_once(gw_services)
+        if own.messages and sink.messages:
+            break
+    assert [m.rcpt_tos for m in own.messages] == [["bob@partner.example"]]
+    assert [m.rcpt_tos for m in sink.messages] == [["carol@partner.example"]]
+    content = own.messages[0].content
+    assert b"X-Sealmail-Processed: " + contoso.id.encode() in content
+    assert b"X-Sealmail-Tenant-Token" not in content
