@@ -393,9 +393,7 @@ class JournalEntry(Base):
     __tablename__ = "journal_entries"
     __table_args__ = (UniqueConstraint("tenant_id", "dedupe_key"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     message_id: Mapped[str] = mapped_column(String(32), index=True)  # the intake queue id
     dedupe_key: Mapped[str] = mapped_column(String(64))
     object_id: Mapped[str] = mapped_column(String(40))  # original message, sealed
