@@ -96,7 +96,8 @@ async def deliver_due(
 # lease after it came back, and those the next hop had already accepted would be sent a
 # second time. The worker keeps each outcome (the next hop's replies, or "failed on our
 # side: defer") and every round first writes them, in order.
-_UNRECORDED: list[Callable[[], Awaitable[None]]] = []
+_UNRECORDED: list[tuple[float, Callable[[], Awaitable[None]]]] = []  # (kept until, write)
+KEEP_SECONDS = 3600.0  # a bound on what a worker keeps; then the lease decides, as after a crash
 
 
 async def _write_or_keep(write: Callable[[], Awaitable[None]]) -> None:
@@ -104,17 +105,21 @@ async def _write_or_keep(write: Callable[[], Awaitable[None]]) -> None:
         await write()
     except Exception as exc:  # noqa: BLE001 - kept; the next round writes it
         log.warning("could not record a delivery outcome yet: %s", type(exc).__name__)
-        _UNRECORDED.append(write)
+        _UNRECORDED.append((now() + KEEP_SECONDS, write))
 
 
 async def _record_unrecorded() -> None:
-    while _UNRECORDED:
+    """Called at the start of a round, before any delivery task of it runs."""
+    kept = _UNRECORDED[:]
+    _UNRECORDED.clear()
+    for until, write in kept:
+        if now() > until:
+            continue
         try:
-            await _UNRECORDED[0]()
+            await write()  # each write changes a row only while its lease is still ours
         except Exception as exc:  # noqa: BLE001 - still down: the next round tries again
-            log.warning("could not record delivery outcomes yet: %s", type(exc).__name__)
-            return
-        _UNRECORDED.pop(0)
+            log.warning("could not record a delivery outcome yet: %s", type(exc).__name__)
+            _UNRECORDED.append((until, write))
 
 
 async def _defer(services: Services, owner: str, group: list[outbox.Claimed], why: str) -> None:
