@@ -629,12 +629,14 @@ async def process_pending(services: Services, limit: int = 50, owner: str | None
     """Process up to ``limit`` received messages, a few at a time (their disk and
     database waits overlap); returns how many were processed."""
     slots = asyncio.Semaphore(CONCURRENCY)
-    quiet = asyncio.Semaphore(1)
+    # While SMTP clients wait for a 250, background work yields: on SQLite one message at a
+    # time (one writer at all); on PostgreSQL a few, or delivery would stall under load.
+    quiet = asyncio.Semaphore(1 if services.db.is_sqlite else max(1, CONCURRENCY // 2))
     gate = gate_for(services.db)
 
     async def one(message_id: str, lease: float) -> int:
         async with slots:
-            if gate.intake_active:  # SMTP clients are waiting for a 250: one at a time
+            if gate.intake_active:
                 async with quiet:
                     return await _process_one(services, message_id, lease)
             return await _process_one(services, message_id, lease)
