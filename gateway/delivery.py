@@ -58,10 +58,26 @@ async def deliver_due(
     worker's :class:`NextHops` (a bare :class:`RelayPool` serves as the global relay)."""
     hops = pool if isinstance(pool, NextHops) else NextHops(services.settings, default=pool)
     await _record_unrecorded()
-    async with gate_for(services.db).hold(), services.db.session() as s:
-        claimed = await outbox.claim_due(
-            s, owner, CLAIM_LIMIT, _lease_seconds(services), not services.db.is_sqlite
-        )
+    if owner in _LEASE_UNSURE and not _UNRECORDED:
+        # the last claim failed with the database and may have committed all the same:
+        # give back every lease of ours (none is in flight between rounds, and no outcome
+        # is waiting to be written) rather than let them wait out the lease
+        async with gate_for(services.db).hold(), services.db.session() as s:
+            await s.execute(
+                update(OutboxRecipient)
+                .where(OutboxRecipient.lease_owner == owner)
+                .values(lease_owner=None, lease_until=0.0)
+            )
+            await s.commit()
+        _LEASE_UNSURE.discard(owner)
+    try:
+        async with gate_for(services.db).hold(), services.db.session() as s:
+            claimed = await outbox.claim_due(
+                s, owner, CLAIM_LIMIT, _lease_seconds(services), not services.db.is_sqlite
+            )
+    except Exception:
+        _LEASE_UNSURE.add(owner)
+        raise
     if not claimed:
         return 0
     items: dict[str, list[outbox.Claimed]] = defaultdict(list)
@@ -96,6 +112,7 @@ async def deliver_due(
 # lease after it came back, and those the next hop had already accepted would be sent a
 # second time. The worker keeps each outcome (the next hop's replies, or "failed on our
 # side: defer") and every round first writes them, in order.
+_LEASE_UNSURE: set[str] = set()
 _UNRECORDED: list[tuple[float, Callable[[], Awaitable[None]]]] = []  # (kept until, write)
 KEEP_SECONDS = 3600.0  # a bound on what a worker keeps; then the lease decides, as after a crash
 

@@ -616,6 +616,23 @@ async def _record_unrecorded(services: Services) -> None:
         del _UNRECORDED[message_id]
 
 
+# Workers whose last claim failed with the database: the claim may have committed all the
+# same (a connection lost at COMMIT), which would leave messages waiting out CLAIM_SECONDS.
+# Their next round first gives back every claim of theirs (none is in progress between
+# rounds), then claims afresh.
+_CLAIM_UNSURE: set[str] = set()
+
+
+async def _release_own_claims(services: Services, owner: str) -> None:
+    async with gate_for(services.db).hold(), services.db.session() as s:
+        await s.execute(
+            update(Message)
+            .where(Message.state == "received", Message.claimed_by == owner)
+            .values(claimed_by="", next_attempt_at=now())
+        )
+        await s.commit()
+
+
 _OWNER: list[str] = []
 
 
@@ -641,6 +658,14 @@ async def process_pending(services: Services, limit: int = 50, owner: str | None
                     return await _process_one(services, message_id, lease)
             return await _process_one(services, message_id, lease)
 
+    who = owner or _process_owner()
     await _record_unrecorded(services)
-    claimed = await _claim(services, limit, owner or _process_owner())
+    if who in _CLAIM_UNSURE:
+        await _release_own_claims(services, who)
+        _CLAIM_UNSURE.discard(who)
+    try:
+        claimed = await _claim(services, limit, who)
+    except Exception:
+        _CLAIM_UNSURE.add(who)
+        raise
     return sum(await asyncio.gather(*(one(m, lease) for m, lease in claimed)))
