@@ -401,3 +401,9 @@ class JournalEntry(Base):
     malformed: Mapped[bool] = mapped_column(Boolean, default=False)
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+# --- archive index, retention, legal holds (issue 5; migration 0004) -------------------------
+
+
+# --- billing accounts, invoices, dunning, support PINs (issue 6; migration 0005) -------------

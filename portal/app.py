@@ -22,16 +22,19 @@ from core.config import Settings
 from core.errors import NotFound, TransientError
 from portal import (
     admin_api,
+    admin_archive,
     admin_auth,
     admin_keys,
     admin_pages,
     api,
     api_keys,
     api_policy,
+    billing,
     entry,
     ops,
     reading,
     sent,
+    support,
 )
 from portal.pages import Pages
 from portal.security import SecurityHeadersMiddleware, add_security_headers
@@ -117,6 +120,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             Route("/api/v1/quarantine", admin_api.list_held, methods=["GET"]),
             Route("/api/v1/quarantine/{held_id}/release", admin_api.release, methods=["POST"]),
             Route("/api/v1/quarantine/{held_id}/reject", admin_api.reject, methods=["POST"]),
+            *admin_archive.ROUTES,
+            *billing.ROUTES,
+            *support.ROUTES,
             Route("/healthz", ops.healthz, methods=["GET"]),
             Route("/readyz", ops.readyz, methods=["GET"]),
             Route("/metrics", ops.metrics_page, methods=["GET"]),

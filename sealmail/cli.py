@@ -684,6 +684,22 @@ from sealmail.cli_queue import queue  # noqa: E402 - it builds on the helpers ab
 
 cli.add_command(queue)
 
+from sealmail.cli_archive import archive  # noqa: E402 - it builds on the helpers above
+
+cli.add_command(archive)
+
+from sealmail.cli_key import key as key_group  # noqa: E402 - it builds on the helpers above
+
+cli.add_command(key_group)
+
+from sealmail.cli_billing import billing  # noqa: E402 - it builds on the helpers above
+
+cli.add_command(billing)
+
+from sealmail.cli_support import support  # noqa: E402 - it builds on the helpers above
+
+cli.add_command(support)
+
 
 def main() -> None:
     cli(prog_name="sealmail")

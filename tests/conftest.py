@@ -18,6 +18,7 @@ from archive.services import Services
 from core.config import Settings, load_settings
 from core.db import migrate
 from core.keys import FileRootKey
+from tests.support.moto_server import MotoServer
 
 PG_BASE = os.environ.get("SEALMAIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -101,3 +102,14 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     svc = Services.open(settings)
     yield svc
     await svc.close()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto server (S3 and KMS on loopback) for the whole run; tests that stop or break
+    it start their own ``MotoServer`` instead. AWS_* credentials for the standard chain are
+    set for this process and the processes it starts."""
+    for k, v in MotoServer.ENV.items():
+        os.environ.setdefault(k, v)
+    with MotoServer() as server:
+        yield server
