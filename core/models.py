@@ -403,6 +403,25 @@ class JournalEntry(Base):
     received_at: Mapped[float] = mapped_column(Float, default=now)
 
 
+# --- the worker's scheduler (migration 0008) -------------------------------------------------
+
+
+class ScheduledJob(Base):
+    """A periodic job of the worker (archive sweep, billing day, ...). A worker runs it only
+    after taking the row's lease with a conditional UPDATE, so several workers never run the
+    same job at once and a dead worker's lease runs out."""
+
+    __tablename__ = "scheduled_jobs"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_run_at: Mapped[float] = mapped_column(Float, default=0.0)
+    owner: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    lease_until: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    last_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
 # --- archive index, retention, legal holds (issue 5; migration 0004) -------------------------
 
 

@@ -117,10 +117,12 @@ async def serve(
             announce(f"metrics listening on {settings.metrics_listen} (/metrics)")
         if role in ("all", "worker"):
             from gateway.delivery import run_worker
+            from gateway.scheduler import run_scheduler
 
             tasks.append(
                 asyncio.create_task(run_worker(services, stop, wakeup=wakeup), name="worker")
             )
+            tasks.append(asyncio.create_task(run_scheduler(services, stop), name="scheduler"))
             announce(f"worker  delivering to {settings.relay}")
         announce("sealmail is running; SIGTERM or Ctrl-C stops it")
 
