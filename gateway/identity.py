@@ -34,10 +34,29 @@ async def sender_refusal(session: AsyncSession, tenant: Tenant, mail_from: str) 
     refusal = standing_refusal(tenant)
     if refusal:
         return refusal
-    domain = accounts.domain_of(mail_from) if "@" in mail_from else ""
-    if not domain or domain not in await accounts.tenant_domains(session, tenant.id):
+    if not await own_sender(session, tenant, mail_from):
         return REPLY_RELAY_DENIED
     return None
+
+
+async def own_sender(session: AsyncSession, tenant: Tenant, mail_from: str) -> bool:
+    """The envelope sender is an address of one of the tenant's domains."""
+    domain = accounts.domain_of(mail_from) if "@" in mail_from else ""
+    return bool(domain) and domain in await accounts.tenant_domains(session, tenant.id)
+
+
+def journal_address(tenant: Tenant) -> str:
+    """The tenant's journal address, normalised ("" when it has none)."""
+    return (tenant.journal_address or "").strip().lower()
+
+
+def journal_only_allowed(tenant: Tenant) -> bool:
+    """Exchange sends journal reports from its own system address (for example
+    MicrosoftExchange...@tenant.onmicrosoft.com) or the null sender, never from one of the
+    tenant's domains. Such a sender is accepted when its only recipient can be the tenant's
+    journal address: the reports are archived and never delivered onwards, so this opens
+    no relay. Refusing them would make Exchange disable the journal rule."""
+    return standing_refusal(tenant) is None and bool(journal_address(tenant))
 
 
 async def may_be_connector(session: AsyncSession, client_ip: str) -> bool:

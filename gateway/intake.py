@@ -25,7 +25,8 @@ from core.metrics import metrics
 from core.models import Message, MessageRecipient, Tenant
 from gateway import identity, replies
 from gateway.committer import GroupCommitter
-from gateway.headers import header_value
+from gateway.headers import header_value, parse_headers
+from gateway.journal import JOURNAL_HEADER
 from gateway.listener import Gateway
 from gateway.smtp_server import GatewayEnvelope, GatewaySMTP
 from gateway.stamp import has_valid_stamp
@@ -125,7 +126,9 @@ class IntakeHandler:
                 tenant = await accounts.tenant_by_network(s, server.client_ip)
             if tenant is not None:
                 refusal = await identity.sender_refusal(s, tenant, address)
-                if refusal:
+                if refusal == replies.REPLY_RELAY_DENIED and identity.journal_only_allowed(tenant):
+                    envelope.journal_only = identity.journal_address(tenant)
+                elif refusal:
                     return refusal
                 envelope.tenant_id = tenant.id
                 return None
@@ -144,6 +147,8 @@ class IntakeHandler:
     ) -> str:
         if envelope.deny:
             return envelope.deny
+        if envelope.journal_only and address.strip().lower() != envelope.journal_only:
+            return replies.REPLY_RELAY_DENIED
         if len(envelope.rcpt_tos) >= self.settings.smtp_max_recipients:
             return replies.REPLY_TOO_MANY_RCPTS
         envelope.rcpt_tos.append(address)
@@ -232,6 +237,10 @@ class IncomingMessage:
                     self.reply = replies.REPLY_RELAY_DENIED
                     return
                 refusal = await identity.sender_refusal(s, tenant, self.envelope.mail_from or "")
+                if refusal == replies.REPLY_RELAY_DENIED and _journal_report(
+                    tenant, head, self.envelope.rcpt_tos
+                ):
+                    refusal = None  # a journal report from Exchange's own address
                 if refusal:
                     self.reply = refusal
                     return
@@ -297,6 +306,21 @@ class IncomingMessage:
         self._done()
         if self._writer is not None:
             self._writer.abort_nowait()
+
+
+def _journal_report(tenant: Tenant, head: bytes, rcpts: list[str]) -> bool:
+    """A connector's message whose sender is not the tenant's may still be an Exchange
+    journal report: it carries ``X-MS-Journal-Report`` or goes only to the tenant's
+    journal address. It is archived, never delivered onwards (see gateway/journal.py)."""
+    if identity.standing_refusal(tenant) is not None:
+        return False
+    try:
+        if JOURNAL_HEADER in parse_headers(head):  # any value, even an empty one
+            return True
+    except Exception:  # noqa: BLE001, S110 - an unparseable header block: try the address
+        pass
+    address = identity.journal_address(tenant)
+    return bool(address) and all(r.strip().lower() == address for r in rcpts)
 
 
 def _header_complete(data: bytearray) -> bool:

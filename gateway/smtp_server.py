@@ -38,6 +38,9 @@ class GatewayEnvelope(Envelope):
         super().__init__()
         self.tenant_id: str | None = None
         self.deny: str | None = None
+        # set when the sender is not one of the tenant's own (a journal report from
+        # Exchange): only this address, the tenant's journal address, may be a recipient
+        self.journal_only: str = ""
 
 
 class IncomingData(Protocol):

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import smtplib
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ from core.models import (
 from gateway.delivery import run_once
 from gateway.journal import JournalRecipient, MalformedReport, parse_report, parse_report_text
 from gateway.pipeline import process_pending
-from tests.gateway.conftest import asend, make_message
+from tests.gateway.conftest import asend, make_message, make_tenant
 from tests.sealmail.test_cli import sm
 
 MARKER = "Zebra-Quartz-7731"
@@ -380,3 +381,69 @@ def test_parser_only_ever_says_malformed(data, cut):
             parse_report(candidate)
         except MalformedReport:
             pass
+
+
+EXCHANGE_SENDER = "MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@acme.onmicrosoft.com"
+
+
+@pytest.mark.parametrize("mail_from", [EXCHANGE_SENDER, ""])
+async def test_reports_from_exchange_system_sender(gateway, tenant, gw_services, sink, mail_from):
+    """Exchange sends reports from its own address (or <>), outside the tenant's domains:
+    accepted for the journal address, refused for anyone else."""
+    async with gw_services.db.session() as s:
+        (await s.get(Tenant, tenant.id)).journal_address = JOURNAL
+        await s.commit()
+    original = original_message()
+    login = (tenant.username, tenant.password)
+    result = await asend(gateway, journal_report(original), mail_from, [JOURNAL], login=login)
+    assert result == {}
+    await process_pending(gw_services)
+    # the same sender may not relay to anyone else: refused at RCPT, the journal copy kept
+    result = await asend(
+        gateway, journal_report(original), mail_from, [JOURNAL, "bob@partner.example"], login=login
+    )
+    assert result == {"bob@partner.example": (550, b"5.7.1 relay access denied")}
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        await asend(gateway, make_message(), mail_from, ["bob@partner.example"], login=login)
+    await process_pending(gw_services)
+    found = await entries(gw_services)
+    assert len(found) == 1 and found[0].duplicates == 1 and not found[0].malformed
+    archived, _ = await opened(gw_services, tenant.id, found[0])
+    assert archived == original
+    await assert_nothing_out(gw_services, sink)
+
+
+async def test_foreign_sender_refused_without_journal_address(gateway, tenant):
+    with pytest.raises(smtplib.SMTPSenderRefused) as err:
+        await asend(
+            gateway,
+            journal_report(original_message()),
+            EXCHANGE_SENDER,
+            [JOURNAL],
+            login=(tenant.username, tenant.password),
+        )
+    assert (err.value.smtp_code, err.value.smtp_error) == (550, b"5.7.1 relay access denied")
+
+
+async def test_connector_report_from_exchange_sender(gateway, gw_services, sink):
+    """Through a connector (token header + allowed network) the tenant is known only at
+    DATA: a report (X-MS-Journal-Report) from Exchange's address is accepted even with no
+    journal address set; an ordinary message from that address is still refused."""
+    t = await make_tenant(
+        gw_services, "M365J", ("m365j.example",), networks=(("127.0.0.0/8", False),)
+    )
+    token = f"X-Sealmail-Tenant-Token: {t.token}\r\n".encode()
+    original = original_message()
+    report = token + journal_report(original)
+    assert await asend(gateway, report, EXCHANGE_SENDER, ["journal@m365j.example"]) == {}
+    await process_pending(gw_services)
+    assert await asend(gateway, report, "", ["j@m365j.example"]) == {}
+    with pytest.raises(smtplib.SMTPDataError) as err:
+        await asend(gateway, token + make_message(), EXCHANGE_SENDER, ["bob@partner.example"])
+    assert (err.value.smtp_code, err.value.smtp_error) == (550, b"5.7.1 relay access denied")
+    await process_pending(gw_services)
+    found = await entries(gw_services)
+    assert len(found) == 1 and found[0].tenant_id == t.id and found[0].duplicates == 1
+    archived, _ = await opened(gw_services, t.id, found[0])
+    assert archived == original
+    await assert_nothing_out(gw_services, sink)
