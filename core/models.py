@@ -425,4 +425,40 @@ class ScheduledJob(Base):
 # --- archive index, retention, legal holds (issue 5; migration 0004) -------------------------
 
 
+class ArchiveEntry(Base):
+    """One archived message: the gateway's accepted original (``source = gateway``) or an
+    unwrapped journal report (``source = journal``). What search results show (addresses,
+    subject, date, attachment names, size, SHA-256 of the original) is the sealed JSON
+    ``meta_object_id``; subjects, addresses and digests are never in clear columns."""
+
+    __tablename__ = "archive_entries"
+    __table_args__ = (Index("ix_archive_entries_tenant_received", "tenant_id", "received_at"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # gateway | journal
+    message_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    object_id: Mapped[str] = mapped_column(String(40))  # the sealed original
+    meta_object_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    received_at: Mapped[float] = mapped_column(Float, index=True)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    has_attachment: Mapped[bool] = mapped_column(Boolean, default=False)
+    decision: Mapped[str] = mapped_column(String(16), default="")
+    retain_until: Mapped[float] = mapped_column(Float, index=True)
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    shredded_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ArchiveTerm(Base):
+    """A keyed blind-index token of one archive entry (HMAC of ``field:value`` under the
+    tenant's index key): equality search without the value in clear."""
+
+    __tablename__ = "archive_terms"
+    __table_args__ = (Index("ix_archive_terms_lookup", "tenant_id", "token", "entry_id"),)
+    tenant_id: Mapped[str] = mapped_column(String(32))
+    entry_id: Mapped[str] = mapped_column(
+        ForeignKey("archive_entries.id", ondelete="CASCADE"), primary_key=True
+    )
+    token: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
 # --- billing accounts, invoices, dunning, support PINs (issue 6; migration 0005) -------------

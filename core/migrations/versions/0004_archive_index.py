@@ -7,8 +7,8 @@ Create Date: 2026-11-24 04:00:00
 
 from __future__ import annotations
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0004"
 down_revision = "0003"
@@ -17,8 +17,56 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # --- archive index (search, export) ---------------------------------------------------
+    op.create_table(
+        "archive_entries",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("tenant_id", sa.String(length=32), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("message_id", sa.String(length=32), nullable=True),
+        sa.Column("object_id", sa.String(length=40), nullable=False),
+        sa.Column("meta_object_id", sa.String(length=40), nullable=True),
+        sa.Column("received_at", sa.Float(), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("has_attachment", sa.Boolean(), nullable=False),
+        sa.Column("decision", sa.String(length=16), nullable=False),
+        sa.Column("retain_until", sa.Float(), nullable=False),
+        sa.Column("legal_hold", sa.Boolean(), nullable=False, server_default="0"),
+        sa.Column("shredded_at", sa.Float(), nullable=True),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_archive_entries_tenant_id", "archive_entries", ["tenant_id"])
+    op.create_index("ix_archive_entries_message_id", "archive_entries", ["message_id"])
+    op.create_index("ix_archive_entries_received_at", "archive_entries", ["received_at"])
+    op.create_index("ix_archive_entries_retain_until", "archive_entries", ["retain_until"])
+    op.create_index(
+        "ix_archive_entries_tenant_received", "archive_entries", ["tenant_id", "received_at"]
+    )
+    op.create_table(
+        "archive_terms",
+        sa.Column("tenant_id", sa.String(length=32), nullable=False),
+        sa.Column("entry_id", sa.String(length=32), nullable=False),
+        sa.Column("token", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(["entry_id"], ["archive_entries.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("entry_id", "token"),
+    )
+    op.create_index("ix_archive_terms_lookup", "archive_terms", ["tenant_id", "token", "entry_id"])
+
+    # --- retention and legal holds (colleague 4's block below) ------------------------------
 
 
 def downgrade() -> None:
-    pass
+    # --- retention and legal holds (colleague 4's block above this line, dropped first) ----
+
+    op.drop_index("ix_archive_terms_lookup", table_name="archive_terms")
+    op.drop_table("archive_terms")
+    for name in (
+        "ix_archive_entries_tenant_received",
+        "ix_archive_entries_retain_until",
+        "ix_archive_entries_received_at",
+        "ix_archive_entries_message_id",
+        "ix_archive_entries_tenant_id",
+    ):
+        op.drop_index(name, table_name="archive_entries")
+    op.drop_table("archive_entries")
