@@ -7,10 +7,12 @@ of the envelope, states and hashes.
 
 from __future__ import annotations
 
+import datetime
 import time
 
 from sqlalchemy import (
     Boolean,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -462,3 +464,126 @@ class ArchiveTerm(Base):
 
 
 # --- billing accounts, invoices, dunning, support PINs (issue 6; migration 0005) -------------
+
+
+class BillingAccount(Base):
+    """Who pays: a partner (for all its tenants) or a single tenant. ``external_id`` is the
+    billing system's account id. ``standing_reason`` says why an account is not in good
+    standing: ``billing`` (dunning; a payment reinstates it), ``trial`` (trial ended),
+    ``cancelled`` (subscription cancelled) or ``manual`` (an operator; payment does not)."""
+
+    __tablename__ = "billing_accounts"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # partner | tenant
+    partner_id: Mapped[str | None] = mapped_column(
+        ForeignKey("partners.id"), nullable=True, index=True
+    )
+    tenant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("tenants.id"), nullable=True, index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), default="")
+    plan: Mapped[str] = mapped_column(String(16), default="paid")  # trial | nfr | paid
+    trial_ends_on: Mapped[datetime.date | None] = mapped_column(Date, nullable=True)
+    standing: Mapped[str] = mapped_column(String(16), default="good")
+    # good | suspended | terminated
+    standing_reason: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    delinquent: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    delinquent_year: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    updated_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class AccountContact(Base):
+    """A person of a billing account; the one with role ``billing`` gets dunning mail.
+    (Migration 0006 adds the support-PIN columns.)"""
+
+    __tablename__ = "account_contacts"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_accounts.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320), index=True)  # lower-case
+    name: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str] = mapped_column(String(64), default="")
+    role: Mapped[str] = mapped_column(String(16), default="billing")
+    # billing | owner | technical | other
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(100), unique=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_accounts.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[str] = mapped_column(String(64), default="")
+    amount_cents: Mapped[int] = mapped_column(Integer, default=0)  # minor units
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    issued_on: Mapped[datetime.date | None] = mapped_column(Date, nullable=True)
+    due_on: Mapped[datetime.date | None] = mapped_column(Date, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | paid | void
+    paid_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    paid_on: Mapped[datetime.date | None] = mapped_column(Date, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class PaymentMethod(Base):
+    __tablename__ = "payment_methods"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(100), unique=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_accounts.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16), default="primary")  # primary | secondary
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | failed
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    updated_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class BillingEvent(Base):
+    """An inbound billing event already applied: its id is the primary key, inserted in the
+    same transaction as the event's effect, so each event is applied exactly once."""
+
+    __tablename__ = "billing_events"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32), default="applied")  # applied | ignored
+    received_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class DunningAction(Base):
+    """An action of the dunning schedule that was taken. The unique key makes a day's run
+    idempotent: the same action for the same account, invoice and period is taken once."""
+
+    __tablename__ = "dunning_actions"
+    __table_args__ = (
+        UniqueConstraint(
+            "account_id", "invoice_id", "action", "period", name="uq_dunning_actions_once"
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("billing_accounts.id", ondelete="CASCADE"), index=True
+    )
+    invoice_id: Mapped[str] = mapped_column(String(32), default="")  # "" = about the account
+    action: Mapped[str] = mapped_column(String(40))
+    period: Mapped[str] = mapped_column(String(16), default="")
+    for_date: Mapped[datetime.date] = mapped_column(Date)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class OutboundWebhook(Base):
+    """A signed webhook to the billing system waiting to be delivered (retries with
+    backoff)."""
+
+    __tablename__ = "outbound_webhooks"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the event id we send
+    type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[str] = mapped_column(Text)  # the JSON body, exactly as signed and sent
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=now, index=True)
+    delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    created_at: Mapped[float] = mapped_column(Float, default=now)
