@@ -83,6 +83,27 @@ def parse_duration(value: Any) -> float:
     return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
+_RETENTION = re.compile(r"^\s*(\d+)\s*(d|w|y)\s*$")
+_RETENTION_DAYS = {"d": 1.0, "w": 7.0, "y": 365.25}
+
+
+def parse_retention_days(value: Any) -> int:
+    """``"90d"``, ``"12w"``, ``"7y"`` → whole days (a year counts 365.25 days, rounded up,
+    so ``7y`` is never shorter than seven calendar years)."""
+    m = _RETENTION.match(str(value)) if not isinstance(value, bool) else None
+    if not m or int(m.group(1)) == 0:
+        raise ValueError("expected a retention such as 90d, 12w, 7y")
+    days = -(-int(m.group(1)) * _RETENTION_DAYS[m.group(2)] // 1)
+    if days > 100 * 366:
+        raise ValueError("retention longer than 100 years")
+    return int(days)
+
+
+def parse_retention(value: Any) -> float:
+    """A retention setting in seconds (whole days; see :func:`parse_retention_days`)."""
+    return parse_retention_days(value) * 86400.0
+
+
 def parse_size(value: Any) -> int:
     """``"150MiB"``, ``"10MB"``, ``1048576`` → bytes."""
     if isinstance(value, bool):
@@ -243,6 +264,23 @@ def _base_url(value: Any) -> str:
     return text
 
 
+def _optional_base_url(value: Any) -> str:
+    """An http(s) URL or ``""`` (off)."""
+    text = _str(value).strip()
+    return _base_url(text) if text else ""
+
+
+def _timezone(value: Any) -> str:
+    import zoneinfo
+
+    text = _str(value).strip()
+    try:
+        zoneinfo.ZoneInfo(text)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone such as UTC or Europe/Berlin") from None
+    return text
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Validated, frozen configuration. Paths are absolute once loaded."""
@@ -280,6 +318,7 @@ class Settings:
     portal_base_url: str = "http://127.0.0.1:8025"
     metrics_listen: str = ""  # /metrics for the smtp and worker roles ("" = off)
     portal_link_lifetime: float = 30 * 86400.0
+    portal_retention: float = 90 * 86400.0  # how long the portal copy of a message is kept
     notification_from: str = ""
     queue_min_backoff: float = 300.0
     queue_max_backoff: float = 4000.0
@@ -289,6 +328,13 @@ class Settings:
     delivery_concurrency: int = 10
     log_format: str = "text"
     log_level: str = "info"
+    # billing hooks (issue 6): inbound webhook secret, where signed actions go, the calendar
+    billing_webhook_secret: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    billing_outbound_url: str = ""  # "" = actions are queued but not sent
+    billing_outbound_secret: Secret = dataclasses.field(default_factory=lambda: Secret(""))
+    billing_timezone: str = "UTC"  # the calendar day the dunning schedule is evaluated in
+    billing_pay_url: str = ""  # where a customer pays (banner, emails)
+    billing_schedule_file: str = ""  # TOML file overriding the dunning schedule ("" = built in)
     config_path: str = ""
 
     def __repr__(self) -> str:  # secrets are Secret objects, so the default repr is safe
@@ -354,6 +400,7 @@ _PARSERS: dict[str, Any] = {
     "portal_base_url": _base_url,
     "metrics_listen": _optional_listen,
     "portal_link_lifetime": parse_duration,
+    "portal_retention": parse_retention,
     "notification_from": _str,
     "queue_min_backoff": parse_duration,
     "queue_max_backoff": parse_duration,
@@ -363,6 +410,12 @@ _PARSERS: dict[str, Any] = {
     "delivery_concurrency": _int,
     "log_format": _choice("text", "json"),
     "log_level": _choice("debug", "info", "warning", "error"),
+    "billing_webhook_secret": _secret,
+    "billing_outbound_url": _optional_base_url,
+    "billing_outbound_secret": _secret,
+    "billing_timezone": _timezone,
+    "billing_pay_url": _optional_base_url,
+    "billing_schedule_file": _str,
 }
 _PATH_KEYS = (
     "data_dir",
@@ -371,6 +424,7 @@ _PATH_KEYS = (
     "relay_tls_ca_file",
     "relay_tls_client_cert",
     "relay_tls_client_key",
+    "billing_schedule_file",
 )
 
 
@@ -463,6 +517,8 @@ def load_settings(
     defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
     merged = {k: v for k, v in defaults.items() if v is not dataclasses.MISSING}
     merged["relay_password"] = Secret("")
+    merged["billing_webhook_secret"] = Secret("")
+    merged["billing_outbound_secret"] = Secret("")
     merged.update(values)
     _resolve_paths(merged, base)
     merged["config_path"] = config_path
