@@ -319,6 +319,7 @@ class Settings:
     metrics_listen: str = ""  # /metrics for the smtp and worker roles ("" = off)
     portal_link_lifetime: float = 30 * 86400.0
     portal_retention: float = 90 * 86400.0  # how long the portal copy of a message is kept
+    archive_retention: float = 2557 * 86400.0  # "7y": the archive copy; S3 Object Lock date
     notification_from: str = ""
     queue_min_backoff: float = 300.0
     queue_max_backoff: float = 4000.0
@@ -401,6 +402,7 @@ _PARSERS: dict[str, Any] = {
     "metrics_listen": _optional_listen,
     "portal_link_lifetime": parse_duration,
     "portal_retention": parse_retention,
+    "archive_retention": parse_retention,
     "notification_from": _str,
     "queue_min_backoff": parse_duration,
     "queue_max_backoff": parse_duration,
