@@ -64,6 +64,9 @@ class Tenant(Base):
     relay: Mapped[str] = mapped_column(String(300), default="", server_default="")
     # an address of the tenant's that receives Exchange journal reports ("" = none)
     journal_address: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    # retention in days (None = the settings' archive_retention / portal_retention)
+    archive_retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    portal_retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
@@ -200,6 +203,8 @@ class Message(Base):
     last_error: Mapped[str] = mapped_column(String(500), default="")
     received_at: Mapped[float] = mapped_column(Float, default=now)
     processed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # when the sweep shredded the portal copy (portal retention over): "expired" page
+    portal_expired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class MessageRecipient(Base):
@@ -461,6 +466,39 @@ class ArchiveTerm(Base):
         ForeignKey("archive_entries.id", ondelete="CASCADE"), primary_key=True
     )
     token: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class LegalHold(Base):
+    """A legal hold: while ``released_at`` is None nothing it covers is shredded or
+    deleted. ``kind`` = ``tenant`` (everything of the tenant), ``search`` (the entries that
+    matched a search when it was placed, in ``legal_hold_items``; the criteria only as a
+    keyed hash) or ``message`` (one entry, in ``legal_hold_items``)."""
+
+    __tablename__ = "legal_holds"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # tenant | search | message
+    name: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    criteria_hash: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    items: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    placed_by: Mapped[str] = mapped_column(String(320))
+    placed_at: Mapped[float] = mapped_column(Float, default=now)
+    released_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    released_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class LegalHoldItem(Base):
+    """An archive entry under a search or message hold (materialised when placed)."""
+
+    __tablename__ = "legal_hold_items"
+    hold_id: Mapped[str] = mapped_column(
+        ForeignKey("legal_holds.id", ondelete="CASCADE"), primary_key=True
+    )
+    entry_id: Mapped[str] = mapped_column(
+        ForeignKey("archive_entries.id"), primary_key=True, index=True
+    )
+    tenant_id: Mapped[str] = mapped_column(String(32), index=True)
 
 
 # --- billing accounts, invoices, dunning, support PINs (issue 6; migration 0005) -------------

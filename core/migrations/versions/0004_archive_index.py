@@ -54,9 +54,52 @@ def upgrade() -> None:
     op.create_index("ix_archive_terms_lookup", "archive_terms", ["tenant_id", "token", "entry_id"])
 
     # --- retention and legal holds (colleague 4's block below) ------------------------------
+    with op.batch_alter_table("tenants") as batch:
+        batch.add_column(sa.Column("archive_retention_days", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("portal_retention_days", sa.Integer(), nullable=True))
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(sa.Column("portal_expired_at", sa.Float(), nullable=True))
+    op.create_table(
+        "legal_holds",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("tenant_id", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("reason", sa.String(length=500), nullable=False),
+        sa.Column("criteria_hash", sa.String(length=64), nullable=False, server_default=""),
+        sa.Column("items", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("placed_by", sa.String(length=320), nullable=False),
+        sa.Column("placed_at", sa.Float(), nullable=False),
+        sa.Column("released_by", sa.String(length=320), nullable=False, server_default=""),
+        sa.Column("released_at", sa.Float(), nullable=True),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_legal_holds_tenant_id", "legal_holds", ["tenant_id"])
+    op.create_table(
+        "legal_hold_items",
+        sa.Column("hold_id", sa.String(length=32), nullable=False),
+        sa.Column("entry_id", sa.String(length=32), nullable=False),
+        sa.Column("tenant_id", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(["hold_id"], ["legal_holds.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["entry_id"], ["archive_entries.id"]),
+        sa.PrimaryKeyConstraint("hold_id", "entry_id"),
+    )
+    op.create_index("ix_legal_hold_items_tenant_id", "legal_hold_items", ["tenant_id"])
+    op.create_index("ix_legal_hold_items_entry_id", "legal_hold_items", ["entry_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_legal_hold_items_entry_id", table_name="legal_hold_items")
+    op.drop_index("ix_legal_hold_items_tenant_id", table_name="legal_hold_items")
+    op.drop_table("legal_hold_items")
+    op.drop_index("ix_legal_holds_tenant_id", table_name="legal_holds")
+    op.drop_table("legal_holds")
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("portal_expired_at")
+    with op.batch_alter_table("tenants") as batch:
+        batch.drop_column("portal_retention_days")
+        batch.drop_column("archive_retention_days")
     # --- retention and legal holds (colleague 4's block above this line, dropped first) ----
 
     op.drop_index("ix_archive_terms_lookup", table_name="archive_terms")
