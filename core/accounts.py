@@ -360,15 +360,24 @@ async def update_tenant(
             )
         changes["notification_from"] = address
     if journal_address is not None:
+        # Exchange Online journals only to an address outside the organisation, so this
+        # is usually one in the MSP's domain; it names the tenant, so it is unique.
         address = journal_address.strip().lower()
+        local, _, domain = address.partition("@")
         if address and (
-            address.count("@") != 1
-            or any(c.isspace() for c in address)
-            or domain_of(address) not in await tenant_domains(session, tenant.id)
+            not local or "." not in domain or "@" in domain or any(c.isspace() for c in address)
         ):
-            raise PermanentError(
-                f"journal address {address!r} is not in one of the tenant's domains"
-            )
+            raise PermanentError(f"journal address {address!r} is not an email address")
+        if address:
+            other = (
+                await session.execute(
+                    select(Tenant.name).where(
+                        Tenant.journal_address == address, Tenant.id != tenant.id
+                    )
+                )
+            ).scalar_one_or_none()
+            if other is not None:
+                raise PermanentError(f"journal address {address!r} belongs to another tenant")
         changes["journal_address"] = address
     if relay is not None:
         hop = relay.strip()

@@ -59,6 +59,33 @@ def journal_only_allowed(tenant: Tenant) -> bool:
     return standing_refusal(tenant) is None and bool(journal_address(tenant))
 
 
+async def tenant_by_journal_address(
+    session: AsyncSession, address: str, client_ip: str
+) -> Tenant | None:
+    """The tenant whose journal address ``address`` is, when ``client_ip`` is in one of its
+    allowed networks (Exchange Online journals to an outside address through an outbound
+    connector that cannot add our token header: the address itself names the tenant)."""
+    address = address.strip().lower()
+    if not address:
+        return None
+    tenant = (
+        await session.execute(select(Tenant).where(Tenant.journal_address == address))
+    ).scalar_one_or_none()
+    if tenant is None:
+        return None
+    try:
+        addr = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return None
+    for n in await accounts.tenant_networks(session, tenant.id):
+        try:
+            if addr in ipaddress.ip_network(n.cidr):
+                return tenant
+        except ValueError:
+            continue
+    return None
+
+
 async def may_be_connector(session: AsyncSession, client_ip: str) -> bool:
     """True when some tenant allows ``client_ip``, so a connector token could still
     identify the sender at DATA time; otherwise relaying can be refused at once."""

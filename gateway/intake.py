@@ -147,6 +147,14 @@ class IntakeHandler:
     ) -> str:
         if envelope.deny:
             return envelope.deny
+        if envelope.tenant_id is None:
+            try:
+                reply = await self._journal_recipient(server, envelope, address)
+            except Exception as exc:  # noqa: BLE001
+                log.error("RCPT check failed: %s", exc)
+                return replies.REPLY_TEMPFAIL
+            if reply:
+                return reply
         if envelope.journal_only and address.strip().lower() != envelope.journal_only:
             return replies.REPLY_RELAY_DENIED
         if len(envelope.rcpt_tos) >= self.settings.smtp_max_recipients:
@@ -154,6 +162,26 @@ class IntakeHandler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return replies.REPLY_RCPT_OK
+
+    async def _journal_recipient(
+        self, server: GatewaySMTP, envelope: GatewayEnvelope, address: str
+    ) -> str | None:
+        """A session not yet tied to a tenant may be Exchange delivering journal reports
+        to a tenant's journal address from the tenant's networks: then the address names
+        the tenant, and it must be the transaction's only recipient."""
+        async with self.services.db.session() as s:
+            tenant = await identity.tenant_by_journal_address(s, address, server.client_ip)
+        if tenant is None:
+            return None
+        if envelope.rcpt_tos:  # others came first: they still need a connector token
+            return replies.REPLY_RELAY_DENIED
+        refusal = identity.standing_refusal(tenant)
+        if refusal:
+            return refusal
+        envelope.tenant_id = tenant.id
+        envelope.journal_only = identity.journal_address(tenant)
+        logcontext.set_tenant(tenant.id)
+        return None
 
     # --- DATA ---------------------------------------------------------------------------
 

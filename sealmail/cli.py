@@ -552,8 +552,8 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
 @click.option(
     "--journal-address",
     default=None,
-    help="Address (tenant's domain) whose mail is archived as Exchange journal reports "
-    "('' turns it off).",
+    help="Address whose mail is archived as Exchange journal reports, unique to the tenant "
+    "(for Exchange Online one outside the tenant's domains) ('' turns it off).",
 )
 @click.option(
     "--relay",

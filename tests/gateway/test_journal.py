@@ -324,10 +324,10 @@ def test_original_sliced_not_reserialised():
     assert report.message_id == "<orig-1@acme.example>"
 
 
-async def test_update_tenant_journal_address_must_be_in_its_domains(gw_services, tenant):
+async def test_update_tenant_journal_address_must_be_an_address(gw_services, tenant):
     async with gw_services.db.session() as s:
         t = await s.get(Tenant, tenant.id)
-        for bad in ("journal@evil.example", "two@@acme.example", "a b@acme.example"):
+        for bad in ("journal", "@acme.example", "two@@acme.example", "a b@acme.example"):
             with pytest.raises(PermanentError):
                 await accounts.update_tenant(s, t, "test", journal_address=bad)
         changed = await accounts.update_tenant(
@@ -353,10 +353,25 @@ def test_cli_tenant_update_journal_address(tmp_path, db_url):
     shown = sm("--config", cfg, "tenant", "show", "demo", "--json", cwd=wd, env=env)
     assert json.loads(shown.stdout)["journal_address"] == "journal@demo.example"
     bad = sm(
-        "--config", cfg, "tenant", "update", "demo", "--journal-address", "j@evil.example",
+        "--config", cfg, "tenant", "update", "demo", "--journal-address", "not an address",
         cwd=wd, env=env,
     )  # fmt: skip
     assert bad.returncode == 1 and bad.stderr.startswith("sealmail: ") and "journal" in bad.stderr
+    # Exchange Online journals to an outside address (the MSP's): allowed, but unique
+    outside = sm(
+        "--config", cfg, "tenant", "update", "demo", "--journal-address",
+        "demo-j7k2@journal.msp.example", cwd=wd, env=env,
+    )  # fmt: skip
+    assert outside.returncode == 0, outside.stderr
+    made = sm("--config", cfg, "tenant", "create", "Other", "--domain", "other.example",
+              cwd=wd, env=env)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    taken = sm(
+        "--config", cfg, "tenant", "update", "Other", "--journal-address",
+        "Demo-J7K2@journal.msp.example", cwd=wd, env=env,
+    )  # fmt: skip
+    assert taken.returncode == 1 and "another tenant" in taken.stderr
+    assert len(taken.stderr.strip().splitlines()) == 1
 
 
 _line = st.binary(max_size=80).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
@@ -440,6 +455,35 @@ async def test_connector_report_from_exchange_sender(gateway, gw_services, sink)
     assert await asend(gateway, report, "", ["j@m365j.example"]) == {}
     with pytest.raises(smtplib.SMTPDataError) as err:
         await asend(gateway, token + make_message(), EXCHANGE_SENDER, ["bob@partner.example"])
+    assert (err.value.smtp_code, err.value.smtp_error) == (550, b"5.7.1 relay access denied")
+    await process_pending(gw_services)
+    found = await entries(gw_services)
+    assert len(found) == 1 and found[0].tenant_id == t.id and found[0].duplicates == 1
+    archived, _ = await opened(gw_services, t.id, found[0])
+    assert archived == original
+    await assert_nothing_out(gw_services, sink)
+
+
+async def test_journal_address_names_the_tenant(gateway, gw_services, sink):
+    """Exchange Online journals to an address outside the organisation, through an
+    outbound connector that cannot add our token: from the tenant's networks, its unique
+    journal address alone identifies the tenant, and it must be the only recipient."""
+    t = await make_tenant(gw_services, "EXO", ("exo.example",), networks=(("127.0.0.0/8", False),))
+    address = "exo-7k2q@journal.msp.example"
+    async with gw_services.db.session() as s:
+        (await s.get(Tenant, t.id)).journal_address = address
+        await s.commit()
+    original = original_message()
+    report = journal_report(original)
+    assert await asend(gateway, report, EXCHANGE_SENDER, [address.upper()]) == {}
+    await process_pending(gw_services)
+    assert await asend(gateway, report, "", [address, "bob@partner.example"]) == {
+        "bob@partner.example": (550, b"5.7.1 relay access denied")
+    }
+    # the journal address after an ordinary recipient does not lend that one a tenant:
+    # refused at RCPT, and bob still needs a connector token (refused at DATA)
+    with pytest.raises(smtplib.SMTPDataError) as err:
+        await asend(gateway, make_message(), EXCHANGE_SENDER, ["bob@partner.example", address])
     assert (err.value.smtp_code, err.value.smtp_error) == (550, b"5.7.1 relay access denied")
     await process_pending(gw_services)
     found = await entries(gw_services)
