@@ -10,7 +10,7 @@ from archive.vault import Vault
 from core.config import Settings
 from core.db import Database
 from core.keyring import KeyRing
-from core.keys import RootKey, load_root_key
+from core.keys import RootKey, open_root_key
 
 
 @dataclasses.dataclass
@@ -25,7 +25,7 @@ class Services:
     @classmethod
     def open(cls, settings: Settings) -> Services:
         """Load the root key and open the database and the store (no network calls)."""
-        root = load_root_key(settings.root_key)
+        root = open_root_key(settings)
         keyring = KeyRing(root)
         store = open_store(settings.archive_url)
         if isinstance(store, LocalStore):

@@ -93,8 +93,11 @@ def test_root_key_load_errors(tmp_path: Path) -> None:
     short.chmod(0o600)
     with pytest.raises(ConfigError, match="32 bytes"):
         keys.FileRootKey.load(short)
-    with pytest.raises(ConfigError):
-        keys.load_root_key("aws-kms://alias/sealmail")
+    with pytest.raises(ConfigError, match="key id"):
+        keys.load_root_key("aws-kms://")
+    # a KMS root is only named at load: no network until it is used
+    kms = keys.load_root_key("aws-kms://alias/sealmail", kms_endpoint_url="http://127.0.0.1:9")
+    assert isinstance(kms, keys.KmsRootKey) and repr(kms) == "KmsRootKey(aws-kms://alias/sealmail)"
     with pytest.raises(ConfigError):
         keys.load_root_key(str(short))
 
