@@ -1,6 +1,15 @@
-"""Tenant key-encryption keys in the database, unwrapped by the root key and cached."""
+"""Tenant key-encryption keys in the database, unwrapped by the root key and cached.
+
+Unwrapped KEKs are cached for the life of the process, so a KMS root is called once per
+tenant and version, not per message. Which version is *active* (wraps new data keys) is
+looked up again after ``ACTIVE_TTL`` seconds, so a process that keeps running while
+``sealmail key rotate`` makes a new version active moves to it within that time.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import time
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,14 +18,17 @@ from core import keys
 from core.errors import NotFound
 from core.models import TenantKey
 
+ACTIVE_TTL = 30.0
+
 
 class KeyRing:
     """Hands out tenant KEKs and wraps/unwraps per-object data keys."""
 
-    def __init__(self, root: keys.RootKey) -> None:
+    def __init__(self, root: keys.RootKey, active_ttl: float = ACTIVE_TTL) -> None:
         self.root = root
+        self.active_ttl = active_ttl
         self._cache: dict[tuple[str, int], bytes] = {}
-        self._active: dict[str, int] = {}
+        self._active: dict[str, tuple[int, float]] = {}  # tenant → (version, looked up at)
 
     def __repr__(self) -> str:
         return f"KeyRing({self.root!r})"
@@ -36,17 +48,20 @@ class KeyRing:
         for r in rows:
             r.active = False
         kek = keys.new_key()
+        aad = keys.tenant_kek_aad(tenant_id, version)
+        wrapped = await asyncio.to_thread(self.root.wrap, kek, aad)
+        root_key_id = await asyncio.to_thread(lambda: self.root.key_id)
         session.add(
             TenantKey(
                 tenant_id=tenant_id,
                 version=version,
-                wrapped_key=self.root.wrap(kek, keys.tenant_kek_aad(tenant_id, version)),
-                root_key_id=self.root.key_id,
+                wrapped_key=wrapped,
+                root_key_id=root_key_id,
                 active=True,
             )
         )
         self._cache[(tenant_id, version)] = kek
-        self._active[tenant_id] = version
+        self._active[tenant_id] = (version, time.monotonic())
         return version
 
     async def _load(
@@ -57,16 +72,21 @@ class KeyRing:
         row = (await session.execute(stmt)).scalars().first()
         if row is None:
             raise NotFound(f"no key for tenant {tenant_id}")
-        kek = self.root.unwrap(row.wrapped_key, keys.tenant_kek_aad(tenant_id, row.version))
-        self._cache[(tenant_id, row.version)] = kek
+        kek = self._cache.get((tenant_id, row.version))
+        if kek is None:
+            aad = keys.tenant_kek_aad(tenant_id, row.version)
+            kek = await asyncio.to_thread(self.root.unwrap, row.wrapped_key, aad)
+            self._cache[(tenant_id, row.version)] = kek
         if row.active:
-            self._active[tenant_id] = row.version
+            self._active[tenant_id] = (row.version, time.monotonic())
         return row.version, kek
 
     async def active_kek(self, session: AsyncSession, tenant_id: str) -> tuple[int, bytes]:
-        version = self._active.get(tenant_id)
-        if version is not None and (tenant_id, version) in self._cache:
-            return version, self._cache[(tenant_id, version)]
+        active = self._active.get(tenant_id)
+        if active is not None and time.monotonic() - active[1] < self.active_ttl:
+            cached = self._cache.get((tenant_id, active[0]))
+            if cached is not None:
+                return active[0], cached
         return await self._load(session, tenant_id, None)
 
     async def kek(self, session: AsyncSession, tenant_id: str, version: int) -> bytes:
@@ -74,6 +94,13 @@ class KeyRing:
         if cached is not None:
             return cached
         return (await self._load(session, tenant_id, version))[1]
+
+    def forget_active(self, tenant_id: str | None = None) -> None:
+        """Look the active version up again on next use (after a rotation)."""
+        if tenant_id is None:
+            self._active.clear()
+        else:
+            self._active.pop(tenant_id, None)
 
     async def new_data_key(
         self, session: AsyncSession, tenant_id: str, object_id: str
