@@ -325,6 +325,10 @@ class Settings:
     queue_max_backoff: float = 4000.0
     queue_lifetime: float = 5 * 86400.0
     queue_delay_warning: float = 4 * 3600.0  # 0 = never warn the sender of a delay
+    # how long a worker's claim on a delivery lasts (at least 2 x relay_timeout); a message
+    # being processed is claimed for twice this. A worker on another host that dies holding
+    # claims leaves them to run out: this is how long its work waits.
+    queue_lease: float = 300.0
     queue_poll_interval: float = 1.0
     delivery_concurrency: int = 10
     log_format: str = "text"
@@ -408,6 +412,7 @@ _PARSERS: dict[str, Any] = {
     "queue_max_backoff": parse_duration,
     "queue_lifetime": parse_duration,
     "queue_delay_warning": parse_duration,
+    "queue_lease": parse_duration,
     "queue_poll_interval": parse_duration,
     "delivery_concurrency": _int,
     "log_format": _choice("text", "json"),

@@ -45,7 +45,7 @@ def worker_id() -> str:
 
 
 def _lease_seconds(services: Services) -> float:
-    return max(300.0, services.settings.relay_timeout * 4)
+    return max(services.settings.queue_lease, services.settings.relay_timeout * 2)
 
 
 async def deliver_due(

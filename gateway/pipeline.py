@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive.services import Services
 from core import logcontext, outbox
+from core.config import Settings
 from core.errors import SealmailError, TransientError
 from core.ids import new_id, new_token
 from core.keys import sha256_hex
@@ -60,7 +61,12 @@ from gateway.writegate import gate_for
 
 log = logging.getLogger("sealmail.gateway.pipeline")
 
-CLAIM_SECONDS = 600.0  # a claimed message is retried by others only after this
+
+def claim_seconds(settings: Settings) -> float:
+    """A claimed message is retried by other workers only after this (2 x queue_lease)."""
+    return 2 * settings.queue_lease
+
+
 CONCURRENCY = 8  # messages processed at once by one worker
 DISPOSITION_LOOP = "loop"
 
@@ -397,7 +403,7 @@ async def _claim(services: Services, limit: int, owner: str) -> list[tuple[str, 
             .all()
         )
         won: list[tuple[str, float]] = []
-        lease = t + CLAIM_SECONDS
+        lease = t + claim_seconds(services.settings)
         for mid in ids:
             result = await s.execute(
                 update(Message)
@@ -602,7 +608,7 @@ async def _process_one(services: Services, message_id: str, lease: float) -> int
 
 
 # Failed passes that could not be recorded (the database was down too). Left alone, such a
-# message would wait out its whole claim (CLAIM_SECONDS) after the database came back;
+# message would wait out its whole claim (claim_seconds) after the database came back;
 # each round first records them, and they are retried after the usual backoff.
 _UNRECORDED: dict[str, tuple[float, Exception]] = {}
 
@@ -617,7 +623,7 @@ async def _record_unrecorded(services: Services) -> None:
 
 
 # Workers whose last claim failed with the database: the claim may have committed all the
-# same (a connection lost at COMMIT), which would leave messages waiting out CLAIM_SECONDS.
+# same (a connection lost at COMMIT), which would leave messages waiting out their claim.
 # Their next round first gives back every claim of theirs (none is in progress between
 # rounds), then claims afresh.
 _CLAIM_UNSURE: set[str] = set()

@@ -239,7 +239,7 @@ async def test_failure_unrecordable_while_database_down_is_recorded_next_round(
     gateway, tenant, gw_services, sink, monkeypatch
 ):
     """A pass fails and the database is too down to record it: the message must not wait
-    out its whole claim (CLAIM_SECONDS) once the database is back."""
+    out its whole claim (2 x queue_lease) once the database is back."""
     from core.errors import TransientError
     from core.models import now
     from gateway import pipeline
@@ -261,7 +261,7 @@ async def test_failure_unrecordable_while_database_down_is_recorded_next_round(
     monkeypatch.setattr(pipeline, "_failed", database_down_once)
     assert await process_pending(gw_services) == 0
     m = await only_message(gw_services)
-    assert m.next_attempt_at > now() + pipeline.CLAIM_SECONDS / 2  # still claimed
+    assert m.next_attempt_at > now() + pipeline.claim_seconds(gw_services.settings) / 2  # still claimed
     hidden.rename(raw_file)
     await process_pending(gw_services)  # the database is back: the failure is recorded first
     m = await only_message(gw_services)
