@@ -49,6 +49,7 @@ from core.keys import sha256_hex
 from core.leases import owner_id
 from core.metrics import metrics
 from core.models import Message, MessageRecipient, PortalAccess, Recipient, Tenant, now
+from gateway import archive_record
 from gateway.dsn import Failure, build_dsn
 from gateway.headers import replace_field, strip_fields
 from gateway.journal import DISPOSITION_JOURNAL, archive_report, is_journal_report
@@ -293,7 +294,8 @@ async def notify_recipient(ctx: Context, rcpts: list[MessageRecipient]) -> None:
 
 async def archive_journal(ctx: Context, rcpts: list[MessageRecipient]) -> None:
     """The report unwrapped and archived (:mod:`gateway.journal`); nothing goes out."""
-    await archive_report(ctx.services, ctx.session, ctx.tenant, ctx.message, ctx.raw)
+    entry = await archive_report(ctx.services, ctx.session, ctx.tenant, ctx.message, ctx.raw)
+    await archive_record.record_journal(ctx.services, ctx.session, ctx.message, ctx.raw, entry)
 
 
 HANDLERS: dict[str, Handler] = {
@@ -452,6 +454,9 @@ async def _process(services: Services, message_id: str, lease: float) -> None:
             for disposition in sorted(groups, key=lambda d: d != "portal"):
                 for name in PIPELINES[disposition]:
                     await HANDLERS[name](ctx, groups[disposition])
+            await archive_record.record_accepted(
+                services, s, message, raw, msg, groups, [r.rcpt for r in rcpts]
+            )
         async with gate_for(services.db).hold():
             await _finish(ctx, rcpts, pending, lease)
 

@@ -1,0 +1,260 @@
+"""The archive index: one ``archive_entries`` row per archived message and its keyed blind
+index tokens in ``archive_terms``.
+
+What search results show (addresses, subject, date, attachment names, size and the SHA-256
+of the plaintext original) is a sealed JSON object (``meta_object_id``); the clear columns
+hold only dates, size, flags and the policy decision. Searchable values are stored as
+``HMAC-SHA256(index key, field ":" value)`` truncated to 128 bits, the index key derived from
+the root key per tenant (``archive-index/<tenant id>``), so the database answers equality
+questions without ever holding a subject word, an address or a digest in clear.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import re
+import unicodedata
+from collections.abc import Iterable
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parsedate_to_datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from archive.services import Services
+from core.ids import new_id
+from core.keys import RootKey
+from core.models import ArchiveEntry, ArchiveTerm, now
+
+INDEX_PURPOSE = "archive-index/"
+TOKEN_HEX = 32  # 128 bits of the HMAC, as hex
+DEFAULT_RETENTION = 7 * 365 * 86400.0
+SOURCE_GATEWAY = "gateway"
+SOURCE_JOURNAL = "journal"
+MIN_WORD = 2
+MAX_WORDS = 64  # distinct subject words indexed per message
+STOP_WORDS = frozenset(
+    "a an and are as at be by de der die das el en et for from fw fwd in is it la le of on "
+    "or re aw sv the to und von with".split()
+)
+_WORD = re.compile(r"\w+")
+
+# the field names of the tokens
+F_FROM, F_FROM_DOMAIN = "from", "from-domain"
+F_TO, F_TO_DOMAIN = "to", "to-domain"
+F_SUBJECT, F_HAS, F_DECISION = "subject", "has", "decision"
+
+
+def index_key(root: RootKey, tenant_id: str) -> bytes:
+    return root.derive(INDEX_PURPOSE + tenant_id)
+
+
+def token(key: bytes, field: str, value: str) -> str:
+    """The blind index token of ``field:value``."""
+    mac = hmac.new(key, f"{field}:{value}".encode(), hashlib.sha256).hexdigest()
+    return mac[:TOKEN_HEX]
+
+
+def words(text: str) -> list[str]:
+    """Subject words as indexed and as searched: NFKC, casefolded, split on non-word
+    characters, short words and stop words dropped, each once, in order."""
+    seen: dict[str, None] = {}
+    for w in _WORD.findall(unicodedata.normalize("NFKC", text).casefold()):
+        w = w.strip("_")
+        if len(w) >= MIN_WORD and w not in STOP_WORDS:
+            seen.setdefault(w, None)
+    return list(seen)
+
+
+def normalise_address(value: str) -> str:
+    return unicodedata.normalize("NFKC", value).strip().strip("<>").strip().casefold()
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2] if "@" in address else ""
+
+
+@dataclasses.dataclass
+class Summary:
+    """What an archive entry's sealed meta holds (and what its tokens are made from)."""
+
+    sender: str = ""  # the From header's address
+    envelope_from: str = ""
+    to: list[str] = dataclasses.field(default_factory=list)
+    cc: list[str] = dataclasses.field(default_factory=list)
+    bcc: list[str] = dataclasses.field(default_factory=list)  # and other hidden recipients
+    subject: str = ""
+    date: str = ""  # the Date header as written
+    message_id_header: str = ""
+    attachments: list[str] = dataclasses.field(default_factory=list)
+    size: int = 0
+    sha256: str = ""  # of the plaintext original
+
+    def to_json(self) -> bytes:
+        return json.dumps({"version": 1, **dataclasses.asdict(self)}, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Summary:
+        raw = json.loads(data)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+    def recipients(self) -> list[str]:
+        out: dict[str, None] = {}
+        for a in (*self.to, *self.cc, *self.bcc):
+            out.setdefault(a, None)
+        return list(out)
+
+    def terms(self, decisions: Iterable[str]) -> set[tuple[str, str]]:
+        t: set[tuple[str, str]] = set()
+        for a in {normalise_address(x) for x in (self.sender, self.envelope_from) if x}:
+            t.add((F_FROM, a))
+            if domain_of(a):
+                t.add((F_FROM_DOMAIN, domain_of(a)))
+        for a in {normalise_address(x) for x in self.recipients() if x}:
+            t.add((F_TO, a))
+            if domain_of(a):
+                t.add((F_TO_DOMAIN, domain_of(a)))
+        for w in words(self.subject)[:MAX_WORDS]:
+            t.add((F_SUBJECT, w))
+        if self.attachments:
+            t.add((F_HAS, "attachment"))
+        for d in decisions:
+            if d:
+                t.add((F_DECISION, d))
+        return t
+
+
+def _header(msg: Message, name: str) -> str:
+    try:
+        value = msg.get(name)
+    except Exception:  # noqa: BLE001 - a header the parser cannot make sense of
+        return ""
+    return "" if value is None else str(value)
+
+
+def _addresses(msg: Message, name: str) -> list[str]:
+    out: list[str] = []
+    try:
+        values = msg.get_all(name) or []
+        pairs = getaddresses([str(v) for v in values])
+    except Exception:  # noqa: BLE001
+        return out
+    for _name, addr in pairs:
+        a = normalise_address(addr)
+        if a and "@" in a and a not in out:
+            out.append(a)
+    return out
+
+
+def _attachments(msg: Message) -> list[str]:
+    names: list[str] = []
+    try:
+        parts = list(msg.walk())
+    except Exception:  # noqa: BLE001
+        return names
+    for part in parts[1:] if msg.is_multipart() else []:
+        if part.is_multipart():
+            continue
+        try:
+            filename = part.get_filename()
+            disposition = part.get_content_disposition()
+        except Exception:  # noqa: BLE001, S112 - a part the parser cannot read
+            continue
+        if filename or disposition == "attachment":
+            names.append(str(filename or "(unnamed)"))
+    return names
+
+
+def summarise(
+    msg: EmailMessage | Message,
+    size: int,
+    sha256: str,
+    envelope_from: str = "",
+    envelope_rcpts: Iterable[str] = (),
+) -> Summary:
+    """A :class:`Summary` of a parsed original; envelope recipients absent from To and Cc
+    are its Bcc."""
+    to, cc = _addresses(msg, "To"), _addresses(msg, "Cc")
+    shown = set(to) | set(cc)
+    bcc = [a for a in dict.fromkeys(normalise_address(r) for r in envelope_rcpts) if a not in shown]
+    senders = _addresses(msg, "From")
+    return Summary(
+        sender=senders[0] if senders else normalise_address(envelope_from),
+        envelope_from=normalise_address(envelope_from),
+        to=to,
+        cc=cc,
+        bcc=[a for a in bcc if a],
+        subject=_header(msg, "Subject"),
+        date=_header(msg, "Date"),
+        message_id_header=_header(msg, "Message-ID"),
+        attachments=_attachments(msg),
+        size=size,
+        sha256=sha256,
+    )
+
+
+def date_of(summary: Summary) -> float | None:
+    try:
+        return parsedate_to_datetime(summary.date).timestamp() if summary.date else None
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def retention_seconds(services: Services) -> float:
+    # TODO(issue 5, part 1/4): `archive_retention` comes with the store/retention work.
+    value = getattr(services.settings, "archive_retention", None)
+    return float(value) if value else DEFAULT_RETENTION
+
+
+async def entry_for(session: AsyncSession, source: str, object_id: str) -> ArchiveEntry | None:
+    return (
+        await session.execute(
+            select(ArchiveEntry).where(
+                ArchiveEntry.object_id == object_id, ArchiveEntry.source == source
+            )
+        )
+    ).scalar_one_or_none()
+
+
+async def record(
+    services: Services,
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    source: str,
+    message_id: str | None,
+    object_id: str,
+    summary: Summary,
+    decisions: Iterable[str],
+    received_at: float | None = None,
+) -> ArchiveEntry:
+    """Seal the summary and add the entry and its tokens to ``session`` (the caller
+    commits, with whatever else it writes in the same transaction)."""
+    decisions = sorted({d for d in decisions if d})
+    meta = await services.vault.seal(session, tenant_id, summary.to_json(), kind="meta")
+    at = received_at if received_at is not None else now()
+    entry = ArchiveEntry(
+        id=new_id("a_"),
+        tenant_id=tenant_id,
+        source=source,
+        message_id=message_id,
+        object_id=object_id,
+        meta_object_id=meta.id,
+        received_at=at,
+        size=summary.size,
+        has_attachment=bool(summary.attachments),
+        decision=(decisions[0] if len(decisions) == 1 else "mixed" if decisions else "")[:16],
+        retain_until=at + retention_seconds(services),
+        legal_hold=False,
+    )
+    session.add(entry)
+    key = index_key(services.root_key, tenant_id)
+    for field, value in sorted(summary.terms(decisions)):
+        session.add(
+            ArchiveTerm(tenant_id=tenant_id, entry_id=entry.id, token=token(key, field, value))
+        )
+    return entry

@@ -1,0 +1,268 @@
+"""Searching a tenant's archive through the blind index (:mod:`archive.index`).
+
+A query becomes a set of tokens (all must match) plus a date range on the clear
+``received_at`` column; results are ordered ``received_at`` descending, then id, and paged.
+Only the page's rows have their sealed meta opened. Always scoped to one tenant: the
+entries are filtered by tenant id, and the tokens are keyed per tenant besides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from archive import index
+from archive.services import Services
+from core.accounts import audit
+from core.errors import NotFound
+from core.models import ArchiveEntry, ArchiveTerm
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+DECISIONS = ("clear", "tls", "portal", "pgp", "smime", "hold", "reject", "journal")
+
+
+class QueryError(ValueError):
+    """A search parameter that does not make sense (one line, for the user)."""
+
+
+def parse_date(value: str, end: bool = False) -> float:
+    """``YYYY-MM-DD`` (a whole UTC day: its start, or with ``end`` its end) or an ISO 8601
+    date-time (UTC unless it says otherwise) → epoch seconds."""
+    value = value.strip()
+    try:
+        if len(value) == 10:
+            day = datetime.date.fromisoformat(value)
+            at = datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC)
+            if end:
+                at += datetime.timedelta(days=1)
+            return at.timestamp()
+        at = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise QueryError(f"not a date: {value!r} (use YYYY-MM-DD or an ISO 8601 time)") from None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=datetime.UTC)
+    return at.timestamp()
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+    sender: str = ""  # an address, or a domain (with or without "@")
+    recipient: str = ""
+    after: float | None = None  # received_at >= after
+    before: float | None = None  # received_at < before
+    subject: str = ""  # words, all must match
+    has_attachment: bool = False
+    decision: str = ""
+
+    def __post_init__(self) -> None:
+        if self.decision and self.decision not in (*DECISIONS, "mixed"):
+            raise QueryError(f"unknown decision {self.decision!r}: one of {', '.join(DECISIONS)}")
+        if self.subject.strip() and not index.words(self.subject):
+            raise QueryError("the subject words are all too short or too common to search")
+        if self.after is not None and self.before is not None and self.after >= self.before:
+            raise QueryError("the date range is empty (after must be before 'before')")
+
+    @classmethod
+    def from_params(cls, params: Any) -> Query:
+        """From form or query parameters (``from``, ``to``, ``after``, ``before``,
+        ``subject``, ``has_attachment``, ``decision``)."""
+        after = (params.get("after") or "").strip()
+        before = (params.get("before") or "").strip()
+        flag = (params.get("has_attachment") or "").strip().lower()
+        if flag not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
+            raise QueryError("has_attachment must be true or false")
+        return cls(
+            sender=(params.get("from") or "").strip()[:320],
+            recipient=(params.get("to") or "").strip()[:320],
+            after=parse_date(after) if after else None,
+            before=parse_date(before, end=True) if before else None,
+            subject=(params.get("subject") or "")[:500],
+            has_attachment=flag in ("1", "true", "yes", "on"),
+            decision=(params.get("decision") or "").strip().lower(),
+        )
+
+    def terms(self) -> list[tuple[str, str]]:
+        t: list[tuple[str, str]] = []
+        for value, addr_field, domain_field in (
+            (self.sender, index.F_FROM, index.F_FROM_DOMAIN),
+            (self.recipient, index.F_TO, index.F_TO_DOMAIN),
+        ):
+            v = index.normalise_address(value)
+            if not v:
+                continue
+            if v.startswith("@") or "@" not in v:
+                t.append((domain_field, v.lstrip("@")))
+            else:
+                t.append((addr_field, v))
+        t.extend((index.F_SUBJECT, w) for w in index.words(self.subject))
+        if self.has_attachment:
+            t.append((index.F_HAS, "attachment"))
+        if self.decision and self.decision != "mixed":
+            t.append((index.F_DECISION, self.decision))
+        return t
+
+    def criteria(self) -> int:
+        """How many criteria are set (what the audit log records instead of the query)."""
+        n = len(self.terms())
+        n += (self.after is not None) + (self.before is not None) + (self.decision == "mixed")
+        return n
+
+    def fingerprint(self, key: bytes) -> str:
+        """A keyed hash of the query (equal queries of one tenant give equal hashes)."""
+        body = json.dumps(
+            [sorted(self.terms()), self.after, self.before, self.decision], default=str
+        )
+        return hmac.new(key, b"query:" + body.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@dataclasses.dataclass
+class Hit:
+    entry: ArchiveEntry
+    meta: index.Summary | None  # None when the meta cannot be opened (shredded, damaged)
+
+    def as_json(self) -> dict[str, Any]:
+        e, m = self.entry, self.meta
+        out: dict[str, Any] = {
+            "id": e.id,
+            "source": e.source,
+            "message_id": e.message_id,
+            "received_at": e.received_at,
+            "size": e.size,
+            "has_attachment": e.has_attachment,
+            "decision": e.decision,
+            "retain_until": e.retain_until,
+            "legal_hold": e.legal_hold,
+        }
+        if m is not None:
+            out.update(
+                {
+                    "from": m.sender,
+                    "to": m.to,
+                    "cc": m.cc,
+                    "bcc": m.bcc,
+                    "subject": m.subject,
+                    "date": m.date,
+                    "attachments": m.attachments,
+                    "sha256": m.sha256,
+                }
+            )
+        return out
+
+
+@dataclasses.dataclass
+class Page:
+    hits: list[Hit]
+    total: int
+    page: int
+    limit: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.limit))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "page": self.page,
+            "limit": self.limit,
+            "pages": self.pages,
+            "items": [h.as_json() for h in self.hits],
+        }
+
+
+def statement(services: Services, tenant_id: str, query: Query) -> Select[tuple[ArchiveEntry]]:
+    """The entries of ``tenant_id`` matching ``query`` (unordered, not shredded)."""
+    stmt = select(ArchiveEntry).where(
+        ArchiveEntry.tenant_id == tenant_id, ArchiveEntry.shredded_at.is_(None)
+    )
+    if query.after is not None:
+        stmt = stmt.where(ArchiveEntry.received_at >= query.after)
+    if query.before is not None:
+        stmt = stmt.where(ArchiveEntry.received_at < query.before)
+    if query.decision == "mixed":
+        stmt = stmt.where(ArchiveEntry.decision == "mixed")
+    terms = query.terms()
+    if terms:
+        key = index.index_key(services.root_key, tenant_id)
+        tokens = sorted({index.token(key, f, v) for f, v in terms})
+        # entries holding every token: one grouped pass over the term index
+        matching = (
+            select(ArchiveTerm.entry_id)
+            .where(ArchiveTerm.tenant_id == tenant_id, ArchiveTerm.token.in_(tokens))
+            .group_by(ArchiveTerm.entry_id)
+            .having(func.count() == len(tokens))
+        )
+        stmt = stmt.where(ArchiveEntry.id.in_(matching))
+    return stmt
+
+
+def ordered(stmt: Select[tuple[ArchiveEntry]]) -> Select[tuple[ArchiveEntry]]:
+    return stmt.order_by(ArchiveEntry.received_at.desc(), ArchiveEntry.id.desc())
+
+
+async def open_meta(
+    services: Services, session: AsyncSession, entry: ArchiveEntry
+) -> index.Summary | None:
+    if not entry.meta_object_id:
+        return None
+    try:
+        data = await services.vault.read(session, entry.tenant_id, entry.meta_object_id)
+        return index.Summary.from_json(data)
+    except (NotFound, ValueError, KeyError, TypeError):
+        return None
+
+
+async def search(
+    services: Services,
+    session: AsyncSession,
+    tenant_id: str,
+    query: Query,
+    page: int = 1,
+    limit: int = DEFAULT_LIMIT,
+) -> Page:
+    if page < 1:
+        raise QueryError("page must be 1 or more")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise QueryError(f"limit must be between 1 and {MAX_LIMIT}")
+    stmt = statement(services, tenant_id, query)
+    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    rows = (
+        (await session.execute(ordered(stmt).offset((page - 1) * limit).limit(limit)))
+        .scalars()
+        .all()
+    )
+    hits = [Hit(e, await open_meta(services, session, e)) for e in rows]
+    return Page(hits, int(total), page, limit)
+
+
+async def audit_search(
+    services: Services,
+    session: AsyncSession,
+    tenant_id: str,
+    actor: str,
+    query: Query,
+    action: str,
+    count: int,
+    **extra: Any,
+) -> None:
+    """Record a search or export in the audit log: who, tenant, how many criteria and
+    results, a keyed hash of the query; never the query's words or addresses."""
+    key = index.index_key(services.root_key, tenant_id)
+    await audit(
+        session,
+        tenant_id,
+        actor,
+        action,
+        criteria=query.criteria(),
+        query_hash=query.fingerprint(key),
+        results=count,
+        **extra,
+    )
