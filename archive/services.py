@@ -13,6 +13,16 @@ from core.keyring import KeyRing
 from core.keys import RootKey, open_root_key
 
 
+def store_from_settings(settings: Settings) -> ObjectStore:
+    """The archive store the settings name (``archive_url``, ``s3_*``)."""
+    return open_store(
+        settings.archive_url,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        object_lock=settings.s3_object_lock,
+    )
+
+
 @dataclasses.dataclass
 class Services:
     settings: Settings
@@ -27,11 +37,18 @@ class Services:
         """Load the root key and open the database and the store (no network calls)."""
         root = open_root_key(settings)
         keyring = KeyRing(root)
-        store = open_store(settings.archive_url)
+        store = store_from_settings(settings)
         if isinstance(store, LocalStore):
             store.create()
         db = Database(settings.database_url)
-        return cls(settings, db, root, keyring, store, Vault(store, keyring))
+        vault = Vault(store, keyring, archive_retention=settings.archive_retention)
+        return cls(settings, db, root, keyring, store, vault)
+
+    def verify_store(self) -> None:
+        """The start-up check of the archive (network for S3): :class:`ConfigError` with a
+        one-line reason if the bucket is missing, not ours, or not set up for the
+        configured Object Lock mode."""
+        self.store.verify_setup()
 
     async def close(self) -> None:
         await self.db.dispose()

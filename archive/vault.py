@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import queue
 import threading
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -72,8 +73,10 @@ class SealWriter:
         wrapped: bytes,
         version: int,
         max_pending: int = 8,
+        retain_until: float | None = None,
     ) -> None:
         self._store = store
+        self._retain_until = retain_until
         self.tenant_id, self.object_id, self.kind = tenant_id, object_id, kind
         self._dek, self._wrapped, self._version = dek, wrapped, version
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -104,7 +107,7 @@ class SealWriter:
         )
         error: BaseException | None = None
         try:
-            self._store.put(self.object_id, stream)
+            self._store.put(self.object_id, stream, retain_until=self._retain_until)
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
             error = exc
         self._loop.call_soon_threadsafe(self._finished, error)
@@ -173,10 +176,27 @@ class SealWriter:
                 await asyncio.shield(self._done)
 
 
+ARCHIVE_KINDS = frozenset({"raw", "journal"})
+"""Kinds that are the long-term archive copy: retained ``archive_retention`` by default
+(S3 Object Lock); portal copies, parts and metadata have shorter lives of their own."""
+
+
 class Vault:
-    def __init__(self, store: ObjectStore, keyring: KeyRing) -> None:
+    def __init__(
+        self, store: ObjectStore, keyring: KeyRing, archive_retention: float | None = None
+    ) -> None:
         self.store = store
         self.keyring = keyring
+        self.archive_retention = archive_retention
+
+    def retain_until(self, kind: str, retain_until: float | None = None) -> float | None:
+        """The retention date a new object of ``kind`` gets: the caller's, else now +
+        ``archive_retention`` for the archive kinds, else none."""
+        if retain_until is not None:
+            return retain_until
+        if kind in ARCHIVE_KINDS and self.archive_retention:
+            return time.time() + self.archive_retention
+        return None
 
     def __repr__(self) -> str:
         return f"Vault({self.store!r})"
@@ -187,8 +207,10 @@ class Vault:
         tenant_id: str,
         data: bytes | Iterable[bytes],
         kind: str,
+        retain_until: float | None = None,
     ) -> SealedObject:
-        """Encrypt ``data`` under a new data key, store it durably, add its row."""
+        """Encrypt ``data`` under a new data key, store it durably, add its row.
+        ``retain_until`` (unix seconds) overrides the default of :meth:`retain_until`."""
         object_id = new_id("o_", 15)
         dek, wrapped, version = await self.keyring.new_data_key(session, tenant_id, object_id)
         chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else data
@@ -196,7 +218,8 @@ class Vault:
         stream = counter.ciphertext(
             sealed.seal_stream(dek, tenant_id, object_id, counter.plaintext(chunks))
         )
-        await asyncio.to_thread(self.store.put, object_id, stream)
+        until = self.retain_until(kind, retain_until)
+        await asyncio.to_thread(self.store.put, object_id, stream, until)
         row = SealedObject(
             id=object_id,
             tenant_id=tenant_id,
@@ -210,11 +233,20 @@ class Vault:
         session.add(row)
         return row
 
-    async def writer(self, session: AsyncSession, tenant_id: str, kind: str) -> SealWriter:
+    async def writer(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        kind: str,
+        retain_until: float | None = None,
+    ) -> SealWriter:
         """A :class:`SealWriter` for a new object of ``tenant_id`` (the key is made now)."""
         object_id = new_id("o_", 15)
         dek, wrapped, version = await self.keyring.new_data_key(session, tenant_id, object_id)
-        return SealWriter(self.store, tenant_id, object_id, kind, dek, wrapped, version)
+        until = self.retain_until(kind, retain_until)
+        return SealWriter(
+            self.store, tenant_id, object_id, kind, dek, wrapped, version, retain_until=until
+        )
 
     async def _key(
         self, session: AsyncSession, tenant_id: str, object_id: str

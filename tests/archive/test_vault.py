@@ -12,6 +12,7 @@ from archive.services import Services
 from core import accounts, sealed
 from core.errors import IntegrityError, NotFound
 from core.models import SealedObject, now
+from tests.archive.conftest import listing
 
 
 async def tenant(svc: Services, name: str) -> str:
@@ -124,4 +125,4 @@ async def test_failed_seal_stores_nothing(services: Services) -> None:
         await s.commit()
     async with services.db.session() as s:
         assert (await s.execute(select(SealedObject))).first() is None
-    assert [p for p in services.store.root.rglob("*") if p.is_file()] == []  # type: ignore[attr-defined]
+    assert listing(services.store) == []  # no object, no temp file, no upload left
