@@ -2,8 +2,9 @@
 
 - The relay goes away while mail keeps coming: first nothing listens (connection refused),
   then it answers 421/451, then it works again. Every accepted message arrives, none
-  bounces. The issue's "60 s" outage is scaled down to ~10 s (4 s refused, 6 s 4xx) with
-  backoffs of 0.5-1 s, so the same number of retry rounds fits in a short test.
+  bounces. The outage lasts the issue's 60 s (20 s refused, 40 s 4xx) with backoffs of
+  0.5-1 s, so each message meets it over many retry rounds; the 500 messages are spread
+  over the outage.
 - A delay longer than ``queue_delay_warning`` sends the sender one "delayed" DSN per
   recipient, never more, and the mail is still delivered afterwards; an operator's
   ``queue hold`` stops attempts and ``queue release`` resumes them.
@@ -69,15 +70,16 @@ def _picky_sink() -> SmtpSink:
 
 def _phase(replies: list[tuple[int, bytes]], seconds: float, at_least: int) -> None:
     """Last ``seconds``, and until ``at_least`` messages were accepted (a slow machine
-    still sends mail into each phase); never longer than 60 s."""
+    still sends mail into each phase); never longer than 90 s."""
     start = time.monotonic()
-    while time.monotonic() - start < 60:
+    while time.monotonic() - start < 90:
         if time.monotonic() - start >= seconds and len(replies) >= at_least:
             return
         time.sleep(0.05)
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(400)
 def test_relay_outage_during_500_messages_delivers_all_without_bounces(tmp_path: Path) -> None:
     total, sessions = 500, 10
     sink = SmtpSink()  # not listening yet: connection refused
@@ -98,7 +100,7 @@ def test_relay_outage_during_500_messages_delivers_all_without_bounces(tmp_path:
                 code, text = smtp.data(msg.as_bytes())
                 with lock:
                     replies.append((code, text))
-                time.sleep(0.02)  # spread the load over the outage
+                time.sleep(1.0)  # spread the 500 messages over the 60 s outage
         finally:
             smtp.quit()
 
@@ -107,18 +109,18 @@ def test_relay_outage_during_500_messages_delivers_all_without_bounces(tmp_path:
     try:
         for t in threads:
             t.start()
-        _phase(replies, seconds=4, at_least=50)  # relay refused connections
+        _phase(replies, seconds=20, at_least=100)  # relay refused connections
         refused_phase = len(replies)
         sink.always = "451 4.3.0 relay busy, try later"
         sink.answer("421 4.3.2 service shutting down", times=20)
         sink.start()
-        _phase(replies, seconds=6, at_least=250)  # relay answers 4xx
+        _phase(replies, seconds=40, at_least=300)  # relay answers 4xx
         with sink._lock:
             assert sink.messages == []  # nothing got through the outage
         sink.always = None
         during_outage = len(replies)
         for t in threads:
-            t.join(timeout=60)
+            t.join(timeout=90)
         assert not any(t.is_alive() for t in threads), "a client session hung"
         assert refused_phase > 0, "no mail was accepted while the relay was down"
         assert during_outage >= total // 2, during_outage  # most of it came during the outage
@@ -132,7 +134,7 @@ def test_relay_outage_during_500_messages_delivers_all_without_bounces(tmp_path:
         assert delivered == sorted(f"r{i}@recipient.test" for i in range(total))  # once each
         time.sleep(1)
         assert _bounces(sink) == []
-        assert time.monotonic() - t0 < 150
+        assert time.monotonic() - t0 < 240
         bounced = json.loads(product.cli("queue", "list", "--state", "bounced", "--json").stdout)
         assert bounced == []
         waiting = json.loads(product.cli("queue", "list", "--json").stdout)

@@ -28,12 +28,24 @@ def private_pg() -> Iterator[PrivatePostgres]:
 class RoleProcess:
     """One ``sealmail serve --role <role>`` process with its own log and environment."""
 
-    def __init__(self, config: Path, role: str, log: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        config: Path,
+        role: str,
+        log: Path,
+        env: dict[str, str],
+        hostname: str | None = None,
+    ) -> None:
+        """``hostname``: run it in a UTS namespace of its own with that host name (as a
+        worker on another machine: its claims are not given back by this host's workers)."""
         self.role = role
         self.log_path = log
         self._log = log.open("ab")
+        prefix: list[str] = []
+        if hostname is not None:
+            prefix = ["unshare", "--uts", "sh", "-c", f'hostname {hostname} && exec "$@"', "sh"]
         self.proc = subprocess.Popen(
-            [*SEALMAIL, "--config", str(config), "serve", "--role", role],
+            [*prefix, *SEALMAIL, "--config", str(config), "serve", "--role", role],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

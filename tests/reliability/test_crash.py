@@ -3,10 +3,9 @@ killed with SIGKILL at random moments and restarted; once it settles, every mess
 got a ``250`` is at the sink, no sender ever saw a 5xx, and duplicates stay within
 kills x ``delivery_concurrency``.
 
-Scaled to fit about three minutes on a 2-core machine: MESSAGES messages of 10 KB-2 MB
-(log-uniform: many small, some big) over SESSIONS concurrent sessions, KILLS kills (the
-issue asks 2,000 messages; the sessions, kills and sizes are as it asks). PostgreSQL is a
-private instance; only sealmail is killed.
+As the issue asks: MESSAGES messages of 10 KB-2 MB (log-uniform: many small, some big)
+over SESSIONS concurrent sessions, KILLS kills (about four minutes on a 2-core machine).
+PostgreSQL is a private instance; only sealmail is killed.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from tests.reliability.load import Job, Senders, sizes, wait_delivered
 from tests.support.private_pg import PrivatePostgres
 from tests.support.smtp_sink import SmtpSink
 
-MESSAGES = 1000
+MESSAGES = 2000
 SESSIONS = 20
 KILLS = 10
 CONCURRENCY = 10  # delivery_concurrency
@@ -32,7 +31,7 @@ SEED = 4
 @pytest.mark.e2e
 @pytest.mark.postgres
 @pytest.mark.reliability
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(700)
 def test_sigkill_ten_times_under_load_loses_nothing(
     tmp_path: Path, sink: SmtpSink, private_pg: PrivatePostgres
 ) -> None:
@@ -53,17 +52,17 @@ def test_sigkill_ten_times_under_load_loses_nothing(
         Job(f"crash-{i}", size, [f"r{i}@recipient.test"], product.smtp_port)
         for i, size in enumerate(sizes(MESSAGES, 10_000, 2_000_000, SEED))
     ]
-    senders = Senders(jobs, SESSIONS, deadline=time.monotonic() + 240).start()
+    senders = Senders(jobs, SESSIONS, deadline=time.monotonic() + 480).start()
     kills: list[float] = []
     try:
         for _ in range(KILLS):
-            time.sleep(rnd.uniform(2.0, 9.0))
+            time.sleep(rnd.uniform(4.0, 18.0))  # spread over the run
             product.kill()
             kills.append(time.monotonic() - t0)
             product.start()
         senders.join()
         sent_at = time.monotonic() - t0
-        result = wait_delivered(sink, senders, timeout=120)
+        result = wait_delivered(sink, senders, timeout=180)
     finally:
         product.stop()
     done_at = time.monotonic() - t0

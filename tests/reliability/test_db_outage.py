@@ -16,7 +16,7 @@ from tests.support.smtp_sink import SmtpSink
 
 MESSAGES = 400
 SESSIONS = 10
-OUTAGE = 20.0
+OUTAGE = 30.0
 
 
 @pytest.mark.e2e

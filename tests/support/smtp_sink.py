@@ -6,6 +6,7 @@ Mailman's ``testing/mta.py`` does.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import socket
 import threading
@@ -35,6 +36,14 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+        if self.sink.stall.is_set():
+            # hold the client at DATA (its worker keeps its claim) until released; what
+            # was held is then refused, so a client killed meanwhile leaves no copy here
+            with self.sink._lock:
+                self.sink.stalled += 1
+            while self.sink.stall.is_set():
+                await asyncio.sleep(0.05)
+            return "451 4.3.0 held by the test sink"
         with self.sink._lock:
             self.sink.messages.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content, time.time())
@@ -57,6 +66,8 @@ class SmtpSink:
         self._lock = threading.Lock()
         self._replies: list[str] = []
         self.always: str | None = None
+        self.stall = threading.Event()  # set: hold every DATA until cleared
+        self.stalled = 0  # how many DATA commands were held so far
         self.controller = Controller(
             _Handler(self), hostname="127.0.0.1", port=self.port, ready_timeout=10
         )
