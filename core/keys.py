@@ -82,11 +82,14 @@ class RootKey(Protocol):
 
     def check(self) -> None: ...
 
+    @property
+    def derivation_secret(self) -> bytes: ...
+
 
 # --- small files: written whole (temp → fsync → rename → directory fsync), mode 0600 ----------
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     dfd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(dfd)
@@ -104,7 +107,7 @@ def write_private(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def read_private(path: Path, what: str) -> bytes:
@@ -215,7 +218,7 @@ class FileRootKey:
             fh.write(new_key())
             fh.flush()
             os.fsync(fh.fileno())
-        _fsync_dir(p.parent)
+        fsync_dir(p.parent)
         return True
 
     @property
@@ -380,6 +383,10 @@ class KmsRootKey:
         """Make sure the key exists, is enabled and encrypts; open the derivation secret."""
         self._describe()
         self._derivation_secret()
+
+    def check_key(self) -> None:
+        """Make sure the key exists, is enabled and is a symmetric encryption key."""
+        self._describe()
 
     def _describe(self) -> str:
         if self._arn is None:

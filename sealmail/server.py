@@ -86,6 +86,10 @@ async def serve(
     if role not in ROLES:
         raise ConfigError(f"unknown role {role!r}")
     services = Services.open(settings)
+    # a KMS root is reached here, once: missing/disabled → ConfigError, unreachable → Transient
+    await asyncio.to_thread(services.root_key.check)
+    # the archive as configured (bucket, access, Object Lock): ConfigError in one line if not
+    await asyncio.to_thread(services.verify_store)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     wakeup = asyncio.Event()

@@ -25,7 +25,7 @@ from core.accounts import TenantCredentials
 from core.config import DEFAULT_CONFIG_NAME, Settings, load_settings
 from core.db import migrate
 from core.errors import NotFound
-from core.keys import FileRootKey
+from core.keys import FileRootKey, KmsRootKey, open_root_key
 
 DEMO_TENANT = "demo"
 DEMO_DOMAIN = "demo.example"
@@ -132,6 +132,12 @@ def init_workdir(directory: str | os.PathLike[str] = ".") -> InitReport:
     os.chmod(data, 0o700)
     if settings.root_key_path and FileRootKey.create(settings.root_key_path):
         created.append(f"root key {settings.root_key_path}")
+    root = open_root_key(settings)
+    if isinstance(root, KmsRootKey):
+        # no key file: the root stays in KMS; only the derivation secret, wrapped by it
+        root.check_key()
+        if root.create_derivation_secret():
+            created.append(f"derivation secret {root.derive_file} (wrapped by {root.uri})")
     if write_tls_certificate(
         Path(settings.smtp_tls_cert), Path(settings.smtp_tls_key), settings.smtp_hostname
     ):
