@@ -197,6 +197,78 @@ def summarise(
     )
 
 
+HEAD_LIMIT = 256 * 1024  # header block kept for parsing
+PART_HEADER_LIMIT = 16 * 1024  # one MIME part's header block, at most
+_FILENAME = re.compile(rb"(?im)^content-disposition:\s*attachment|(?:file)?name\*?=")
+
+
+class StreamSummary:
+    """Summarise an original read chunk by chunk (any size, bounded memory): the SHA-256
+    and size of everything, the top header block, and the header block of every MIME part
+    (a line after a ``--`` boundary line up to the blank line) to find attachment names."""
+
+    def __init__(self) -> None:
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self._head = bytearray()
+        self._head_done = False
+        self._carry = b""
+        self._part: bytearray | None = None
+        self.part_headers: list[bytes] = []
+
+    def feed(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.size += len(data)
+        if not self._head_done:
+            self._head += data[: HEAD_LIMIT - len(self._head)]
+            if b"\r\n\r\n" in self._head or b"\n\n" in self._head or len(self._head) >= HEAD_LIMIT:
+                self._head_done = True
+        lines = (self._carry + data).split(b"\n")
+        tail = lines.pop()
+        self._carry = tail if len(tail) <= PART_HEADER_LIMIT else b"\x00"  # a long line
+        for line in lines:
+            self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        if self._part is not None:
+            if not line.strip(b"\r"):
+                if _FILENAME.search(self._part):
+                    self.part_headers.append(bytes(self._part))
+                self._part = None
+            elif len(self._part) < PART_HEADER_LIMIT:
+                self._part += line + b"\n"
+            return
+        if line.startswith(b"--") and len(line) < 200:
+            self._part = bytearray()
+
+    def summary(self, envelope_from: str = "", envelope_rcpts: Iterable[str] = ()) -> Summary:
+        if self._carry:
+            self._line(self._carry)
+            self._carry = b""
+        from email.parser import BytesParser
+        from email.policy import default as default_policy
+
+        head = bytes(self._head)
+        for sep in (b"\r\n\r\n", b"\n\n"):
+            if sep in head:
+                head = head.split(sep, 1)[0] + sep
+                break
+        parser = BytesParser(policy=default_policy)
+        msg = parser.parsebytes(head, headersonly=True)
+        summary = summarise(msg, self.size, self.sha.hexdigest(), envelope_from, envelope_rcpts)
+        names: list[str] = []
+        for block in self.part_headers:
+            part = parser.parsebytes(block + b"\n", headersonly=True)
+            try:
+                filename = part.get_filename()
+            except Exception:  # noqa: BLE001
+                filename = None
+            if filename or part.get_content_disposition() == "attachment":
+                names.append(str(filename or "(unnamed)"))
+        summary.attachments = names
+        return summary
+
+
 def date_of(summary: Summary) -> float | None:
     try:
         return parsedate_to_datetime(summary.date).timestamp() if summary.date else None

@@ -10,7 +10,7 @@ added to the pass's session, so the entry commits with the rest of the pass or n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
@@ -102,3 +102,94 @@ async def record_journal(
         decisions=[DISPOSITION_JOURNAL],
         received_at=message.received_at,
     )
+
+
+# --- backfill ---------------------------------------------------------------------------
+
+
+async def _summarise_object(
+    services: Services, tenant_id: str, object_id: str, envelope_from: str, rcpts: list[str]
+) -> index.Summary:
+    """Stream a sealed original once: digest, size, headers and attachment names."""
+    summariser = index.StreamSummary()
+    async with services.db.session() as s:
+        async for chunk in await services.vault.stream(s, tenant_id, object_id):
+            summariser.feed(chunk)
+    return summariser.summary(envelope_from, rcpts)
+
+
+async def missing(services: Services, tenant_id: str | None = None) -> tuple[list[str], list[str]]:
+    """Ids of processed messages and of journal entries that have no archive entry."""
+    indexed = select(ArchiveEntry.message_id).where(ArchiveEntry.message_id.is_not(None))
+    journaled = select(ArchiveEntry.object_id).where(ArchiveEntry.source == index.SOURCE_JOURNAL)
+    m = select(Message.id).where(
+        Message.state == "processed",
+        Message.disposition != DISPOSITION_JOURNAL,
+        Message.id.not_in(indexed),
+    )
+    j = select(JournalEntry.id).where(JournalEntry.object_id.not_in(journaled))
+    if tenant_id:
+        m = m.where(Message.tenant_id == tenant_id)
+        j = j.where(JournalEntry.tenant_id == tenant_id)
+    async with services.db.session() as s:
+        messages = list((await s.execute(m.order_by(Message.received_at))).scalars().all())
+        journals = list((await s.execute(j.order_by(JournalEntry.received_at))).scalars().all())
+    return messages, journals
+
+
+async def reindex(
+    services: Services,
+    tenant_id: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Archive entries for messages processed before the index existed (and journal
+    entries without one); each original is streamed, so any size is fine. Idempotent."""
+    from core.models import MessageRecipient
+
+    messages, journals = await missing(services, tenant_id)
+    total, done = len(messages) + len(journals), 0
+    for mid in messages:
+        async with services.db.session() as s:
+            message = await s.get(Message, mid)
+            if message is None:
+                continue
+            rows = (
+                await s.execute(
+                    select(MessageRecipient.rcpt, MessageRecipient.disposition).where(
+                        MessageRecipient.message_id == mid
+                    )
+                )
+            ).all()
+        summary = await _summarise_object(
+            services, message.tenant_id, message.raw_object_id, message.mail_from,
+            [r for r, _ in rows],
+        )  # fmt: skip
+        async with services.db.session() as s:
+            await index.record(
+                services, s, tenant_id=message.tenant_id, source=index.SOURCE_GATEWAY,
+                message_id=mid, object_id=message.raw_object_id, summary=summary,
+                decisions=[d for _, d in rows], received_at=message.received_at,
+            )  # fmt: skip
+            await s.commit()
+        done += 1
+        if progress:
+            progress(done, total)
+    for jid in journals:
+        async with services.db.session() as s:
+            entry = await s.get(JournalEntry, jid)
+            message = await s.get(Message, entry.message_id) if entry else None
+            if entry is None or message is None:
+                continue
+            raw = await services.vault.read(s, entry.tenant_id, message.raw_object_id)
+        summary = await asyncio.to_thread(_journal_summary, raw, message.mail_from)
+        async with services.db.session() as s:
+            await index.record(
+                services, s, tenant_id=entry.tenant_id, source=index.SOURCE_JOURNAL,
+                message_id=message.id, object_id=entry.object_id, summary=summary,
+                decisions=[DISPOSITION_JOURNAL], received_at=entry.received_at,
+            )  # fmt: skip
+            await s.commit()
+        done += 1
+        if progress:
+            progress(done, total)
+    return done
