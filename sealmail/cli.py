@@ -687,6 +687,7 @@ cli.add_command(queue)
 from sealmail.cli_archive import archive  # noqa: E402 - it builds on the helpers above
 
 cli.add_command(archive)
+import sealmail.cli_retention  # noqa: E402, F401, I001 - adds archive sweep, verify and hold
 
 from sealmail.cli_key import key as key_group  # noqa: E402 - it builds on the helpers above
 

@@ -1,0 +1,307 @@
+"""``sealmail archive sweep|verify|hold``: apply retention, check integrity, legal holds.
+
+``sweep`` shreds (destroys the data keys of, then deletes) what has outlived its retention
+and is under no legal hold; ``verify`` reads back and authenticates every live object;
+``hold place|list|release`` manages legal holds. Every action is in the audit log; nothing
+here prints message content.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sealmail.cli import Failure, _print_json, _run, _settings, _ts, config_option, json_option, out
+from sealmail.cli_archive import archive
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr when it is a terminal (and not --json); else None."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    bar = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task(label, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+def _services(ctx: click.Context) -> Any:
+    from archive.services import Services
+
+    return Services.open(_settings(ctx))
+
+
+async def _tenant_id(svc: Any, ref: str | None) -> str | None:
+    if not ref:
+        return None
+    from core import accounts
+
+    async with svc.db.session() as s:
+        return (await accounts.find_tenant(s, ref)).id  # type: ignore[no-any-return]
+
+
+@archive.command("sweep")
+@click.option("--tenant", "tenant_ref", help="Only this tenant (name or id).")
+@click.option("--dry-run", is_flag=True, help="Count what is due; change nothing.")
+@config_option
+@json_option
+@click.pass_context
+def sweep_command(
+    ctx: click.Context, tenant_ref: str | None, dry_run: bool, config: str | None, as_json: bool
+) -> None:
+    """Apply retention: shred archive entries and portal copies past their date (never
+    anything under legal hold). Idempotent; the worker runs it every hour."""
+    from archive.sweep import sweep
+
+    async def go() -> dict[str, Any]:
+        svc = _services(ctx)
+        try:
+            tenant_id = await _tenant_id(svc, tenant_ref)
+            with progress_bar("sweeping", not as_json and not dry_run) as progress:
+                report = await sweep(svc, tenant_id, dry_run=dry_run, progress=progress)
+            return report.as_json()
+        finally:
+            await svc.close()
+
+    data = _run(go())
+    if as_json:
+        _print_json(data)
+    elif dry_run:
+        out.print(
+            f"dry run: {data['entries_due']} archive entries and {data['portal_due']} portal "
+            f"copies are due; {data['entries_held']} entries and {data['portal_held']} portal "
+            "copies are under legal hold"
+        )
+    else:
+        out.print(
+            f"shredded {data['entries_shredded']} archive entries and {data['portal_expired']} "
+            f"portal copies ({data['keys_destroyed']} keys destroyed, {data['objects_deleted']} "
+            f"objects deleted); {data['entries_held'] + data['portal_held']} held"
+        )
+        for p in data["problems"]:
+            out.print(f"  {p['id']} ({p['tenant_id'] or '-'}): {p['problem']}")
+    if data["problems"]:
+        raise SystemExit(1)
+
+
+@archive.command("verify")
+@click.option("--tenant", "tenant_ref", help="Only this tenant (name or id).")
+@config_option
+@json_option
+@click.pass_context
+def verify_command(
+    ctx: click.Context, tenant_ref: str | None, config: str | None, as_json: bool
+) -> None:
+    """Read back every live sealed object, authenticate every chunk and compare digests.
+    Exit 1 if anything is damaged or missing."""
+    from archive.verify import verify
+
+    async def go() -> dict[str, Any]:
+        svc = _services(ctx)
+        try:
+            tenant_id = await _tenant_id(svc, tenant_ref)
+            with progress_bar("verifying", not as_json) as progress:
+                report = await verify(svc, tenant_id, progress=progress)
+            return report.as_json()
+        finally:
+            await svc.close()
+
+    data = _run(go())
+    if as_json:
+        _print_json(data)
+    else:
+        out.print(
+            f"checked {data['checked']} objects ({data['bytes']} bytes): {data['ok']} ok, "
+            f"{len(data['damaged'])} damaged or missing"
+        )
+        for d in data["damaged"]:
+            out.print(f"  {d['object_id']} tenant {d['tenant_id']} ({d['kind']}): {d['problem']}")
+    if data["damaged"]:
+        raise SystemExit(1)
+
+
+@archive.group("hold")
+def hold() -> None:
+    """Legal holds: nothing under a hold is shredded or deleted."""
+
+
+@hold.command("place")
+@click.argument("tenant_ref", metavar="TENANT")
+@click.option("--name", required=True, help="What the hold is called (e.g. a case number).")
+@click.option("--reason", default="", help="Why (kept with the hold).")
+@click.option("--all", "whole_tenant", is_flag=True, help="Hold everything of the tenant.")
+@click.option("--message", "message", default="", help="Hold one message (entry or queue id).")
+@click.option("--from", "sender", default="", help="Search hold: sender address or domain.")
+@click.option("--to", "recipient", default="", help="Search hold: recipient address or domain.")
+@click.option("--subject", default="", help="Search hold: subject words (all must match).")
+@click.option("--after", default="", help="Search hold: received on or after (YYYY-MM-DD).")
+@click.option("--before", default="", help="Search hold: received before (YYYY-MM-DD).")
+@click.option("--has-attachment", is_flag=True, help="Search hold: with attachments only.")
+@click.option("--decision", default="", help="Search hold: policy decision.")
+@click.option("--by", "actor", default="cli", help="Who places the hold (for the audit log).")
+@config_option
+@json_option
+@click.pass_context
+def hold_place(
+    ctx: click.Context,
+    tenant_ref: str,
+    name: str,
+    reason: str,
+    whole_tenant: bool,
+    message: str,
+    sender: str,
+    recipient: str,
+    subject: str,
+    after: str,
+    before: str,
+    has_attachment: bool,
+    decision: str,
+    actor: str,
+    config: str | None,
+    as_json: bool,
+) -> None:
+    """Place a legal hold: --all (the tenant), --message ID, or search criteria (the entries
+    matching now are held; the criteria are kept only as a keyed hash)."""
+    from archive import holds, search
+
+    searching = any((sender, recipient, subject, after, before, has_attachment, decision))
+    if sum((whole_tenant, bool(message), searching)) != 1:
+        raise click.UsageError("give exactly one of --all, --message ID or search criteria")
+    try:
+        query = (
+            search.Query.from_params(
+                {
+                    "from": sender,
+                    "to": recipient,
+                    "subject": subject,
+                    "after": after,
+                    "before": before,
+                    "has_attachment": "1" if has_attachment else "",
+                    "decision": decision,
+                }
+            )
+            if searching
+            else None
+        )
+    except search.QueryError as exc:
+        raise Failure(str(exc)) from None
+    kind = "tenant" if whole_tenant else "message" if message else "search"
+
+    async def go() -> dict[str, Any]:
+        from core import accounts
+
+        svc = _services(ctx)
+        try:
+            async with svc.db.session() as s:
+                t = await accounts.find_tenant(s, tenant_ref)
+                h = await holds.place(
+                    svc, s, t.id, actor, kind, name, reason, query=query, message=message
+                )
+                await s.commit()
+                return holds.as_json(h)
+        finally:
+            await svc.close()
+
+    data = _run(go())
+    if as_json:
+        _print_json(data)
+    else:
+        what = "the whole tenant" if kind == "tenant" else f"{data['items']} archived messages"
+        out.print(f"legal hold {data['id']} placed on {what}")
+
+
+@hold.command("list")
+@click.option("--tenant", "tenant_ref", help="Only this tenant (name or id).")
+@click.option("--all", "include_released", is_flag=True, help="Include released holds.")
+@config_option
+@json_option
+@click.pass_context
+def hold_list(
+    ctx: click.Context,
+    tenant_ref: str | None,
+    include_released: bool,
+    config: str | None,
+    as_json: bool,
+) -> None:
+    """List legal holds in force (with --all, released ones too)."""
+    from archive import holds
+
+    async def go() -> list[dict[str, Any]]:
+        svc = _services(ctx)
+        try:
+            tenant_id = await _tenant_id(svc, tenant_ref)
+            async with svc.db.session() as s:
+                rows = await holds.list_holds(s, tenant_id, include_released)
+                return [holds.as_json(h) for h in rows]
+        finally:
+            await svc.close()
+
+    rows = _run(go())
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        out.print("no legal holds")
+        return
+    table = Table("id", "tenant", "kind", "name", "items", "placed", "by", "released")
+    for h in rows:
+        table.add_row(
+            h["id"],
+            h["tenant_id"],
+            h["kind"],
+            h["name"],
+            "all" if h["kind"] == "tenant" else str(h["items"]),
+            _ts(h["placed_at"]),
+            h["placed_by"],
+            _ts(h["released_at"]) if h["released_at"] else "-",
+        )
+    out.print(table)
+
+
+@hold.command("release")
+@click.argument("hold_id")
+@click.option("--by", "actor", default="cli", help="Who releases it (for the audit log).")
+@config_option
+@json_option
+@click.pass_context
+def hold_release(
+    ctx: click.Context, hold_id: str, actor: str, config: str | None, as_json: bool
+) -> None:
+    """Release a legal hold (what it covered is swept again once its retention is over)."""
+    from archive import holds
+
+    async def go() -> dict[str, Any]:
+        svc = _services(ctx)
+        try:
+            async with svc.db.session() as s:
+                h = await holds.release(s, None, hold_id, actor)
+                await s.commit()
+                return holds.as_json(h)
+        finally:
+            await svc.close()
+
+    data = _run(go())
+    if as_json:
+        _print_json(data)
+    else:
+        out.print(f"legal hold {data['id']} released")
