@@ -1,4 +1,5 @@
-"""Operators' endpoints: liveness, readiness (database, archive, outbox, relay), Prometheus
+"""Operators' endpoints: liveness, readiness (database, archive, outbox, relay, and each
+tenant's own next hop, reported without failing readiness), Prometheus
 metrics, and the tenant's brand stylesheet (the CSP forbids inline styles, so the color
 comes as a file).
 
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import time
 
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -66,8 +68,41 @@ async def readyz(request: Request) -> Response:
             checks[name] = "unavailable"
     checks["relay"] = await relay_state(services.settings.relay)
     failed = [name for name, state in checks.items() if state not in ("ok", "mx")]
-    body = {"status": "unavailable" if failed else "ok", "checks": checks, "failed": failed}
+    body: dict[str, object] = {
+        "status": "unavailable" if failed else "ok",
+        "checks": checks,
+        "failed": failed,
+    }
+    try:
+        hops = await asyncio.wait_for(tenant_next_hops(services), CHECK_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - reported, never raised
+        log.warning("portal: tenant next hops not checked: %s", type(exc).__name__)
+        hops = {}
+    if hops:
+        # a tenant's own next hop (its Microsoft 365 endpoint) being down delays that
+        # tenant's mail only: shown here, but the gateway stays ready for everyone else
+        body["next_hops"] = hops
+        body["degraded"] = sorted(h for h, state in hops.items() if state != "ok")
     return JSONResponse(body, status_code=503 if failed else 200)
+
+
+async def tenant_next_hops(services: Services) -> dict[str, str]:
+    """Each distinct per-tenant next hop (``host:port``) and whether it answers now."""
+    async with services.db.session() as s:
+        relays = (
+            (await s.execute(select(Tenant.relay).where(Tenant.relay != "").distinct()))
+            .scalars()
+            .all()
+        )
+    hops = sorted({r for r in relays if r and r != "mx" and r != services.settings.relay})
+    probe = asyncio.Semaphore(20)
+
+    async def check(hop: str) -> str:
+        async with probe:
+            return await relay_state(hop)
+
+    states = await asyncio.gather(*(check(h) for h in hops))
+    return dict(zip(hops, states, strict=True))
 
 
 async def relay_state(relay: str) -> str:

@@ -129,3 +129,35 @@ def test_app_opens_and_closes_its_own_services(settings: Settings) -> None:
     with TestClient(app, base_url=BASE) as client:
         assert client.get("/readyz").json()["checks"]["database"] == "ok"
         assert client.get("/static/portal.css").status_code == 200
+
+
+def test_readyz_reports_each_tenants_next_hop_without_failing(
+    settings: Settings, services: Services, relay_listener: str
+) -> None:
+    """Tenants handed back to their own Microsoft 365 endpoint: each endpoint's state is
+    shown; one that is down delays only that tenant's mail, so readiness stays 200."""
+    from core import accounts
+    from core.models import Tenant
+
+    down = closed_port()
+    services.settings = dataclasses.replace(settings, relay=relay_listener)
+    app = create_app(settings, services)
+    with TestClient(app, base_url=BASE) as client:
+
+        async def tenants() -> None:
+            async with services.db.session() as s:
+                for name, hop in (("Up", relay_listener), ("Down", down), ("Mx", "mx")):
+                    made = await accounts.create_tenant(
+                        s, services.keyring, name, [f"{name.lower()}.example"]
+                    )
+                    (await s.get(Tenant, made.tenant_id)).relay = hop
+                await s.commit()
+
+        client.portal.call(tenants)
+        r = client.get("/readyz")
+        assert r.status_code == 200, r.json()
+        body = r.json()
+        assert body["failed"] == []
+        assert body["next_hops"] == {down: "unavailable"}  # the global relay is shown once
+        assert body["degraded"] == [down]
+        client.portal.call(services.db.dispose)
