@@ -82,7 +82,8 @@ def setup_logging(fmt: str, level: str, stream: TextIO | None = None) -> logging
     logging.getLogger("mail.log").addFilter(_DropLoginDataNotice())
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # database drivers log statements with their parameters (addresses) at debug
-    for name in ("aiosqlite", "asyncpg", "sqlalchemy.engine"):
+    # database drivers log statements with their parameters (addresses) at debug; the AWS
+    # SDK logs where it found credentials at info
+    for name in ("aiosqlite", "asyncpg", "sqlalchemy.engine", "botocore", "boto3", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
     return handler
