@@ -137,3 +137,15 @@ async def run_scheduler(
             await asyncio.wait_for(stop.wait(), timeout=tick)
         except TimeoutError:
             pass
+
+
+# --- archive retention (issue 5): shred what has outlived its retention, every hour -----------
+
+
+async def _archive_sweep(services: Services) -> object:
+    from archive.sweep import sweep
+
+    return await sweep(services)
+
+
+JOBS.append(Job("archive-sweep", every=3600.0, run=_archive_sweep))
