@@ -40,6 +40,7 @@ from core.models import SealedObject, TenantKey
 
 Progress = Callable[[int, int], None]  # (done, total)
 BATCH = 500
+KEK_BATCH = 100
 
 
 @dataclasses.dataclass
@@ -266,8 +267,8 @@ async def _rewrap_kek_rows(
         )
         .values(wrapped_key=bindparam("b_new"), root_key_id=bindparam("b_root"))
     )
-    for start in range(0, len(todo), 100):
-        chunk = todo[start : start + 100]
+    for start in range(0, len(todo), KEK_BATCH):
+        chunk = todo[start : start + KEK_BATCH]
         async with db.session() as s:
             params = []
             for tenant_id, version in chunk:
