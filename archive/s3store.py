@@ -225,7 +225,8 @@ class S3Store:
 
             while True:
                 while len(buf) >= self.part_size:
-                    body = bytes(buf[: self.part_size])
+                    with memoryview(buf) as view:
+                        body = bytes(view[: self.part_size])  # one copy, not two
                     del buf[: self.part_size]
                     send(body)
                 piece = next(pieces, None)
