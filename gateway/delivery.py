@@ -28,7 +28,7 @@ from core.errors import TransientError
 from core.leases import owner_id, release_dead
 from core.metrics import metrics
 from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, Tenant, now
-from gateway.dsn import Failure, build_dsn, status_of
+from gateway.dsn import Failure, queue_dsn, status_of
 from gateway.nexthop import NextHops, hop_for
 from gateway.pipeline import backoff, process_pending
 from gateway.relay import RelayPool, Reply, TlsUnavailable
@@ -351,28 +351,18 @@ async def _enqueue_dsn(  # noqa: ANN001
     services, session, item: outbox.Claimed, data: bytes, failures, action: str = "failed"
 ) -> None:
     """A bounce (``failed``) or a delay warning (``delayed``) to the envelope sender."""
-    settings = services.settings
-    body = build_dsn(
-        reporting_host=settings.smtp_hostname,
-        postmaster=f"MAILER-DAEMON@{settings.smtp_hostname}",
+    assert item.tenant_id is not None
+    await queue_dsn(
+        services,
+        session,
+        tenant_id=item.tenant_id,
         to_addr=item.mail_from,
         original=data,
         failures=failures,
         arrival=item.created_at,
+        message_id=item.message_id,
         action=action,
         retry_until=item.expires_at,
-    )
-    assert item.tenant_id is not None
-    obj = await services.vault.seal(session, item.tenant_id, body, kind="outbound")
-    await outbox.enqueue(
-        session,
-        kind="dsn",
-        tenant_id=item.tenant_id,
-        mail_from="",
-        recipients=[item.mail_from],
-        object_id=obj.id,
-        lifetime=settings.queue_lifetime,
-        message_id=item.message_id,
     )
 
 

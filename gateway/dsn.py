@@ -13,6 +13,10 @@ from email.message import EmailMessage, Message
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, formatdate, make_msgid
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from archive.services import Services
+from core import outbox
 from gateway.headers import split_header_block
 
 
@@ -98,3 +102,43 @@ def build_dsn(
 
 def _date(at: float) -> str:
     return format_datetime(datetime.fromtimestamp(at, UTC))
+
+
+async def queue_dsn(
+    services: Services,
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    to_addr: str,
+    original: bytes,
+    failures: list[Failure],
+    arrival: float,
+    message_id: str | None,
+    action: str = "failed",
+    retry_until: float | None = None,
+) -> None:
+    """Build the DSN, seal it and put it in the outbox from the null sender (the caller
+    commits). The caller makes sure ``to_addr`` is not the null sender: no bounce to a
+    bounce."""
+    settings = services.settings
+    body = build_dsn(
+        reporting_host=settings.smtp_hostname,
+        postmaster=f"MAILER-DAEMON@{settings.smtp_hostname}",
+        to_addr=to_addr,
+        original=original,
+        failures=failures,
+        arrival=arrival,
+        action=action,
+        retry_until=retry_until,
+    )
+    obj = await services.vault.seal(session, tenant_id, body, kind="outbound")
+    await outbox.enqueue(
+        session,
+        kind="dsn",
+        tenant_id=tenant_id,
+        mail_from="",
+        recipients=[to_addr],
+        object_id=obj.id,
+        lifetime=settings.queue_lifetime,
+        message_id=message_id,
+    )

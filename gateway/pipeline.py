@@ -50,7 +50,7 @@ from core.leases import owner_id
 from core.metrics import metrics
 from core.models import Message, MessageRecipient, PortalAccess, Recipient, Tenant, now
 from gateway import archive_record
-from gateway.dsn import Failure, build_dsn
+from gateway.dsn import Failure, queue_dsn
 from gateway.headers import replace_field, strip_fields
 from gateway.journal import DISPOSITION_JOURNAL, archive_report, is_journal_report
 from gateway.policy.decide import Verdict
@@ -193,24 +193,14 @@ async def enqueue_bounce(
     sender: no bounce to a bounce)."""
     if not message.mail_from:
         return
-    settings = services.settings
-    body = build_dsn(
-        reporting_host=settings.smtp_hostname,
-        postmaster=f"MAILER-DAEMON@{settings.smtp_hostname}",
+    await queue_dsn(
+        services,
+        session,
+        tenant_id=message.tenant_id,
         to_addr=message.mail_from,
         original=raw,
         failures=failures,
         arrival=message.received_at,
-    )
-    obj = await services.vault.seal(session, message.tenant_id, body, kind="outbound")
-    await outbox.enqueue(
-        session,
-        kind="dsn",
-        tenant_id=message.tenant_id,
-        mail_from="",
-        recipients=[message.mail_from],
-        object_id=obj.id,
-        lifetime=settings.queue_lifetime,
         message_id=message.id,
     )
 
