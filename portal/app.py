@@ -128,7 +128,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             Route("/metrics", ops.metrics_page, methods=["GET"]),
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         ],
-        middleware=[Middleware(SecurityHeadersMiddleware)],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(billing.SuspendedTenantGuard),
+        ],
         exception_handlers={
             HTTPException: http_error,
             NotFound: not_found,

@@ -56,6 +56,7 @@ def branding_of(tenant: Tenant | None) -> dict[str, Any]:
         "tenant_name": tenant.display_name or tenant.name,
         "logo_url": safe_logo_url(tenant.logo_url),
         "brand_css": f"/brand/{tenant.id}.css",
+        "tenant_standing": tenant.standing,  # a suspended tenant's admin pages show a banner
     }
 
 

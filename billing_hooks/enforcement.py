@@ -1,0 +1,78 @@
+"""What a billing standing means for tenants: an account's suspension suspends its tenants
+(a partner's: all of them) through :func:`core.accounts.set_standing`, which the gateway
+reads (451 4.7.1 while suspended, 550 5.7.1 once terminated). Reinstatement resumes only
+the tenants that billing itself suspended, never one an operator suspended by hand."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.accounts import audit, set_standing
+from core.models import AuditEvent, BillingAccount, Tenant, now
+
+ACTOR = "billing"
+
+
+async def tenants_of(session: AsyncSession, account: BillingAccount) -> list[Tenant]:
+    """The tenants an account pays for."""
+    if account.kind == "partner" and account.partner_id:
+        stmt = select(Tenant).where(Tenant.partner_id == account.partner_id).order_by(Tenant.id)
+        return list((await session.execute(stmt)).scalars().all())
+    if account.tenant_id:
+        tenant = await session.get(Tenant, account.tenant_id)
+        return [tenant] if tenant is not None else []
+    return []
+
+
+async def _suspended_by_billing(session: AsyncSession, tenant_id: str) -> bool:
+    stmt = (
+        select(AuditEvent.actor)
+        .where(AuditEvent.tenant_id == tenant_id, AuditEvent.action == "tenant.suspended")
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar() == ACTOR
+
+
+async def suspend(session: AsyncSession, account: BillingAccount, reason: str) -> list[str]:
+    """Suspend the account and its active tenants; the ids of the tenants suspended."""
+    account.standing = "suspended"
+    account.standing_reason = reason
+    account.updated_at = now()
+    done = []
+    for tenant in await tenants_of(session, account):
+        if tenant.standing == "active":
+            await set_standing(session, tenant, "suspended", ACTOR)
+            done.append(tenant.id)
+    await audit(session, None, ACTOR, "billing.suspend", account.id, reason=reason, tenants=done)
+    return done
+
+
+async def resume(session: AsyncSession, account: BillingAccount) -> list[str]:
+    """Back to good standing; tenants that billing suspended are active again."""
+    account.standing = "good"
+    account.standing_reason = ""
+    account.updated_at = now()
+    done = []
+    for tenant in await tenants_of(session, account):
+        if tenant.standing == "suspended" and await _suspended_by_billing(session, tenant.id):
+            await set_standing(session, tenant, "active", ACTOR)
+            done.append(tenant.id)
+    await audit(session, None, ACTOR, "billing.resume", account.id, tenants=done)
+    return done
+
+
+async def terminate(session: AsyncSession, account: BillingAccount, reason: str) -> list[str]:
+    """Terminated: the gateway refuses the tenants' mail (550); nothing is deleted here —
+    archived data stays for its retention period and the archive sweep removes it."""
+    account.standing = "terminated"
+    account.standing_reason = reason
+    account.updated_at = now()
+    done = []
+    for tenant in await tenants_of(session, account):
+        if tenant.standing != "terminated":
+            await set_standing(session, tenant, "terminated", ACTOR)
+            done.append(tenant.id)
+    await audit(session, None, ACTOR, "billing.terminate", account.id, reason=reason, tenants=done)
+    return done

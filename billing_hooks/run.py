@@ -1,0 +1,107 @@
+"""One day of the dunning schedule over every account: ``sealmail billing run`` and the
+worker's daily job.
+
+Each account is one transaction: its actions are recorded under their unique key together
+with their effects, so running the same day twice does nothing the second time, and two
+workers racing on the same account collide on the key and only one commits.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import exc, select
+
+from billing_hooks import dunning
+from billing_hooks.actions import take
+from billing_hooks.notify import Mailer
+from billing_hooks.schedule import Schedule, load_schedule
+from billing_hooks.state import load, today
+from core.config import Settings
+from core.db import Database
+from core.models import BillingAccount, Invoice
+
+log = logging.getLogger("sealmail.billing")
+
+
+def default_day(settings: Settings) -> datetime.date:
+    """The day a run judges when none is named: the last day that is over in
+    ``billing_timezone`` (yesterday), since a day is judged when it has ended."""
+    return today(settings.billing_timezone) - datetime.timedelta(days=1)
+
+
+async def account_ids(db: Database) -> list[str]:
+    """Accounts the schedule applies to (not terminated, not NFR)."""
+    async with db.session() as s:
+        stmt = (
+            select(BillingAccount.id)
+            .where(BillingAccount.standing != "terminated", BillingAccount.plan != "nfr")
+            .order_by(BillingAccount.id)
+        )
+        return list((await s.execute(stmt)).scalars().all())
+
+
+async def run_day(
+    db: Database,
+    settings: Settings,
+    day: datetime.date,
+    *,
+    dry_run: bool = False,
+    mailer: Mailer | None = None,
+    schedule: Schedule | None = None,
+    on_account: Callable[[], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate ``day`` for every account and take (or, ``dry_run``, only list) the
+    actions due. Returns one dict per action taken or due."""
+    schedule = schedule or load_schedule(settings.billing_schedule_file)
+    done: list[dict[str, Any]] = []
+    for account_id in await account_ids(db):
+        try:
+            done.extend(
+                await _run_account(db, settings, account_id, day, dry_run, mailer, schedule)
+            )
+        except exc.IntegrityError:
+            log.info("billing: account %s for %s was run by another worker", account_id, day)
+        if on_account is not None:
+            on_account()
+    return done
+
+
+async def _run_account(
+    db: Database,
+    settings: Settings,
+    account_id: str,
+    day: datetime.date,
+    dry_run: bool,
+    mailer: Mailer | None,
+    schedule: Schedule,
+) -> list[dict[str, Any]]:
+    async with db.session() as s:
+        account = await s.get(BillingAccount, account_id)
+        if account is None:
+            return []
+        state, invoices, taken = await load(s, account)
+        actions = dunning.evaluate(state, invoices, taken, day, schedule)
+        out = []
+        for action in actions:
+            inv = await s.get(Invoice, action.invoice_id) if action.invoice_id else None
+            out.append(
+                {
+                    "date": day.isoformat(),
+                    "account": account.external_id,
+                    "account_name": account.name,
+                    "action": action.action,
+                    "invoice": inv.external_id if inv else "",
+                    "reason": action.reason,
+                }
+            )
+            if not dry_run:
+                await take(s, account, action, day, settings, mailer)
+        if not dry_run and actions:
+            await s.commit()
+        for item in out if not dry_run else []:
+            log.info("billing: %s %s %s", item["account"], item["action"], item["invoice"] or "-")
+        return out
