@@ -466,6 +466,7 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
     """Show one tenant."""
     from sqlalchemy import func, select
 
+    from archive import retention
     from archive.services import Services
     from core import accounts
     from core.models import Message
@@ -502,6 +503,8 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
                     "pgp_protect_subject": t.pgp_protect_subject,
                     "relay": t.relay,
                     "journal_address": t.journal_address,
+                    "archive_retention_days": retention.archive_days(svc.settings, t),
+                    "portal_retention_days": retention.portal_days(svc.settings, t),
                     "messages": int(count or 0),
                     "created_at": _ts(t.created_at),
                 }
@@ -518,6 +521,10 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
     nets = ", ".join(n["cidr"] + (" (private)" if n["private"] else "") for n in data["networks"])
     out.print(f"{'networks':<14} {nets or '-'}")
     out.print(f"{'next hop':<14} {data['relay'] or '(global relay)'}")
+    out.print(
+        f"{'retention':<14} archive {data['archive_retention_days']} days, "
+        f"portal {data['portal_retention_days']} days"
+    )
     out.print(
         f"{'notices':<14} from {data['notification_from'] or '(default)'}, subject "
         f"{'hidden' if data['hide_subject'] else 'shown'}, color {data['brand_color']}"
@@ -561,6 +568,17 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
     help="This tenant's next hop: HOST:PORT (e.g. its Microsoft 365 endpoint), 'mx', "
     "or '' for the global relay.",
 )
+@click.option(
+    "--archive-retention",
+    default=None,
+    help="How long the archive copy is kept: days, weeks or years, e.g. 10y "
+    "('' = the archive_retention setting).",
+)
+@click.option(
+    "--portal-retention",
+    default=None,
+    help="How long recipients can read a portal message, e.g. 30d ('' = portal_retention).",
+)
 @click.option("--network", "networks", multiple=True, help="Add a connector network (CIDR).")
 @click.option(
     "--private-network", "private_networks", multiple=True, help="Add a private network (CIDR)."
@@ -581,12 +599,16 @@ def tenant_update(
     pgp_protect_subject: bool | None,
     journal_address: str | None,
     relay: str | None,
+    archive_retention: str | None,
+    portal_retention: str | None,
     networks: tuple[str, ...],
     private_networks: tuple[str, ...],
     config: str | None,
     as_json: bool,
 ) -> None:
-    """Change a tenant's branding, notice, key look-up, next hop and network settings."""
+    """Change a tenant's branding, notice, key look-up, next hop, retention and network
+    settings."""
+    from archive import retention
     from archive.services import Services
     from core import accounts
 
@@ -609,6 +631,11 @@ def tenant_update(
                     pgp_protect_subject=pgp_protect_subject,
                     relay=relay,
                     journal_address=journal_address,
+                )
+                changes.update(
+                    await retention.set_tenant_retention(
+                        s, t, "cli", archive=archive_retention, portal=portal_retention
+                    )
                 )
                 for cidr in networks:
                     await accounts.add_network(s, t, cidr, private=False)

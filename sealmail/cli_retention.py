@@ -16,7 +16,6 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from sealmail.cli import Failure, _print_json, _run, _settings, _ts, config_option, json_option, out
 from sealmail.cli_archive import archive
@@ -263,19 +262,14 @@ def hold_list(
     if not rows:
         out.print("no legal holds")
         return
-    table = Table("id", "tenant", "kind", "name", "items", "placed", "by", "released")
     for h in rows:
-        table.add_row(
-            h["id"],
-            h["tenant_id"],
-            h["kind"],
-            h["name"],
-            "all" if h["kind"] == "tenant" else str(h["items"]),
-            _ts(h["placed_at"]),
-            h["placed_by"],
-            _ts(h["released_at"]) if h["released_at"] else "-",
+        covers = "whole tenant" if h["kind"] == "tenant" else f"{h['items']} messages"
+        released = f", released {_ts(h['released_at'])} by {h['released_by']}"
+        out.print(
+            f"{h['id']}  {h['kind']:<7} {h['name']!r} ({covers}) tenant {h['tenant_id']}, "
+            f"placed {_ts(h['placed_at'])} by {h['placed_by']}"
+            + (released if h["released_at"] else "")
         )
-    out.print(table)
 
 
 @hold.command("release")
