@@ -22,7 +22,7 @@ from core import outbox
 from core.accounts import audit
 from core.ids import new_token
 from core.keys import sha256_hex
-from core.models import PortalAccess, Tenant, now
+from core.models import Message, PortalAccess, Tenant, now
 from portal import codes, ratelimit, sessions
 from portal.forms import field, read_form
 from portal.pages import branding_of
@@ -60,10 +60,34 @@ async def find_access(session: AsyncSession, token: str) -> tuple[PortalAccess, 
     access = (await session.execute(stmt)).scalars().first()
     if access is None or access.revoked or access.expires_at <= now():
         return None
+    msg = await session.get(Message, access.message_id)
+    if msg is None or msg.portal_expired_at is not None:  # see expired_message
+        return None
     tenant = await session.get(Tenant, access.tenant_id)
     if tenant is None or tenant.standing == "terminated":
         return None
     return access, tenant
+
+
+async def expired_message(session: AsyncSession, token: str) -> Tenant | None:
+    """The tenant of the message behind ``token`` if the sweep expired its portal copy
+    (portal retention over), else None."""
+    if not token or len(token) > _MAX_TOKEN:
+        return None
+    stmt = (
+        select(PortalAccess)
+        .join(Message, Message.id == PortalAccess.message_id)
+        .where(
+            PortalAccess.token_hash == sha256_hex(token),
+            PortalAccess.revoked.is_(False),
+            Message.portal_expired_at.is_not(None),
+        )
+    )
+    access = (await session.execute(stmt)).scalars().first()
+    if access is None:
+        return None
+    tenant = await session.get(Tenant, access.tenant_id)
+    return None if tenant is None or tenant.standing == "terminated" else tenant
 
 
 def _nonce(request: Request) -> str | None:
@@ -93,6 +117,9 @@ async def show(request: Request) -> Response:
     async with st.services.db.session() as s:
         found = await find_access(s, token)
         if found is None:
+            expired = await expired_message(s, token)
+            if expired is not None:  # retention over: say so, not "invalid link"
+                return st.pages.error(410, **branding_of(expired))
             return st.pages.error(404)
         access, tenant = found
         current = await sessions.load(s, request)

@@ -34,6 +34,12 @@ ERRORS: dict[int, tuple[str, str]] = {
         "expected a secure message, ask the sender to send it again.",
     ),
     405: ("This action is not allowed here", "Go back and use the buttons on the page."),
+    410: (
+        "This message has expired",
+        "Secure messages are kept for a limited time, and this one has reached the end of "
+        "it, so it can no longer be opened. If you still need it, ask the sender to send "
+        "it again.",
+    ),
     429: (
         "Too many attempts",
         "For your protection we have paused this for a while. Please try again later.",

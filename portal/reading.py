@@ -69,6 +69,20 @@ async def _load(
 ) -> tuple[Message, PortalMessage]:
     if len(message_id) > 64:
         raise HTTPException(404)
+    expired = await s.execute(
+        select(PortalAccess.id)
+        .join(Message, Message.id == PortalAccess.message_id)
+        .where(
+            PortalAccess.message_id == message_id,
+            PortalAccess.tenant_id == current.tenant_id,
+            func.lower(PortalAccess.recipient) == current.email,
+            PortalAccess.revoked.is_(False),
+            Message.portal_expired_at.is_not(None),
+        )
+        .limit(1)
+    )
+    if expired.first() is not None:  # the sweep ended its portal retention
+        raise HTTPException(410)
     stmt = (
         select(PortalAccess.id)
         .where(
@@ -118,6 +132,7 @@ async def inbox(request: Request) -> Response:
                 Message.tenant_id == current.tenant_id,
                 func.lower(PortalAccess.recipient) == current.email,
                 Message.meta_object_id.is_not(None),
+                Message.portal_expired_at.is_(None),
                 *_live_access(),
             )
             .order_by(Message.received_at.desc())
