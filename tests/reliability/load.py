@@ -225,11 +225,24 @@ def tally(sink: SmtpSink, senders: Senders) -> Tally:
     return Tally(dict(copies), lost, delivery, resend, unexplained, strays)
 
 
-def wait_delivered(sink: SmtpSink, senders: Senders, timeout: float) -> Tally:
-    """Wait until every accepted message is at the sink (or ``timeout``); the tally."""
-    deadline = time.monotonic() + timeout
+def wait_delivered(
+    sink: SmtpSink, senders: Senders, timeout: float, quiet: float = 60.0, cap: float = 900.0
+) -> Tally:
+    """Wait until every accepted message is at the sink; the tally. A message counts as
+    lost only once delivery has stopped: after ``timeout``, waiting goes on while mail
+    still arrives (a slow machine is not a lost message), until nothing has arrived for
+    ``quiet`` seconds or ``cap`` seconds in all."""
+    start = time.monotonic()
+    last_count, last_change = -1, start
     while True:
         t = tally(sink, senders)
-        if not t.lost or time.monotonic() > deadline:
+        now = time.monotonic()
+        with sink._lock:
+            count = len(sink.messages)
+        if count != last_count:
+            last_count, last_change = count, now
+        if not t.lost:
+            return t
+        if now - start > timeout and (now - last_change > quiet or now - start > cap):
             return t
         time.sleep(0.5)

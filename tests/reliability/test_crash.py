@@ -31,7 +31,7 @@ SEED = 4
 @pytest.mark.e2e
 @pytest.mark.postgres
 @pytest.mark.reliability
-@pytest.mark.timeout(700)
+@pytest.mark.timeout(1500)
 def test_sigkill_ten_times_under_load_loses_nothing(
     tmp_path: Path, sink: SmtpSink, private_pg: PrivatePostgres
 ) -> None:
