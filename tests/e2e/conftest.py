@@ -33,7 +33,7 @@ def run_cli(*args: str, config: Path, check: bool = True) -> subprocess.Complete
     return proc
 
 
-def _wait_port(port: int, timeout: float = 30.0) -> None:
+def _wait_port(port: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
