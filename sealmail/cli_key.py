@@ -3,6 +3,7 @@ key-encryption key or the root key (SPEC §1). The work is in ``core/rotation.py
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -97,6 +98,8 @@ def key_rotate(
     async def go() -> rotation.RotationReport:
         svc = Services.open(settings)
         try:
+            # reach a KMS root now: missing/disabled → one line, before anything moves
+            await asyncio.to_thread(svc.root_key.check)
             if tenant_ref is not None:
                 async with svc.db.session() as s:
                     tenant = await accounts.find_tenant(s, tenant_ref)
