@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -11,6 +12,7 @@ import pytest
 
 from tests.e2e.conftest import Product
 from tests.e2e.mail import find_code, find_link, make_message, parse, send
+from tests.support.moto_server import MotoServer
 from tests.support.smtp_sink import SmtpSink
 
 CHROMIUM = "/usr/bin/chromium"
@@ -30,12 +32,12 @@ def _all_bytes_under(root: Path) -> list[tuple[Path, bytes]]:
     return [(p, p.read_bytes()) for p in root.rglob("*") if p.is_file()]
 
 
-@pytest.mark.e2e
-@pytest.mark.browser
-def test_sealed_message_read_in_browser(product: Product, sink: SmtpSink, tmp_path: Path) -> None:
+def _send_and_read(product: Product, sink: SmtpSink, tmp_path: Path) -> tuple[str, list[str]]:
+    """Send a [secure] message with two attachments, read it in the browser, check nothing
+    of it is in clear at rest, in the mail or in the logs. Returns the portal link and the
+    markers."""
     if not os.path.exists(CHROMIUM):
         pytest.fail("Debian's chromium is not installed (scripts/test.sh installs it)")
-    from playwright.sync_api import sync_playwright
 
     tenant = product.create_tenant("Acme", "acme.example")
     product.start()
@@ -59,34 +61,11 @@ def test_sealed_message_read_in_browser(product: Product, sink: SmtpSink, tmp_pa
     assert note.data.count(b"X-Sealmail-Processed:") == 1
     link = find_link(note.data, product.portal_url)
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            ctx = browser.new_context(accept_downloads=True)
-            page = ctx.new_page()
-            page.goto(link)
-            page.get_by_role("button", name=re.compile("code", re.I)).click()
-            code_mail = sink.wait_for(
-                lambda m: "bob@recipient.test" in m.rcpt_tos and m is not note, count=1
-            )[-1]
-            code = find_code(code_mail.data)
-            page.locator("input[name=code]").fill(code)
-            page.locator("input[name=code]").press("Enter")
-            page.wait_for_url(re.compile(r"/messages/"))
-            # the body is shown in a sandboxed frame or inline
-            content = page.content() + "".join(f.content() for f in page.frames)
-            assert marker_body in content
-            assert "Quarterly numbers" in content and "[secure]" not in content
-            downloads = {}
-            for name in ("report.pdf", "notes.txt"):
-                with page.expect_download() as info:
-                    page.get_by_role("link", name=re.compile(re.escape(name))).first.click()
-                downloads[name] = Path(info.value.path()).read_bytes()
-            assert downloads["report.pdf"] == pdf
-            assert downloads["notes.txt"] == notes
-            page.screenshot(path=str(tmp_path / "message.png"), full_page=True)
-        finally:
-            browser.close()
+    content, downloads = _read_in_browser(sink, link, tmp_path / "message.png")
+    assert marker_body in content
+    assert "Quarterly numbers" in content and "[secure]" not in content
+    assert downloads["report.pdf"] == pdf
+    assert downloads["notes.txt"] == notes
 
     # nothing of the message in clear at rest, in the notification or in the logs
     assert product.stop() == 0
@@ -96,3 +75,85 @@ def test_sealed_message_read_in_browser(product: Product, sink: SmtpSink, tmp_pa
         assert marker not in product.logs()
         for m in sink.messages:
             assert marker.encode() not in m.data
+    return link, [marker_body, marker_file]
+
+
+def _read_in_browser(
+    sink: SmtpSink,
+    link: str,
+    screenshot: Path,
+    files: tuple[str, ...] = ("report.pdf", "notes.txt"),
+) -> tuple[str, dict[str, bytes]]:
+    """Open ``link``, ask for a code, enter it; the page text and the downloaded files."""
+    from playwright.sync_api import sync_playwright
+
+    seen = {id(m) for m in sink.messages}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            ctx = browser.new_context(accept_downloads=True)
+            page = ctx.new_page()
+            page.goto(link)
+            page.get_by_role("button", name=re.compile("code", re.I)).click()
+            code_mail = sink.wait_for(
+                lambda m: "bob@recipient.test" in m.rcpt_tos and id(m) not in seen, count=1
+            )[-1]
+            code = find_code(code_mail.data)
+            page.locator("input[name=code]").fill(code)
+            page.locator("input[name=code]").press("Enter")
+            page.wait_for_url(re.compile(r"/messages/"))
+            # the body is shown in a sandboxed frame or inline
+            content = page.content() + "".join(f.content() for f in page.frames)
+            downloads = {}
+            for name in files:
+                with page.expect_download() as info:
+                    page.get_by_role("link", name=re.compile(re.escape(name))).first.click()
+                downloads[name] = Path(info.value.path()).read_bytes()
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return content, downloads
+
+
+@pytest.mark.e2e
+@pytest.mark.browser
+def test_sealed_message_read_in_browser(product: Product, sink: SmtpSink, tmp_path: Path) -> None:
+    _send_and_read(product, sink, tmp_path)
+
+
+@pytest.mark.e2e
+@pytest.mark.browser
+def test_sealed_message_with_the_root_key_in_kms(
+    sink: SmtpSink, tmp_path: Path, moto_server: MotoServer
+) -> None:
+    """The same run with root_key = aws-kms://... (moto's KMS on loopback): init writes no
+    root key file; after a root and a tenant KEK rotation the message still opens."""
+    import boto3
+
+    kms = boto3.client("kms", endpoint_url=moto_server.endpoint, region_name="us-east-1")
+    key_id = kms.create_key(Description="sealmail e2e root")["KeyMetadata"]["KeyId"]
+    alias = "alias/sealmail-e2e-" + secrets.token_hex(4)
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+
+    product = Product(tmp_path / "sealmail", sink.port)
+    product.root.mkdir(parents=True)
+    product.config.write_text(
+        f'data_dir = "./var"\nroot_key = "aws-kms://{alias}"\n'
+        f'kms_endpoint_url = "{moto_server.endpoint}"\n'
+    )
+    product.init()
+    try:
+        assert not list((product.root / "var" / "keys").glob("root.key*"))
+        assert (product.root / "var" / "keys" / "kms-root.derive").exists()
+        link, markers = _send_and_read(product, sink, tmp_path)
+
+        rotated = json.loads(product.cli("key", "rotate", "--json").stdout)
+        assert rotated["root_key_id"].startswith("aws-kms:arn:") and rotated["rewrapped"] >= 2
+        rotated = json.loads(product.cli("key", "rotate", "--tenant", "Acme", "--json").stdout)
+        assert rotated["version"] == 2 and rotated["rewrapped"] > 0
+
+        product.start()
+        content, downloads = _read_in_browser(sink, link, tmp_path / "again.png", ("notes.txt",))
+        assert markers[0] in content and markers[1].encode() in downloads["notes.txt"]
+    finally:
+        product.stop()
