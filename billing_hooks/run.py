@@ -13,16 +13,16 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import exc, select
+from sqlalchemy import exc, func, select
 
 from billing_hooks import dunning
 from billing_hooks.actions import take
 from billing_hooks.notify import Mailer
-from billing_hooks.schedule import Schedule, load_schedule
+from billing_hooks.schedule import RESUME, SUSPEND, Schedule, load_schedule
 from billing_hooks.state import load, today
 from core.config import Settings
 from core.db import Database
-from core.models import BillingAccount, Invoice
+from core.models import BillingAccount, DunningAction, Invoice
 
 log = logging.getLogger("sealmail.billing")
 
@@ -85,6 +85,18 @@ async def _run_account(
             return []
         state, invoices, taken = await load(s, account)
         actions = dunning.evaluate(state, invoices, taken, day, schedule)
+        if any(a.action == RESUME for a in actions):
+            # a run for a day before the suspension (an operator's --date in the past)
+            # must not undo it
+            latest = (
+                await s.execute(
+                    select(func.max(DunningAction.for_date)).where(
+                        DunningAction.account_id == account.id, DunningAction.action == SUSPEND
+                    )
+                )
+            ).scalar()
+            if latest is not None and latest > day:
+                actions = [a for a in actions if a.action != RESUME]
         out = []
         for action in actions:
             inv = await s.get(Invoice, action.invoice_id) if action.invoice_id else None
