@@ -82,7 +82,7 @@ async def set_tenant_retention(
     """Set a tenant's retention from values like ``10y`` / ``30d`` (``""`` = back to the
     settings' default). Applies to entries archived from now on; existing entries keep their
     date (shortening retention never shreds early). Audited; returns what changed."""
-    changes: dict[str, Any] = {}
+    wanted: dict[str, int | None] = {}
     for label, value, column in (
         ("archive retention", archive, "archive_retention_days"),
         ("portal retention", portal, "portal_retention_days"),
@@ -90,12 +90,14 @@ async def set_tenant_retention(
         if value is None:
             continue
         if value.strip() == "":
-            days: int | None = None
-        else:
-            try:
-                days = parse_retention_days(value)
-            except ValueError as exc:
-                raise PermanentError(f"{label} {value!r}: {exc}") from None
+            wanted[column] = None
+            continue
+        try:
+            wanted[column] = parse_retention_days(value)
+        except ValueError as exc:
+            raise PermanentError(f"{label} {value!r}: {exc}") from None
+    changes: dict[str, Any] = {}
+    for column, days in wanted.items():  # only once both values are valid
         if getattr(tenant, column) != days:
             setattr(tenant, column, days)
             changes[column] = days

@@ -136,8 +136,9 @@ OPENAPI: dict[str, Any] = {
 
 async def openapi(request: Request) -> Response:
     from portal.admin_archive import ARCHIVE_PATHS
+    from portal.admin_retention import HOLD_PATHS
     from portal.api_keys import PATHS as KEY_PATHS
     from portal.api_policy import POLICY_PATHS
 
-    paths = {**OPENAPI["paths"], **KEY_PATHS, **POLICY_PATHS, **ARCHIVE_PATHS}
+    paths = {**OPENAPI["paths"], **KEY_PATHS, **POLICY_PATHS, **ARCHIVE_PATHS, **HOLD_PATHS}
     return JSONResponse({**OPENAPI, "paths": paths})
