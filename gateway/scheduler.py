@@ -149,3 +149,26 @@ async def _archive_sweep(services: Services) -> object:
 
 
 JOBS.append(Job("archive-sweep", every=3600.0, run=_archive_sweep))
+
+
+# --- billing (issue 6): the dunning day (hourly; a day is taken once) and the outbound webhooks
+
+
+async def _billing_day(services: Services) -> object:
+    from billing_hooks.run import default_day, run_day
+    from branding.billing_mail import billing_mailer
+
+    settings = services.settings
+    return await run_day(
+        services.db, settings, default_day(settings), mailer=billing_mailer(services)
+    )
+
+
+async def _billing_webhooks(services: Services) -> object:
+    from billing_hooks.outbound import deliver_due
+
+    return await deliver_due(services.settings, services.db)
+
+
+JOBS.append(Job("billing-day", every=3600.0, run=_billing_day))
+JOBS.append(Job("billing-webhooks", every=60.0, run=_billing_webhooks, lease=600.0, retry=60.0))
