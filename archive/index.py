@@ -45,7 +45,7 @@ _WORD = re.compile(r"\w+")
 # the field names of the tokens
 F_FROM, F_FROM_DOMAIN = "from", "from-domain"
 F_TO, F_TO_DOMAIN = "to", "to-domain"
-F_SUBJECT, F_HAS, F_DECISION = "subject", "has", "decision"
+F_SUBJECT, F_DECISION = "subject", "decision"
 
 
 def index_key(root: RootKey, tenant_id: str) -> bytes:
@@ -120,11 +120,11 @@ class Summary:
                 t.add((F_TO_DOMAIN, domain_of(a)))
         for w in words(self.subject)[:MAX_WORDS]:
             t.add((F_SUBJECT, w))
-        if self.attachments:
-            t.add((F_HAS, "attachment"))
-        for d in decisions:
-            if d:
-                t.add((F_DECISION, d))
+        # has-attachment and a single decision are clear columns of the entry already;
+        # only an entry with several decisions ("mixed") gets a token per decision
+        decided = sorted({d for d in decisions if d})
+        if len(decided) > 1:
+            t.update((F_DECISION, d) for d in decided)
         return t
 
 

@@ -139,7 +139,8 @@ def search_cmd(
             e.id,
         )
     out.print(table)
-    out.print(f"page {result.page} of {result.pages} ({result.total} messages)")
+    more = "" if result.exact else "more than "
+    out.print(f"page {result.page} of {result.pages} ({more}{result.total} messages)")
 
 
 @click.command("export")

@@ -326,3 +326,35 @@ def test_words_and_query_errors():
         Query(decision="maybe")
     with pytest.raises(QueryError):
         Query(subject="a of")
+
+
+async def test_mixed_decisions_and_count_cap(gw_services, tenant, monkeypatch):  # noqa: ANN001
+    """An entry whose recipients were decided differently is found by each decision and
+    by "mixed"; a broad query's count stops at the cap and says so."""
+    from archive import search as search_mod
+
+    async with gw_services.db.session() as s:
+        for n, decisions in enumerate((["clear", "portal"], ["clear"], ["hold"])):
+            raw = message(f"Mixed {n}")
+            obj = await gw_services.vault.seal(s, tenant.id, raw, "raw")
+            summary = index.summarise(
+                email.message_from_bytes(raw, policy=default_policy), len(raw),
+                hashlib.sha256(raw).hexdigest(), "alice@acme.example",
+            )  # fmt: skip
+            await index.record(
+                gw_services, s, tenant_id=tenant.id, source="gateway", message_id=None,
+                object_id=obj.id, summary=summary, decisions=decisions, received_at=1e9 + n,
+            )  # fmt: skip
+        await s.commit()
+    subjects = lambda hits: sorted(h["subject"] for h in hits)  # noqa: E731
+    assert subjects(await find(gw_services, tenant.id, decision="portal")) == ["Mixed 0"]
+    assert subjects(await find(gw_services, tenant.id, decision="clear")) == ["Mixed 0", "Mixed 1"]
+    assert subjects(await find(gw_services, tenant.id, decision="mixed")) == ["Mixed 0"]
+    assert subjects(await find(gw_services, tenant.id, decision="hold")) == ["Mixed 2"]
+    monkeypatch.setattr(search_mod, "COUNT_CAP", 2)
+    async with gw_services.db.session() as s:
+        page = await search(gw_services, s, tenant.id, Query(), limit=1)
+    assert page.total == 2 and page.exact is False and page.as_json()["total_exact"] is False
+    async with gw_services.db.session() as s:
+        page = await search(gw_services, s, tenant.id, Query(decision="hold"), limit=1)
+    assert page.total == 1 and page.exact is True
