@@ -502,6 +502,17 @@ async def agent_by_key(session: AsyncSession, email: str, key: str) -> SupportAg
     return row
 
 
+async def agent_by_bearer(session: AsyncSession, key: str) -> SupportAgent | None:
+    """The agent whose key this is (the API's bearer token); a 256-bit random key, so the
+    SHA-256 lookup is the check, as for API keys."""
+    row = (
+        await session.execute(
+            select(SupportAgent).where(SupportAgent.key_hash == sha256_hex(key.strip()))
+        )
+    ).scalar()
+    return row
+
+
 def scope_of(agent: SupportAgent) -> Scope:
     return Scope(agent.partner_id)
 

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from archive.services import Services
@@ -566,7 +566,54 @@ async def build_letter(
     )
 
 
+# --- the API: POST /api/v1/support/verify -----------------------------------------------------
+
+
+def _api_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def api_verify(request: Request) -> Response:
+    """``{"email", "pin"[, "account"]}`` with a desk agent's key as bearer token: the same
+    check as ``/support`` (recorded, audited, counted towards the lock), as JSON."""
+    st = portal(request)
+    ip = client_ip(request)
+    bucket = f"support-api-fail-ip:{ip}"
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip() or len(key) > 200:
+        return _api_error(401, "missing bearer agent key", {"WWW-Authenticate": "Bearer"})
+    async with st.services.db.session() as s:
+        if await ratelimit.exceeded(s, [(bucket, AGENT_LOGIN_FAILURES)], ratelimit.HOUR):
+            return _api_error(429, "too many failed attempts", {"Retry-After": "3600"})
+        agent = await desk.agent_by_bearer(s, key)
+        if agent is None:
+            await ratelimit.record(s, [bucket], ratelimit.HOUR)
+            await s.commit()
+            return _api_error(401, "invalid agent key", {"WWW-Authenticate": "Bearer"})
+        try:
+            body = await request.json()
+        except ValueError:
+            return _api_error(400, "the body must be a JSON object")
+        if not isinstance(body, dict):
+            return _api_error(400, "the body must be a JSON object")
+        email, pin, account = body.get("email"), body.get("pin"), body.get("account")
+        if not isinstance(email, str) or not _email(email):
+            return _api_error(400, "email: an email address is required")
+        if not isinstance(pin, str) or not pin.strip() or len(pin) > 40:
+            return _api_error(400, "pin: a string is required")
+        if account is not None and not isinstance(account, str):
+            return _api_error(400, "account: a string (billing account id) or absent")
+        result = await desk.check_pin(
+            s, email_key(st.services), _email(email), pin,
+            agent=agent.email, scope=desk.scope_of(agent), account_id=account or None,
+        )  # fmt: skip
+        await notify_locked(st.services, st.settings, s, result.locked_now)
+        await s.commit()
+    return JSONResponse(result.as_dict())
+
+
 ROUTES: list[BaseRoute] = [
+    Route("/api/v1/support/verify", api_verify, methods=["POST"]),
     Route("/pin", pin_page, methods=["GET"]),
     Route("/pin/code", pin_send_code, methods=["POST"]),
     Route("/pin/verify", pin_verify, methods=["POST"]),

@@ -290,3 +290,33 @@ def test_a_removed_agent_loses_access_at_once(world: World) -> None:
     contact_signs_in(w, c, ANN)
     r = c.get("/support", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/support/login"
+
+
+def test_api_verify_with_an_agent_key(world: World) -> None:
+    w = world
+    _, cid = w.run(make_account, w.services, "Acme", "acme.test", ANN, partner="MSP-A")
+    _, bob_id = w.run(make_account, w.services, "Beta", "beta.test", BOB, partner="MSP-B")
+    pin = w.run(give_pin, w.services, cid)
+    bob_pin = w.run(give_pin, w.services, bob_id)
+    key = w.run(add_agent, w.services, "desk@msp-a.test", "MSP-A")
+    auth = {"Authorization": f"Bearer {key}"}
+    r = w.client.post("/api/v1/support/verify", json={"email": ANN, "pin": pin}, headers=auth)
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["result"], body["account"], body["standing"]) == ("match", "Acme Ltd", "good")
+    refused = {a["key"] for a in body["actions"] if not a["allowed"]}
+    assert refused == {"add_contact", "delete_service"}
+    r = w.client.post("/api/v1/support/verify", json={"email": BOB, "pin": bob_pin}, headers=auth)
+    assert r.json()["result"] == "no_contact" and r.json()["account"] is None
+    r = w.client.post("/api/v1/support/verify", json={"email": ANN, "pin": pin})
+    assert r.status_code == 401 and r.json() == {"error": "missing bearer agent key"}
+    r = w.client.post(
+        "/api/v1/support/verify",
+        json={"email": ANN, "pin": pin},
+        headers={"Authorization": "Bearer sma_wrong"},
+    )
+    assert r.status_code == 401 and r.json() == {"error": "invalid agent key"}
+    r = w.client.post("/api/v1/support/verify", json={"email": ANN}, headers=auth)
+    assert r.status_code == 400 and r.json()["error"].startswith("pin:")
+    r = w.client.post("/api/v1/support/verify", content=b"[", headers=auth)
+    assert r.status_code == 400

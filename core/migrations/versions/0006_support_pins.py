@@ -38,9 +38,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["contact_id"], ["account_contacts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "ix_support_pin_checks_contact_at", "support_pin_checks", ["contact_id", "at"]
-    )
+    op.create_index("ix_support_pin_checks_contact_at", "support_pin_checks", ["contact_id", "at"])
     op.create_index("ix_support_pin_checks_email_hash", "support_pin_checks", ["email_hash"])
     op.create_index("ix_support_pin_checks_at", "support_pin_checks", ["at"])
     op.create_table(
