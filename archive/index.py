@@ -277,8 +277,7 @@ def date_of(summary: Summary) -> float | None:
 
 
 def retention_seconds(services: Services) -> float:
-    # TODO(issue 5, part 1/4): `archive_retention` comes with the store/retention work.
-    value = getattr(services.settings, "archive_retention", None)
+    value = getattr(services.settings, "archive_retention", None)  # the tenant default
     return float(value) if value else DEFAULT_RETENTION
 
 
