@@ -113,8 +113,9 @@ async def send_contact_mail(
 
 
 async def _mail_tenant(s: AsyncSession, view: desk.ContactView) -> Tenant | None:
-    tenant_id = await desk.mail_tenant_id(s, view.account)
-    return await s.get(Tenant, tenant_id) if tenant_id else None
+    """Whose branding the mail wears: a tenant account's own; a partner account's mail is
+    sealed under one of its tenants' keys but wears no tenant's branding."""
+    return view.tenant if view.account.tenant_id else None
 
 
 async def notify_locked(

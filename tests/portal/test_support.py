@@ -320,3 +320,33 @@ def test_api_verify_with_an_agent_key(world: World) -> None:
     assert r.status_code == 400 and r.json()["error"].startswith("pin:")
     r = w.client.post("/api/v1/support/verify", content=b"[", headers=auth)
     assert r.status_code == 400
+
+
+def test_a_partner_accounts_contact_gets_the_code_unbranded(world: World) -> None:
+    from core import accounts
+    from core.models import AccountContact, BillingAccount
+
+    w = world
+    w.run(make_account, w.services, "Acme", "acme.test", ANN, partner="MSP-A")
+
+    async def partner_account() -> str:
+        async with w.services.db.session() as s:
+            p = await accounts.find_partner(s, "MSP-A")
+            s.add(BillingAccount(id="ba_p", external_id="acct_p", kind="partner",
+                                 partner_id=p.id, name="MSP-A Holdings"))  # fmt: skip
+            await s.flush()
+            s.add(AccountContact(id="ct_p", account_id="ba_p", email="cfo@msp-a.test"))
+            await s.commit()
+        return "ct_p"
+
+    cid = w.run(partner_account)
+    c = w.new_client()
+    contact_signs_in(w, c, "cfo@msp-a.test")
+    page = c.get("/pin")
+    assert "MSP-A Holdings" in page.text and "Acme" not in page.text
+    _kind, mail = w.run(mails_to, w.services, "cfo@msp-a.test")[0]
+    html = mail.get_body(("html",))
+    assert html is not None and "Acme" not in html.get_content()
+    r = c.post("/pin/reset", data={"csrf": csrf_of(page.text), "contact": cid, "mode": "new"})
+    m = re.search(r'id="pin"[^>]*>(\d{6})<', r.text)
+    assert m and w.run(pin_ok, w.services, "cfo@msp-a.test", m.group(1)) == "match"
