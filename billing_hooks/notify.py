@@ -5,7 +5,8 @@ CLI), which may see ``branding`` and ``archive``."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,18 +35,9 @@ MAIL_FOR_ACTION = {
 }
 
 
-class Mailer(Protocol):
-    async def __call__(
-        self,
-        session: AsyncSession,
-        account: BillingAccount,
-        recipients: list[str],
-        kind: str,
-        context: dict[str, Any],
-    ) -> bool:
-        """Render and queue one email to ``recipients`` in ``session``; False if it could
-        not (e.g. nothing to seal it under), which is logged, never fatal."""
-        ...
+# Renders and queues one email to the recipients in the session (account, recipients, kind,
+# context); False if it could not (e.g. nothing to seal it under), logged, never fatal.
+Mailer = Callable[[AsyncSession, BillingAccount, list[str], str, dict[str, Any]], Awaitable[bool]]
 
 
 ROLE_ORDER = ("billing", "owner", "technical", "other")

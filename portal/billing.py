@@ -21,6 +21,7 @@ from billing_hooks import events
 from billing_hooks.signing import HEADER, SignatureError, verify
 from branding.billing_mail import billing_mailer
 from core import accounts
+from core.errors import TransientError
 from core.models import BillingAccount, Invoice, Tenant
 from portal import sessions
 from portal.admin_auth import current_admin
@@ -65,9 +66,17 @@ async def webhook(request: Request) -> Response:
     except SignatureError as err:
         log.warning("billing webhook refused: %s", err)
         return _json_error(401, str(err))
-    result = await events.handle(
-        st.services.db, st.settings, body, mailer=billing_mailer(st.services)
-    )
+    try:
+        result = await events.handle(
+            st.services.db, st.settings, body, mailer=billing_mailer(st.services)
+        )
+    except TransientError:
+        log.warning("billing webhook: database unavailable, the sender will retry")
+        return JSONResponse(
+            {"error": "temporarily unavailable, retry later"},
+            status_code=503,
+            headers={"Retry-After": "30"},
+        )
     return JSONResponse(result.body, status_code=result.status)
 
 

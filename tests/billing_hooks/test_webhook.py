@@ -234,3 +234,15 @@ def test_bad_fields_are_400(billing: Billing) -> None:
         r = billing.post(body)
         assert r.status_code == 400, r.text
     assert counts(billing)["billing_events"] == 0
+
+
+def test_database_down_is_a_json_503(billing: Billing, monkeypatch: Any) -> None:
+    from core.errors import TransientError
+
+    async def down(*args: Any, **kwargs: Any) -> None:
+        raise TransientError("database unavailable: OperationalError")
+
+    monkeypatch.setattr(events, "handle", down)
+    r = billing.post(event("e_down", "invoice.paid", account="a", invoice="i"))
+    assert r.status_code == 503 and r.headers["retry-after"] == "30"
+    assert r.json()["error"].startswith("temporarily unavailable")
