@@ -121,3 +121,48 @@ def test_root_key_wraps_derives_and_hides_itself(tmp_path: Path) -> None:
     assert keys.FileRootKey.load(other).key_id != root.key_id
     with pytest.raises(IntegrityError):
         keys.FileRootKey.load(other).unwrap(blob, keys.tenant_kek_aad("t_a", 1))
+
+
+def test_file_root_derivation_secret_and_earlier_roots(tmp_path: Path) -> None:
+    """Never rotated: derived keys come from the key file itself, as they always did. With a
+    ``root.key.derive`` (written by a root rotation) they come from the secret in it, which
+    opens with AES-GCM under any root file beside it (docs/FORMAT.md)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    def hkdf(secret: bytes, purpose: bytes) -> bytes:
+        return HKDF(hashes.SHA256(), 32, None, b"sealmail/" + purpose).derive(secret)
+
+    path = tmp_path / "keys" / "root.key"
+    keys.FileRootKey.create(path)
+    first = path.read_bytes()
+    assert keys.FileRootKey.load(path).derive("loop-stamp") == hkdf(first, b"loop-stamp")
+
+    # what a rotation leaves: a new root.key, the old one as root.key.old-<id>, the secret
+    old_id = keys.file_key_id(first)
+    path.rename(keys.FileRootKey.old_path(path, old_id))
+    keys.FileRootKey.create(path)
+    second = path.read_bytes()
+    with pytest.raises(ConfigError, match="derivation secret .* is missing"):
+        keys.FileRootKey.load(path)
+    keys.write_private(
+        keys.FileRootKey.derive_path(path), keys.wrap(second, first, keys.DERIVE_AAD)
+    )
+    blob = keys.FileRootKey.derive_path(path).read_bytes()
+    assert AESGCM(second).decrypt(blob[1:13], blob[13:], b"sealmail/derive/v1") == first
+    root = keys.FileRootKey.load(path)
+    assert root.derive("loop-stamp") == hkdf(first, b"loop-stamp")
+    assert root.key_id == keys.file_key_id(second)
+    # KEKs still wrapped by the earlier root open; new ones are wrapped by the current one
+    aad = keys.tenant_kek_aad("t_a", 1)
+    kek = keys.new_key()
+    assert root.unwrap(keys.wrap(first, kek, aad), aad) == kek
+    assert keys.unwrap(second, root.wrap(kek, aad), aad) == kek
+    assert root.wrapped_by(keys.wrap(first, kek, aad), aad) == old_id
+    # a derivation secret no root file opens is refused, not silently replaced
+    keys.write_private(
+        keys.FileRootKey.derive_path(path), keys.wrap(keys.new_key(), first, keys.DERIVE_AAD)
+    )
+    with pytest.raises(ConfigError, match="does not open"):
+        keys.FileRootKey.load(path)

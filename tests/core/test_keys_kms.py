@@ -177,3 +177,32 @@ def test_settings_name_the_kms_root(tmp_path: Path) -> None:
     assert dataclasses.replace(s, root_key="s3://x").root_key == "s3://x"
     with pytest.raises(ConfigError, match="expected file:// or aws-kms://"):
         keys.open_root_key(dataclasses.replace(s, root_key="s3://x"))
+
+
+def test_kms_blobs_follow_format_md(moto_server: MotoServer, tmp_path: Path) -> None:
+    """Opened with nothing but boto3 and HKDF, as docs/FORMAT.md describes them."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    arn = new_kms_key(moto_server.endpoint)
+    root = kms_root(moto_server.endpoint, arn, tmp_path)
+    client = kms_client(moto_server.endpoint)
+    kek = keys.new_key()
+    blob = root.wrap(kek, b"sealmail/kek/v1\x00t_abc\x003")
+    assert blob[0] == 0x81
+    out = client.decrypt(
+        CiphertextBlob=blob[1:],
+        EncryptionContext={"sealmail-aad": b"sealmail/kek/v1\x00t_abc\x003".hex()},
+    )
+    assert out["Plaintext"] == kek and out["KeyId"] == arn
+
+    root.create_derivation_secret()
+    stored = (tmp_path / "keys" / "kms-root.derive").read_bytes()
+    secret = client.decrypt(
+        CiphertextBlob=stored[1:],
+        EncryptionContext={"sealmail-aad": b"sealmail/derive/v1".hex()},
+    )["Plaintext"]
+    expected = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"sealmail/loop-stamp"
+    ).derive(secret)
+    assert root.derive("loop-stamp") == expected
