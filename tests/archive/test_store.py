@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from archive.s3store import S3Store
+from archive.services import Services
 from archive.store import LocalStore, ObjectStore, open_store
+from core import accounts
 from core.errors import ConfigError, NotFound, TransientError
 from tests.archive.conftest import listing, s3_client
 
@@ -243,3 +245,23 @@ def test_retention_without_object_lock_is_recorded_nowhere(store: ObjectStore) -
     store.delete("o_ret001")
     assert not store.exists("o_ret001")
     assert listing(store) == []
+
+
+async def test_abandoned_seal_writer_leaves_nothing(services: Services) -> None:
+    """The SMTP path: a SealWriter fed 10 MiB (S3: past the first 8 MiB part, so a
+    multipart upload is under way) then aborted leaves no object and no upload."""
+    async with services.db.session() as s:
+        creds = await accounts.create_tenant(s, services.keyring, "Acme", ["acme.example"])
+        await s.commit()
+    async with services.db.session() as s:
+        writer = await services.vault.writer(s, creds.tenant_id, "raw")
+        for piece in pieces(10 * 1024 * 1024, size=256 * 1024):
+            await writer.write(piece)
+        await writer.abort()
+        kept = await services.vault.writer(s, creds.tenant_id, "raw")
+        await kept.write(b"a message that arrived whole")
+        row = await kept.close()
+    assert listing(services.store) == [
+        row.storage_name if isinstance(services.store, LocalStore) else f"archive/{row.id}"
+    ]
+    assert pending_uploads(services.store) == []
