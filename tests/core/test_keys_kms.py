@@ -206,3 +206,34 @@ def test_kms_blobs_follow_format_md(moto_server: MotoServer, tmp_path: Path) -> 
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"sealmail/loop-stamp"
     ).derive(secret)
     assert root.derive("loop-stamp") == expected
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "error"),
+    [
+        ("ThrottlingException", 400, TransientError),
+        ("KMSInternalException", 500, TransientError),
+        ("SomethingNew", 503, TransientError),
+        ("AccessDeniedException", 400, ConfigError),
+        ("DisabledException", 400, ConfigError),
+        ("KMSInvalidStateException", 400, ConfigError),
+        ("InvalidCiphertextException", 400, IntegrityError),
+    ],
+)
+def test_kms_errors_are_translated(code: str, status: int, error: type[Exception]) -> None:
+    from botocore.exceptions import ClientError
+
+    class Failing:
+        def decrypt(self, **kwargs: object) -> None:
+            raise ClientError(
+                {
+                    "Error": {"Code": code, "Message": "details\nmore"},
+                    "ResponseMetadata": {"HTTPStatusCode": status},
+                },
+                "Decrypt",
+            )
+
+    root = keys.KmsRootKey("alias/sealmail", client=Failing())
+    with pytest.raises(error) as info:
+        root.unwrap(b"\x81" + b"x" * 40, b"aad")
+    assert "\n" not in str(info.value) and "aws-kms://alias/sealmail" in str(info.value)
