@@ -30,8 +30,14 @@ from portal.state import portal
 
 log = logging.getLogger("sealmail.billing")
 MAX_BODY = events.MAX_BODY
-# state-changing requests a suspended tenant may still make: signing in and out
-_OPEN_PATHS = ("/admin/login", "/admin/verify", "/admin/logout", "/api/v1/policy/dry-run")
+# requests a suspended tenant may still make although they are POSTs
+_OPEN_PATHS = (
+    "/admin/login",
+    "/admin/verify",
+    "/admin/logout",
+    "/api/v1/policy/dry-run",  # a question, not a change
+    "/api/v1/support/verify",  # the support desk's PIN check
+)
 _WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
