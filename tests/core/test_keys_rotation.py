@@ -324,3 +324,28 @@ async def test_file_root_moves_to_kms(
     )
     await _read_all(moved, acme, rows)
     assert _derived(keys.open_root_key(moved)) == derived
+
+
+async def test_a_running_process_follows_the_rotation(
+    settings: Settings, services: Services
+) -> None:
+    """A process that cached the old active version keeps using it for up to its TTL; what
+    it wraps then stays readable (the retired KEK is kept) and the next rotation moves it."""
+    acme = await _tenant(services, "Acme")
+    running = Services.open(settings)  # e.g. the gateway, with v1 cached as active
+    try:
+        first = await _seal(running, acme, 1)
+        assert first[0].kek_version == 1
+        report = await rotation.rotate_tenant(services.db, services.keyring, acme)
+        assert report.version == 2 and report.retired == [1]
+        late = await _seal(running, acme, 1)  # within the TTL: still v1
+        assert late[0].kek_version == 1
+        running.keyring.active_ttl = 0  # the TTL has passed
+        assert (await _seal(running, acme, 1))[0].kek_version == 2
+    finally:
+        await running.close()
+    await _read_all(settings, acme, late)
+    again = await rotation.rotate_tenant(services.db, services.keyring, acme)
+    assert again.version == 3 and again.rewrapped == 3
+    assert set((await _versions(services, acme)).values()) == {3}
+    await _read_all(settings, acme, late)
