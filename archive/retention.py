@@ -12,9 +12,12 @@ Legal holds live in :mod:`archive.holds`; the sweep that applies all this is
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts import audit
@@ -107,7 +110,7 @@ async def set_tenant_retention(
 
 
 async def extend_entry(
-    session: AsyncSession, store: object, entry: ArchiveEntry, until: float
+    session: AsyncSession, store: object, entry: ArchiveEntry, until: float, audited: bool = True
 ) -> bool:
     """Lengthen an entry's retention to ``until`` (never shortens) and, where the store
     has Object Lock, the lock of its objects with it. Returns whether it changed."""
@@ -116,10 +119,40 @@ async def extend_entry(
     entry.retain_until = until
     extend = getattr(store, "set_retention", None)
     if extend is not None:
-        import asyncio
-
         for name in (entry.object_id, entry.meta_object_id):
             if name:
                 await asyncio.to_thread(extend, name, until)
-    await audit(session, entry.tenant_id, "system", "archive.retention.extend", entry.id)
+    if audited:
+        await audit(session, entry.tenant_id, "system", "archive.retention.extend", entry.id)
     return True
+
+
+async def settle_message(
+    session: AsyncSession,
+    settings: Settings,
+    store: object,
+    message_id: str,
+    policy_days: Iterable[int | None] = (),
+) -> list[ArchiveEntry]:
+    """Give the archive entries of ``message_id`` their retention: the tenant's (or the
+    settings'), or the longest a matching policy rule asked for (``retain``) when longer.
+    A new entry (still pending in ``session``) gets exactly that date; an existing one is
+    only ever extended. Where the store has Object Lock the objects' lock is extended to
+    the date. Called by the pipeline in the transaction that records the decisions."""
+    days = max((d for d in policy_days if d), default=None)
+    pending = {o.id for o in session.new if isinstance(o, ArchiveEntry)}  # before autoflush
+    entries = (
+        (await session.execute(select(ArchiveEntry).where(ArchiveEntry.message_id == message_id)))
+        .scalars()
+        .all()
+    )
+    for entry in entries:
+        tenant = await session.get(Tenant, entry.tenant_id)
+        until = retain_until(settings, tenant, entry.received_at, days)
+        if entry.id in pending and until < entry.retain_until:
+            entry.retain_until = until  # a tenant keeping less than the default
+        elif entry.id in pending:
+            await extend_entry(session, store, entry, until, audited=False)
+        else:
+            await extend_entry(session, store, entry, until)
+    return list(entries)

@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from archive import retention
 from archive.services import Services
 from core import logcontext, outbox
 from core.config import Settings
@@ -465,6 +466,13 @@ async def _finish(
         r.reason = r.reason[:500]
         r.state, r.override = "done", ""
     await record_decisions(s, message.id, ctx.tenant.id, ctx.verdicts)
+    await retention.settle_message(
+        s,
+        ctx.services.settings,
+        ctx.services.store,
+        message.id,
+        [v.explanation.get("retain_days") for v in ctx.verdicts.values()],
+    )
     if ctx.holds:
         from core.quarantine import hold
 

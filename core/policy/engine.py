@@ -50,9 +50,10 @@ def _decide_one(scope: MessageScope, rcpt: str, domains: set[str]) -> Decision:
         if missed is None:
             trail.append({"rule": rule.name, "hit": True})
             method = rule.method if rule.action == "encrypt" else ""
-            return Decision(
-                rcpt, rule.action, method, rule.name, {"rules": trail, "matched": rule.name}
-            )
+            explanation: dict[str, Any] = {"rules": trail, "matched": rule.name}
+            if rule.retain_days:
+                explanation["retain_days"] = rule.retain_days  # the archive keeps it longer
+            return Decision(rcpt, rule.action, method, rule.name, explanation)
         trail.append({"rule": rule.name, "hit": False, "missed": missed})
     external = _domain(address) not in domains and not any(
         _domain(address).endswith("." + d) for d in domains

@@ -12,6 +12,7 @@ from typing import Any
 import regex
 import yaml
 
+from core.config import parse_retention_days
 from core.policy.source import Path, PolicyError, Source, load
 
 ACTIONS = ("encrypt", "require_tls", "hold", "reject", "pass")
@@ -42,6 +43,7 @@ class Rule:
     unless: dict[str, Any] = dataclasses.field(default_factory=dict)
     description: str = ""
     enabled: bool = True
+    retain_days: int | None = None  # ``retain: 10y``: keep the archive copy at least this long
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +118,8 @@ def _rule_doc(rule: Rule) -> dict[str, Any]:
     doc["action"] = rule.action
     if rule.action == "encrypt":
         doc["method"] = rule.method
+    if rule.retain_days:
+        doc["retain"] = f"{rule.retain_days}d"
     return doc
 
 
@@ -214,7 +218,7 @@ class _Validator:
             raise self.fail(path, f"invalid name {name!r} (letters, digits, _ . -)")
 
     def rule(self, value: Any, path: Path) -> Rule:
-        keys = ("name", "description", "enabled", "when", "unless", "action", "method")
+        keys = ("name", "description", "enabled", "when", "unless", "action", "method", "retain")
         doc = self.mapping(value, path, keys)
         if not doc:
             raise self.fail(path, "empty rule")
@@ -248,7 +252,13 @@ class _Validator:
         unless = self.conditions(doc.get("unless"), (*path, "unless"))
         if "unless" in doc and not unless:
             raise self.fail((*path, "unless"), "empty 'unless' would exclude every message")
-        return Rule(name.strip(), action, method, when, unless, description, enabled)
+        retain_days = None
+        if "retain" in doc:
+            try:
+                retain_days = parse_retention_days(doc["retain"])
+            except ValueError as exc:
+                raise self.fail((*path, "retain"), str(exc)) from None
+        return Rule(name.strip(), action, method, when, unless, description, enabled, retain_days)
 
     def conditions(self, value: Any, path: Path) -> dict[str, Any]:
         doc = self.mapping(value, path, tuple(_CONDITIONS))

@@ -1,0 +1,51 @@
+# ruff: noqa: F811 - the gateway fixtures are imported by name
+"""Retention recorded by the pipeline (through the real gateway, both databases): the
+tenant's archive retention, and a policy rule's ``retain`` when it asks for longer."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from archive.services import Services
+from core.models import ArchiveEntry, Tenant
+from core.policy.model import parse_policy
+from core.policy.store import set_policy
+from gateway.pipeline import process_pending
+from tests.archive.test_archive_search import message, send
+from tests.gateway.conftest import (  # noqa: F401 - fixtures
+    asend,
+    gateway,
+    gw_services,
+    gw_settings,
+    sink,
+    tenant,
+)
+
+DAY = 86400.0
+POLICY = """
+rules:
+  - name: contracts
+    when: {subject_contains: [contract]}
+    action: encrypt
+    retain: 10y
+"""
+
+
+async def test_policy_retain_and_tenant_retention(gateway, tenant, gw_services: Services):  # noqa: ANN001
+    async with gw_services.db.session() as s:
+        await set_policy(s, tenant.id, parse_policy(POLICY), "test")
+        await s.execute(
+            update(Tenant).where(Tenant.id == tenant.id).values(archive_retention_days=366)
+        )
+        await s.commit()
+    await send(gateway, tenant, message("Signed contract", to="bob@partner.example"),
+               ["bob@partner.example"])  # fmt: skip
+    await send(gateway, tenant, message("Lunch on Friday", to="carol@partner.example"),
+               ["carol@partner.example"])  # fmt: skip
+    while await process_pending(gw_services):
+        pass
+    async with gw_services.db.session() as s:
+        rows = (await s.execute(select(ArchiveEntry).order_by(ArchiveEntry.received_at))).scalars()
+        kept = {r.decision: round((r.retain_until - r.received_at) / DAY) for r in rows}
+    # the matching rule asks for 10 years (3653 days); the other keeps the tenant's year
+    assert sorted(kept.values()) == [366, 3653]
