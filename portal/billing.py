@@ -102,14 +102,14 @@ async def standing_page(request: Request) -> Response:
         if admin is None:
             return RedirectResponse("/admin/login", status_code=303)
         billing_accounts = await accounts_of_tenant(s, admin.tenant)
+        # a partner's invoices are the partner's business, not its customers': a partner's
+        # tenant sees only that its provider handles billing
+        own = [a for a in billing_accounts if a.kind == "tenant"]
         invoices: list[Invoice] = []
-        if billing_accounts:
+        if own:
             stmt = (
                 select(Invoice)
-                .where(
-                    Invoice.account_id.in_([a.id for a in billing_accounts]),
-                    Invoice.status == "open",
-                )
+                .where(Invoice.account_id.in_([a.id for a in own]), Invoice.status == "open")
                 .order_by(Invoice.due_on, Invoice.id)
             )
             invoices = list((await s.execute(stmt)).scalars().all())
@@ -121,9 +121,10 @@ async def standing_page(request: Request) -> Response:
                 "admin_role": admin.user.role,
                 "csrf_token": admin.session.csrf_token,
                 "tenant_standing": admin.tenant.standing,
-                "billing_accounts": billing_accounts,
+                "billing_accounts": own,
+                "via_partner": len(own) < len(billing_accounts),
                 "invoices": invoices,
-                "pay_url": st.settings.billing_pay_url,
+                "pay_url": st.settings.billing_pay_url if own else "",
             },
         )
 

@@ -63,6 +63,7 @@ def branding_of(tenant: Tenant | None) -> dict[str, Any]:
         "logo_url": safe_logo_url(tenant.logo_url),
         "brand_css": f"/brand/{tenant.id}.css",
         "tenant_standing": tenant.standing,  # a suspended tenant's admin pages show a banner
+        "tenant_partnered": bool(tenant.partner_id),  # ... that sends it to its provider
     }
 
 

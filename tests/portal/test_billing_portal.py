@@ -108,3 +108,46 @@ def test_suspended_tenant_is_read_only_and_recipients_still_read(world: World) -
     )
     assert r.status_code == 303
     assert world.run(_rcpt, world.services, ids["message"]).override == "released"
+
+
+async def _partner_tenant(services: Services) -> str:
+    from core import accounts
+
+    async with services.db.session() as s:
+        partner = await accounts.create_partner(s, "MSP Two")
+        creds = await accounts.create_tenant(
+            s, services.keyring, "Customer", ["customer.example"], partner=partner.id
+        )
+        tenant = await accounts.get_tenant(s, creds.tenant_id)
+        assert tenant is not None
+        await accounts.add_user(s, tenant, "admin@customer.example", "admin")
+        account = BillingAccount(
+            id=new_id("ba_"), external_id="acct_msp2", kind="partner", partner_id=partner.id
+        )
+        account.name, account.plan, account.standing = "MSP Two", "paid", "good"
+        s.add(account)
+        await s.flush()
+        s.add(
+            Invoice(
+                id=new_id("in_"),
+                external_id="in_msp2",
+                account_id=account.id,
+                number="MSP-INVOICE-77",
+                amount_cents=99900,
+                due_on=datetime.date(2027, 5, 1),
+            )
+        )
+        await enforcement.suspend(s, account, "billing")
+        await s.commit()
+        return creds.tenant_id
+
+
+def test_partners_tenant_sees_no_partner_invoice(world: World) -> None:
+    world.run(_partner_tenant, world.services)
+    sign_in(world, "admin@customer.example")
+    overview = world.client.get("/admin")
+    assert 'id="billing-banner"' in overview.text
+    assert "service provider manages the billing" in overview.text
+    page = world.client.get("/admin/billing")
+    assert page.status_code == 200 and 'id="via-partner"' in page.text
+    assert "MSP-INVOICE-77" not in page.text and "999.00" not in page.text
