@@ -385,7 +385,8 @@ async def check_pin(
     usable = [v for v in views if v.pin is not None and v.pin.locked_at is None]
     for v in usable:
         assert v.pin is not None
-        if given and await asyncio.to_thread(verify_password, v.pin.pin_hash, given):
+        right: bool = await asyncio.to_thread(verify_password, v.pin.pin_hash, given)
+        if given and right:
             await _record(session, key, v, address, agent, Result.MATCH, t)
             return CheckResult(address, Result.MATCH, v, views, [], MAX_FAILURES)
     if not usable:

@@ -180,3 +180,32 @@ def test_agents_and_the_letter(workdir, tmp_path: Path) -> None:  # noqa: ANN001
     p = run("support", "letter", "carl@acme.test", "--out", str(tmp_path / "no/such/dir.pdf"),
             cwd=cwd, env=env)  # fmt: skip
     assert p.returncode == 1 and "cannot write" in p.stderr
+
+
+def test_every_support_command_has_config_and_json_where_it_prints_data() -> None:
+    import click
+
+    from sealmail.cli import cli
+
+    support = cli.commands["support"]
+    assert isinstance(support, click.Group)
+
+    def leaves(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
+        out: dict[str, click.Command] = {}
+        for name, cmd in group.commands.items():
+            if isinstance(cmd, click.Group):
+                out.update(leaves(cmd, f"{prefix}{name} "))
+            else:
+                out[f"{prefix}{name}"] = cmd
+        return out
+
+    commands = leaves(support)
+    assert set(commands) == {
+        "verify", "letter", "agent add", "agent key", "agent list", "agent remove",
+    }  # fmt: skip
+    for name, cmd in commands.items():
+        options = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        assert "--config" in options, name
+        if name != "agent remove":  # prints one confirmation line, no data
+            assert "--json" in options, name
+        assert "--pin" not in options, name
