@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_hooks import dunning, enforcement
 from billing_hooks.actions import take
-from billing_hooks.dunning import REASON_TRIAL
+from billing_hooks.dunning import REASON_BILLING, REASON_TRIAL
 from billing_hooks.notify import Mailer
 from billing_hooks.schedule import RESUME
 from billing_hooks.state import load, today
@@ -179,10 +179,15 @@ async def subscription_created(ctx: Ctx) -> None:
     account.plan = plan
     account.trial_ends_on = trial_ends_on if plan == "trial" else None
     account.updated_at = now()
+    lifted = False
     if account.standing == "suspended" and account.standing_reason == REASON_TRIAL:
-        if plan != "trial" or (trial_ends_on and trial_ends_on > ctx.today):
-            action = dunning.Action(RESUME, account.id, reason=REASON_TRIAL)
-            await take(ctx.session, account, action, ctx.today, ctx.settings, ctx.mailer)
+        # converted to a paid plan (or the trial extended): the trial's end no longer holds
+        lifted = plan != "trial" or bool(trial_ends_on and trial_ends_on > ctx.today)
+    if account.standing == "suspended" and account.standing_reason == REASON_BILLING:
+        lifted = plan == "nfr"  # a free licence is never dunned
+    if lifted:
+        action = dunning.Action(RESUME, account.id, reason=account.standing_reason)
+        await take(ctx.session, account, action, ctx.today, ctx.settings, ctx.mailer)
 
 
 async def subscription_cancelled(ctx: Ctx) -> None:

@@ -246,3 +246,48 @@ def test_database_down_is_a_json_503(billing: Billing, monkeypatch: Any) -> None
     r = billing.post(event("e_down", "invoice.paid", account="a", invoice="i"))
     assert r.status_code == 503 and r.headers["retry-after"] == "30"
     assert r.json()["error"].startswith("temporarily unavailable")
+
+
+def test_trial_ends_then_converted_to_paid(billing: Billing) -> None:
+    from billing_hooks.run import run_day
+    from branding.billing_mail import billing_mailer
+
+    tenant_id = billing.tenant("Trialco", "trialco.example")
+    billing.send(
+        "t1",
+        "account.created",
+        account="acct_tr",
+        kind="tenant",
+        tenant=tenant_id,
+        contacts=[{"email": "boss@trialco.example", "role": "owner"}],
+    )
+    billing.send(
+        "t2", "subscription.created", account="acct_tr", plan="trial", trial_ends_on="2027-06-30"
+    )
+
+    async def day(d: datetime.date) -> list[str]:
+        done = await run_day(
+            billing.services.db, billing.settings, d, mailer=billing_mailer(billing.services)
+        )
+        return [a["action"] for a in done]
+
+    assert billing.run(day, datetime.date(2027, 6, 29)) == []
+    assert billing.run(day, datetime.date(2027, 6, 30)) == ["service.suspend"]
+
+    async def standing(s: Any) -> tuple[str, str, str]:
+        acct = (await s.execute(select(BillingAccount))).scalar_one()
+        tenant = await s.get(Tenant, tenant_id)
+        return acct.standing, acct.standing_reason, tenant.standing
+
+    assert billing.query(standing) == ("suspended", "trial", "suspended")
+    # a payment of some invoice does not lift a trial's end; converting to paid does
+    billing.send("t3", "invoice.paid", account="acct_tr", invoice="in_x")
+    assert billing.query(standing) == ("suspended", "trial", "suspended")
+    billing.send("t4", "subscription.created", account="acct_tr", plan="paid")
+    assert billing.query(standing) == ("good", "", "active")
+
+    async def hooks(s: Any) -> list[str]:
+        rows = await s.execute(select(OutboundWebhook).order_by(OutboundWebhook.created_at))
+        return [w.type for w in rows.scalars()]
+
+    assert billing.query(hooks) == ["service.suspend", "service.resume"]
