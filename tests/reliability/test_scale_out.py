@@ -1,7 +1,8 @@
-"""The scale-out test of issue 4: one PostgreSQL, two ``serve --role smtp`` processes (each
-its own ``SEALMAIL_SMTP_LISTEN``, the same configuration otherwise) and two ``--role
-worker`` processes. MESSAGES messages, each to two recipients, split across both
-listeners, are each delivered exactly once per recipient."""
+"""The scale-out test of issue 4: one PostgreSQL and one S3 archive (moto's server on
+loopback, a private instance), two ``serve --role smtp`` processes (each its own
+``SEALMAIL_SMTP_LISTEN``, the same configuration otherwise) and two ``--role worker``
+processes, as they would run on several machines. MESSAGES messages, each to two
+recipients, split across both listeners, are each delivered exactly once per recipient."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.archive.conftest import new_bucket
 from tests.e2e.conftest import Product
 from tests.reliability.conftest import RoleProcess
 from tests.reliability.load import Job, Senders, sizes, wait_delivered
+from tests.support.moto_server import MotoServer
 from tests.support.private_pg import PrivatePostgres
 from tests.support.smtp_sink import SmtpSink, free_port
 
@@ -23,12 +26,20 @@ SESSIONS = 20
 @pytest.mark.e2e
 @pytest.mark.postgres
 @pytest.mark.reliability
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_two_listeners_two_workers_deliver_each_recipient_once(
-    tmp_path: Path, sink: SmtpSink, private_pg: PrivatePostgres
+    tmp_path: Path, sink: SmtpSink, private_pg: PrivatePostgres, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for k, v in MotoServer.ENV.items():
+        monkeypatch.setenv(k, v)
+    s3 = MotoServer().start()
     product = Product(tmp_path / "sealmail", sink.port)
-    product.init(database_url=private_pg.url, smtp_auth_require_tls="false")
+    product.init(
+        database_url=private_pg.url,
+        smtp_auth_require_tls="false",
+        archive_url=f"s3://{new_bucket(s3.endpoint)}/sealmail",
+        s3_endpoint_url=s3.endpoint,
+    )
     product.cli("migrate")
     product.cli(
         "tenant", "create", "Acme", "--domain", "acme.example", "--private-network", "127.0.0.0/8"
@@ -59,15 +70,16 @@ def test_two_listeners_two_workers_deliver_each_recipient_once(
             for i, size in enumerate(sizes(MESSAGES, 10_000, 50_000, seed=6))
         ]
         t0 = time.monotonic()
-        senders = Senders(jobs, SESSIONS, deadline=t0 + 200).start()
+        senders = Senders(jobs, SESSIONS, deadline=t0 + 420).start()
         senders.join()
         sent_at = time.monotonic() - t0
-        result = wait_delivered(sink, senders, timeout=120)
+        result = wait_delivered(sink, senders, timeout=180)
         done_at = time.monotonic() - t0
         for p in procs:
             assert p.proc.poll() is None, f"{p.role} died: {p.logs()[-2000:]}"
     finally:
         codes = [p.stop() for p in procs]
+        s3.stop()
     per_worker = [p.logs().count("250 2.0.0 stored") for p in procs[2:]]
     copies = sum(len(v) for v in result.copies.values())
     print(
