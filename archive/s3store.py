@@ -120,7 +120,7 @@ class S3Store:
                 probe = kind == "probe"
                 attempts = 1 if probe else self._max_attempts
                 config = Config(
-                    retries={"max_attempts": attempts, "mode": "standard"},
+                    retries={"total_max_attempts": attempts, "mode": "standard"},
                     connect_timeout=2.0 if probe else self._timeouts[0],
                     read_timeout=5.0 if probe else self._timeouts[1],
                     max_pool_connections=50,

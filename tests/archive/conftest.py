@@ -71,6 +71,13 @@ def listing(store: ObjectStore) -> list[str]:
 
 
 @pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials for the standard chain (any will do for a local endpoint)."""
+    for k, v in MotoServer.ENV.items():
+        monkeypatch.setenv(k, v)
+
+
+@pytest.fixture
 def bucket(moto_server: MotoServer) -> Iterator[str]:
     name = new_bucket(moto_server.endpoint)
     yield name

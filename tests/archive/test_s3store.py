@@ -133,7 +133,7 @@ def test_missing_key_is_not_found(moto_server: MotoServer, bucket: str) -> None:
         store.retained_until("o_nothere")
 
 
-def test_endpoint_down_is_transient() -> None:
+def test_endpoint_down_is_transient(aws_env: None) -> None:
     server = MotoServer().start()
     try:
         s3_client(server.endpoint).create_bucket(Bucket="t-down")
@@ -176,7 +176,7 @@ class _Forbidden(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def forbidden_endpoint() -> Iterator[str]:
+def forbidden_endpoint(aws_env: None) -> Iterator[str]:
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Forbidden)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -323,3 +323,90 @@ def test_serve_refuses_a_bucket_not_set_up_as_configured(
         assert len(lines) == 1 and lines[0].startswith("sealmail: "), proc.stderr
         assert message in lines[0], lines[0]
         assert "listening" not in proc.stdout
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """A scripted S3 endpoint: PUTs answer 503 SlowDown ``throttle`` times before 200; a GET
+    without Range sends half of ``blob`` and drops the connection, a ranged GET the rest."""
+
+    protocol_version = "HTTP/1.1"
+    blob = b""
+    throttle = 0
+    seen: list[tuple[str, str, str]] = []
+
+    def do_PUT(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.seen.append(("PUT", self.headers.get("Range", ""), ""))
+        if type(self).throttle > 0:
+            type(self).throttle -= 1
+            body = b"<Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>"
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("ETag", '"abc"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        rng = self.headers.get("Range", "")
+        self.seen.append(("GET", rng, self.headers.get("If-Match", "")))
+        if not rng:
+            self.send_response(200)
+            self.send_header("ETag", '"v1"')
+            self.send_header("Content-Length", str(len(self.blob)))
+            self.end_headers()
+            self.wfile.write(self.blob[: len(self.blob) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)  # the connection drops mid-body
+            return
+        start = int(rng.split("=")[1].rstrip("-"))
+        rest = self.blob[start:]
+        self.send_response(206)
+        self.send_header("ETag", '"v1"')
+        self.send_header("Content-Length", str(len(rest)))
+        self.send_header("Content-Range", f"bytes {start}-{len(self.blob) - 1}/{len(self.blob)}")
+        self.end_headers()
+        self.wfile.write(rest)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky(aws_env: None) -> Iterator[tuple[str, type[_Flaky]]]:
+    handler = type("Flaky", (_Flaky,), {"seen": [], "throttle": 0, "blob": b""})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_throttling_is_retried_then_transient(flaky: tuple[str, type[_Flaky]]) -> None:
+    endpoint, handler = flaky
+    store = S3Store("t-busy", "", endpoint_url=endpoint, max_attempts=3)
+    handler.throttle = 2
+    assert store.put("o_retry1", [b"x" * 100]) == 100  # third attempt succeeds
+    assert [m for m, _, _ in handler.seen] == ["PUT"] * 3
+    handler.throttle = 10
+    with pytest.raises(TransientError, match="S3 said SlowDown for s3://t-busy/o_retry2"):
+        store.put("o_retry2", [b"y"])
+    assert len(handler.seen) == 6
+
+
+def test_dropped_read_resumes_from_where_it_stopped(flaky: tuple[str, type[_Flaky]]) -> None:
+    endpoint, handler = flaky
+    handler.blob = os.urandom(3 * 1024 * 1024 + 17)
+    store = S3Store("t-drop", "p", endpoint_url=endpoint, max_attempts=1)
+    with store.open("o_drop01") as fh:
+        got = b"".join(iter(lambda: fh.read(64 * 1024), b""))
+    assert got == handler.blob
+    (first, second) = handler.seen
+    assert first == ("GET", "", "")
+    assert second[0] == "GET" and second[1].startswith("bytes=") and second[2] == '"v1"'
+    assert 0 < int(second[1][6:].rstrip("-")) < len(handler.blob)
