@@ -22,6 +22,7 @@ import base64
 import contextlib
 import datetime as dt
 import io
+import re
 import threading
 import time
 import zlib
@@ -41,6 +42,7 @@ DEFAULT_PART_SIZE = 8 * MiB
 MIN_PART_SIZE = 5 * MiB  # S3's smallest part (all but the last)
 LOCK_MODES = {"governance": "GOVERNANCE", "compliance": "COMPLIANCE"}
 
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _NOT_FOUND = {"NoSuchKey", "NotFound", "404", "NoSuchVersion"}
 _DENIED = {
     "AccessDenied",
@@ -63,7 +65,7 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` → ``("bucket", "some/prefix")``."""
     rest = url[len("s3://") :] if url.startswith("s3://") else ""
     bucket, _, prefix = rest.partition("/")
-    if not (3 <= len(bucket) <= 63) or not all(c.isalnum() or c in "-." for c in bucket):
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
         raise ConfigError(f"archive_url {url!r}: expected s3://bucket/prefix with a valid bucket")
     return bucket, prefix.strip("/")
 
@@ -263,6 +265,8 @@ class S3Store:
                     **args,
                 )
             except _NETWORK_ERRORS as exc:
+                with contextlib.suppress(*_NETWORK_ERRORS):  # no unlocked copy left behind
+                    client.delete_object(Bucket=self.bucket, Key=key, **args)
                 raise self._error(exc, "write", name) from exc
         return size
 

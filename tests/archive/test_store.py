@@ -141,7 +141,14 @@ def test_open_store_by_url(tmp_path: Path) -> None:
         "http://127.0.0.1:9",
     )
     assert s3.key("o_abc") == "some/prefix/o_abc"
-    for bad in ("s3://", "s3://x/p", "s3://Bad_Bucket/p", "ftp://nowhere"):
+    for bad in (
+        "s3://",
+        "s3://x/p",
+        "s3://Bad_Bucket/p",
+        "s3://UpperCase/p",
+        "s3://a..b/p",
+        "ftp://x",
+    ):
         with pytest.raises(ConfigError):
             open_store(bad)
     with pytest.raises(ConfigError):
