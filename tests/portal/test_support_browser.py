@@ -48,6 +48,13 @@ async def _seed(services: Services) -> tuple[str, str]:
     return cid, await give_pin(services, cid)
 
 
+async def _agent(services: Services) -> str:
+    async with services.db.session() as s:
+        _row, key = await desk.add_agent(s, "desk@operator.test")
+        await s.commit()
+    return key
+
+
 async def _latest_code(services: Services) -> str:
     kind, mail = (await mails_to(services, ANN))[-1]
     assert kind == "code"
@@ -84,6 +91,24 @@ def test_contact_resets_pin_in_a_real_browser(served, tmp_path: Path) -> None:  
             page.click("text=Done")
             page.wait_for_url(f"{base}/pin")
             assert page.query_selector("#pin") is None and new not in page.content()
+            # the desk, in the same browser: sign in, look Ann up, check the new PIN
+            key = _with_services(settings, _agent)
+            desk_page = browser.new_context(viewport={"width": 900, "height": 1000}).new_page()
+            desk_page.goto(f"{base}/support")
+            assert desk_page.url.endswith("/support/login")
+            desk_page.fill("#email", "desk@operator.test")
+            desk_page.fill("#key", key)
+            desk_page.click("button:has-text('Sign in')")
+            desk_page.wait_for_url(f"{base}/support")
+            desk_page.fill("#email", ANN)
+            desk_page.click("button:has-text('Look up')")
+            desk_page.fill("#pin", new)
+            desk_page.click("button:has-text('Check the PIN')")
+            assert desk_page.get_attribute("#result", "data-result") == "match"
+            refused = desk_page.inner_text("tr[data-action=add_contact]")
+            assert "Refused" in refused and "never by phone" in refused
+            assert "Allowed" in desk_page.inner_text("tr[data-action=invoices_pricing]")
+            desk_page.screenshot(path=str(tmp_path / "desk.png"), full_page=True)
         finally:
             browser.close()
     assert _with_services(settings, lambda s: _check(s, new)) == "match"
