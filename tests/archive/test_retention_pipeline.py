@@ -49,3 +49,40 @@ async def test_policy_retain_and_tenant_retention(gateway, tenant, gw_services: 
         kept = {r.decision: round((r.retain_until - r.received_at) / DAY) for r in rows}
     # the matching rule asks for 10 years (3653 days); the other keeps the tenant's year
     assert sorted(kept.values()) == [366, 3653]
+
+
+async def test_shredding_a_portal_message_destroys_every_key_of_it(
+    gateway,  # noqa: ANN001
+    tenant,  # noqa: ANN001
+    gw_services: Services,
+) -> None:
+    """A [secure] message through the pipeline: original, summary, portal meta and parts,
+    notification; the sweep past its retention leaves no key of it and no object."""
+    import time
+
+    from archive.sweep import sweep
+    from core.models import Message, SealedObject
+
+    await send(gateway, tenant, message("[secure] Salary review", attachment=b"%PDF-1.4 x"),
+               ["bob@partner.example"])  # fmt: skip
+    while await process_pending(gw_services):
+        pass
+    async with gw_services.db.session() as s:
+        objects = (await s.execute(select(SealedObject))).scalars().all()
+        msg = (await s.execute(select(Message))).scalars().one()
+    kinds = sorted(o.kind for o in objects)
+    assert {"raw", "meta", "part", "outbound"} <= set(kinds), kinds
+    assert msg.meta_object_id  # sealed for the portal
+
+    early = await sweep(gw_services, at=time.time() + 91 * DAY)  # portal retention only
+    assert early.portal_expired == 1 and early.entries_shredded == 0
+    report = await sweep(gw_services, at=time.time() + 3000 * DAY)
+    assert report.entries_shredded == 1 and report.problems == []
+    async with gw_services.db.session() as s:
+        left = (
+            (await s.execute(select(SealedObject).where(SealedObject.wrapped_key.is_not(None))))
+            .scalars()
+            .all()
+        )
+    assert left == []
+    assert not any(gw_services.store.exists(o.storage_name) for o in objects)
