@@ -45,7 +45,7 @@ _WORD = re.compile(r"\w+")
 # the field names of the tokens
 F_FROM, F_FROM_DOMAIN = "from", "from-domain"
 F_TO, F_TO_DOMAIN = "to", "to-domain"
-F_SUBJECT, F_DECISION = "subject", "decision"
+F_SUBJECT, F_HAS, F_DECISION = "subject", "has", "decision"
 
 
 def index_key(root: RootKey, tenant_id: str) -> bytes:
@@ -120,11 +120,9 @@ class Summary:
                 t.add((F_TO_DOMAIN, domain_of(a)))
         for w in words(self.subject)[:MAX_WORDS]:
             t.add((F_SUBJECT, w))
-        # has-attachment and a single decision are clear columns of the entry already;
-        # only an entry with several decisions ("mixed") gets a token per decision
-        decided = sorted({d for d in decisions if d})
-        if len(decided) > 1:
-            t.update((F_DECISION, d) for d in decided)
+        if self.attachments:
+            t.add((F_HAS, "attachment"))
+        t.update((F_DECISION, d) for d in {d for d in decisions if d})
         return t
 
 
@@ -326,6 +324,11 @@ async def record(
     key = index_key(services.root_key, tenant_id)
     for field, value in sorted(summary.terms(decisions)):
         session.add(
-            ArchiveTerm(tenant_id=tenant_id, entry_id=entry.id, token=token(key, field, value))
+            ArchiveTerm(
+                tenant_id=tenant_id,
+                entry_id=entry.id,
+                token=token(key, field, value),
+                received_at=at,
+            )
         )
     return entry

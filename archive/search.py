@@ -16,8 +16,9 @@ import hmac
 import json
 from typing import Any
 
-from sqlalchemy import Select, func, intersect, or_, select
+from sqlalchemy import Select, exists, func, intersect, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from archive import index
 from archive.services import Services
@@ -180,8 +181,21 @@ class Page:
         }
 
 
+def tokens(services: Services, tenant_id: str, query: Query) -> list[str]:
+    """The blind-index tokens an entry must all hold to match ``query``."""
+    key = index.index_key(services.root_key, tenant_id)
+    terms = set(query.terms())
+    if query.decision and query.decision != "mixed":
+        terms.add((index.F_DECISION, query.decision))
+    if query.has_attachment:
+        terms.add((index.F_HAS, "attachment"))
+    return sorted({index.token(key, f, v) for f, v in terms})
+
+
 def statement(services: Services, tenant_id: str, query: Query) -> Select[tuple[ArchiveEntry]]:
-    """The entries of ``tenant_id`` matching ``query`` (unordered, not shredded)."""
+    """The entries of ``tenant_id`` matching ``query`` (unordered, not shredded), as one
+    statement: the date range on the entries, the tokens as an intersection of posting
+    lists. :func:`search` uses :func:`planned`, which is faster for a page."""
     stmt = select(ArchiveEntry).where(
         ArchiveEntry.tenant_id == tenant_id, ArchiveEntry.shredded_at.is_(None)
     )
@@ -189,30 +203,73 @@ def statement(services: Services, tenant_id: str, query: Query) -> Select[tuple[
         stmt = stmt.where(ArchiveEntry.received_at >= query.after)
     if query.before is not None:
         stmt = stmt.where(ArchiveEntry.received_at < query.before)
-    if query.has_attachment:
-        stmt = stmt.where(ArchiveEntry.has_attachment.is_(True))
-    key = index.index_key(services.root_key, tenant_id)
     if query.decision == "mixed":
         stmt = stmt.where(ArchiveEntry.decision == "mixed")
-    elif query.decision:
-        # the entry's own decision, or one of the decisions of a "mixed" entry
-        mixed = select(ArchiveTerm.entry_id).where(
-            ArchiveTerm.tenant_id == tenant_id,
-            ArchiveTerm.token == index.token(key, index.F_DECISION, query.decision),
-        )
-        stmt = stmt.where(or_(ArchiveEntry.decision == query.decision, ArchiveEntry.id.in_(mixed)))
-    tokens = sorted({index.token(key, f, v) for f, v in query.terms()})
-    if tokens:
-        # entries holding every token: the intersection of the tokens' posting lists
+    wanted = tokens(services, tenant_id, query)
+    if wanted:
         postings = [
             select(ArchiveTerm.entry_id).where(
                 ArchiveTerm.tenant_id == tenant_id, ArchiveTerm.token == t
             )
-            for t in tokens
+            for t in wanted
         ]
         matching = postings[0] if len(postings) == 1 else intersect(*postings)
         stmt = stmt.where(ArchiveEntry.id.in_(matching))
     return stmt
+
+
+def _in_range(column: Any, query: Query) -> list[Any]:
+    out = []
+    if query.after is not None:
+        out.append(column >= query.after)
+    if query.before is not None:
+        out.append(column < query.before)
+    return out
+
+
+async def planned(
+    services: Services, session: AsyncSession, tenant_id: str, query: Query
+) -> tuple[Select[tuple[ArchiveEntry]], Select[tuple[Any]]] | None:
+    """``(page statement, id statement)`` for ``query``, or None when nothing can match.
+
+    With tokens, the query is driven by the token with the shortest posting list (each
+    counted up to the cap through the covering index): its postings are read in time
+    order from ``ix_archive_terms_lookup`` (tenant, token, received_at, entry) and each
+    candidate is checked for the other tokens by primary key, so a page costs about
+    ``limit`` lookups rather than a sort of every match."""
+    wanted = tokens(services, tenant_id, query)
+    if not wanted:
+        stmt = ordered(statement(services, tenant_id, query))
+        return stmt, stmt.with_only_columns(ArchiveEntry.id)
+    sizes: dict[str, int] = {}
+    for t in wanted:
+        postings = (
+            select(ArchiveTerm.entry_id)
+            .where(ArchiveTerm.tenant_id == tenant_id, ArchiveTerm.token == t)
+            .where(*_in_range(ArchiveTerm.received_at, query))
+            .limit(COUNT_CAP + 1)
+            .subquery()
+        )
+        sizes[t] = (await session.execute(select(func.count()).select_from(postings))).scalar_one()
+        if sizes[t] == 0:
+            return None
+    driver = min(wanted, key=lambda t: (sizes[t], t))
+    lead = aliased(ArchiveTerm)
+    stmt = (
+        select(ArchiveEntry)
+        .join(lead, lead.entry_id == ArchiveEntry.id)
+        .where(lead.tenant_id == tenant_id, lead.token == driver)
+        .where(*_in_range(lead.received_at, query))
+        .where(ArchiveEntry.tenant_id == tenant_id, ArchiveEntry.shredded_at.is_(None))
+    )
+    if query.decision == "mixed":
+        stmt = stmt.where(ArchiveEntry.decision == "mixed")
+    for t in wanted:
+        if t != driver:
+            other = aliased(ArchiveTerm)
+            stmt = stmt.where(exists().where(other.entry_id == lead.entry_id, other.token == t))
+    stmt = stmt.order_by(lead.received_at.desc(), lead.entry_id.desc())
+    return stmt, stmt.with_only_columns(lead.entry_id)
 
 
 def ordered(stmt: Select[tuple[ArchiveEntry]]) -> Select[tuple[ArchiveEntry]]:
@@ -294,15 +351,14 @@ async def search(
         raise QueryError("page must be 1 or more")
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError(f"limit must be between 1 and {MAX_LIMIT}")
-    stmt = statement(services, tenant_id, query)
+    plan = await planned(services, session, tenant_id, query)
+    if plan is None:
+        return Page([], 0, page, limit)
+    stmt, ids = plan
     # counted up to COUNT_CAP + 1 rows: a broad query is "more than 10,000", not a full scan
-    capped = stmt.with_only_columns(ArchiveEntry.id).limit(COUNT_CAP + 1).subquery()
+    capped = ids.order_by(None).limit(COUNT_CAP + 1).subquery()
     total = (await session.execute(select(func.count()).select_from(capped))).scalar_one()
-    rows = (
-        (await session.execute(ordered(stmt).offset((page - 1) * limit).limit(limit)))
-        .scalars()
-        .all()
-    )
+    rows = (await session.execute(stmt.offset((page - 1) * limit).limit(limit))).scalars().all()
     metas = await open_metas(services, session, tenant_id, list(rows))
     hits = [Hit(e, m) for e, m in zip(rows, metas, strict=True)]
     return Page(hits, min(int(total), COUNT_CAP), page, limit, exact=total <= COUNT_CAP)

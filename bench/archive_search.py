@@ -91,6 +91,10 @@ async def build(services, tenant_id: str, entries: int, rng: random.Random, meta
         if rng.random() < 0.03:  # several recipients decided differently
             decision = "mixed"
             toks |= {("decision", "clear"), ("decision", rng.choice(["portal", "tls", "hold"]))}
+        else:
+            toks.add(("decision", decision))
+        if attach:
+            toks.add(("has", "attachment"))
         batch_e.append(
             {
                 "id": eid, "tenant_id": tenant_id, "source": "gateway", "message_id": None,
@@ -102,8 +106,11 @@ async def build(services, tenant_id: str, entries: int, rng: random.Random, meta
         )  # fmt: skip
         for f, v in toks:
             batch_t.append(
-                {"tenant_id": tenant_id, "entry_id": eid, "token": index.token(key, f, v)}
-            )
+                {
+                    "tenant_id": tenant_id, "entry_id": eid,
+                    "token": index.token(key, f, v), "received_at": at,
+                }
+            )  # fmt: skip
         terms += len(toks)
         if n % 97 == 0:
             sample["sender"].append(sender)

@@ -464,12 +464,16 @@ class ArchiveTerm(Base):
     tenant's index key): equality search without the value in clear."""
 
     __tablename__ = "archive_terms"
-    __table_args__ = (Index("ix_archive_terms_lookup", "tenant_id", "token", "entry_id"),)
+    __table_args__ = (
+        # a token's posting list in time order: a page is an index range scan
+        Index("ix_archive_terms_lookup", "tenant_id", "token", "received_at", "entry_id"),
+    )
     tenant_id: Mapped[str] = mapped_column(String(32))
     entry_id: Mapped[str] = mapped_column(
         ForeignKey("archive_entries.id", ondelete="CASCADE"), primary_key=True
     )
     token: Mapped[str] = mapped_column(String(32), primary_key=True)
+    received_at: Mapped[float] = mapped_column(Float, default=0.0)  # the entry's, copied
 
 
 class LegalHold(Base):
@@ -629,7 +633,6 @@ class OutboundWebhook(Base):
     delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_error: Mapped[str] = mapped_column(String(500), default="", server_default="")
     created_at: Mapped[float] = mapped_column(Float, default=now)
-
 
 
 # --- support PINs (issue 6; migration 0006) ---------------------------------------------------

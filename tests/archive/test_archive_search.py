@@ -15,7 +15,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from archive import export, index
 from archive.search import Query, QueryError, parse_date, search
@@ -166,6 +166,11 @@ async def test_date_range_and_pagination(corpus, gw_services):  # noqa: ANN001
         # spread the four over four days (received_at is the clear date column)
         for n, r in enumerate(rows):
             r.received_at = parse_date(f"2025-03-0{n + 1}") + 3600
+            await s.execute(
+                update(ArchiveTerm)
+                .where(ArchiveTerm.entry_id == r.id)
+                .values(received_at=r.received_at)
+            )
         await s.commit()
     ids = [r.id for r in rows]
     got = await find(gw_services, t, after=parse_date("2025-03-02"))

@@ -48,10 +48,15 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=32), nullable=False),
         sa.Column("entry_id", sa.String(length=32), nullable=False),
         sa.Column("token", sa.String(length=32), nullable=False),
+        sa.Column("received_at", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(["entry_id"], ["archive_entries.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("entry_id", "token"),
     )
-    op.create_index("ix_archive_terms_lookup", "archive_terms", ["tenant_id", "token", "entry_id"])
+    op.create_index(
+        "ix_archive_terms_lookup",
+        "archive_terms",
+        ["tenant_id", "token", "received_at", "entry_id"],
+    )
 
     # --- retention and legal holds (colleague 4's block below) ------------------------------
     with op.batch_alter_table("tenants") as batch:
