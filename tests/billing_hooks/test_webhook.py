@@ -291,3 +291,27 @@ def test_trial_ends_then_converted_to_paid(billing: Billing) -> None:
         return [w.type for w in rows.scalars()]
 
     assert billing.query(hooks) == ["service.suspend", "service.resume"]
+
+
+def test_cancelled_subscription_terminates_and_is_not_dunned(billing: Billing) -> None:
+    from billing_hooks.run import run_day
+
+    tenant_id = billing.tenant("Leaving", "leaving.example")
+    billing.send("c1", "account.created", account="acct_l", kind="tenant", tenant=tenant_id)
+    billing.send("c2", "invoice.created", account="acct_l", invoice="in_l", due_on="2027-03-01")
+    billing.send("c3", "subscription.cancelled", account="acct_l")
+
+    async def standing(s: Any) -> tuple[str, str]:
+        acct = (await s.execute(select(BillingAccount))).scalar_one()
+        tenant = await s.get(Tenant, tenant_id)
+        return acct.standing, tenant.standing
+
+    assert billing.query(standing) == ("terminated", "terminated")
+
+    async def day() -> list[dict[str, Any]]:
+        return await run_day(billing.services.db, billing.settings, datetime.date(2027, 3, 20))
+
+    assert billing.run(day) == []  # a terminated account is not dunned
+    # paying an old invoice does not bring a terminated account back
+    billing.send("c4", "invoice.paid", account="acct_l", invoice="in_l")
+    assert billing.query(standing) == ("terminated", "terminated")
