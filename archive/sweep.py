@@ -51,6 +51,7 @@ from core.portal_message import PortalMessage
 log = logging.getLogger("sealmail.sweep")
 FINAL_OUTBOX_STATES = ("sent", "bounced")
 ACTOR = "sweep"
+LOCK_RETRY = 86400.0
 
 
 @dataclasses.dataclass
@@ -160,29 +161,29 @@ async def _destroy_keys(session: AsyncSession, names: set[str]) -> int:
 
 async def _delete_objects(
     services: Services, session: AsyncSession, names: set[str], at: float
-) -> tuple[int, int, list[str]]:
-    """Delete the stored ciphertext; returns (deleted, still locked, failures). An object
-    whose Object Lock date the store reports as later than ``at`` is not asked for: it is
-    left (its key is already gone) for the sweep after that date."""
+) -> tuple[int, list[float], list[str]]:
+    """Delete the stored ciphertext; returns (deleted, lock dates of the objects still
+    locked, failures). An object whose Object Lock date the store reports as later than
+    ``at`` is not asked for: it is left (its key is already gone) until that date."""
     rows = await session.execute(
         select(SealedObject.id, SealedObject.storage_name).where(SealedObject.id.in_(sorted(names)))
     )
     store = services.store
     lock_date = getattr(store, "retained_until", None)
-    deleted, locked, failures = 0, 0, []
+    deleted, locked, failures = 0, [], []
     for object_id, storage_name in rows:
         try:
             if lock_date is not None:
                 until = await asyncio.to_thread(lock_date, storage_name)
                 if until is not None and until > at:
-                    locked += 1
+                    locked.append(until)
                     continue
             await asyncio.to_thread(store.delete, storage_name)
             deleted += 1
         except NotFound:
             deleted += 1  # already gone (an earlier sweep, or never written)
         except ObjectLocked:
-            locked += 1
+            locked.append(at + LOCK_RETRY)  # the store did not say until when
         except (SealmailError, OSError) as exc:
             failures.append(f"{object_id}: {type(exc).__name__}: {exc}")
     return deleted, locked, failures
@@ -257,13 +258,29 @@ async def _shred_entry(services: Services, entry_id: str, at: float, report: Swe
     async with db.session() as s:
         deleted, locked, failures = await _delete_objects(services, s, names, at)
         report.objects_deleted += deleted
-        report.objects_locked += locked
-        if failures or locked:
+        report.objects_locked += len(locked)
+        if failures:  # tried again by the next sweep
             for f in failures:
                 report.problems.append(Problem(entry_id, tenant_id, f"delete failed: {f}"))
             await audit(
                 s, tenant_id, ACTOR, "archive.shred.retry", entry_id, failures=len(failures)
             )
+            await s.commit()
+            return
+        if locked:
+            # the keys are gone; what is left is deleted once the last lock runs out, so
+            # the entry comes due again then (not every hour until then)
+            until = max(locked)
+            await s.execute(
+                update(ArchiveEntry)
+                .where(ArchiveEntry.id == entry_id, ArchiveEntry.retain_until < until)
+                .values(retain_until=until)
+                .execution_options(synchronize_session=False)
+            )
+            await audit(
+                s, tenant_id, ACTOR, "archive.shred.locked", entry_id,
+                objects=len(locked), locked_until=until,
+            )  # fmt: skip
             await s.commit()
             return
         await s.execute(
@@ -320,7 +337,7 @@ async def _expire_portal(
     async with db.session() as s:
         deleted, locked, failures = await _delete_objects(services, s, names, at)
     report.objects_deleted += deleted
-    report.objects_locked += locked
+    report.objects_locked += len(locked)  # portal copies are not locked; if so, orphans
     for f in failures:
         report.problems.append(Problem(message_id, tenant_id, f"delete failed: {f}"))
     report.portal_expired += 1

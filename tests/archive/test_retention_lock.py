@@ -57,7 +57,13 @@ async def test_sweep_respects_compliance_lock(
         assert (await key_of(svc, due.object_id)).wrapped_key is None
         with pytest.raises(NotFound):
             await read(svc, tid, due.object_id)
-        assert (await entry_row(svc, due.id)).shredded_at is None  # retried after the date
+        row = await entry_row(svc, due.id)
+        assert row.shredded_at is None  # the object is deleted after its lock date:
+        lock = head["ObjectLockRetainUntilDate"].timestamp()
+        assert abs(row.retain_until - lock) < 2  # the entry comes due again then
+        again = await sweep(svc)  # and not every hour until then
+        assert again.objects_locked == 0 and again.keys_destroyed == 0
+        assert again.entries_due == 0
         assert client.head_object(Bucket=bucket, Key=f"a/{due.object_id}")  # still there
         # and S3 refuses to delete it before its date, through the plain S3 API
         with pytest.raises(ClientError):
