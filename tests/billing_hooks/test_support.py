@@ -3,6 +3,7 @@ table, the check, the lockout, resets, and which desk sees which contact."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -262,3 +263,20 @@ async def test_a_partner_desk_sees_only_its_own_accounts(services: Services) -> 
     assert r.result is desk.Result.NO_CONTACT and r.as_dict()["account"] is None
     # the operator's desk sees both
     assert (await check(services, "bob@beta.test", pin_b)).ok
+
+
+async def test_concurrent_fifth_failures_lock_once(services: Services, db_url: str) -> None:
+    """Several desks typing a wrong PIN at the same moment: one of them takes the lock, so
+    the contact is told once."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite runs one writer at a time: nothing concurrent to race")
+    _, cid = await make_account(services, "Acme", "acme.test", "ann@acme.test")
+    pin = await give_pin(services, cid)
+    wrong = "000000" if pin != "000000" else "000001"
+    for _ in range(4):
+        await check(services, "ann@acme.test", wrong)
+    results = await asyncio.gather(
+        *(check(services, "ann@acme.test", wrong, agent=f"desk{n}") for n in range(3))
+    )
+    assert sum(len(r.locked_now) for r in results) == 1
+    assert (await check(services, "ann@acme.test", pin)).result is desk.Result.LOCKED
