@@ -8,15 +8,16 @@ import datetime
 import logging
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_hooks import enforcement, outbound
 from billing_hooks.dunning import Action
 from billing_hooks.notify import MAIL_FOR_ACTION, Mailer, billing_contacts
-from billing_hooks.schedule import ACCOUNT_FLAG, RESUME, SUSPEND
+from billing_hooks.schedule import ACCOUNT_FLAG, CHARGE_SECONDARY, RESUME, SUSPEND
 from core.config import Settings
 from core.ids import new_id
-from core.models import BillingAccount, DunningAction, Invoice
+from core.models import BillingAccount, DunningAction, Invoice, PaymentMethod
 
 log = logging.getLogger("sealmail.billing")
 
@@ -78,6 +79,13 @@ async def take(
             "currency": invoice.currency,
             "due_on": invoice.due_on.isoformat() if invoice.due_on else None,
         }
+    if action.action == CHARGE_SECONDARY:
+        stmt = select(PaymentMethod.external_id).where(
+            PaymentMethod.account_id == account.id,
+            PaymentMethod.role == "secondary",
+            PaymentMethod.status == "active",
+        )
+        data["payment_method"] = (await session.execute(stmt.limit(1))).scalar()
     outbound.queue(session, action.action, data)
     kind = MAIL_FOR_ACTION.get(action.action)
     if kind and mailer is not None and contacts:
