@@ -613,6 +613,23 @@ async def api_verify(request: Request) -> Response:
     return JSONResponse(result.as_dict())
 
 
+SUPPORT_PATHS: dict[str, Any] = {
+    "/api/v1/support/verify": {
+        "post": {
+            "summary": "The support desk's PIN check (bearer: a desk agent's key, not a tenant "
+            "API key): body {email, pin, account?}; answers result (match, no_match, locked, "
+            "no_pin, no_contact), the account and its standing, and each action allowed or "
+            "refused. Counts towards the lock and is audited like /support.",
+            "responses": {
+                "200": {"description": "the check's result"},
+                "400": {"description": "a missing or malformed field"},
+                "401": {"description": "missing or invalid agent key"},
+                "429": {"description": "too many invalid keys from this address"},
+            },
+        }
+    }
+}
+
 ROUTES: list[BaseRoute] = [
     Route("/api/v1/support/verify", api_verify, methods=["POST"]),
     Route("/pin", pin_page, methods=["GET"]),

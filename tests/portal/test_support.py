@@ -350,3 +350,9 @@ def test_a_partner_accounts_contact_gets_the_code_unbranded(world: World) -> Non
     r = c.post("/pin/reset", data={"csrf": csrf_of(page.text), "contact": cid, "mode": "new"})
     m = re.search(r'id="pin"[^>]*>(\d{6})<', r.text)
     assert m and w.run(pin_ok, w.services, "cfo@msp-a.test", m.group(1)) == "match"
+
+
+def test_the_api_verify_is_in_the_openapi_document(world: World) -> None:
+    doc = world.client.get("/api/v1/openapi.json").json()
+    assert "post" in doc["paths"]["/api/v1/support/verify"]
+    assert "/api/v1/policy" in doc["paths"]  # the others are still there
