@@ -74,7 +74,7 @@ def _default_agent() -> str:
 
 @support.command("verify")
 @click.argument("email")
-@click.argument("extra", nargs=-1, required=False)
+@click.argument("extra", nargs=-1, required=False, metavar="")
 @click.option("--account", default=None, help="Only this billing account id.")
 @click.option(
     "--agent", default=None, help="Who is checking, for the audit log (default cli:$USER)."
