@@ -9,9 +9,11 @@ import io
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pypdf
+import pytest
 from sqlalchemy import select
 
 from archive.services import Services
@@ -209,3 +211,48 @@ def test_every_support_command_has_config_and_json_where_it_prints_data() -> Non
         if name != "agent remove":  # prints one confirmation line, no data
             assert "--json" in options, name
         assert "--pin" not in options, name
+
+
+def test_verify_prompts_without_echo_on_a_terminal(workdir, db_url: str) -> None:  # noqa: ANN001, F811
+    """On a terminal the PIN is asked for with echo off: it never shows on the screen."""
+    import pty
+    import select as select_
+
+    if not db_url.startswith("sqlite"):
+        pytest.skip("terminal handling does not depend on the database")
+    cwd, env = workdir
+    pin = seed(cwd, env)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEALMAIL_")}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its controlling terminal
+        try:
+            os.chdir(cwd)
+            os.execve(SEALMAIL[0], [*SEALMAIL, "support", "verify", ANN], {**clean, **env})  # noqa: S606
+        finally:
+            os._exit(127)  # never run the rest of the test suite in the child
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 60.0) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen:
+            assert time.monotonic() < deadline, seen
+            ready, _, _ = select_.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+
+    read_until(b"PIN the caller gives:")
+    os.write(fd, pin.encode() + b"\n")
+    read_until(b"match")
+    read_until(b"REFUSED")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert pin.encode() not in seen  # not echoed, not printed
+    assert b"match: Acme Ltd" in seen
