@@ -356,3 +356,25 @@ def test_the_api_verify_is_in_the_openapi_document(world: World) -> None:
     doc = world.client.get("/api/v1/openapi.json").json()
     assert "post" in doc["paths"]["/api/v1/support/verify"]
     assert "/api/v1/policy" in doc["paths"]  # the others are still there
+
+
+def test_pin_code_sends_are_rate_limited(world: World) -> None:
+    w = world
+    w.run(make_account, w.services, "Acme", "acme.test", ANN)
+    c = w.new_client()
+    statuses = []
+    for _ in range(6):
+        page = c.get("/pin")
+        r = c.post("/pin/code", data={"csrf": csrf_of(page.text), "email": ANN})
+        statuses.append(r.status_code)
+    assert statuses == [200] * 5 + [429]
+    assert len(w.run(mails_to, w.services, ANN)) == 5
+    # five wrong codes end the pending sign-in, even before the code expires
+    c2 = w.new_client()
+    page = c2.get("/pin")
+    r = c2.post("/pin/code", data={"csrf": csrf_of(page.text), "email": "eve@acme.test"})
+    got = [
+        c2.post("/pin/verify", data={"csrf": csrf_of(r.text), "code": f"00000{n}"}).status_code
+        for n in range(6)
+    ]
+    assert got == [400] * 5 + [429]
