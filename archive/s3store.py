@@ -96,6 +96,10 @@ class S3Store:
             raise ConfigError(
                 f"s3_object_lock {object_lock!r}: expected off, governance or compliance"
             )
+        if endpoint_url and not re.match(r"^https?://[^/\s]+/?$", endpoint_url):
+            raise ConfigError(
+                f"s3_endpoint_url {endpoint_url!r}: expected http(s)://host[:port] (or empty)"
+            )
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
         self.bucket, self.prefix = bucket, prefix.strip("/")
@@ -128,12 +132,15 @@ class S3Store:
                     max_pool_connections=50,
                     s3={"addressing_style": "path"} if self.endpoint_url else None,
                 )
-                client = boto3.session.Session().client(
-                    "s3",
-                    endpoint_url=self.endpoint_url or None,
-                    region_name=self.region or None,
-                    config=config,
-                )
+                try:
+                    client = boto3.session.Session().client(
+                        "s3",
+                        endpoint_url=self.endpoint_url or None,
+                        region_name=self.region or None,
+                        config=config,
+                    )
+                except (botocore.exceptions.BotoCoreError, ValueError) as exc:
+                    raise ConfigError(f"cannot set up the S3 archive client: {exc}") from None
                 self._clients[kind] = client
             return client
 

@@ -153,6 +153,8 @@ def test_open_store_by_url(tmp_path: Path) -> None:
             open_store(bad)
     with pytest.raises(ConfigError):
         open_store("s3://my-bucket/p", object_lock="forever")
+    with pytest.raises(ConfigError, match="s3_endpoint_url 'localhost:9000'"):
+        open_store("s3://my-bucket/p", endpoint_url="localhost:9000")
 
 
 # --- both stores ------------------------------------------------------------------------
