@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -26,6 +27,7 @@ from portal.admin_archive import _api_caller, _context
 from portal.admin_auth import ADMIN_ROLES, Admin, checked_form, current_admin
 from portal.api import _error
 from portal.forms import field
+from portal.security import check_session_token, same_origin_request
 from portal.state import PortalState, portal
 
 SEARCH_FIELDS = ("from", "to", "subject", "after", "before", "has_attachment", "decision")
@@ -104,8 +106,26 @@ async def save_retention(request: Request) -> Response:
     return RedirectResponse("/admin/retention?done=saved", status_code=303)
 
 
+def _reason(form: FormData) -> str:
+    value = form.get("reason")
+    return value[: holds.MAX_REASON + 1] if isinstance(value, str) else ""
+
+
 def _query(values: dict[str, str]) -> Query:
     return Query.from_params({k: values.get(k, "") for k in SEARCH_FIELDS})
+
+
+async def _hold_form(request: Request, admin: Admin) -> FormData:
+    """Like :func:`checked_form`, for the hold form's search fields (more than 8)."""
+    if not same_origin_request(request, portal(request).origins):
+        raise HTTPException(403)
+    try:
+        form = await request.form(max_files=0, max_fields=16)
+    except Exception:  # noqa: BLE001 - any malformed body is the client's error
+        raise HTTPException(400) from None
+    if not check_session_token(admin.session.csrf_token, field(form, "csrf")):
+        raise HTTPException(403)
+    return form
 
 
 async def place_hold(request: Request) -> Response:
@@ -114,7 +134,7 @@ async def place_hold(request: Request) -> Response:
         admin = await current_admin(s, request)
         if admin is None:
             raise HTTPException(401)
-        form = await checked_form(request, admin)
+        form = await _hold_form(request, admin)
         values = {k: field(form, k) for k in SEARCH_FIELDS}
         kind = field(form, "kind")
         try:
@@ -126,7 +146,7 @@ async def place_hold(request: Request) -> Response:
                 admin.actor,
                 kind,
                 field(form, "name"),
-                field(form, "reason"),
+                _reason(form),
                 query=query,
                 message=field(form, "message"),
             )
