@@ -43,6 +43,8 @@ section "system packages"
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v swaks >/dev/null || missing+=(swaks)
+# swaks --tls needs Perl's TLS modules (not pulled in without recommends)
+perl -MNet::SSLeay -MIO::Socket::SSL -e 1 2>/dev/null || missing+=(libnet-ssleay-perl libio-socket-ssl-perl)
 command -v gpg >/dev/null || missing+=(gnupg)
 command -v openssl >/dev/null || missing+=(openssl)
 [ -n "$(pg_bin)" ] || missing+=(postgresql)
