@@ -19,6 +19,7 @@ import hmac
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -124,6 +125,14 @@ def read_private(path: Path, what: str) -> bytes:
     return data
 
 
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns)
+
+
 def file_key_id(key: bytes) -> str:
     return "file:" + hashlib.sha256(b"sealmail-root-id" + key).hexdigest()[:16]
 
@@ -153,6 +162,10 @@ class FileRootKey:
         self._others = [k for k in (others or []) if k != key]
         self._secret = derivation_secret if derivation_secret is not None else key
         self.key_id = file_key_id(key)
+        self._path: Path | None = None  # set by load(): a running process follows rotations
+        self._stamp: tuple[int, int] | None = None
+        self._looked_at = 0.0
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"FileRootKey({self.key_id})"
@@ -202,7 +215,37 @@ class FileRootKey:
             raise ConfigError(
                 f"derivation secret {dpath} is missing (the root key was rotated; restore it)"
             )
-        return cls(key, others, secret)
+        ring = cls(key, others, secret)
+        ring._path = p
+        ring._stamp = _file_stamp(p)
+        return ring
+
+    def _follow(self, force: bool) -> bool:
+        """Pick up a root rotation made by ``sealmail key rotate`` in another process: when
+        ``root.key`` was replaced (or, with ``force``, at most once a second when a blob
+        opens with none of our keys), read the files again. The derivation secret stays
+        as it is (rotation keeps it). Returns True when something new was read."""
+        if self._path is None:
+            return False
+        with self._lock:
+            return self._follow_locked(force)
+
+    def _follow_locked(self, force: bool) -> bool:
+        assert self._path is not None
+        now = time.monotonic()
+        stamp = _file_stamp(self._path)
+        if stamp == self._stamp and (not force or now - self._looked_at < 1.0):
+            return False
+        self._looked_at = now
+        try:
+            fresh = FileRootKey.load(self._path)
+        except ConfigError:
+            return False  # mid-rotation or damaged: keep what we have
+        known = [self._key, *self._others]
+        self._key, self.key_id, self._stamp = fresh._key, fresh.key_id, stamp
+        self._others = [k for k in [*fresh._others, *known] if k != self._key]
+        self._others = list(dict.fromkeys(self._others))
+        return True
 
     @staticmethod
     def create(path: str | os.PathLike[str]) -> bool:
@@ -226,9 +269,18 @@ class FileRootKey:
         return self._secret
 
     def wrap(self, key: bytes, aad: bytes) -> bytes:
+        self._follow(force=False)  # never wrap with a root that was rotated away
         return wrap(self._key, key, aad)
 
     def unwrap(self, blob: bytes, aad: bytes) -> bytes:
+        try:
+            return self._unwrap(blob, aad)
+        except IntegrityError:
+            if not self._follow(force=True):
+                raise
+            return self._unwrap(blob, aad)
+
+    def _unwrap(self, blob: bytes, aad: bytes) -> bytes:
         try:
             return unwrap(self._key, blob, aad)
         except IntegrityError:

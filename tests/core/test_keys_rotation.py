@@ -349,3 +349,30 @@ async def test_a_running_process_follows_the_rotation(
     assert again.version == 3 and again.rewrapped == 3
     assert set((await _versions(services, acme)).values()) == {3}
     await _read_all(settings, acme, late)
+
+
+async def test_a_running_process_follows_a_file_root_rotation(
+    settings: Settings, services: Services
+) -> None:
+    """A process started before ``key rotate`` (root) reads the new root file when it meets
+    a KEK it cannot open, and wraps new KEKs with the new root, even once the old file is
+    gone."""
+    path = Path(settings.root_key_path or "")
+    acme = await _tenant(services, "Acme")
+    objs = await _seal(services, acme, 2)
+    running = Services.open(settings)  # loaded the old root; has not opened Acme's KEK
+    try:
+        old_id = running.root_key.key_id
+        await rotation.rotate_root(services.db, settings)
+        keys.FileRootKey.old_path(path, old_id).unlink()  # nothing refers to it any more
+        async with running.db.session() as s:
+            for o in objs:
+                assert await running.vault.read(s, acme, o.id)
+        bravo = await _tenant(running, "Bravo")
+        assert running.root_key.key_id == keys.file_key_id(path.read_bytes()) != old_id
+    finally:
+        await running.close()
+    async with services.db.session() as s:
+        row = (await s.execute(select(TenantKey).where(TenantKey.tenant_id == bravo))).scalar_one()
+    assert row.root_key_id == keys.file_key_id(path.read_bytes())
+    await _read_all(settings, bravo, await _seal(services, bravo, 1))
