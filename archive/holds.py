@@ -14,9 +14,9 @@ sweep finds what it may shred with one indexed query.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import String, exists, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive import search
@@ -41,22 +41,21 @@ def _check_text(name: str, reason: str) -> tuple[str, str]:
     return name, reason
 
 
-async def _refresh_flags(session: AsyncSession, entry_ids: Iterable[str]) -> None:
-    """Set ``legal_hold`` on each entry to whether a hold in force lists it."""
-    ids = sorted(set(entry_ids))
-    for start in range(0, len(ids), 500):
-        batch = ids[start : start + 500]
-        held = exists().where(
-            LegalHoldItem.entry_id == ArchiveEntry.id,
-            LegalHoldItem.hold_id == LegalHold.id,
-            LegalHold.released_at.is_(None),
-        )
-        await session.execute(
-            update(ArchiveEntry)
-            .where(ArchiveEntry.id.in_(batch))
-            .values(legal_hold=held)
-            .execution_options(synchronize_session=False)
-        )
+async def _refresh_flags(session: AsyncSession, hold_id: str) -> None:
+    """Set ``legal_hold`` on each entry the hold lists to whether a hold in force lists it
+    (one statement, whatever the number of entries)."""
+    held = exists().where(
+        LegalHoldItem.entry_id == ArchiveEntry.id,
+        LegalHoldItem.hold_id == LegalHold.id,
+        LegalHold.released_at.is_(None),
+    )
+    listed = select(LegalHoldItem.entry_id).where(LegalHoldItem.hold_id == hold_id)
+    await session.execute(
+        update(ArchiveEntry)
+        .where(ArchiveEntry.id.in_(listed))
+        .values(legal_hold=held)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def place(
@@ -86,32 +85,37 @@ async def place(
         placed_at=now(),
         items=0,
     )
-    entry_ids: list[str] = []
+    matching = None
     if kind == "search":
         if query is None or not query.criteria():
             raise PermanentError("a search hold needs at least one search criterion")
         hold.criteria_hash = query.fingerprint(index_key(services.root_key, tenant_id))
-        stmt = search.statement(services, tenant_id, query).with_only_columns(ArchiveEntry.id)
-        entry_ids = list((await session.execute(stmt)).scalars().all())
+        matching = search.statement(services, tenant_id, query)
     elif kind == "message":
         message = message.strip()
         if not message:
             raise PermanentError("a message hold needs an archive entry id or a queue id")
-        stmt = select(ArchiveEntry.id).where(
+        matching = select(ArchiveEntry).where(
             ArchiveEntry.tenant_id == tenant_id,
             ArchiveEntry.shredded_at.is_(None),
             or_(ArchiveEntry.id == message, ArchiveEntry.message_id == message),
         )
-        entry_ids = list((await session.execute(stmt)).scalars().all())
-        if not entry_ids:
+        if (await session.execute(matching.limit(1))).first() is None:
             raise NotFound(f"no archived message {message} in this tenant")
     session.add(hold)
     await session.flush()
-    for entry_id in entry_ids:
-        session.add(LegalHoldItem(hold_id=hold.id, entry_id=entry_id, tenant_id=tenant_id))
-    hold.items = len(entry_ids)
-    await session.flush()
-    await _refresh_flags(session, entry_ids)
+    if matching is not None:
+        # materialised in the database: INSERT ... SELECT, however many entries match
+        rows = matching.with_only_columns(
+            literal(hold.id, String(32)).label("hold_id"),
+            ArchiveEntry.id.label("entry_id"),
+            ArchiveEntry.tenant_id,
+        )
+        result = await session.execute(
+            insert(LegalHoldItem).from_select(["hold_id", "entry_id", "tenant_id"], rows)
+        )
+        hold.items = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        await _refresh_flags(session, hold.id)
     await audit(
         session,
         tenant_id,
@@ -119,7 +123,7 @@ async def place(
         "archive.hold.place",
         hold.id,
         kind=kind,
-        items=len(entry_ids),
+        items=hold.items,
         criteria_hash=hold.criteria_hash,
     )
     return hold
@@ -143,10 +147,7 @@ async def release(
     hold.released_at = now()
     hold.released_by = actor
     await session.flush()
-    items = await session.execute(
-        select(LegalHoldItem.entry_id).where(LegalHoldItem.hold_id == hold.id)
-    )
-    await _refresh_flags(session, items.scalars().all())
+    await _refresh_flags(session, hold.id)
     await audit(session, hold.tenant_id, actor, "archive.hold.release", hold.id, kind=hold.kind)
     return hold
 
