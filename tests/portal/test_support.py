@@ -194,9 +194,11 @@ def test_desk_checks_pins_locks_and_mails_once(world: World) -> None:
         "delete_service": "no",
     }
     wrong = "000000" if pin != "000000" else "000001"
-    for _ in range(5):
+    for n in range(5):
         r = c.post("/support/verify", data={"csrf": csrf, "email": ANN, "pin": wrong})
         assert 'data-result="no_match"' in r.text
+        if n < 4:
+            assert f'id="tries-left">{4 - n}<' in r.text
     assert "now locked" in r.text
     r = c.post("/support/verify", data={"csrf": csrf, "email": ANN, "pin": pin})
     assert 'data-result="locked"' in r.text
