@@ -14,6 +14,7 @@ import datetime
 import hashlib
 import hmac
 import json
+import logging
 from typing import Any
 
 from sqlalchemy import Select, exists, func, intersect, select
@@ -26,8 +27,10 @@ from core import sealed
 from core.errors import IntegrityError, NotFound, SealmailError
 from core.models import ArchiveEntry, ArchiveTerm, AuditEvent, SealedObject
 
+log = logging.getLogger("sealmail.archive")
+
 MAX_LIMIT = 500
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000  # results counted exactly up to here; beyond: "more than"
 DEFAULT_LIMIT = 50
 DECISIONS = ("clear", "tls", "portal", "pgp", "smime", "hold", "reject", "journal")
 
@@ -142,6 +145,8 @@ class Hit:
             "retain_until": e.retain_until,
             "legal_hold": e.legal_hold,
         }
+        # a summary that could not be opened (damaged, storage down): said, not hidden
+        out["summary_available"] = m is not None
         if m is not None:
             out.update(
                 {
@@ -165,15 +170,21 @@ class Page:
     page: int
     limit: int
     exact: bool = True  # False: more than COUNT_CAP matched
+    has_next: bool = False  # a further page has results
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.limit))
+        """Pages known to exist (with an inexact total: at least up to the next one)."""
+        counted = max(1, -(-self.total // self.limit))
+        if self.exact:
+            return counted
+        return max(counted, self.page + 1 if self.has_next else self.page)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "total": self.total,
             "total_exact": self.exact,
+            "has_next": self.has_next,
             "page": self.page,
             "limit": self.limit,
             "pages": self.pages,
@@ -316,7 +327,8 @@ async def open_metas(
             key = await services.keyring.data_key(
                 session, tenant_id, row.id, row.wrapped_key, row.kek_version
             )
-        except (NotFound, IntegrityError):
+        except (NotFound, IntegrityError) as exc:
+            log.warning("archive summary %s: key does not open: %s", row.id, exc)
             jobs.append(None)
             continue
         jobs.append((row.id, row.storage_name, key))
@@ -332,7 +344,8 @@ async def open_metas(
                 with services.store.open(name) as fh:
                     data = b"".join(sealed.open_stream(key, tenant_id, object_id, fh))
                 out.append(index.Summary.from_json(data))
-            except (SealmailError, OSError, ValueError, KeyError, TypeError):
+            except (SealmailError, OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("archive summary %s not opened: %s", object_id, type(exc).__name__)
                 out.append(None)
         return out
 
@@ -355,13 +368,17 @@ async def search(
     if plan is None:
         return Page([], 0, page, limit)
     stmt, ids = plan
-    # counted up to COUNT_CAP + 1 rows: a broad query is "more than 10,000", not a full scan
+    # counted up to COUNT_CAP + 1 rows: a broad query is "more than 1,000", not a full scan
     capped = ids.order_by(None).limit(COUNT_CAP + 1).subquery()
     total = (await session.execute(select(func.count()).select_from(capped))).scalar_one()
-    rows = (await session.execute(stmt.offset((page - 1) * limit).limit(limit))).scalars().all()
+    found = (
+        (await session.execute(stmt.offset((page - 1) * limit).limit(limit + 1))).scalars().all()
+    )
+    rows, has_next = found[:limit], len(found) > limit
     metas = await open_metas(services, session, tenant_id, list(rows))
     hits = [Hit(e, m) for e, m in zip(rows, metas, strict=True)]
-    return Page(hits, min(int(total), COUNT_CAP), page, limit, exact=total <= COUNT_CAP)
+    exact = total <= COUNT_CAP
+    return Page(hits, min(int(total), COUNT_CAP), page, limit, exact=exact, has_next=has_next)
 
 
 async def audit_search(

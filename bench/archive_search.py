@@ -276,28 +276,41 @@ def main() -> None:
     ap.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="sqlite")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--keep", help="SQLite: build the index in this directory once, reuse it")
+    ap.add_argument(
+        "--keep",
+        help="build the index once in this directory (PostgreSQL: DIR-pg and a database "
+        "named after it, not dropped) and reuse it in later runs",
+    )
     args = ap.parse_args()
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     for kind in kinds:
         with tempfile.TemporaryDirectory(prefix="sealmail-bench-") as tmp:
-            work = Path(args.keep) if args.keep and kind == "sqlite" else Path(tmp)
+            work = Path(args.keep) if args.keep else Path(tmp)
             work.mkdir(parents=True, exist_ok=True)
             if kind == "sqlite":
                 url = f"sqlite:///{work}/bench.db"
                 result = asyncio.run(run(url, work, args.entries, args.queries, args.seed))
                 report("SQLite", args.entries, result)
             else:
-                name = f"sealmail_bench_{secrets.token_hex(4)}"
                 base = args.pg.rsplit("/", 1)[0]
-                asyncio.run(_pg(args.pg, f'CREATE DATABASE "{name}"'))
+                if args.keep:  # a database named after the directory, kept for the next run
+                    work = Path(args.keep + "-pg")
+                    work.mkdir(parents=True, exist_ok=True)
+                    name = "sealmail_bench_" + Path(args.keep).name.replace("-", "_")
+                    if not (work / "sample.json").exists():
+                        asyncio.run(_pg(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                        asyncio.run(_pg(args.pg, f'CREATE DATABASE "{name}"'))
+                else:
+                    name = f"sealmail_bench_{secrets.token_hex(4)}"
+                    asyncio.run(_pg(args.pg, f'CREATE DATABASE "{name}"'))
                 try:
                     result = asyncio.run(
                         run(f"{base}/{name}", work, args.entries, args.queries, args.seed)
                     )
                     report("PostgreSQL", args.entries, result)
                 finally:
-                    asyncio.run(_pg(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    if not args.keep:
+                        asyncio.run(_pg(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _pg(url: str, sql: str) -> None:

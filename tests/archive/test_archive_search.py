@@ -188,7 +188,7 @@ async def test_date_range_and_pagination(corpus, gw_services):  # noqa: ANN001
     for page_no in (1, 2, 3, 4, 5):
         async with gw_services.db.session() as s:
             page = await search(gw_services, s, t, Query(), page=page_no, limit=1)
-        assert page.total == 4 and page.pages == 4
+        assert page.total == 4 and page.pages == 4 and page.has_next == (page_no < 4)
         seen += [h.entry.id for h in page.hits]
     assert seen == ids[::-1]
 
@@ -360,6 +360,10 @@ async def test_mixed_decisions_and_count_cap(gw_services, tenant, monkeypatch): 
     async with gw_services.db.session() as s:
         page = await search(gw_services, s, tenant.id, Query(), limit=1)
     assert page.total == 2 and page.exact is False and page.as_json()["total_exact"] is False
+    assert page.has_next and page.pages == 2  # the pages go on past the count
+    async with gw_services.db.session() as s:
+        last = await search(gw_services, s, tenant.id, Query(), page=3, limit=1)
+    assert not last.has_next and last.pages == 3 and len(last.hits) == 1
     async with gw_services.db.session() as s:
         page = await search(gw_services, s, tenant.id, Query(decision="hold"), limit=1)
     assert page.total == 1 and page.exact is True
