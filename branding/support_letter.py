@@ -81,8 +81,9 @@ def letter_paragraphs(info: LetterInfo) -> tuple[str, list[str], list[str]]:
         "someone the owner has already named as a contact) grants access:",
     ]
     steps = [
-        f"Sign in to the administration pages at {portal}/admin and add {email} as a "
-        "contact of the account, with the role it should have.",
+        f"Sign in to your billing account with us, where the account's contacts are kept, "
+        f"and add {email} as a contact of the account, with the role it should have; our "
+        "support desk sees the new contact as soon as it is saved.",
     ]
     if partner:
         steps.append(
