@@ -31,6 +31,7 @@ log = logging.getLogger("sealmail.archive")
 
 MAX_LIMIT = 500
 COUNT_CAP = 1_000  # results counted exactly up to here; beyond: "more than"
+SIZE_CAP = 5_000  # posting lists counted up to here to choose the one that drives a query
 DEFAULT_LIMIT = 50
 DECISIONS = ("clear", "tls", "portal", "pgp", "smime", "hold", "reject", "journal")
 
@@ -258,7 +259,7 @@ async def planned(
             select(ArchiveTerm.entry_id)
             .where(ArchiveTerm.tenant_id == tenant_id, ArchiveTerm.token == t)
             .where(*_in_range(ArchiveTerm.received_at, query))
-            .limit(COUNT_CAP + 1)
+            .limit(SIZE_CAP)
             .subquery()
         )
         sizes[t] = (await session.execute(select(func.count()).select_from(postings))).scalar_one()
