@@ -27,11 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from archive.services import Services
 from core.ids import new_id
 from core.keys import RootKey
-from core.models import ArchiveEntry, ArchiveTerm, now
+from core.models import ArchiveEntry, ArchiveTerm, Tenant, now
 
 INDEX_PURPOSE = "archive-index/"
 TOKEN_HEX = 32  # 128 bits of the HMAC, as hex
-DEFAULT_RETENTION = 7 * 365 * 86400.0
 SOURCE_GATEWAY = "gateway"
 SOURCE_JOURNAL = "journal"
 MIN_WORD = 2
@@ -274,9 +273,15 @@ def date_of(summary: Summary) -> float | None:
         return None
 
 
-def retention_seconds(services: Services) -> float:
-    value = getattr(services.settings, "archive_retention", None)  # the tenant default
-    return float(value) if value else DEFAULT_RETENTION
+async def _retain_until(
+    services: Services, session: AsyncSession, tenant_id: str, received_at: float
+) -> float:
+    """The tenant's archive retention (its own, else ``archive_retention``); the pipeline's
+    retention step may extend it for a policy rule's ``retain``."""
+    from archive import retention  # here: it brings the account module (Argon2) along
+
+    tenant = await session.get(Tenant, tenant_id)
+    return retention.retain_until(services.settings, tenant, received_at)
 
 
 async def entry_for(session: AsyncSession, source: str, object_id: str) -> ArchiveEntry | None:
@@ -317,7 +322,7 @@ async def record(
         size=summary.size,
         has_attachment=bool(summary.attachments),
         decision=(decisions[0] if len(decisions) == 1 else "mixed" if decisions else "")[:16],
-        retain_until=at + retention_seconds(services),
+        retain_until=await _retain_until(services, session, tenant_id, at),
         legal_hold=False,
     )
     session.add(entry)

@@ -19,7 +19,7 @@ from sqlalchemy import select, text, update
 
 from archive import export, index
 from archive.search import Query, QueryError, parse_date, search
-from core.models import ArchiveEntry, ArchiveTerm, Base
+from core.models import ArchiveEntry, ArchiveTerm, Base, Tenant
 from gateway.pipeline import process_pending
 from tests.gateway.conftest import (  # noqa: F401 - fixtures
     asend,
@@ -339,6 +339,7 @@ async def test_mixed_decisions_and_count_cap(gw_services, tenant, monkeypatch): 
     from archive import search as search_mod
 
     async with gw_services.db.session() as s:
+        (await s.get(Tenant, tenant.id)).archive_retention_days = 30  # the tenant's own
         for n, decisions in enumerate((["clear", "portal"], ["clear"], ["hold"])):
             raw = message(f"Mixed {n}")
             obj = await gw_services.vault.seal(s, tenant.id, raw, "raw")
@@ -351,6 +352,9 @@ async def test_mixed_decisions_and_count_cap(gw_services, tenant, monkeypatch): 
                 object_id=obj.id, summary=summary, decisions=decisions, received_at=1e9 + n,
             )  # fmt: skip
         await s.commit()
+    async with gw_services.db.session() as s:
+        rows = (await s.execute(select(ArchiveEntry))).scalars().all()
+    assert rows and all(r.retain_until == r.received_at + 30 * 86400 for r in rows)
     subjects = lambda hits: sorted(h["subject"] for h in hits)  # noqa: E731
     assert subjects(await find(gw_services, tenant.id, decision="portal")) == ["Mixed 0"]
     assert subjects(await find(gw_services, tenant.id, decision="clear")) == ["Mixed 0", "Mixed 1"]
