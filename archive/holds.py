@@ -173,17 +173,17 @@ async def tenants_on_hold(session: AsyncSession) -> set[str]:
     return set(rows.scalars().all())
 
 
-async def entry_on_hold(session: AsyncSession, entry: ArchiveEntry) -> bool:
-    """Checked again just before an entry's keys are destroyed (the flag may be stale)."""
-    if entry.tenant_id in await tenants_on_hold(session):
-        return True
-    row = await session.execute(
-        select(LegalHoldItem.hold_id)
+async def listed_entries(session: AsyncSession, entry_ids: Sequence[str]) -> set[str]:
+    """Those of ``entry_ids`` a hold in force lists (checked again just before their keys
+    are destroyed: the ``legal_hold`` flag may be stale)."""
+    if not entry_ids:
+        return set()
+    rows = await session.execute(
+        select(LegalHoldItem.entry_id)
         .join(LegalHold, LegalHold.id == LegalHoldItem.hold_id)
-        .where(LegalHoldItem.entry_id == entry.id, LegalHold.released_at.is_(None))
-        .limit(1)
+        .where(LegalHoldItem.entry_id.in_(list(entry_ids)), LegalHold.released_at.is_(None))
     )
-    return row.first() is not None
+    return set(rows.scalars().all())
 
 
 def as_json(hold: LegalHold) -> dict[str, object]:

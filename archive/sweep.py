@@ -52,6 +52,7 @@ log = logging.getLogger("sealmail.sweep")
 FINAL_OUTBOX_STATES = ("sent", "bounced")
 ACTOR = "sweep"
 LOCK_RETRY = 86400.0
+BATCH = 100  # entries whose keys are destroyed in one transaction
 
 
 @dataclasses.dataclass
@@ -216,82 +217,102 @@ async def _entry_objects(
     return names
 
 
-async def _shred_entry(services: Services, entry_id: str, at: float, report: SweepReport) -> None:
+async def _shred_batch(
+    services: Services, entry_ids: list[str], at: float, report: SweepReport
+) -> None:
+    """Shred a batch of due entries: one transaction destroys the keys of all of them (and
+    commits), then their objects are deleted, then one transaction records the outcome."""
     db = services.db
+    plans: dict[str, tuple[str, set[str]]] = {}  # entry id -> (tenant id, its objects)
     async with db.session() as s:
-        entry = await s.get(ArchiveEntry, entry_id)
-        if entry is None or entry.shredded_at is not None or entry.retain_until > at:
+        on_hold = await holds.tenants_on_hold(s)
+        rows = (
+            (await s.execute(select(ArchiveEntry).where(ArchiveEntry.id.in_(entry_ids))))
+            .scalars()
+            .all()
+        )
+        due = [e for e in rows if e.shredded_at is None and e.retain_until <= at]
+        listed = await holds.listed_entries(s, [e.id for e in due])
+        chosen = []
+        for entry in due:
+            if entry.legal_hold or entry.tenant_id in on_hold or entry.id in listed:
+                report.entries_held += 1
+            else:
+                chosen.append(entry)
+        if not chosen:
             return
-        if entry.legal_hold or await holds.entry_on_hold(s, entry):
-            report.entries_held += 1
-            return
-        # lock the row (PostgreSQL) so a hold placed now waits for this decision
+        # lock the rows (PostgreSQL) so a hold placed now waits for this decision
         await s.execute(
             update(ArchiveEntry)
-            .where(ArchiveEntry.id == entry.id, ArchiveEntry.legal_hold.is_(False))
+            .where(ArchiveEntry.id.in_([e.id for e in chosen]), ArchiveEntry.legal_hold.is_(False))
             .values(retain_until=ArchiveEntry.retain_until)
             .execution_options(synchronize_session=False)
         )
-        names = await _entry_objects(services, s, entry)
-        names -= await _live_references(s, names, {entry.id})
-        destroyed = await _destroy_keys(s, names)
-        if entry.message_id:
+        for entry in chosen:
+            plans[entry.id] = (entry.tenant_id, await _entry_objects(services, s, entry))
+        every = set().union(*(names for _t, names in plans.values()))
+        live = await _live_references(s, every, set(plans))
+        for _t, names in plans.values():
+            names -= live
+        destroyed = await _destroy_keys(s, every - live)
+        messages = [e.message_id for e in chosen if e.message_id]
+        if messages:
             await s.execute(
                 update(Message)
-                .where(Message.id == entry.message_id, Message.portal_expired_at.is_(None))
+                .where(Message.id.in_(messages), Message.portal_expired_at.is_(None))
                 .values(portal_expired_at=at)
                 .execution_options(synchronize_session=False)
             )
-        await audit(
-            s,
-            entry.tenant_id,
-            ACTOR,
-            "archive.shred.keys",
-            entry.id,
-            objects=len(names),
-            keys_destroyed=destroyed,
-            retain_until=entry.retain_until,
-        )
-        await s.commit()
-        tenant_id = entry.tenant_id
-    report.keys_destroyed += destroyed
-    async with db.session() as s:
-        deleted, locked, failures = await _delete_objects(services, s, names, at)
-        report.objects_deleted += deleted
-        report.objects_locked += len(locked)
-        if failures:  # tried again by the next sweep
-            for f in failures:
-                report.problems.append(Problem(entry_id, tenant_id, f"delete failed: {f}"))
+        for entry in chosen:
             await audit(
-                s, tenant_id, ACTOR, "archive.shred.retry", entry_id, failures=len(failures)
-            )
-            await s.commit()
-            return
-        if locked:
-            # the keys are gone; what is left is deleted once the last lock runs out, so
-            # the entry comes due again then (not every hour until then)
-            until = max(locked)
+                s, entry.tenant_id, ACTOR, "archive.shred.keys", entry.id,
+                objects=len(plans[entry.id][1]), retain_until=entry.retain_until,
+            )  # fmt: skip
+        await s.commit()
+    report.keys_destroyed += destroyed
+    outcomes: dict[str, tuple[list[float], list[str]]] = {}
+    async with db.session() as s:
+        for entry_id, (_tenant, names) in plans.items():
+            deleted, locked, failures = await _delete_objects(services, s, names, at)
+            report.objects_deleted += deleted
+            report.objects_locked += len(locked)
+            outcomes[entry_id] = (locked, failures)
+    async with db.session() as s:
+        done = []
+        for entry_id, (locked, failures) in outcomes.items():
+            tenant_id, names = plans[entry_id]
+            if failures:  # tried again by the next sweep
+                for f in failures:
+                    report.problems.append(Problem(entry_id, tenant_id, f"delete failed: {f}"))
+                await audit(
+                    s, tenant_id, ACTOR, "archive.shred.retry", entry_id, failures=len(failures)
+                )
+            elif locked:
+                # the keys are gone; what is left is deleted once the last lock runs out,
+                # so the entry comes due again then (not every hour until then)
+                until = max(locked)
+                await s.execute(
+                    update(ArchiveEntry)
+                    .where(ArchiveEntry.id == entry_id, ArchiveEntry.retain_until < until)
+                    .values(retain_until=until)
+                    .execution_options(synchronize_session=False)
+                )
+                await audit(
+                    s, tenant_id, ACTOR, "archive.shred.locked", entry_id,
+                    objects=len(locked), locked_until=until,
+                )  # fmt: skip
+            else:
+                done.append(entry_id)
+                await audit(s, tenant_id, ACTOR, "archive.shred", entry_id, objects=len(names))
+        if done:
             await s.execute(
                 update(ArchiveEntry)
-                .where(ArchiveEntry.id == entry_id, ArchiveEntry.retain_until < until)
-                .values(retain_until=until)
+                .where(ArchiveEntry.id.in_(done), ArchiveEntry.shredded_at.is_(None))
+                .values(shredded_at=now())
                 .execution_options(synchronize_session=False)
             )
-            await audit(
-                s, tenant_id, ACTOR, "archive.shred.locked", entry_id,
-                objects=len(locked), locked_until=until,
-            )  # fmt: skip
-            await s.commit()
-            return
-        await s.execute(
-            update(ArchiveEntry)
-            .where(ArchiveEntry.id == entry_id, ArchiveEntry.shredded_at.is_(None))
-            .values(shredded_at=now())
-            .execution_options(synchronize_session=False)
-        )
-        await audit(s, tenant_id, ACTOR, "archive.shred", entry_id, objects=len(names))
         await s.commit()
-    report.entries_shredded += 1
+    report.entries_shredded += len(done)
 
 
 async def _expire_portal(
@@ -403,12 +424,18 @@ async def sweep(
     total, done = len(entries) + len(portal), 0
     if progress:
         progress(0, total)
-    for entry_id in entries:
+    for start in range(0, len(entries), BATCH):
+        batch = entries[start : start + BATCH]
         try:
-            await _shred_entry(services, entry_id, at, report)
-        except (SealmailError, ValueError) as exc:
-            report.problems.append(Problem(entry_id, "", f"{type(exc).__name__}: {exc}"))
-        done += 1
+            await _shred_batch(services, batch, at, report)
+        except (SealmailError, ValueError):
+            # one entry's trouble must not hold up the others: one at a time
+            for entry_id in batch:
+                try:
+                    await _shred_batch(services, [entry_id], at, report)
+                except (SealmailError, ValueError) as exc:
+                    report.problems.append(Problem(entry_id, "", f"{type(exc).__name__}: {exc}"))
+        done += len(batch)
         if progress:
             progress(done, total)
     for message_id in portal:

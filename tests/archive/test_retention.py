@@ -333,3 +333,19 @@ async def test_a_damaged_object_of_another_entry_does_not_stop_the_sweep(
     for e in (first, second):
         with pytest.raises((NotFound, IntegrityError)):
             await read(services, tid, e.object_id)
+
+
+async def test_a_stale_flag_does_not_let_a_held_entry_go(services: Services) -> None:
+    """The sweep checks the holds themselves just before destroying keys, not only the
+    ``legal_hold`` flag."""
+    from sqlalchemy import update
+
+    tid = await make_tenant(services, "Acme")
+    entry = await archived(services, tid, "evidence")
+    async with services.db.session() as s:
+        await holds.place(services, s, tid, "officer", "message", "case", message=entry.id)
+        await s.execute(update(ArchiveEntry).values(legal_hold=False))  # stale
+        await s.commit()
+    report = await sweep(services)
+    assert report.entries_shredded == 0 and report.entries_held == 1
+    assert (await key_of(services, entry.object_id)).wrapped_key is not None
