@@ -204,7 +204,7 @@ def tokens(services: Services, tenant_id: str, query: Query) -> list[str]:
     return sorted({index.token(key, f, v) for f, v in terms})
 
 
-def statement(services: Services, tenant_id: str, query: Query) -> Select[tuple[ArchiveEntry]]:
+def statement(services: Services, tenant_id: str, query: Query) -> Select[Any]:
     """The entries of ``tenant_id`` matching ``query`` (unordered, not shredded), as one
     statement: the date range on the entries, the tokens as an intersection of posting
     lists. :func:`search` uses :func:`planned`, which is faster for a page."""
@@ -241,7 +241,7 @@ def _in_range(column: Any, query: Query) -> list[Any]:
 
 async def planned(
     services: Services, session: AsyncSession, tenant_id: str, query: Query
-) -> tuple[Select[tuple[ArchiveEntry]], Select[tuple[Any]]] | None:
+) -> tuple[Select[Any], Select[Any]] | None:
     """``(page statement, id statement)`` for ``query``, or None when nothing can match.
 
     With tokens, the query is driven by the token with the shortest posting list (each
@@ -284,7 +284,7 @@ async def planned(
     return stmt, stmt.with_only_columns(lead.entry_id)
 
 
-def ordered(stmt: Select[tuple[ArchiveEntry]]) -> Select[tuple[ArchiveEntry]]:
+def ordered(stmt: Select[Any]) -> Select[Any]:
     return stmt.order_by(ArchiveEntry.received_at.desc(), ArchiveEntry.id.desc())
 
 

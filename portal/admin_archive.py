@@ -137,7 +137,8 @@ async def archive_export(request: Request) -> Response:
             raise QueryError("format must be mbox or zip")
         query = Query.from_params(request.query_params)
     except QueryError as exc:
-        ctx = {"criteria": _criteria(request), "decisions": DECISIONS, "result": None}
+        ctx: dict[str, Any] = {"criteria": _criteria(request), "decisions": DECISIONS}
+        ctx["result"] = None
         ctx.update(error=str(exc), searched=True)
         return st.pages.render("portal/admin_archive.html", _context(admin, **ctx), status=400)
     return await _start_export(st, admin.tenant.id, admin.actor, query, fmt, "portal")
