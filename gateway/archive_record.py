@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive import index
 from archive.services import Services
+from core.errors import NotFound
 from core.keys import sha256_hex
 from core.models import ArchiveEntry, JournalEntry, Message
 from gateway.journal import DISPOSITION_JOURNAL, MalformedReport, parse_report
@@ -160,10 +161,13 @@ async def reindex(
                     )
                 )
             ).all()
-        summary = await _summarise_object(
-            services, message.tenant_id, message.raw_object_id, message.mail_from,
-            [r for r, _ in rows],
-        )  # fmt: skip
+        try:
+            summary = await _summarise_object(
+                services, message.tenant_id, message.raw_object_id, message.mail_from,
+                [r for r, _ in rows],
+            )  # fmt: skip
+        except NotFound:  # its original was already shredded: nothing left to index
+            continue
         async with services.db.session() as s:
             await index.record(
                 services, s, tenant_id=message.tenant_id, source=index.SOURCE_GATEWAY,
@@ -180,7 +184,10 @@ async def reindex(
             message = await s.get(Message, entry.message_id) if entry else None
             if entry is None or message is None:
                 continue
-            raw = await services.vault.read(s, entry.tenant_id, message.raw_object_id)
+            try:
+                raw = await services.vault.read(s, entry.tenant_id, message.raw_object_id)
+            except NotFound:
+                continue
         summary = await asyncio.to_thread(_journal_summary, raw, message.mail_from)
         async with services.db.session() as s:
             await index.record(

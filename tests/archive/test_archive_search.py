@@ -371,3 +371,37 @@ async def test_mixed_decisions_and_count_cap(gw_services, tenant, monkeypatch): 
     async with gw_services.db.session() as s:
         page = await search(gw_services, s, tenant.id, Query(decision="hold"), limit=1)
     assert page.total == 1 and page.exact is True
+
+
+async def test_reindex_skips_a_shredded_original(gw_services, tenant):  # noqa: ANN001
+    """Backfill: a processed message without an entry is indexed once; one whose original
+    was already shredded is skipped, not an error."""
+    from core.ids import queue_id
+    from core.models import Message, MessageRecipient, SealedObject
+    from gateway.archive_record import reindex
+
+    ids = []
+    async with gw_services.db.session() as s:
+        for n in range(2):
+            raw = message(f"Backfill {n}", attachment=b"x" if n == 0 else None)
+            obj = await gw_services.vault.seal(s, tenant.id, raw, "raw")
+            mid = queue_id()
+            s.add(
+                Message(
+                    id=mid, tenant_id=tenant.id, mail_from="alice@acme.example",
+                    state="processed", disposition="clear", raw_object_id=obj.id,
+                )
+            )  # fmt: skip
+            await s.flush()
+            s.add(MessageRecipient(message_id=mid, rcpt="bcc@hidden.example",
+                                   disposition="clear", state="done"))  # fmt: skip
+            ids.append((mid, obj.id))
+        await s.commit()
+    async with gw_services.db.session() as s:
+        (await s.get(SealedObject, ids[1][1])).wrapped_key = None  # crypto-shredded
+        await s.commit()
+    assert await reindex(gw_services, tenant.id) == 1
+    assert await reindex(gw_services, tenant.id) == 0
+    (hit,) = await find(gw_services, tenant.id, recipient="bcc@hidden.example")
+    assert hit["subject"] == "Backfill 0" and hit["attachments"] == ["report.pdf"]
+    assert hit["message_id"] == ids[0][0] and hit["bcc"] == ["bcc@hidden.example"]
