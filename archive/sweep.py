@@ -75,6 +75,7 @@ class SweepReport:
     portal_expired: int = 0
     portal_held: int = 0
     keys_destroyed: int = 0
+    messages_shredded: int = 0  # messages no archive entry stands for
     objects_deleted: int = 0
     objects_locked: int = 0  # keys destroyed, object kept until its Object Lock date
     problems: list[Problem] = dataclasses.field(default_factory=list)
@@ -364,6 +365,60 @@ async def _expire_portal(
     report.portal_expired += 1
 
 
+async def _unindexed_due(services: Services, tenant_id: str | None, at: float) -> list[str]:
+    """Messages past their tenant's archive retention that no archive entry stands for (a
+    duplicate journal report, mail the pipeline never finished) whose original still has
+    its key: shredded like an entry, so nothing outlives its retention unseen."""
+    out: list[str] = []
+    async with services.db.session() as s:
+        on_hold = await holds.tenants_on_hold(s)
+        for tenant in (await s.execute(select(Tenant))).scalars().all():
+            if (tenant_id and tenant.id != tenant_id) or tenant.id in on_hold:
+                continue
+            cutoff = at - retention.archive_days(services.settings, tenant) * retention.DAY
+            rows = await s.execute(
+                select(Message.id)
+                .join(SealedObject, SealedObject.id == Message.raw_object_id)
+                .where(
+                    Message.tenant_id == tenant.id,
+                    Message.received_at <= cutoff,
+                    Message.state != "received",
+                    SealedObject.destroyed_at.is_(None),
+                    ~select(ArchiveEntry.id).where(ArchiveEntry.message_id == Message.id).exists(),
+                )
+            )
+            out += list(rows.scalars().all())
+    return out
+
+
+async def _shred_unindexed(
+    services: Services, message_id: str, at: float, report: SweepReport
+) -> None:
+    async with services.db.session() as s:
+        msg = await s.get(Message, message_id)
+        if msg is None:
+            return
+        if msg.tenant_id in await holds.tenants_on_hold(s):
+            return
+        names = {msg.raw_object_id, *await _portal_objects(services, s, msg)}
+        names.update(await _outbound_objects(s, msg.id, finished_only=False))
+        names -= await _live_references(s, names, set())
+        destroyed = await _destroy_keys(s, names)
+        if msg.portal_expired_at is None and msg.meta_object_id:
+            msg.portal_expired_at = at
+        await audit(s, msg.tenant_id, ACTOR, "message.shred", msg.id, objects=len(names))
+        await s.commit()
+        tenant_id = msg.tenant_id
+    report.keys_destroyed += destroyed
+    async with services.db.session() as s:
+        deleted, locked, failures = await _delete_objects(services, s, names, at)
+    report.objects_deleted += deleted
+    report.objects_locked += len(locked)  # the key is gone; the object stays as an orphan
+    for f in failures:
+        report.problems.append(Problem(message_id, tenant_id, f"delete failed: {f}"))
+    report.messages_shredded += 1
+
+
 async def _due(
     services: Services, tenant_id: str | None, at: float
 ) -> tuple[list[str], list[str], int, int]:
@@ -446,6 +501,11 @@ async def sweep(
         done += 1
         if progress:
             progress(done, total)
+    for message_id in await _unindexed_due(services, tenant_id, at):
+        try:
+            await _shred_unindexed(services, message_id, at, report)
+        except (SealmailError, ValueError) as exc:
+            report.problems.append(Problem(message_id, "", f"{type(exc).__name__}: {exc}"))
     async with services.db.session() as s:
         await audit(
             s,

@@ -86,3 +86,34 @@ async def test_shredding_a_portal_message_destroys_every_key_of_it(
         )
     assert left == []
     assert not any(gw_services.store.exists(o.storage_name) for o in objects)
+
+
+async def test_a_duplicate_journal_report_is_shredded_too(
+    gateway,  # noqa: ANN001
+    tenant,  # noqa: ANN001
+    gw_services: Services,
+) -> None:
+    """The second copy of a journal report gets no archive entry; it is still shredded when
+    the tenant's archive retention has passed, with the entry of the first."""
+    import time
+
+    from archive.sweep import sweep
+    from core.models import SealedObject
+    from tests.gateway.test_journal import REPORT_LINES, journal_report, send_report
+
+    original = message("Board minutes", to="bob@partner.example")
+    await send_report(gateway, tenant, journal_report(original, message_id="<r1@x>"))
+    await process_pending(gw_services)
+    again = (*REPORT_LINES[:3], *reversed(REPORT_LINES[3:]))
+    await send_report(gateway, tenant, journal_report(original, again, message_id="<r2@x>"))
+    await process_pending(gw_services)
+
+    assert (await sweep(gw_services, at=time.time() + 30 * DAY)).messages_shredded == 0
+    report = await sweep(gw_services, at=time.time() + 3000 * DAY)
+    assert report.entries_shredded == 1 and report.messages_shredded == 1
+    assert report.problems == []
+    async with gw_services.db.session() as s:
+        objects = (await s.execute(select(SealedObject))).scalars().all()
+    assert objects and all(o.wrapped_key is None for o in objects)
+    assert not any(gw_services.store.exists(o.storage_name) for o in objects)
+    assert (await sweep(gw_services, at=time.time() + 3000 * DAY)).messages_shredded == 0
