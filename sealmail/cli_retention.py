@@ -97,6 +97,13 @@ def sweep_command(
             f"portal copies ({data['keys_destroyed']} keys destroyed, {data['objects_deleted']} "
             f"objects deleted); {data['entries_held'] + data['portal_held']} held"
         )
+        if data["messages_shredded"]:
+            out.print(f"shredded {data['messages_shredded']} messages with no archive entry")
+        if data["objects_locked"]:
+            out.print(
+                f"{data['objects_locked']} objects still under Object Lock (keys destroyed; "
+                "deleted at their lock date)"
+            )
         for p in data["problems"]:
             out.print(f"  {p['id']} ({p['tenant_id'] or '-'}): {p['problem']}")
     if data["problems"]:
