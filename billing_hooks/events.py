@@ -30,7 +30,15 @@ from core.config import Settings
 from core.db import Database
 from core.errors import NotFound, TransientError
 from core.ids import new_id
-from core.models import AccountContact, BillingAccount, BillingEvent, Invoice, PaymentMethod, now
+from core.models import (
+    AccountContact,
+    BillingAccount,
+    BillingEvent,
+    Invoice,
+    PaymentMethod,
+    Tenant,
+    now,
+)
 
 log = logging.getLogger("sealmail.billing")
 MAX_BODY = 256 * 1024
@@ -179,6 +187,12 @@ async def subscription_created(ctx: Ctx) -> None:
     account.plan = plan
     account.trial_ends_on = trial_ends_on if plan == "trial" else None
     account.updated_at = now()
+    if account.kind == "tenant" and account.tenant_id:
+        # the tenant's plan (``sealmail tenant list``) is the one its billing account pays
+        # for; a partner's own subscription says nothing about its customers' plans
+        tenant = await ctx.session.get(Tenant, account.tenant_id)
+        if tenant is not None:
+            tenant.plan = plan
     lifted = False
     if account.standing == "suspended" and account.standing_reason == REASON_TRIAL:
         # converted to a paid plan (or the trial extended): the trial's end no longer holds
@@ -231,6 +245,10 @@ async def invoice_created(ctx: Ctx) -> None:
     inv.due_on = ctx.date("due_on")
     if ctx.data.get("status") == "void":
         inv.status = "void"
+    # a voided (credited) invoice or a later due date can leave nothing overdue: like a
+    # payment, that reinstates at once (reinstatement() keeps a suspension that still holds)
+    await ctx.session.flush()
+    await _reinstate(ctx, account)
 
 
 async def invoice_paid(ctx: Ctx) -> None:

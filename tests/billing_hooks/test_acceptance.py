@@ -1,0 +1,128 @@
+"""Defects found by the product owner's acceptance run of issue 6 (driving ``sealmail serve``
+with signed webhooks and ``sealmail billing run``), each pinned by a test on both
+databases."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from billing_hooks.run import run_day
+from core.models import BillingAccount, Tenant
+from tests.billing_hooks.conftest import Billing
+
+
+def _standing(tenant_id: str) -> Any:
+    async def get(s: Any) -> tuple[str, str, str]:
+        acct = (await s.execute(select(BillingAccount))).scalar_one()
+        tenant = await s.get(Tenant, tenant_id)
+        return acct.standing, acct.standing_reason, tenant.standing
+
+    return get
+
+
+def _suspend_by_unpaid_invoice(billing: Billing, tenant_id: str) -> None:
+    due = datetime.date.today() - datetime.timedelta(days=30)
+    billing.send("v1", "account.created", account="acct_v", kind="tenant", tenant=tenant_id)
+    billing.send(
+        "v2",
+        "invoice.created",
+        account="acct_v",
+        invoice="in_v",
+        number="V-1",
+        amount=4900,
+        currency="USD",
+        due_on=due.isoformat(),
+    )
+
+    async def day() -> list[str]:
+        done = await run_day(
+            billing.services.db, billing.settings, due + datetime.timedelta(days=15)
+        )
+        return [a["action"] for a in done]
+
+    assert "service.suspend" in billing.run(day)
+    assert billing.query(_standing(tenant_id)) == ("suspended", "billing", "suspended")
+
+
+def test_voiding_the_overdue_invoice_reinstates_at_once(billing: Billing) -> None:
+    """Found live: the billing system voided (credited) the invoice that suspended a tenant;
+    the tenant stayed suspended until the next day's run had judged today (up to 48 h of
+    mail refused with 451)."""
+    tenant_id = billing.tenant("Voidco", "voidco.example")
+    _suspend_by_unpaid_invoice(billing, tenant_id)
+    due = datetime.date.today() - datetime.timedelta(days=30)
+    billing.send(
+        "v3",
+        "invoice.created",
+        account="acct_v",
+        invoice="in_v",
+        number="V-1",
+        amount=4900,
+        currency="USD",
+        due_on=due.isoformat(),
+        status="void",
+    )
+    assert billing.query(_standing(tenant_id)) == ("good", "", "active")
+
+
+def test_a_later_due_date_reinstates_at_once(billing: Billing) -> None:
+    """The billing system moved the overdue invoice's due date (a payment plan agreed on the
+    phone): nothing is overdue any more, so the service is back at once."""
+    tenant_id = billing.tenant("Planco", "planco.example")
+    _suspend_by_unpaid_invoice(billing, tenant_id)
+    later = datetime.date.today() + datetime.timedelta(days=20)
+    billing.send(
+        "v3",
+        "invoice.created",
+        account="acct_v",
+        invoice="in_v",
+        number="V-1",
+        amount=4900,
+        currency="USD",
+        due_on=later.isoformat(),
+    )
+    assert billing.query(_standing(tenant_id)) == ("good", "", "active")
+
+
+def test_a_new_invoice_does_not_reinstate(billing: Billing) -> None:
+    """The reinstatement check on invoice.created must not lift a suspension while the
+    overdue invoice is still open."""
+    tenant_id = billing.tenant("Stillco", "stillco.example")
+    _suspend_by_unpaid_invoice(billing, tenant_id)
+    billing.send(
+        "v3",
+        "invoice.created",
+        account="acct_v",
+        invoice="in_v2",
+        amount=100,
+        due_on=(datetime.date.today() + datetime.timedelta(days=5)).isoformat(),
+    )
+    assert billing.query(_standing(tenant_id)) == ("suspended", "billing", "suspended")
+
+
+def test_subscription_plan_is_the_tenants_plan(billing: Billing) -> None:
+    """Found live: a trial tenant converted to paid by ``subscription.created`` still showed
+    plan ``trial`` in ``sealmail tenant list``/``show`` (and an NFR licence showed ``paid``)."""
+    tenant_id = billing.tenant("Planned", "planned.example")
+    partner_id = billing.partner("MSP Plan")
+    under = billing.tenant("Under", "under.example", partner="MSP Plan")
+    billing.send("p1", "account.created", account="acct_pl", kind="tenant", tenant=tenant_id)
+    billing.send(
+        "p2", "subscription.created", account="acct_pl", plan="trial", trial_ends_on="2099-01-31"
+    )
+
+    async def plans(s: Any) -> tuple[str, str]:
+        return (await s.get(Tenant, tenant_id)).plan, (await s.get(Tenant, under)).plan
+
+    assert billing.query(plans) == ("trial", "paid")
+    billing.send("p3", "subscription.created", account="acct_pl", plan="paid")
+    assert billing.query(plans) == ("paid", "paid")
+    billing.send("p4", "subscription.created", account="acct_pl", plan="nfr")
+    assert billing.query(plans) == ("nfr", "paid")
+    # a partner's own subscription is the partner's plan, not its customers'
+    billing.send("p5", "account.created", account="acct_msp", kind="partner", partner=partner_id)
+    billing.send("p6", "subscription.created", account="acct_msp", plan="nfr")
+    assert billing.query(plans) == ("nfr", "paid")
