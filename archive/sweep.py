@@ -171,7 +171,9 @@ async def _delete_objects(
         select(SealedObject.id, SealedObject.storage_name).where(SealedObject.id.in_(sorted(names)))
     )
     store = services.store
-    lock_date = getattr(store, "retained_until", None)
+    # only a store that writes Object Lock is asked (one HEAD per object on S3)
+    locking = getattr(store, "object_lock", "off") != "off"
+    lock_date = getattr(store, "retained_until", None) if locking else None
     deleted, locked, failures = 0, [], []
     for object_id, storage_name in rows:
         try:
