@@ -683,3 +683,19 @@ class SupportAgent(Base):
     )
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+# --- KMS derivation secret (issue 5; migration 0009) ---
+
+
+class KmsDerivationSecret(Base):
+    """The derivation secret of a KMS root (``RootKey.derive``), wrapped by the root key in
+    KMS (associated data ``sealmail/derive/v1``). One row (``name`` = ``"root"``), so hosts
+    sharing the database need no file copied between them; re-wrapped on root rotation."""
+
+    __tablename__ = "kms_derivation_secrets"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    wrapped_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    root_key_id: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    updated_at: Mapped[float] = mapped_column(Float, default=now)
