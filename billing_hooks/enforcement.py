@@ -76,3 +76,25 @@ async def terminate(session: AsyncSession, account: BillingAccount, reason: str)
             done.append(tenant.id)
     await audit(session, None, ACTOR, "billing.terminate", account.id, reason=reason, tenants=done)
     return done
+
+
+async def apply_standing(session: AsyncSession, account: BillingAccount) -> list[str]:
+    """Give the account's tenants its standing after they were linked to it (an
+    ``account.created`` arriving after the events that suspended or terminated the account):
+    the ids of the tenants changed. A good standing changes nothing here."""
+    target = {"suspended": "suspended", "terminated": "terminated"}.get(account.standing)
+    if target is None:
+        return []
+    await session.flush()
+    done = []
+    for tenant in await tenants_of(session, account):
+        if tenant.standing == "active" or (
+            target == "terminated" and tenant.standing == "suspended"
+        ):
+            await set_standing(session, tenant, target, ACTOR)
+            done.append(tenant.id)
+    if done:
+        await audit(
+            session, None, ACTOR, f"billing.{account.standing}.linked", account.id, tenants=done
+        )
+    return done

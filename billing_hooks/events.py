@@ -147,6 +147,8 @@ async def account_created(ctx: Ctx) -> None:
         # not ours yet (created in sealmail later): refused so that the billing system
         # sends it again, and nothing of it is kept
         raise EventError(f"unknown {kind}: {err}", status=422) from None
+    # events that came first may have suspended or terminated the account already
+    await enforcement.apply_standing(ctx.session, account)
     contacts = ctx.data.get("contacts", [])
     if not isinstance(contacts, list) or len(contacts) > 50:
         raise EventError("data.contacts must be a list")

@@ -126,3 +126,36 @@ def test_subscription_plan_is_the_tenants_plan(billing: Billing) -> None:
     billing.send("p5", "account.created", account="acct_msp", kind="partner", partner=partner_id)
     billing.send("p6", "subscription.created", account="acct_msp", plan="nfr")
     assert billing.query(plans) == ("nfr", "paid")
+
+
+def test_account_created_after_its_cancellation_terminates_the_tenant(billing: Billing) -> None:
+    """Out of order: ``subscription.cancelled`` arrived before the ``account.created`` that
+    names the tenant; the account was terminated but its tenant, linked afterwards, went on
+    sending. Linking a tenant (or a partner's tenants) to an account applies the account's
+    standing to them."""
+    tenant_id = billing.tenant("Quickquit", "quickquit.example")
+    billing.send("q1", "subscription.cancelled", account="acct_q")
+    billing.send("q2", "account.created", account="acct_q", kind="tenant", tenant=tenant_id)
+    assert billing.query(_standing(tenant_id)) == ("terminated", "cancelled", "terminated")
+
+
+def test_partner_linked_after_its_suspension_suspends_its_tenants(billing: Billing) -> None:
+    partner_id = billing.partner("MSP Late")
+    one = billing.tenant("Late One", "late-one.example", partner="MSP Late")
+    two = billing.tenant("Late Two", "late-two.example", partner="MSP Late")
+    due = datetime.date.today() - datetime.timedelta(days=30)
+    billing.send("s1", "invoice.created", account="acct_s", invoice="in_s", due_on=due.isoformat())
+
+    async def day() -> list[str]:
+        d = due + datetime.timedelta(days=15)
+        return [a["action"] for a in await run_day(billing.services.db, billing.settings, d)]
+
+    assert "service.suspend" in billing.run(day)
+    billing.send("s2", "account.created", account="acct_s", kind="partner", partner=partner_id)
+
+    async def tenants(s: Any) -> list[str]:
+        return [(await s.get(Tenant, t)).standing for t in (one, two)]
+
+    assert billing.query(tenants) == ["suspended", "suspended"]
+    billing.send("s3", "invoice.paid", account="acct_s", invoice="in_s")
+    assert billing.query(tenants) == ["active", "active"]
