@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import functools
 import hmac
 import re
 import secrets
@@ -50,7 +51,12 @@ from core.models import (
 PIN_DIGITS = 6
 MAX_FAILURES = 5
 FAILURE_WINDOW = 24 * 3600.0
-_DUMMY_HASH = hash_password("000000-sealmail-dummy-pin")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Made on first use: an Argon2 hash takes 64 MiB while it runs (not at import)."""
+    return hash_password("000000-sealmail-dummy-pin")
 
 
 class Needs(enum.Enum):
@@ -379,7 +385,7 @@ async def check_pin(
     views = await contacts_for(session, address, scope, account_id)
     t = now()
     if not views:
-        await asyncio.to_thread(verify_password, _DUMMY_HASH, given)  # same time either way
+        await asyncio.to_thread(verify_password, _dummy_hash(), given)  # same time either way
         await _record(session, key, None, address, agent, Result.NO_CONTACT, t)
         return CheckResult(address, Result.NO_CONTACT, None, [], [], 0)
     usable = [v for v in views if v.pin is not None and v.pin.locked_at is None]

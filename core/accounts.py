@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import ipaddress
 import json
 import re
@@ -248,14 +249,18 @@ async def authenticate_smtp(session: AsyncSession, username: str, password: str)
     cred = await session.get(SmtpCredential, username)
     if cred is None:
         # spend the same time as a real check so user names cannot be probed by timing
-        await asyncio.to_thread(verify_password, _DUMMY_HASH, password)
+        await asyncio.to_thread(verify_password, _dummy_hash(), password)
         return None
     if not await asyncio.to_thread(verify_password, cred.password_hash, password):
         return None
     return await session.get(Tenant, cred.tenant_id)
 
 
-_DUMMY_HASH = _hasher.hash("sealmail-dummy-password")
+@functools.cache
+def _dummy_hash() -> str:
+    """Made on first use, not at import: an Argon2 hash takes 64 MiB while it runs, which
+    every process importing this module (CLI tools, the archive verifier) would pay."""
+    return _hasher.hash("sealmail-dummy-password")
 
 
 def _in_networks(client_ip: str, networks: Iterable[AllowedNetwork]) -> bool:
