@@ -112,7 +112,9 @@ class Ctx:
 async def _account(ctx: Ctx) -> BillingAccount:
     """The account the event names; created from what we know if we have not seen it."""
     ext = ctx.text("account", limit=100)
-    stmt = select(BillingAccount).where(BillingAccount.external_id == ext)
+    # locked for the event's transaction: a billing run judging the same account at the
+    # same moment finishes first (or waits), so neither works from stale invoices
+    stmt = select(BillingAccount).where(BillingAccount.external_id == ext).with_for_update()
     account = (await ctx.session.execute(stmt)).scalar()
     if account is None:
         kind = ctx.data.get("kind") if ctx.data.get("kind") in KINDS else "tenant"

@@ -89,7 +89,10 @@ async def _run_account(
     schedule: Schedule,
 ) -> list[dict[str, Any]]:
     async with db.session() as s:
-        account = await s.get(BillingAccount, account_id)
+        # the row is locked until this account's day is committed: a payment (webhook)
+        # arriving meanwhile waits, then sees the suspension and lifts it, instead of the
+        # run suspending from invoices it read before the payment (SQLite: one writer)
+        account = await s.get(BillingAccount, account_id, with_for_update=True)
         if account is None:
             return []
         state, invoices, taken = await load(s, account)
