@@ -8,8 +8,9 @@ root wraps with KMS ``Encrypt`` and the associated data in the encryption contex
 Purpose keys (``RootKey.derive``) come from a *derivation secret* by HKDF, not from the
 root key itself, so they stay the same when the root is rotated: for a file root created
 before rotation existed the secret is that first root key (what derivation always used);
-once a root has been rotated, and for every KMS root, the secret lives in a ``.derive``
-file, wrapped by the root. See docs/FORMAT.md, "Root rotation".
+once a root has been rotated the secret lives in a ``.derive`` file, wrapped by the root;
+for a KMS root it lives in the database, wrapped by the root (``core.rootsecret``). See
+docs/FORMAT.md, "Root rotation".
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -365,6 +367,7 @@ class KmsRootKey:
         region: str = "",
         derive_path: str | os.PathLike[str] | None = None,
         client: Any = None,
+        secret_loader: Callable[[], bytes] | None = None,
     ) -> None:
         if not key:
             raise ConfigError("root_key aws-kms:// needs a key id, ARN or alias/...")
@@ -372,6 +375,9 @@ class KmsRootKey:
         self.endpoint_url = endpoint_url
         self.region = region or _region_from_arn(key)
         self._derive_path = Path(derive_path) if derive_path else None
+        # where the wrapped derivation secret comes from: the database (core.rootsecret, set
+        # by open_root_key), else the file at derive_path
+        self._secret_loader = secret_loader
         self._client = client
         self._arn: str | None = None
         self._secret: bytes | None = None
@@ -506,6 +512,14 @@ class KmsRootKey:
 
     def _derivation_secret(self) -> bytes:
         with self._lock:
+            if self._secret is None and self._secret_loader is not None:
+                blob = self._secret_loader()
+                try:
+                    self._secret = self.unwrap(blob, DERIVE_AAD)
+                except IntegrityError:
+                    raise ConfigError(
+                        f"the derivation secret in the database does not open with {self.uri}"
+                    ) from None
             if self._secret is None:
                 path = self.derive_file
                 if not path.exists():
@@ -568,13 +582,23 @@ def kms_derive_path(data_dir: str | os.PathLike[str]) -> Path:
 
 
 def open_root_key(settings: Settings) -> RootKey:
-    """The configured root key (no network calls)."""
-    return load_root_key(
+    """The configured root key (no network calls). A KMS root reads its derivation secret
+    from the database on first use (``core.rootsecret``), importing the older
+    ``keys/kms-root.derive`` file if the database has none yet."""
+    root = load_root_key(
         settings.root_key,
         kms_endpoint_url=settings.kms_endpoint_url,
         region="",
         data_dir=settings.data_dir,
     )
+    if isinstance(root, KmsRootKey):
+        from core import rootsecret
+
+        url = settings.database_url
+        legacy = kms_derive_path(settings.data_dir) if settings.data_dir else None
+        kms = root
+        root._secret_loader = lambda: rootsecret.load_blocking(url, kms, legacy)
+    return root
 
 
 def hmac_sha256(key: bytes, data: bytes) -> str:

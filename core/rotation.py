@@ -20,6 +20,7 @@ the derivation secret are re-wrapped, so purpose keys (``derive``) do not change
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import time
@@ -30,7 +31,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import keys
+from core import keys, rootsecret
 from core.accounts import audit
 from core.config import Settings
 from core.db import Database
@@ -388,11 +389,7 @@ async def _to_kms(
     db: Database, settings: Settings, to: str, progress: Progress, report: RotationReport
 ) -> None:
     source = keys.open_root_key(settings)
-    dest = keys.KmsRootKey(
-        keys.kms_key_of(to),
-        endpoint_url=settings.kms_endpoint_url,
-        derive_path=keys.kms_derive_path(settings.data_dir),
-    )
+    dest = keys.KmsRootKey(keys.kms_key_of(to), endpoint_url=settings.kms_endpoint_url)
     dest_id = dest.key_id  # DescribeKey: missing or disabled → ConfigError now
     same_key = isinstance(source, keys.KmsRootKey) and source.key_id == dest_id
     report.previous_root_key_ids = sorted((await _referenced_roots(db)) - {dest_id})
@@ -403,14 +400,14 @@ async def _to_kms(
         return dest.wrap(source.unwrap(blob, aad), aad), dest_id
 
     # the derivation secret first: if it fails nothing has moved yet
-    secret = source.derivation_secret
-    derive_file = keys.kms_derive_path(settings.data_dir)
-    if isinstance(source, keys.KmsRootKey) and derive_file.exists():
-        blob = keys.read_private(derive_file, "derivation secret")
-        new_blob = convert(blob, keys.DERIVE_AAD)[0]
+    # (kept in the database for a KMS root, so every host sharing it sees the new wrapping)
+    secret = await asyncio.to_thread(lambda: source.derivation_secret)
+    blob = await rootsecret.read(db) if isinstance(source, keys.KmsRootKey) else None
+    if blob is not None:
+        new_blob = (await asyncio.to_thread(convert, blob, keys.DERIVE_AAD))[0]
     else:
-        new_blob = dest.wrap(secret, keys.DERIVE_AAD)
-    keys.write_private(derive_file, new_blob)
+        new_blob = await asyncio.to_thread(dest.wrap, secret, keys.DERIVE_AAD)
+    await rootsecret.save(db, new_blob, dest_id)
     # the same key (picking up KMS's newer key material) re-wraps everything; another key
     # skips what is already wrapped by it, so an interrupted run resumes
     await _rewrap_kek_rows(db, convert, lambda rid: same_key or rid != dest_id, progress, report)

@@ -153,6 +153,11 @@ def migrate(ctx: click.Context, config: str | None) -> None:
         out.print(f"database already at revision {after}")
     else:
         out.print(f"database migrated from {before or 'empty'} to {after}")
+    from sealmail.workdir import ensure_kms_derivation_secret
+
+    secret = ensure_kms_derivation_secret(settings)  # a KMS root's, in the database
+    if secret:
+        out.print(f"created {secret}")
 
 
 @cli.command()

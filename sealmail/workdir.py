@@ -20,12 +20,12 @@ from cryptography.x509.oid import NameOID
 
 from archive.services import Services
 from archive.store import LocalStore
-from core import accounts
+from core import accounts, rootsecret
 from core.accounts import TenantCredentials
 from core.config import DEFAULT_CONFIG_NAME, Settings, load_settings
-from core.db import migrate
+from core.db import Database, migrate
 from core.errors import NotFound
-from core.keys import FileRootKey, KmsRootKey, open_root_key
+from core.keys import FileRootKey, KmsRootKey, kms_derive_path, open_root_key
 
 DEMO_TENANT = "demo"
 DEMO_DOMAIN = "demo.example"
@@ -117,6 +117,31 @@ async def _ensure_demo(settings: Settings) -> TenantCredentials | None:
         await services.close()
 
 
+def ensure_kms_derivation_secret(settings: Settings) -> str | None:
+    """With a KMS root, make sure the database holds its derivation secret (created, or
+    imported from an older ``keys/kms-root.derive``); a line saying what was done, if any."""
+    root = open_root_key(settings)
+    if not isinstance(root, KmsRootKey):
+        return None
+
+    async def run() -> str | None:
+        db = Database(settings.database_url)
+        try:
+            return await rootsecret.ensure(db, root, kms_derive_path(settings.data_dir))
+        finally:
+            await db.dispose()
+
+    outcome = asyncio.run(run())
+    if outcome == "created":
+        return f"derivation secret in the database (wrapped by {root.uri})"
+    if outcome == "imported":
+        return (
+            f"derivation secret in the database (imported from "
+            f"{kms_derive_path(settings.data_dir)}, wrapped by {root.uri})"
+        )
+    return None
+
+
 def init_workdir(directory: str | os.PathLike[str] = ".") -> InitReport:
     """Create (or complete) a working directory; return what was created."""
     root = Path(directory).resolve()
@@ -134,10 +159,8 @@ def init_workdir(directory: str | os.PathLike[str] = ".") -> InitReport:
         created.append(f"root key {settings.root_key_path}")
     root = open_root_key(settings)
     if isinstance(root, KmsRootKey):
-        # no key file: the root stays in KMS; only the derivation secret, wrapped by it
+        # no key file: the root stays in KMS (checked before anything else is made)
         root.check_key()
-        if root.create_derivation_secret():
-            created.append(f"derivation secret {root.derive_file} (wrapped by {root.uri})")
     if write_tls_certificate(
         Path(settings.smtp_tls_cert), Path(settings.smtp_tls_key), settings.smtp_hostname
     ):
@@ -148,6 +171,9 @@ def init_workdir(directory: str | os.PathLike[str] = ".") -> InitReport:
             created.append(f"archive {store.root}")
         store.create()
     migrate(settings.database_url)
+    secret = ensure_kms_derivation_secret(settings)
+    if secret:
+        created.append(secret)
     demo = asyncio.run(_ensure_demo(settings))
     if demo is not None:
         created.append(f"demo tenant {DEMO_TENANT!r} ({DEMO_DOMAIN})")
