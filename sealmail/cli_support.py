@@ -132,7 +132,10 @@ def verify(
         out.print(table)
         return
     why = {
-        "no_match": f"no match ({data['failures_left']} tries left before the PIN locks)",
+        "no_match": (
+            f"no match ({data['failures_left']} "
+            f"{'try' if data['failures_left'] == 1 else 'tries'} left before the PIN locks)"
+        ),
         "locked": "locked: too many wrong PINs; the contact must set a new one at /pin",
         "no_pin": "no match: the contact has not set a PIN yet (they can at /pin)",
         "no_contact": "no contact record for this address (offer the letter)",

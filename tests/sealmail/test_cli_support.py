@@ -121,6 +121,8 @@ def test_verify_reads_the_pin_from_stdin_never_an_argument(workdir) -> None:  # 
         assert p.returncode == 1 and p.stdout == ""
         assert len(p.stderr.strip().splitlines()) == 1
         assert ("locked" in p.stderr) is (n == 5), p.stderr
+        if n == 4:
+            assert "1 try left before the PIN locks" in p.stderr, p.stderr
     p = run("support", "verify", ANN, "--json", cwd=cwd, env=env, stdin=pin)
     assert p.returncode == 1
     data = json.loads(p.stdout)
