@@ -90,6 +90,11 @@ async def serve(
     await asyncio.to_thread(services.root_key.check)
     # the archive as configured (bucket, access, Object Lock): ConfigError in one line if not
     await asyncio.to_thread(services.verify_store)
+    # the dunning schedule file is read here too, not first at the worker's hourly billing
+    # run: a bad one stops the program with one line at start (SPEC §2)
+    from billing_hooks.schedule import load_schedule
+
+    load_schedule(settings.billing_schedule_file)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     wakeup = asyncio.Event()

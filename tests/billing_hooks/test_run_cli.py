@@ -202,3 +202,24 @@ def test_billing_run_usage_errors(workdir: tuple[Path, dict[str, str]]) -> None:
     proc = sm("billing", "deliver", cwd=wd, env=env)
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("sealmail: billing_outbound_url")
+
+
+def test_serve_refuses_a_bad_schedule_file_at_start(workdir) -> None:  # noqa: ANN001, F811
+    """SPEC §2: a bad value stops the program at start with one line. Found live: ``serve``
+    started with a broken ``billing_schedule_file`` and only the worker's hourly billing
+    run failed, in the log."""
+    wd, env = workdir
+    bad = wd / "schedule.toml"
+    bad.write_text('[[rules]]\naction = "service.suspend"\noffset = -5\n')
+    env = {
+        **env,
+        "SEALMAIL_BILLING_SCHEDULE_FILE": str(bad),
+        "SEALMAIL_SMTP_LISTEN": "127.0.0.1:0",
+        "SEALMAIL_PORTAL_LISTEN": "127.0.0.1:0",
+    }
+    proc = sm("serve", cwd=wd, env=env)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert proc.stderr.strip().splitlines() == [
+        "sealmail: billing schedule: rule 1 offset must be a whole number >= 0"
+    ]
+    assert "listening" not in proc.stdout
