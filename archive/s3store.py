@@ -29,12 +29,12 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
-import boto3
 import botocore.exceptions
 import urllib3.exceptions
 from botocore.config import Config
 
 from archive.store import ObjectLocked, check_name
+from core.aws import new_session
 from core.errors import ConfigError, NotFound, SealmailError, TransientError
 
 MiB = 1024 * 1024
@@ -133,7 +133,7 @@ class S3Store:
                     s3={"addressing_style": "path"} if self.endpoint_url else None,
                 )
                 try:
-                    client = boto3.session.Session().client(
+                    client = new_session().client(
                         "s3",
                         endpoint_url=self.endpoint_url or None,
                         region_name=self.region or None,

@@ -394,10 +394,11 @@ class KmsRootKey:
 
     def client(self) -> Any:
         if self._client is None:
-            import boto3
             from botocore.config import Config
 
-            session = boto3.session.Session()
+            from core.aws import new_session
+
+            session = new_session()
             self._client = session.client(
                 "kms",
                 endpoint_url=self.endpoint_url or None,
