@@ -98,3 +98,28 @@ async def apply_standing(session: AsyncSession, account: BillingAccount) -> list
             session, None, ACTOR, f"billing.{account.standing}.linked", account.id, tenants=done
         )
     return done
+
+
+async def suspend_new_tenants(session: AsyncSession, account: BillingAccount) -> list[str]:
+    """A tenant created for a suspended account after it was suspended (``sealmail tenant
+    create --partner P`` while P's account is unpaid) is suspended too: the ids of those
+    suspended now. Only tenants whose standing never changed since they were created: a
+    tenant an operator resumed by hand while the account is suspended stays as it is."""
+    if account.standing != "suspended":
+        return []
+    changes = ("tenant.active", "tenant.suspended", "tenant.terminated")
+    done = []
+    for tenant in await tenants_of(session, account):
+        if tenant.standing != "active":
+            continue
+        stmt = (
+            select(AuditEvent.id)
+            .where(AuditEvent.tenant_id == tenant.id, AuditEvent.action.in_(changes))
+            .limit(1)
+        )
+        if (await session.execute(stmt)).scalar() is None:
+            await set_standing(session, tenant, "suspended", ACTOR)
+            done.append(tenant.id)
+    if done:
+        await audit(session, None, ACTOR, "billing.suspend.new_tenants", account.id, tenants=done)
+    return done

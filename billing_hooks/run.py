@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import exc, func, select
 
-from billing_hooks import dunning
+from billing_hooks import dunning, enforcement
 from billing_hooks.actions import take
 from billing_hooks.notify import Mailer
 from billing_hooks.schedule import RESUME, SUSPEND, Schedule, load_schedule
@@ -124,7 +124,12 @@ async def _run_account(
             )
             if not dry_run:
                 await take(s, account, action, day, settings, mailer)
-        if not dry_run and actions:
+        caught_up = [] if dry_run else await enforcement.suspend_new_tenants(s, account)
+        if caught_up:
+            log.info(
+                "billing: %s: new tenants suspended with it: %s", account.external_id, caught_up
+            )
+        if not dry_run and (actions or caught_up):
             await s.commit()
         for item in out if not dry_run else []:
             log.info("billing: %s %s %s", item["account"], item["action"], item["invoice"] or "-")

@@ -159,3 +159,40 @@ def test_partner_linked_after_its_suspension_suspends_its_tenants(billing: Billi
     assert billing.query(tenants) == ["suspended", "suspended"]
     billing.send("s3", "invoice.paid", account="acct_s", invoice="in_s")
     assert billing.query(tenants) == ["active", "active"]
+
+
+def test_a_tenant_created_under_a_suspended_partner_is_suspended_by_the_run(
+    billing: Billing,
+) -> None:
+    """Found live: while an MSP's account was suspended, a tenant created for it afterwards
+    (``sealmail tenant create --partner``) sent mail normally. The next billing run suspends
+    it with the others, and the payment resumes it with them; a tenant the operator resumed
+    by hand is left alone."""
+    from core import accounts
+
+    partner_id = billing.partner("MSP Grow")
+    old = billing.tenant("Grow Old", "grow-old.example", partner="MSP Grow")
+    billing.send("g1", "account.created", account="acct_g", kind="partner", partner=partner_id)
+    due = datetime.date.today() - datetime.timedelta(days=30)
+    billing.send("g2", "invoice.created", account="acct_g", invoice="in_g", due_on=due.isoformat())
+
+    async def day(d: datetime.date) -> list[str]:
+        return [a["action"] for a in await run_day(billing.services.db, billing.settings, d)]
+
+    assert "service.suspend" in billing.run(day, due + datetime.timedelta(days=15))
+    new = billing.tenant("Grow New", "grow-new.example", partner="MSP Grow")
+
+    async def resume_by_hand(s: Any) -> None:
+        await accounts.set_standing(s, await s.get(Tenant, old), "active", "cli")
+        await s.commit()
+
+    billing.query(resume_by_hand)
+
+    async def standings(s: Any) -> list[str]:
+        return [(await s.get(Tenant, t)).standing for t in (old, new)]
+
+    assert billing.query(standings) == ["active", "active"]
+    assert billing.run(day, due + datetime.timedelta(days=16)) == []
+    assert billing.query(standings) == ["active", "suspended"]
+    billing.send("g3", "invoice.paid", account="acct_g", invoice="in_g")
+    assert billing.query(standings) == ["active", "active"]
