@@ -56,7 +56,10 @@ def test_suspended_tenant_is_read_only_and_recipients_still_read(world: World) -
     key_a = world.run(_api_key, world.services, ids["a"])
     key_b = world.run(_api_key, world.services, ids["b"])
     sign_in(world, "officer@acme.example")
-    assert "billing-banner" not in world.client.get("/admin").text
+    good = world.client.get("/admin").text
+    assert "billing-banner" not in good
+    # the billing standing is one click away in good standing too, not only from the banner
+    assert '<a href="/admin/billing">Billing</a>' in good
     world.run(_bill, world.services, ids["a"], True)
 
     overview = world.client.get("/admin")
