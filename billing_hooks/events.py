@@ -331,7 +331,7 @@ def parse(body: bytes) -> tuple[str, str, float, dict[str, Any]]:
     """(id, type, created, data) of a signed body, or :class:`EventError` (400)."""
     try:
         event = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise EventError("body is not valid JSON") from None
     if not isinstance(event, dict):
         raise EventError("body must be a JSON object")

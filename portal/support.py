@@ -593,7 +593,7 @@ async def api_verify(request: Request) -> Response:
             return _api_error(401, "invalid agent key", {"WWW-Authenticate": "Bearer"})
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             return _api_error(400, "the body must be a JSON object")
         if not isinstance(body, dict):
             return _api_error(400, "the body must be a JSON object")

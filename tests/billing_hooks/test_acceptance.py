@@ -196,3 +196,15 @@ def test_a_tenant_created_under_a_suspended_partner_is_suspended_by_the_run(
     assert billing.query(standings) == ["active", "suspended"]
     billing.send("g3", "invoice.paid", account="acct_g", invoice="in_g")
     assert billing.query(standings) == ["active", "active"]
+
+
+def test_signed_but_too_deeply_nested_body_is_a_400(billing: Billing) -> None:
+    """Found by fuzzing the running portal: a signed body nested 100,000 levels deep made
+    the JSON parser overflow and the webhook answer a 500 HTML page."""
+    for body in (
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"id": "evt_deep", "type": "x", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ):
+        r = billing.post(body)
+        assert r.status_code == 400
+        assert r.json() == {"error": "body is not valid JSON"}
