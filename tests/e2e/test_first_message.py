@@ -126,10 +126,17 @@ def test_sealed_message_read_in_browser(product: Product, sink: SmtpSink, tmp_pa
 def test_sealed_message_with_the_root_key_in_kms(
     sink: SmtpSink, tmp_path: Path, moto_server: MotoServer
 ) -> None:
-    """The same run with root_key = aws-kms://... (moto's KMS on loopback): init writes no
-    root key file; after a root and a tenant KEK rotation the message still opens."""
+    """The same run with root_key = aws-kms://... (moto's KMS on loopback) and the archive in
+    an S3 bucket in compliance mode (moto's S3): init writes no key file at all (the
+    derivation secret is in the database); after a root and a tenant KEK rotation the
+    message still opens, ``archive verify`` finds every object whole and /readyz is ok."""
+    import urllib.request
+
     import boto3
 
+    from tests.archive.conftest import new_bucket, s3_client
+
+    bucket = new_bucket(moto_server.endpoint, lock=True)
     kms = boto3.client("kms", endpoint_url=moto_server.endpoint, region_name="us-east-1")
     key_id = kms.create_key(Description="sealmail e2e root")["KeyMetadata"]["KeyId"]
     alias = "alias/sealmail-e2e-" + secrets.token_hex(4)
@@ -140,11 +147,12 @@ def test_sealed_message_with_the_root_key_in_kms(
     product.config.write_text(
         f'data_dir = "./var"\nroot_key = "aws-kms://{alias}"\n'
         f'kms_endpoint_url = "{moto_server.endpoint}"\n'
+        f'archive_url = "s3://{bucket}/archive"\ns3_endpoint_url = "{moto_server.endpoint}"\n'
+        f's3_object_lock = "compliance"\n'
     )
     product.init()
     try:
-        assert not list((product.root / "var" / "keys").glob("root.key*"))
-        assert (product.root / "var" / "keys" / "kms-root.derive").exists()
+        assert not (product.root / "var" / "keys").exists()
         link, markers = _send_and_read(product, sink, tmp_path)
 
         rotated = json.loads(product.cli("key", "rotate", "--json").stdout)
@@ -155,5 +163,15 @@ def test_sealed_message_with_the_root_key_in_kms(
         product.start()
         content, downloads = _read_in_browser(sink, link, tmp_path / "again.png", ("notes.txt",))
         assert markers[0] in content and markers[1].encode() in downloads["notes.txt"]
+        with urllib.request.urlopen(product.portal_url + "/readyz", timeout=10) as resp:
+            ready = json.loads(resp.read())
+        assert resp.status == 200 and ready["checks"]["archive"] == "ok", ready
+
+        verified = json.loads(product.cli("archive", "verify", "--json").stdout)
+        assert verified["checked"] >= 3 and verified["damaged"] == [], verified
+        client = s3_client(moto_server.endpoint)
+        names = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+        modes = {client.head_object(Bucket=bucket, Key=k).get("ObjectLockMode") for k in names}
+        assert "COMPLIANCE" in modes, modes  # the archive copy is locked
     finally:
         product.stop()
