@@ -56,8 +56,10 @@ async def test_damage_is_found_and_named(services: Services) -> None:
     assert fine.object_id not in problems
     async with services.db.session() as s:
         rows = (
-            await s.execute(select(AuditEvent).where(AuditEvent.action == "archive.verify"))
-        ).scalars().all()
+            (await s.execute(select(AuditEvent).where(AuditEvent.action == "archive.verify")))
+            .scalars()
+            .all()
+        )
     assert len(rows) == 2
 
 

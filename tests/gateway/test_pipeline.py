@@ -261,7 +261,8 @@ async def test_failure_unrecordable_while_database_down_is_recorded_next_round(
     monkeypatch.setattr(pipeline, "_failed", database_down_once)
     assert await process_pending(gw_services) == 0
     m = await only_message(gw_services)
-    assert m.next_attempt_at > now() + pipeline.claim_seconds(gw_services.settings) / 2  # still claimed
+    claim = pipeline.claim_seconds(gw_services.settings)
+    assert m.next_attempt_at > now() + claim / 2  # still claimed
     hidden.rename(raw_file)
     await process_pending(gw_services)  # the database is back: the failure is recorded first
     m = await only_message(gw_services)
