@@ -229,7 +229,7 @@ def _mark_paid(ctx: Ctx, inv: Invoice) -> None:
     if inv.status == "paid":
         return
     paid_at = ctx.data.get("paid_at", ctx.created)
-    if isinstance(paid_at, bool) or not isinstance(paid_at, int | float):
+    if not _unix_seconds(paid_at):
         raise EventError("data.paid_at must be unix seconds")
     inv.status = "paid"
     inv.paid_at = float(paid_at)
@@ -327,6 +327,17 @@ HANDLERS: dict[str, Callable[[Ctx], Awaitable[None]]] = {
 }
 
 
+# a calendar day can be made of it: after 1970, before the year 10000, and a real number (JSON
+# NaN and Infinity, which Python's parser accepts, are not)
+_MAX_UNIX = 253_402_300_799
+
+
+def _unix_seconds(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 <= value <= _MAX_UNIX  # NaN compares False
+
+
 def parse(body: bytes) -> tuple[str, str, float, dict[str, Any]]:
     """(id, type, created, data) of a signed body, or :class:`EventError` (400)."""
     try:
@@ -341,7 +352,7 @@ def parse(body: bytes) -> tuple[str, str, float, dict[str, Any]]:
     if not isinstance(type_, str) or not 0 < len(type_) <= 64:
         raise EventError("'type' must be a non-empty string")
     created = event.get("created", now())
-    if isinstance(created, bool) or not isinstance(created, int | float):
+    if not _unix_seconds(created):
         raise EventError("'created' must be unix seconds")
     data = event.get("data", {})
     if not isinstance(data, dict):

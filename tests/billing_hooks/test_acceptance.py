@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from billing_hooks.run import run_day
 from core.models import BillingAccount, Tenant
-from tests.billing_hooks.conftest import Billing
+from tests.billing_hooks.conftest import Billing, event
 
 
 def _standing(tenant_id: str) -> Any:
@@ -208,3 +208,28 @@ def test_signed_but_too_deeply_nested_body_is_a_400(billing: Billing) -> None:
         r = billing.post(body)
         assert r.status_code == 400
         assert r.json() == {"error": "body is not valid JSON"}
+
+
+def test_timestamps_out_of_range_are_400(billing: Billing) -> None:
+    """Found by fuzzing the running portal: a signed event whose ``created`` or ``paid_at``
+    could not be turned into a day (1e20, -1e18, NaN, Infinity) answered a 500 page, or a
+    503 that the billing system would retry without end."""
+    bodies = [
+        event("x1", "invoice.paid", account="acct_t", invoice="in_t").replace(
+            b'"created": ', b'"created": 1e20, "was": '
+        ),
+        event("x2", "invoice.paid", account="acct_t", invoice="in_t", paid_at=-(10**18)),
+        event("x3", "invoice.paid", account="acct_t", invoice="in_t", paid_at=1e300),
+        b'{"id": "x4", "type": "invoice.paid", "created": NaN, "data": {"account": "a"}}',
+        b'{"id": "x5", "type": "invoice.paid", "created": 1800000000, '
+        b'"data": {"account": "acct_t", "invoice": "in_t", "paid_at": Infinity}}',
+    ]
+    for body in bodies:
+        r = billing.post(body)
+        assert r.status_code == 400, (body, r.status_code, r.text)
+        assert "unix seconds" in r.json()["error"]
+
+    async def nothing_kept(s: Any) -> int:
+        return len((await s.execute(select(BillingAccount))).scalars().all())
+
+    assert billing.query(nothing_kept) == 0
