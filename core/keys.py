@@ -85,6 +85,8 @@ class RootKey(Protocol):
 
     def check(self) -> None: ...
 
+    def probe(self) -> None: ...
+
     @property
     def derivation_secret(self) -> bytes: ...
 
@@ -310,6 +312,9 @@ class FileRootKey:
     def check(self) -> None:
         """Nothing to reach: the file was read at load."""
 
+    def probe(self) -> None:
+        """Readiness: nothing to reach."""
+
 
 # --- the KMS root ----------------------------------------------------------------------------
 
@@ -446,6 +451,13 @@ class KmsRootKey:
     def check_key(self) -> None:
         """Make sure the key exists, is enabled and is a symmetric encryption key."""
         self._describe()
+
+    def probe(self) -> None:
+        """Readiness: KMS answers now and the key is still enabled (no cached answer)."""
+        meta = self._call("describe_key", KeyId=self.key)["KeyMetadata"]
+        state = meta.get("KeyState", "Enabled" if meta.get("Enabled") else "Disabled")
+        if state != "Enabled":
+            raise ConfigError(f"root key {self.uri} is {state} in KMS")
 
     def _describe(self) -> str:
         if self._arn is None:

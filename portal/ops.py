@@ -1,4 +1,5 @@
-"""Operators' endpoints: liveness, readiness (database, archive, outbox, relay, and each
+"""Operators' endpoints: liveness, readiness (database, archive, outbox, root key (KMS
+answers), relay, and each
 tenant's own next hop, reported without failing readiness), Prometheus
 metrics, and the tenant's brand stylesheet (the CSP forbids inline styles, so the color
 comes as a file).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 from starlette.applications import Starlette
@@ -59,7 +61,16 @@ async def readyz(request: Request) -> Response:
         async with services.db.session() as s:
             await outbox.depth(s)
 
-    for name, check in (("database", database), ("archive", archive), ("outbox", queue)):
+    async def root_key() -> None:
+        await _cached("root_key", lambda: asyncio.to_thread(services.root_key.probe))
+
+    checks_to_run = (
+        ("database", database),
+        ("archive", archive),
+        ("outbox", queue),
+        ("root_key", root_key),
+    )
+    for name, check in checks_to_run:
         try:
             await asyncio.wait_for(check(), CHECK_TIMEOUT)
             checks[name] = "ok"
@@ -84,6 +95,25 @@ async def readyz(request: Request) -> Response:
         body["next_hops"] = hops
         body["degraded"] = sorted(h for h, state in hops.items() if state != "ok")
     return JSONResponse(body, status_code=503 if failed else 200)
+
+
+_probe_seen: dict[str, tuple[float, BaseException | None]] = {}
+
+
+async def _cached(name: str, probe: Callable[[], Awaitable[object]]) -> None:
+    """Run ``probe`` at most every RELAY_CACHE_SECONDS (a KMS root is a paid network call
+    per probe); within that, repeat its last outcome."""
+    seen = _probe_seen.get(name)
+    if seen is not None and time.monotonic() - seen[0] < RELAY_CACHE_SECONDS:
+        if seen[1] is not None:
+            raise seen[1]
+        return
+    try:
+        await probe()
+    except Exception as exc:
+        _probe_seen[name] = (time.monotonic(), exc)
+        raise
+    _probe_seen[name] = (time.monotonic(), None)
 
 
 async def tenant_next_hops(services: Services) -> dict[str, str]:

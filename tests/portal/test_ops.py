@@ -41,7 +41,13 @@ def test_healthz_and_readyz_ok(world: World, relay_listener: str) -> None:
     assert r.status_code == 200
     assert r.json() == {
         "status": "ok",
-        "checks": {"database": "ok", "archive": "ok", "outbox": "ok", "relay": "ok"},
+        "checks": {
+            "database": "ok",
+            "archive": "ok",
+            "outbox": "ok",
+            "root_key": "ok",
+            "relay": "ok",
+        },
         "failed": [],
     }
 
@@ -161,3 +167,47 @@ def test_readyz_reports_each_tenants_next_hop_without_failing(
         assert body["next_hops"] == {down: "unavailable"}  # the global relay is shown once
         assert body["degraded"] == [down]
         client.portal.call(services.db.dispose)
+
+
+async def test_readyz_reports_a_kms_root_that_stops_answering(
+    tmp_path: Path, db_url: str, relay_listener: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With root_key = aws-kms://..., readiness asks KMS (at most every few seconds): a
+    disabled key or an unreachable KMS makes the instance unready."""
+    import asyncio
+
+    from sealmail.workdir import ensure_kms_derivation_secret
+    from tests.conftest import make_settings
+    from tests.core.test_keys_kms import kms_client, new_kms_key
+    from tests.support.moto_server import MotoServer
+
+    monkeypatch.setattr(ops, "RELAY_CACHE_SECONDS", 0.0)
+    for k, v in MotoServer.ENV.items():
+        monkeypatch.setenv(k, v)
+    with MotoServer() as kms:
+        arn = new_kms_key(kms.endpoint)
+        settings = make_settings(
+            tmp_path, db_url, root_key=f"aws-kms://{arn}", kms_endpoint_url=kms.endpoint
+        )
+        settings = dataclasses.replace(settings, relay=relay_listener)
+        await asyncio.to_thread(ensure_kms_derivation_secret, settings)
+        services = Services.open(settings)
+        app = create_app(settings, services)
+
+        def ready() -> tuple[int, dict]:
+            with TestClient(app, base_url=BASE) as client:
+                r = client.get("/readyz")
+                client.portal.call(services.db.dispose)
+                return r.status_code, r.json()
+
+        code, body = await asyncio.to_thread(ready)
+        assert code == 200 and body["checks"]["root_key"] == "ok", body
+        kms_client(kms.endpoint).disable_key(KeyId=arn.rsplit("/", 1)[-1])
+        code, body = await asyncio.to_thread(ready)
+        assert code == 503 and body["failed"] == ["root_key"], body
+        kms_client(kms.endpoint).enable_key(KeyId=arn.rsplit("/", 1)[-1])
+        assert (await asyncio.to_thread(ready))[0] == 200
+        kms.stop()
+        code, body = await asyncio.to_thread(ready)
+        assert code == 503 and body["failed"] == ["root_key"], body
+        await services.close()
