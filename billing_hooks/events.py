@@ -98,9 +98,13 @@ class Ctx:
         if not value:
             return None
         try:
-            return datetime.date.fromisoformat(value)
+            day = datetime.date.fromisoformat(value)
         except ValueError:
             raise EventError(f"data.{key} must be a date YYYY-MM-DD") from None
+        # the schedule adds days to it: a date near the calendar's end would overflow
+        if not 1970 <= day.year <= 9000:
+            raise EventError(f"data.{key} must be a date between 1970 and 9000")
+        return day
 
     def amount(self, key: str) -> int:
         value = self.data.get(key, 0)

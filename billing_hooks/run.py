@@ -72,10 +72,15 @@ async def run_day(
             # accounts go on; this one is taken by the next run (rules catch up)
             failed += 1
             log.warning("billing: account %s for %s not run: %s", account_id, day, err)
+        except Exception:
+            # a fault of one account's data (or of ours) never stops the other accounts'
+            # day; it is logged with its traceback and the run ends in an error
+            failed += 1
+            log.exception("billing: account %s for %s failed", account_id, day)
         if on_account is not None:
             on_account()
     if failed:
-        raise TransientError(f"{failed} account(s) not run for {day}; run again")
+        raise TransientError(f"{failed} account(s) not run for {day} (see the log); run again")
     return done
 
 

@@ -233,3 +233,61 @@ def test_timestamps_out_of_range_are_400(billing: Billing) -> None:
         return len((await s.execute(select(BillingAccount))).scalars().all())
 
     assert billing.query(nothing_kept) == 0
+
+
+def test_a_date_at_the_calendars_end_is_refused_and_never_stops_a_run(billing: Billing) -> None:
+    """Found live: one ``invoice.created`` with ``due_on`` 9999-12-30 was accepted, and from
+    then on every ``sealmail billing run`` died with an OverflowError traceback, judging no
+    account after it. Such dates are now refused (400); and an account whose data still
+    breaks the engine is logged and skipped while the others are judged."""
+    from core.errors import TransientError
+    from core.ids import new_id
+    from core.models import Invoice
+
+    r = billing.post(
+        event("f1", "invoice.created", account="acct_f", invoice="in_f", due_on="9999-12-30")
+    )
+    assert r.status_code == 400 and "between 1970 and 9000" in r.json()["error"]
+    due = datetime.date.today() - datetime.timedelta(days=30)
+    for n in (1, 2):
+        billing.send(
+            f"f{n + 1}",
+            "invoice.created",
+            account=f"acct_{n}",
+            invoice=f"in_{n}",
+            due_on=due.isoformat(),
+        )
+
+    async def break_the_first(s: Any) -> None:  # as an older version may have stored it
+        first = (
+            (await s.execute(select(BillingAccount).order_by(BillingAccount.id))).scalars().first()
+        )
+        s.add(
+            Invoice(
+                id=new_id("in_"),
+                external_id="in_bad",
+                account_id=first.id,
+                due_on=datetime.date(9999, 12, 30),
+            )
+        )
+        await s.commit()
+
+    billing.query(break_the_first)
+
+    async def day() -> str:
+        try:
+            await run_day(billing.services.db, billing.settings, due + datetime.timedelta(days=1))
+        except TransientError as err:
+            return str(err)
+        return "no error"
+
+    assert "1 account(s) not run" in billing.run(day)
+
+    async def standings(s: Any) -> list[str]:
+        from core.models import DunningAction
+
+        rows = (await s.execute(select(DunningAction))).scalars().all()
+        return sorted({a.action for a in rows})
+
+    # the other account's day was judged
+    assert billing.query(standings) == ["contact.phone_followup", "ticket.open"]
