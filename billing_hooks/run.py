@@ -72,11 +72,12 @@ async def run_day(
             # accounts go on; this one is taken by the next run (rules catch up)
             failed += 1
             log.warning("billing: account %s for %s not run: %s", account_id, day, err)
-        except Exception:
+        except Exception as err:
             # a fault of one account's data (or of ours) never stops the other accounts'
-            # day; it is logged with its traceback and the run ends in an error
+            # day; it is logged (the traceback at debug level) and the run ends in an error
             failed += 1
-            log.exception("billing: account %s for %s failed", account_id, day)
+            log.error("billing: account %s for %s failed: %r", account_id, day, err)
+            log.debug("billing: account %s failed", account_id, exc_info=True)
         if on_account is not None:
             on_account()
     if failed:

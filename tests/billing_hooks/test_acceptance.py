@@ -248,6 +248,10 @@ def test_a_date_at_the_calendars_end_is_refused_and_never_stops_a_run(billing: B
         event("f1", "invoice.created", account="acct_f", invoice="in_f", due_on="9999-12-30")
     )
     assert r.status_code == 400 and "between 1970 and 9000" in r.json()["error"]
+    r = billing.post(
+        event("f0", "invoice.created", account="acct_f", invoice="in_f", due_on="0001-01-01")
+    )
+    assert r.status_code == 400 and "between 1970 and 9000" in r.json()["error"]
     due = datetime.date.today() - datetime.timedelta(days=30)
     for n in (1, 2):
         billing.send(
