@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -85,6 +86,8 @@ class Ctx:
         text = str(value).strip()
         if len(text) > limit:
             raise EventError(f"data.{key} is too long")
+        if _CONTROL.search(text):  # a NUL cannot even be stored in PostgreSQL
+            raise EventError(f"data.{key} must not contain control characters")
         return text
 
     def choice(self, key: str, options: tuple[str, ...], default: str | None = None) -> str:
@@ -331,6 +334,8 @@ HANDLERS: dict[str, Callable[[Ctx], Awaitable[None]]] = {
 }
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 # a calendar day can be made of it: after 1970, before the year 10000, and a real number (JSON
 # NaN and Infinity, which Python's parser accepts, are not)
 _MAX_UNIX = 253_402_300_799
@@ -351,9 +356,9 @@ def parse(body: bytes) -> tuple[str, str, float, dict[str, Any]]:
     if not isinstance(event, dict):
         raise EventError("body must be a JSON object")
     event_id, type_ = event.get("id"), event.get("type")
-    if not isinstance(event_id, str) or not 0 < len(event_id) <= 200:
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 200 or _CONTROL.search(event_id):
         raise EventError("'id' must be a non-empty string of at most 200 characters")
-    if not isinstance(type_, str) or not 0 < len(type_) <= 64:
+    if not isinstance(type_, str) or not 0 < len(type_) <= 64 or _CONTROL.search(type_):
         raise EventError("'type' must be a non-empty string")
     created = event.get("created", now())
     if not _unix_seconds(created):

@@ -295,3 +295,22 @@ def test_a_date_at_the_calendars_end_is_refused_and_never_stops_a_run(billing: B
 
     # the other account's day was judged
     assert billing.query(standings) == ["contact.phone_followup", "ticket.open"]
+
+
+def test_a_nul_character_in_a_field_is_a_400(billing: Billing) -> None:
+    """A NUL in a signed event's text (PostgreSQL cannot store it) is refused with a 400 on
+    both databases, never a 500, and nothing is kept."""
+    body = event("n1", "account.created", account="acct_n", kind="partner", partner="x\x00y")
+    r = billing.post(body)
+    assert r.status_code == 400 and "data.partner" in r.json()["error"]
+    body = event("n2", "invoice.created", account="acct\x00n", invoice="in_n", due_on="2027-01-01")
+    r = billing.post(body)
+    assert r.status_code == 400 and "data.account" in r.json()["error"]
+    body = event("n3\x00", "invoice.paid", account="acct_n", invoice="in_n")
+    r = billing.post(body)
+    assert r.status_code == 400
+
+    async def nothing_kept(s: Any) -> int:
+        return len((await s.execute(select(BillingAccount))).scalars().all())
+
+    assert billing.query(nothing_kept) == 0
