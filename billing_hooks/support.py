@@ -433,7 +433,9 @@ async def check_pin(
 
 def _agent_email(email: str) -> str:
     address = email.strip().lower()
-    if address.count("@") != 1 or any(c.isspace() for c in address) or len(address) > 320:
+    if address.count("@") != 1 or len(address) > 320:
+        raise PermanentError(f"not an email address: {email!r}")
+    if any(c.isspace() or not c.isprintable() for c in address):
         raise PermanentError(f"not an email address: {email!r}")
     return address
 

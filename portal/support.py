@@ -178,7 +178,10 @@ async def _session_of(s: AsyncSession, request: Request, kind: str) -> PortalSes
 
 def _email(text: str) -> str:
     address = text.strip().lower()
-    if address.count("@") != 1 or any(c.isspace() for c in address) or len(address) > 320:
+    if address.count("@") != 1 or len(address) > 320:
+        return ""
+    # no spaces, no control characters (PostgreSQL cannot even store a NUL)
+    if any(c.isspace() or not c.isprintable() for c in address):
         return ""
     local, _, domain = address.partition("@")
     return address if local and "." in domain else ""

@@ -43,7 +43,7 @@ def _address(email: str, hint: str = "EMAIL") -> str:
         address.count("@") != 1
         or not local
         or "." not in domain
-        or any(c.isspace() for c in address)
+        or any(c.isspace() or not c.isprintable() for c in address)
     ):
         raise click.BadParameter(f"not an email address: {email!r}", param_hint=hint)
     return address

@@ -326,6 +326,10 @@ def test_api_verify_with_an_agent_key(world: World) -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
     r = w.client.post("/api/v1/support/verify", content=deep, headers=auth)
     assert r.status_code == 400 and r.json() == {"error": "the body must be a JSON object"}
+    # a control character in the address (PostgreSQL cannot even store a NUL): a 400
+    for bad in ("ann\x00@acme.test", "ann@acme.test\x00", "ann@acme\x07.test"):
+        r = w.client.post("/api/v1/support/verify", json={"email": bad, "pin": pin}, headers=auth)
+        assert r.status_code == 400 and r.json()["error"].startswith("email:"), r.text
 
 
 def test_a_partner_accounts_contact_gets_the_code_unbranded(world: World) -> None:
