@@ -123,3 +123,27 @@ async def suspend_new_tenants(session: AsyncSession, account: BillingAccount) ->
     if done:
         await audit(session, None, ACTOR, "billing.suspend.new_tenants", account.id, tenants=done)
     return done
+
+
+async def standing_for_new_tenant(session: AsyncSession, tenant: Tenant) -> str | None:
+    """A tenant just created for a partner whose account is suspended or terminated gets
+    that standing at once (instead of sending mail until the next billing run): the new
+    standing, or ``None`` when the partner is in good standing or has no account."""
+    if not tenant.partner_id:
+        return None
+    account = (
+        await session.execute(
+            select(BillingAccount).where(
+                BillingAccount.kind == "partner", BillingAccount.partner_id == tenant.partner_id
+            )
+        )
+    ).scalar_one_or_none()
+    if account is None or account.standing not in ("suspended", "terminated"):
+        return None
+    await session.flush()
+    await set_standing(session, tenant, account.standing, ACTOR)
+    await audit(
+        session, None, ACTOR, f"billing.{account.standing}.new_tenant", account.id,
+        tenants=[tenant.id],
+    )  # fmt: skip
+    return account.standing

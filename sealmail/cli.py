@@ -379,9 +379,11 @@ def tenant_create(
 ) -> None:
     """Create a tenant; prints its credentials once."""
     from archive.services import Services
+    from billing_hooks.enforcement import standing_for_new_tenant
     from core import accounts
+    from core.models import Tenant
 
-    async def go() -> tuple[Any, list[str]]:
+    async def go() -> tuple[Any, list[str], str | None]:
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
@@ -395,17 +397,23 @@ def tenant_create(
                     display_name=display_name,
                     networks=[(n, False) for n in networks] + [(n, True) for n in private_networks],
                 )
+                tenant = await s.get(Tenant, creds.tenant_id)
+                assert tenant is not None
+                # a new tenant of an unpaid partner waits with the others (451), at once
+                standing = await standing_for_new_tenant(s, tenant)
                 await s.commit()
-                return creds, await accounts.tenant_domains(s, creds.tenant_id)
+                return creds, await accounts.tenant_domains(s, creds.tenant_id), standing
         finally:
             await svc.close()
 
-    creds, doms = _run(go())
+    creds, doms, standing = _run(go())
     if as_json:
-        _print_json(_creds_dict(creds, doms))
+        _print_json({**_creds_dict(creds, doms), "standing": standing or "active"})
         return
     out.print(f"tenant {creds.name} created (credentials are shown only now):")
     _show_creds(creds, doms)
+    if standing:
+        out.print(f"tenant {creds.name} is {standing}: its partner's billing account is {standing}")
 
 
 async def _tenant_rows(settings: Settings) -> list[dict[str, Any]]:
