@@ -465,6 +465,19 @@ def _desk_ctx(row: PortalSession, agent: SupportAgent, **more: Any) -> dict[str,
     return {"csrf": row.csrf_token, "agent": agent.email, "error": "", **more}
 
 
+async def _desk_post(
+    s: AsyncSession, request: Request
+) -> tuple[PortalSession, SupportAgent, FormData, str] | Response:
+    """A desk form post: the signed-in agent (else a redirect to sign-in), its form (same
+    origin and CSRF checked) and the caller's address ("" when missing or malformed)."""
+    found = await _agent(s, request)
+    if found is None:
+        return RedirectResponse("/support/login", status_code=303)
+    row, agent = found
+    form = await _session_form(request, row)
+    return row, agent, form, _email(field(form, "email"))
+
+
 async def desk_home(request: Request) -> Response:
     st = portal(request)
     async with st.services.db.session() as s:
@@ -478,12 +491,10 @@ async def desk_home(request: Request) -> Response:
 async def desk_lookup(request: Request) -> Response:
     st = portal(request)
     async with st.services.db.session() as s:
-        found = await _agent(s, request)
-        if found is None:
-            return RedirectResponse("/support/login", status_code=303)
-        row, agent = found
-        form = await _session_form(request, row)
-        email = _email(field(form, "email"))
+        posted = await _desk_post(s, request)
+        if isinstance(posted, Response):
+            return posted
+        row, agent, form, email = posted
         if not email:
             ctx = _desk_ctx(row, agent, public=desk.permissions(False, None))
             ctx["error"] = "Enter the caller's email address."
@@ -498,12 +509,10 @@ async def desk_lookup(request: Request) -> Response:
 async def desk_verify(request: Request) -> Response:
     st = portal(request)
     async with st.services.db.session() as s:
-        found = await _agent(s, request)
-        if found is None:
-            return RedirectResponse("/support/login", status_code=303)
-        row, agent = found
-        form = await _session_form(request, row)
-        email = _email(field(form, "email"))
+        posted = await _desk_post(s, request)
+        if isinstance(posted, Response):
+            return posted
+        row, agent, form, email = posted
         if not email:
             raise HTTPException(400)
         result = await desk.check_pin(
@@ -524,12 +533,10 @@ async def desk_verify(request: Request) -> Response:
 async def desk_letter(request: Request) -> Response:
     st = portal(request)
     async with st.services.db.session() as s:
-        found = await _agent(s, request)
-        if found is None:
-            return RedirectResponse("/support/login", status_code=303)
-        row, agent = found
-        form = await _session_form(request, row)
-        email = _email(field(form, "email"))
+        posted = await _desk_post(s, request)
+        if isinstance(posted, Response):
+            return posted
+        row, agent, form, email = posted
         if not email:
             raise HTTPException(400)
         info = await build_letter(
