@@ -142,7 +142,7 @@ def main() -> None:
     p.add_argument("--large", type=int, default=6, help="25 MB messages per round")
     args = p.parse_args()
 
-    from tests.support.moto_server import MotoServer
+    from tests.helpers.moto_server import MotoServer
 
     for k, v in MotoServer.ENV.items():
         os.environ.setdefault(k, v)

@@ -16,7 +16,7 @@ from archive.s3store import S3Store
 from archive.store import LocalStore, ObjectStore
 from core.config import Settings
 from tests.conftest import make_settings
-from tests.support.moto_server import MotoServer
+from tests.helpers.moto_server import MotoServer
 
 STORES = ["local", "s3"]
 

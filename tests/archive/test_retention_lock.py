@@ -18,7 +18,7 @@ from core.errors import NotFound
 from tests.archive.conftest import empty_bucket, new_bucket, s3_client
 from tests.archive.test_retention import archived, entry_row, key_of, make_tenant, read
 from tests.conftest import make_settings
-from tests.support.moto_server import MotoServer
+from tests.helpers.moto_server import MotoServer
 
 DAY = 86400.0
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from core.db import migrate
 from tests.archive.conftest import new_bucket, s3_client
 from tests.core.test_keys_kms import new_kms_key
-from tests.support.moto_server import MotoServer
+from tests.helpers.moto_server import MotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 200 * 1024 * 1024

@@ -23,7 +23,7 @@ from core import accounts
 from core.errors import ConfigError, NotFound, TransientError
 from tests.archive.conftest import empty_bucket, new_bucket, s3_client
 from tests.conftest import make_settings
-from tests.support.moto_server import MotoServer
+from tests.helpers.moto_server import MotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = 86400.0

@@ -16,7 +16,7 @@ from core import accounts, keys
 from core.errors import ConfigError, IntegrityError, TransientError
 from core.models import TenantKey
 from tests.conftest import make_settings
-from tests.support.moto_server import MotoServer, _free_port
+from tests.helpers.moto_server import MotoServer, _free_port
 
 
 def kms_client(endpoint: str):  # noqa: ANN201

@@ -19,7 +19,7 @@ from core.errors import NotFound
 from core.models import AuditEvent, SealedObject, TenantKey
 from tests.conftest import make_settings
 from tests.core.test_keys_kms import new_kms_key
-from tests.support.moto_server import MotoServer
+from tests.helpers.moto_server import MotoServer
 
 PURPOSES = ("loop-stamp", "portal-csrf", "portal-code", "archive-index/t_x")
 

@@ -24,7 +24,7 @@ from sealmail.cli import cli
 from sealmail.workdir import ensure_kms_derivation_secret
 from tests.conftest import make_settings
 from tests.core.test_keys_kms import kms_client, new_kms_key
-from tests.support.moto_server import MotoServer
+from tests.helpers.moto_server import MotoServer
 
 
 def _host(tmp_path: Path, name: str, db_url: str, endpoint: str, key: str) -> Settings:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.smtp_sink import SmtpSink, free_port
+from tests.helpers.smtp_sink import SmtpSink, free_port
 
 SEALMAIL = [sys.executable, "-m", "sealmail"]
 

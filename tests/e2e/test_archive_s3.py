@@ -12,8 +12,8 @@ import pytest
 from tests.archive.conftest import empty_bucket, new_bucket, s3_client
 from tests.e2e.conftest import Product
 from tests.e2e.mail import find_link, make_message, send
-from tests.support.moto_server import MotoServer
-from tests.support.smtp_sink import SmtpSink
+from tests.helpers.moto_server import MotoServer
+from tests.helpers.smtp_sink import SmtpSink
 
 
 @pytest.mark.e2e

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.e2e.conftest import Product
 from tests.e2e.mail import make_message, send
-from tests.support.smtp_sink import SmtpSink
+from tests.helpers.smtp_sink import SmtpSink
 
 
 def _search(product: Product, *args: str) -> dict:

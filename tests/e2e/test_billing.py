@@ -15,7 +15,7 @@ import urllib.request
 from billing_hooks.signing import sign
 from tests.e2e.conftest import Product
 from tests.e2e.mail import make_message, parse, send
-from tests.support.smtp_sink import SmtpSink
+from tests.helpers.smtp_sink import SmtpSink
 
 SECRET = "whsec_e2e_" + "7" * 20
 

@@ -12,8 +12,8 @@ import pytest
 
 from tests.e2e.conftest import Product
 from tests.e2e.mail import make_message
-from tests.support.private_pg import PrivatePostgres
-from tests.support.smtp_sink import SmtpSink
+from tests.helpers.private_pg import PrivatePostgres
+from tests.helpers.smtp_sink import SmtpSink
 
 
 @pytest.fixture

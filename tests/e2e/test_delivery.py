@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.conftest import Product
 from tests.e2e.mail import find_link, make_message, parse, send
-from tests.support.smtp_sink import SmtpSink
+from tests.helpers.smtp_sink import SmtpSink
 
 
 @pytest.mark.e2e

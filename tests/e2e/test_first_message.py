@@ -12,8 +12,8 @@ import pytest
 
 from tests.e2e.conftest import Product
 from tests.e2e.mail import find_code, find_link, make_message, parse, send
-from tests.support.moto_server import MotoServer
-from tests.support.smtp_sink import SmtpSink
+from tests.helpers.moto_server import MotoServer
+from tests.helpers.smtp_sink import SmtpSink
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -28,7 +28,7 @@ from aiosmtpd.controller import Controller
 
 from tests.e2e.conftest import Product
 from tests.e2e.mail import make_message, parse
-from tests.support.smtp_sink import SmtpSink, _Handler
+from tests.helpers.smtp_sink import SmtpSink, _Handler
 
 
 def _session(port: int, tenant: dict[str, str]) -> smtplib.SMTP:

@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.e2e.conftest import Product
 from tests.e2e.mail import make_message, parse, send
-from tests.support.smtp_sink import SmtpSink
+from tests.helpers.smtp_sink import SmtpSink
 
 CARD = "4111 1111 1111 1111"  # a test number that passes the Luhn check
 

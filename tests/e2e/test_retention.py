@@ -13,7 +13,7 @@ import urllib.request
 
 from tests.e2e.conftest import Product
 from tests.e2e.mail import find_link, make_message, send
-from tests.support.smtp_sink import SmtpSink
+from tests.helpers.smtp_sink import SmtpSink
 
 DAY = 86400
 

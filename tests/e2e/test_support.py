@@ -21,7 +21,7 @@ from core.models import AccountContact
 from tests.billing_hooks.test_support import give_pin
 from tests.e2e.conftest import SEALMAIL, Product
 from tests.e2e.test_billing import SECRET, _webhook
-from tests.support.smtp_sink import SmtpSink
+from tests.helpers.smtp_sink import SmtpSink
 
 ANN = "ann@acme.example"
 

@@ -179,7 +179,7 @@ async def test_readyz_reports_a_kms_root_that_stops_answering(
     from sealmail.workdir import ensure_kms_derivation_secret
     from tests.conftest import make_settings
     from tests.core.test_keys_kms import kms_client, new_kms_key
-    from tests.support.moto_server import MotoServer
+    from tests.helpers.moto_server import MotoServer
 
     monkeypatch.setattr(ops, "RELAY_CACHE_SECONDS", 0.0)
     for k, v in MotoServer.ENV.items():

@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.conftest import SEALMAIL, _wait_port
 from tests.e2e.conftest import sink as sink  # noqa: F401 - the capturing relay
-from tests.support.private_pg import PrivatePostgres
+from tests.helpers.private_pg import PrivatePostgres
 
 
 @pytest.fixture

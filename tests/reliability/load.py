@@ -22,7 +22,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 
-from tests.support.smtp_sink import SmtpSink
+from tests.helpers.smtp_sink import SmtpSink
 
 SENDER = "alice@acme.example"
 _ID = re.compile(rb"^X-Test-Id: (\S+)\r?$", re.M)

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Product
+from tests.helpers.private_pg import PrivatePostgres
+from tests.helpers.smtp_sink import SmtpSink
 from tests.reliability.load import Job, Senders, sizes, wait_delivered
-from tests.support.private_pg import PrivatePostgres
-from tests.support.smtp_sink import SmtpSink
 
 MESSAGES = 2000
 SESSIONS = 20

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Product
+from tests.helpers.private_pg import PrivatePostgres
+from tests.helpers.smtp_sink import SmtpSink
 from tests.reliability.load import Job, Senders, sizes, wait_delivered
-from tests.support.private_pg import PrivatePostgres
-from tests.support.smtp_sink import SmtpSink
 
 MESSAGES = 400
 SESSIONS = 10

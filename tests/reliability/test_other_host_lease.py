@@ -18,10 +18,10 @@ import asyncpg
 import pytest
 
 from tests.e2e.conftest import Product
+from tests.helpers.private_pg import PrivatePostgres
+from tests.helpers.smtp_sink import SmtpSink, free_port
 from tests.reliability.conftest import RoleProcess
 from tests.reliability.load import Job, Senders, sizes
-from tests.support.private_pg import PrivatePostgres
-from tests.support.smtp_sink import SmtpSink, free_port
 
 MESSAGES = 40
 LEASE = 10.0

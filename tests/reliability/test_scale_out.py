@@ -13,11 +13,11 @@ import pytest
 
 from tests.archive.conftest import new_bucket
 from tests.e2e.conftest import Product
+from tests.helpers.moto_server import MotoServer
+from tests.helpers.private_pg import PrivatePostgres
+from tests.helpers.smtp_sink import SmtpSink, free_port
 from tests.reliability.conftest import RoleProcess
 from tests.reliability.load import Job, Senders, sizes, wait_delivered
-from tests.support.moto_server import MotoServer
-from tests.support.private_pg import PrivatePostgres
-from tests.support.smtp_sink import SmtpSink, free_port
 
 MESSAGES = 2000
 SESSIONS = 20

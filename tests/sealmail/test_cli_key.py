@@ -18,8 +18,8 @@ from core.config import load_settings
 from core.models import AuditEvent, SealedObject, Tenant, TenantKey
 from tests.core.test_keys_kms import new_kms_key
 from tests.e2e.conftest import SEALMAIL
+from tests.helpers.moto_server import MotoServer
 from tests.sealmail.test_cli import sm, workdir  # noqa: F401 - the fixture
-from tests.support.moto_server import MotoServer
 
 
 def _services(wd: Path, env: dict[str, str]) -> Services:

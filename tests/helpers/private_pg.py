@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.smtp_sink import free_port
+from tests.helpers.smtp_sink import free_port
 
 
 def _bin(name: str) -> str:
