@@ -1,4 +1,4 @@
-"""Layer 1: billing webhooks, the dunning schedule and support PINs (SPEC §7-8).
+"""Layer 1: billing webhooks and the dunning schedule (SPEC §7).
 
-Reserved for a later issue; it may import only ``core``.
+It may import only ``core``.
 """

@@ -1,13 +1,23 @@
 """The emails an account contact gets about their support PIN: the one-time code for
-``/pin``, "your PIN was changed" and "your PIN is locked". None of them ever holds a PIN."""
+``/pin``, "your PIN was changed" and "your PIN is locked" (the words live in
+``branding/templates/mail/support_pin_*``). None of them ever holds a PIN.
+
+``support_mailer(vault, ...)`` returns the mailer that ``support.notify`` calls (it matches
+``support.notify.Mailer``; branding does not import support): it renders, seals and queues,
+as ``branding.billing_mail`` does for the dunning mail. ``vault`` is ``Services.vault``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from branding.mail import Rendered
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from branding.mail import Rendered, compose
 from branding.notifications import format_time
 from branding.templating import render, safe_color, safe_logo_url
+from core import outbox
 from core.models import Tenant
 
 
@@ -35,8 +45,8 @@ def render_pin_code(
     ctx.update(code=code, recipient=recipient, minutes=minutes)
     return Rendered(
         subject="Your code for the support PIN page",
-        text=render("support/mail_pin_code.txt", ctx),
-        html=render("support/mail_pin_code.html", ctx),
+        text=render("mail/support_pin_code.txt", ctx),
+        html=render("mail/support_pin_code.html", ctx),
     )
 
 
@@ -53,8 +63,8 @@ def render_pin_changed(
     ctx.update(recipient=recipient, chosen=chosen, when=format_time(at))
     return Rendered(
         subject="Your support PIN was changed",
-        text=render("support/mail_pin_changed.txt", ctx),
-        html=render("support/mail_pin_changed.html", ctx),
+        text=render("mail/support_pin_changed.txt", ctx),
+        html=render("mail/support_pin_changed.html", ctx),
     )
 
 
@@ -71,6 +81,54 @@ def render_pin_locked(
     ctx.update(recipient=recipient, failures=failures, when=format_time(at))
     return Rendered(
         subject="Your support PIN is locked",
-        text=render("support/mail_pin_locked.txt", ctx),
-        html=render("support/mail_pin_locked.html", ctx),
+        text=render("mail/support_pin_locked.txt", ctx),
+        html=render("mail/support_pin_locked.html", ctx),
     )
+
+
+# kind (support.notify's PIN_CODE, PIN_CHANGED, PIN_LOCKED) -> its renderer
+_RENDERERS: dict[str, Callable[..., Rendered]] = {
+    "pin_code": render_pin_code,
+    "pin_changed": render_pin_changed,
+    "pin_locked": render_pin_locked,
+}
+
+
+def support_mailer(
+    vault: Any, *, sender_address: str, portal_url: str
+) -> Callable[..., Awaitable[None]]:
+    """The mailer for ``support.notify``: mail comes from the sealing tenant's notification
+    address (else ``sender_address``) with ``Auto-Submitted: auto-generated``."""
+
+    async def mail(
+        session: AsyncSession,
+        *,
+        tenant_id: str,
+        brand: Tenant | None,
+        to: str,
+        kind: str,
+        context: dict[str, Any],
+        outbox_kind: str,
+        lifetime: float,
+    ) -> None:
+        rendered = _RENDERERS[kind](brand, portal_url=portal_url, **context)
+        tenant = await session.get(Tenant, tenant_id)
+        mail_from = (tenant.notification_from if tenant else "") or sender_address
+        raw = compose(
+            from_addr=mail_from,
+            to_addr=to,
+            rendered=rendered,
+            headers={"Auto-Submitted": "auto-generated"},
+        )
+        sealed = await vault.seal(session, tenant_id, raw, kind="outbound")
+        await outbox.enqueue(
+            session,
+            kind=outbox_kind,
+            tenant_id=tenant_id,
+            mail_from=mail_from,
+            recipients=[to],
+            object_id=sealed.id,
+            lifetime=lifetime,
+        )
+
+    return mail

@@ -139,7 +139,7 @@ async def openapi(request: Request) -> Response:
     from portal.admin_retention import HOLD_PATHS
     from portal.api_keys import PATHS as KEY_PATHS
     from portal.api_policy import POLICY_PATHS
-    from portal.support import SUPPORT_PATHS
+    from portal.support.api import SUPPORT_PATHS
 
     paths = {**OPENAPI["paths"], **KEY_PATHS, **POLICY_PATHS, **ARCHIVE_PATHS, **HOLD_PATHS}
     paths.update(SUPPORT_PATHS)

@@ -35,11 +35,11 @@ from portal import (
     ops,
     reading,
     sent,
-    support,
 )
 from portal.pages import Pages
 from portal.security import SecurityHeadersMiddleware, add_security_headers
 from portal.state import PortalState
+from portal.support.routes import ROUTES as SUPPORT_ROUTES
 
 log = logging.getLogger("sealmail.portal")
 
@@ -124,7 +124,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             *admin_archive.ROUTES,
             *admin_retention.ROUTES,
             *billing.ROUTES,
-            *support.ROUTES,
+            *SUPPORT_ROUTES,
             Route("/healthz", ops.healthz, methods=["GET"]),
             Route("/readyz", ops.readyz, methods=["GET"]),
             Route("/metrics", ops.metrics_page, methods=["GET"]),

@@ -101,8 +101,8 @@ def verify(
     pin = _read_pin()
 
     from archive.services import Services
-    from billing_hooks import support as desk
-    from portal.support import email_key, notify_locked
+    from branding.support_mail import support_mailer
+    from support import notify, pins
 
     settings = _settings(ctx)
 
@@ -110,11 +110,13 @@ def verify(
         svc = Services.open(settings)
         try:
             async with svc.db.session() as s:
-                result = await desk.check_pin(
-                    s, email_key(svc), address, pin,
+                result = await pins.check_pin(
+                    s, pins.email_key(svc.root_key), address, pin,
                     agent=agent or _default_agent(), account_id=account,
                 )  # fmt: skip
-                await notify_locked(svc, settings, s, result.locked_now)
+                mailer = support_mailer(svc.vault, sender_address=settings.sender_address,
+                                        portal_url=settings.portal_base_url)  # fmt: skip
+                await notify.notify_locked(s, mailer, result.locked_now)
                 await s.commit()
                 return result.as_dict()
         finally:
@@ -168,15 +170,15 @@ def agent_add(
     address = _address(email)
 
     from archive.services import Services
-    from billing_hooks import support as desk
     from core import accounts
+    from support import agents
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
                 p = await accounts.find_partner(s, partner) if partner else None
-                row, key = await desk.add_agent(s, address, p)
+                row, key = await agents.add_agent(s, address, p)
                 await s.commit()
                 return {**_agent_dict(row, p.name if p else ""), "key": key}
         finally:
@@ -202,13 +204,13 @@ def agent_key(ctx: click.Context, email: str, config: str | None, as_json: bool)
     address = _address(email)
 
     from archive.services import Services
-    from billing_hooks import support as desk
+    from support import agents
 
     async def go() -> str:
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                key = await desk.new_agent_key(s, address)
+                key = await agents.new_agent_key(s, address)
                 await s.commit()
                 return key
         finally:
@@ -229,15 +231,15 @@ def agent_key(ctx: click.Context, email: str, config: str | None, as_json: bool)
 def agent_list(ctx: click.Context, config: str | None, as_json: bool) -> None:
     """List desk agents."""
     from archive.services import Services
-    from billing_hooks import support as desk
     from core.models import Partner
+    from support import agents
 
     async def go() -> list[dict[str, Any]]:
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
                 rows = []
-                for a in await desk.list_agents(s):
+                for a in await agents.list_agents(s):
                     p = await s.get(Partner, a.partner_id) if a.partner_id else None
                     rows.append(_agent_dict(a, p.name if p else ""))
                 return rows
@@ -267,13 +269,13 @@ def agent_remove(ctx: click.Context, email: str, config: str | None) -> None:
     address = _address(email)
 
     from archive.services import Services
-    from billing_hooks import support as desk
+    from support import agents
 
     async def go() -> None:
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                await desk.remove_agent(s, address)
+                await agents.remove_agent(s, address)
                 await s.commit()
         finally:
             await svc.close()
@@ -310,9 +312,8 @@ def letter(
     address = _address(email)
 
     from archive.services import Services
-    from branding.support_letter import render_letter
     from core.accounts import audit
-    from portal.support import build_letter
+    from support.letter import build_letter, render_letter
 
     settings = _settings(ctx)
 
@@ -320,7 +321,7 @@ def letter(
         svc = Services.open(settings)
         try:
             async with svc.db.session() as s:
-                info = await build_letter(s, settings, address, name, named)
+                info = await build_letter(s, settings.portal_base_url, address, name, named)
                 await audit(s, None, _default_agent(), "support.letter", info.reference)
                 await s.commit()
         finally:

@@ -2,7 +2,7 @@
 
 layer 3  sealmail/                 anything
 layer 2  gateway/  portal/         layers 0-1, never each other
-layer 1  archive/ branding/ billing_hooks/   core only
+layer 1  archive/ branding/ billing_hooks/ support/   core only
 layer 0  core/                     nothing of the project
 
 Inside every package, modules import each other without a cycle either: a cycle between two
@@ -18,15 +18,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("core", "archive", "branding", "billing_hooks", "gateway", "portal", "sealmail")
+PACKAGES = (
+    "core",
+    "archive",
+    "branding",
+    "billing_hooks",
+    "support",
+    "gateway",
+    "portal",
+    "sealmail",
+)
 LAYER1 = {"core"}
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "archive": LAYER1,
     "branding": LAYER1,
     "billing_hooks": LAYER1,
-    "gateway": {"core", "archive", "branding", "billing_hooks"},
-    "portal": {"core", "archive", "branding", "billing_hooks"},
+    "support": LAYER1,
+    "gateway": {"core", "archive", "branding", "billing_hooks", "support"},
+    "portal": {"core", "archive", "branding", "billing_hooks", "support"},
     "sealmail": set(PACKAGES),
 }
 
@@ -269,6 +279,8 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
             "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import gateway\n",
         ),
         ("billing_hooks/bad.py", "from portal import app\n"),
+        ("support/bad.py", "from branding.support_mail import support_mailer\n"),
+        ("support/bad.py", "def f():\n    from billing_hooks import notify\n"),
     ],
 )
 def test_checker_catches_a_forbidden_import(tmp_path: Path, path: str, source: str) -> None:
@@ -283,6 +295,8 @@ def test_checker_catches_a_forbidden_import(tmp_path: Path, path: str, source: s
         ("archive/ok.py", "from core import sealed\n"),
         ("gateway/ok.py", "from archive.vault import Vault\nfrom branding import x\n"),
         ("sealmail/ok.py", "import gateway\nimport portal\n"),
+        ("support/ok.py", "from core.models import Base\n"),
+        ("portal/ok.py", "from support.pins import check_pin\n"),
         ("core/ok.py", "import coreutils\nimport portals\n"),  # prefixes are other packages
     ],
 )

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from archive.services import Services
 from core.config import load_settings
 from core.models import AccountContact
-from tests.billing_hooks.test_support import give_pin
 from tests.e2e.conftest import SEALMAIL, Product
 from tests.e2e.test_billing import SECRET, _webhook
 from tests.helpers.smtp_sink import SmtpSink
+from tests.support.test_pins import give_pin
 
 ANN = "ann@acme.example"
 

@@ -14,10 +14,10 @@ import pypdf
 from sqlalchemy import select
 
 from archive.services import Services
-from billing_hooks import support as desk
 from core.models import OutboxItem, OutboxRecipient
-from tests.billing_hooks.test_support import KEY, give_pin, make_account
+from support import agents, pins
 from tests.portal.conftest import Browser, World, csrf_of
+from tests.support.test_pins import KEY, give_pin, make_account
 
 ANN = "ann@acme.test"
 BOB = "bob@beta.test"
@@ -55,14 +55,14 @@ async def add_agent(services: Services, address: str, partner: str | None = None
 
     async with services.db.session() as s:
         p = await accounts.find_partner(s, partner) if partner else None
-        _agent, key = await desk.add_agent(s, address, p)
+        _agent, key = await agents.add_agent(s, address, p)
         await s.commit()
     return key
 
 
 async def pin_ok(services: Services, address: str, pin: str) -> str:
     async with services.db.session() as s:
-        r = await desk.check_pin(s, KEY, address, pin, agent="test")
+        r = await pins.check_pin(s, KEY, address, pin, agent="test")
         await s.commit()
     return r.result.value
 
@@ -281,7 +281,7 @@ def test_a_removed_agent_loses_access_at_once(world: World) -> None:
 
     async def remove() -> None:
         async with w.services.db.session() as s:
-            await desk.remove_agent(s, "desk@operator.test")
+            await agents.remove_agent(s, "desk@operator.test")
             await s.commit()
 
     w.run(remove)

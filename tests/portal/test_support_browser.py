@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 import pytest
 
 from archive.services import Services
-from billing_hooks import support as desk
-from tests.billing_hooks.test_support import KEY, give_pin, make_account
+from support import agents, pins
 from tests.portal.test_browser import ARGS, CHROMIUM, served  # noqa: F401
 from tests.portal.test_support import mails_to, text_of
+from tests.support.test_pins import KEY, give_pin, make_account
 
 ANN = "ann@acme.test"
 T = TypeVar("T")
@@ -38,7 +38,7 @@ def _with_services(settings: Any, fn: Callable[[Services], Awaitable[T]]) -> T:
 
 async def _check(services: Services, pin: str) -> str:
     async with services.db.session() as s:
-        r = await desk.check_pin(s, KEY, ANN, pin, agent="test")
+        r = await pins.check_pin(s, KEY, ANN, pin, agent="test")
         await s.commit()
     return r.result.value
 
@@ -50,7 +50,7 @@ async def _seed(services: Services) -> tuple[str, str]:
 
 async def _agent(services: Services) -> str:
     async with services.db.session() as s:
-        _row, key = await desk.add_agent(s, "desk@operator.test")
+        _row, key = await agents.add_agent(s, "desk@operator.test")
         await s.commit()
     return key
 

@@ -17,13 +17,12 @@ import pytest
 from sqlalchemy import select
 
 from archive.services import Services
-from billing_hooks import support as desk
 from core.config import load_settings
 from core.models import AuditEvent
-from portal.support import email_key
-from tests.billing_hooks.test_support import give_pin, make_account
+from support import pins
 from tests.portal.test_support import mails_to
 from tests.sealmail.test_cli import SEALMAIL, sm, workdir  # noqa: F401 - the fixture
+from tests.support.test_pins import give_pin, make_account
 
 ANN = "ann@acme.test"
 
@@ -67,7 +66,9 @@ def fail_in_process(cwd: Path, env: dict[str, str], wrong: str, times: int) -> N
         try:
             for _ in range(times):
                 async with svc.db.session() as s:
-                    await desk.check_pin(s, email_key(svc), ANN, wrong, agent="portal-desk")
+                    await pins.check_pin(
+                        s, pins.email_key(svc.root_key), ANN, wrong, agent="portal-desk"
+                    )
                     await s.commit()
         finally:
             await svc.close()

@@ -1,5 +1,5 @@
-"""Support PINs (SPEC §8) at the storage level, on SQLite and PostgreSQL: the permission
-table, the check, the lockout, resets, and which desk sees which contact."""
+"""Support PINs (SPEC §8) at the storage level, on SQLite and PostgreSQL: the check, the
+lockout, resets, and which desk sees which contact."""
 
 from __future__ import annotations
 
@@ -13,18 +13,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import select
 
 from archive.services import Services
-from billing_hooks import support as desk
 from core import accounts
 from core.db import Database
 from core.errors import PermanentError
-from core.models import (
-    AccountContact,
-    AuditEvent,
-    Base,
-    BillingAccount,
-    SupportPin,
-    SupportPinCheck,
-)
+from core.models import AccountContact, AuditEvent, Base, BillingAccount
+from support import agents, pins
+from support.desk import contacts_for, find_named
+from support.models import SupportPin, SupportPinCheck
 
 KEY = b"k" * 32
 SUPPORT_TABLES = {"support_pins", "support_pin_checks", "support_agents"}
@@ -70,49 +65,26 @@ async def give_pin(services: Services, contact_id: str, pin: str | None = None) 
     async with services.db.session() as s:
         contact = await s.get(AccountContact, contact_id)
         assert contact is not None
-        value = await desk.set_pin(s, contact, pin)
+        value = await pins.set_pin(s, contact, pin)
         await s.commit()
     return value
 
 
-async def check(services: Services, email: str, pin: str, **kw: object) -> desk.CheckResult:
+async def check(services: Services, email: str, pin: str, **kw: object) -> pins.CheckResult:
     async with services.db.session() as s:
-        result = await desk.check_pin(
+        result = await pins.check_pin(
             s, KEY, email, pin, agent=str(kw.pop("agent", "agent@desk")), **kw
         )  # type: ignore[arg-type]
         await s.commit()
     return result
 
 
-def test_permission_table_is_the_policy() -> None:
-    needs = {a.key: a.needs for a in desk.PERMISSIONS}
-    assert needs == {
-        "public_information": desk.Needs.NOTHING,
-        "invoices_pricing": desk.Needs.PIN_AND_GOOD_STANDING,
-        "account_changes": desk.Needs.PIN_AND_GOOD_STANDING,
-        "open_ticket": desk.Needs.PIN_AND_GOOD_STANDING,
-        "new_services": desk.Needs.PIN_AND_GOOD_STANDING,
-        "add_contact": desk.Needs.NEVER_BY_PHONE,
-        "delete_service": desk.Needs.NEVER_BY_PHONE,
-    }
-
-    def allowed(pin: bool, standing: str | None) -> set[str]:
-        return {p.key for p in desk.permissions(pin, standing) if p.allowed}
-
-    pin_actions = {"invoices_pricing", "account_changes", "open_ticket", "new_services"}
-    assert allowed(True, "good") == {"public_information"} | pin_actions
-    assert allowed(False, "good") == {"public_information"}
-    assert allowed(False, None) == {"public_information"}
-    assert allowed(True, "suspended") == {"public_information"}
-    assert allowed(True, "terminated") == {"public_information"}
-
-
 def test_chosen_pins() -> None:
-    assert desk.check_chosen_pin("4071 93") == "407193"
+    assert pins.check_chosen_pin("4071 93") == "407193"
     for bad in ("12345", "111111", "123456", "987654", "12a456", "12345678901"):
         with pytest.raises(PermanentError):
-            desk.check_chosen_pin(bad)
-    assert len(desk.new_pin()) == 6 and desk.new_pin().isdigit()
+            pins.check_chosen_pin(bad)
+    assert len(pins.new_pin()) == 6 and pins.new_pin().isdigit()
 
 
 async def test_migration_matches_models(db_url: str) -> None:
@@ -138,11 +110,11 @@ async def test_right_pin_matches_and_is_audited_without_the_pin(services: Servic
         row = await s.get(SupportPin, cid)
         assert row is not None and pin not in row.pin_hash and row.pin_hash.startswith("$argon2")
     r = await check(services, "Ann@Acme.test", pin)
-    assert r.result is desk.Result.MATCH and r.standing == "good"
+    assert r.result is pins.Result.MATCH and r.standing == "good"
     assert {p.key for p in r.allowed if p.allowed} >= {"invoices_pricing", "open_ticket"}
     assert not {p.key for p in r.allowed if p.allowed} & {"add_contact", "delete_service"}
     r = await check(services, "ann@acme.test", "000001")
-    assert r.result is desk.Result.NO_MATCH and r.failures_left == 4
+    assert r.result is pins.Result.NO_MATCH and r.failures_left == 4
     async with services.db.session() as s:
         events = (
             (await s.execute(select(AuditEvent).where(AuditEvent.action == "support.pin.check")))
@@ -163,21 +135,21 @@ async def test_five_failures_lock_even_the_right_pin_until_reset(services: Servi
     other_pin = await give_pin(services, other)
     wrong = "000000" if pin != "000000" else "000001"
     results = [await check(services, "ann@acme.test", wrong) for _ in range(5)]
-    assert [r.result for r in results] == [desk.Result.NO_MATCH] * 5
+    assert [r.result for r in results] == [pins.Result.NO_MATCH] * 5
     assert [bool(r.locked_now) for r in results] == [False] * 4 + [True]
     r = await check(services, "ann@acme.test", pin)
-    assert r.result is desk.Result.LOCKED and not r.ok
+    assert r.result is pins.Result.LOCKED and not r.ok
     assert {p.key for p in r.allowed if p.allowed} == {"public_information"}
     # the lock is taken once: more wrong tries do not lock (and tell the contact) again
     r = await check(services, "ann@acme.test", wrong)
-    assert r.result is desk.Result.LOCKED and r.locked_now == []
+    assert r.result is pins.Result.LOCKED and r.locked_now == []
     # another contact is not affected
     assert (await check(services, "bob@beta.test", other_pin)).ok
     # the contact's reset unlocks; the old PIN no longer works, the new one does
     new = await give_pin(services, cid, "405817" if pin != "405817" else "405871")
     assert (await check(services, "ann@acme.test", new)).ok
     if new != pin:
-        assert (await check(services, "ann@acme.test", pin)).result is desk.Result.NO_MATCH
+        assert (await check(services, "ann@acme.test", pin)).result is pins.Result.NO_MATCH
 
 
 async def test_failures_older_than_a_day_do_not_count(services: Services) -> None:
@@ -201,7 +173,7 @@ async def test_failures_older_than_a_day_do_not_count(services: Services) -> Non
         await s.commit()
     wrong = "000000" if pin != "000000" else "000001"
     r = await check(services, "ann@acme.test", wrong)
-    assert r.result is desk.Result.NO_MATCH and r.failures_left == 4 and not r.locked_now
+    assert r.result is pins.Result.NO_MATCH and r.failures_left == 4 and not r.locked_now
 
 
 async def test_suspended_account_matches_but_restricted_actions_refused(
@@ -233,9 +205,9 @@ async def test_suspended_account_matches_but_restricted_actions_refused(
 async def test_no_contact_and_no_pin(services: Services) -> None:
     _, cid = await make_account(services, "Acme", "acme.test", "ann@acme.test")
     r = await check(services, "nobody@acme.test", "123456")
-    assert r.result is desk.Result.NO_CONTACT and r.matched is None
+    assert r.result is pins.Result.NO_CONTACT and r.matched is None
     r = await check(services, "ann@acme.test", "123456")  # no PIN set yet
-    assert r.result is desk.Result.NO_PIN
+    assert r.result is pins.Result.NO_PIN
     async with services.db.session() as s:
         rows = (await s.execute(select(SupportPinCheck).order_by(SupportPinCheck.id))).scalars()
         got = [(c.contact_id, c.result) for c in rows]
@@ -248,19 +220,19 @@ async def test_a_partner_desk_sees_only_its_own_accounts(services: Services) -> 
     pin_b = await give_pin(services, b)
     async with services.db.session() as s:
         msp_a = await accounts.find_partner(s, "MSP-A")
-        agent, key = await desk.add_agent(s, "desk@msp-a.test", msp_a)
+        agent, key = await agents.add_agent(s, "desk@msp-a.test", msp_a)
         await s.commit()
-        assert await desk.agent_by_key(s, "desk@msp-a.test", key) is not None
-        assert await desk.agent_by_key(s, "desk@msp-a.test", key + "x") is None
-        scope = desk.scope_of(agent)
-        assert [v.contact.id for v in await desk.contacts_for(s, "ann@acme.test", scope)] == [a]
-        assert await desk.contacts_for(s, "bob@beta.test", scope) == []
-        assert await desk.find_named(s, "beta.test", scope) is None
-        named = await desk.find_named(s, "acme.test", scope)
+        assert await agents.agent_by_key(s, "desk@msp-a.test", key) is not None
+        assert await agents.agent_by_key(s, "desk@msp-a.test", key + "x") is None
+        scope = agents.scope_of(agent)
+        assert [v.contact.id for v in await contacts_for(s, "ann@acme.test", scope)] == [a]
+        assert await contacts_for(s, "bob@beta.test", scope) == []
+        assert await find_named(s, "beta.test", scope) is None
+        named = await find_named(s, "acme.test", scope)
         assert named is not None and named.name == "Acme Ltd"
     # B's right PIN through A's desk: no contact record there, and nothing about B
     r = await check(services, "bob@beta.test", pin_b, scope=scope)
-    assert r.result is desk.Result.NO_CONTACT and r.as_dict()["account"] is None
+    assert r.result is pins.Result.NO_CONTACT and r.as_dict()["account"] is None
     # the operator's desk sees both
     assert (await check(services, "bob@beta.test", pin_b)).ok
 
@@ -279,4 +251,4 @@ async def test_concurrent_fifth_failures_lock_once(services: Services, db_url: s
         *(check(services, "ann@acme.test", wrong, agent=f"desk{n}") for n in range(3))
     )
     assert sum(len(r.locked_now) for r in results) == 1
-    assert (await check(services, "ann@acme.test", pin)).result is desk.Result.LOCKED
+    assert (await check(services, "ann@acme.test", pin)).result is pins.Result.LOCKED

@@ -1,6 +1,8 @@
 """The letter for a caller with no contact record (SPEC §8): a PDF (fpdf2) addressed to
 whoever manages the account, saying how the account owner grants the caller access — in the
 portal or through their MSP, never by phone — with a reference number and the date.
+:func:`build_letter` says what it holds (the account the caller named, if the desk may see
+it); :func:`render_letter` writes the PDF.
 
 Written with the PDF core font (Helvetica, Latin-1): text outside Latin-1 is folded to its
 closest ASCII form so the letter never fails on a name; the text stays extractable.
@@ -10,9 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import secrets
 import unicodedata
 
 from fpdf import FPDF
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from support.desk import OPERATOR, Scope, find_named
 
 _MONTHS = (
     "January February March April May June July August September October November December"
@@ -30,6 +36,35 @@ class LetterInfo:
     named: str = ""  # what the caller said (tenant or domain), when no account was found
     portal_url: str = ""
     service_name: str = "Secure mail"
+
+
+def letter_reference() -> str:
+    """``SL-`` and 10 characters from an alphabet without look-alikes, read over the phone."""
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    body = "".join(secrets.choice(alphabet) for _ in range(10))
+    return f"SL-{body[:5]}-{body[5:]}"
+
+
+async def build_letter(
+    s: AsyncSession,
+    portal_url: str,
+    caller_email: str,
+    caller_name: str,
+    named_text: str,
+    scope: Scope = OPERATOR,
+) -> LetterInfo:
+    """What the letter says: the account the caller named, when the desk may see it."""
+    named = await find_named(s, named_text, scope)
+    return LetterInfo(
+        reference=letter_reference(),
+        date=datetime.datetime.now(datetime.UTC).date(),
+        caller_email=caller_email,
+        caller_name=caller_name,
+        account_name=named.name if named else "",
+        partner_name=named.partner.name if named and named.partner else "",
+        named="" if named else named_text.strip(),
+        portal_url=portal_url,
+    )
 
 
 def _latin1(text: str) -> str:

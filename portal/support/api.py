@@ -1,0 +1,75 @@
+"""The support desk's JSON API: ``POST /api/v1/support/verify`` with a desk agent's key as
+bearer token (not a tenant API key), and its OpenAPI path (:data:`SUPPORT_PATHS`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from portal import ratelimit
+from portal.state import client_ip, portal
+from portal.support.common import AGENT_LOGIN_FAILURES, caller_address, mailer
+from support import agents, notify, pins
+
+
+def _api_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def api_verify(request: Request) -> Response:
+    """``{"email", "pin"[, "account"]}`` with a desk agent's key as bearer token: the same
+    check as ``/support`` (recorded, audited, counted towards the lock), as JSON."""
+    st = portal(request)
+    ip = client_ip(request)
+    bucket = f"support-api-fail-ip:{ip}"
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip() or len(key) > 200:
+        return _api_error(401, "missing bearer agent key", {"WWW-Authenticate": "Bearer"})
+    async with st.services.db.session() as s:
+        if await ratelimit.exceeded(s, [(bucket, AGENT_LOGIN_FAILURES)], ratelimit.HOUR):
+            return _api_error(429, "too many failed attempts", {"Retry-After": "3600"})
+        agent = await agents.agent_by_bearer(s, key)
+        if agent is None:
+            await ratelimit.record(s, [bucket], ratelimit.HOUR)
+            await s.commit()
+            return _api_error(401, "invalid agent key", {"WWW-Authenticate": "Bearer"})
+        try:
+            body = await request.json()
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
+            return _api_error(400, "the body must be a JSON object")
+        if not isinstance(body, dict):
+            return _api_error(400, "the body must be a JSON object")
+        email, pin, account = body.get("email"), body.get("pin"), body.get("account")
+        if not isinstance(email, str) or not caller_address(email):
+            return _api_error(400, "email: an email address is required")
+        if not isinstance(pin, str) or not pin.strip() or len(pin) > 40:
+            return _api_error(400, "pin: a string is required")
+        if account is not None and not isinstance(account, str):
+            return _api_error(400, "account: a string (billing account id) or absent")
+        result = await pins.check_pin(
+            s, pins.email_key(st.services.root_key), caller_address(email), pin,
+            agent=agent.email, scope=agents.scope_of(agent), account_id=account or None,
+        )  # fmt: skip
+        await notify.notify_locked(s, mailer(st), result.locked_now)
+        await s.commit()
+    return JSONResponse(result.as_dict())
+
+
+SUPPORT_PATHS: dict[str, Any] = {
+    "/api/v1/support/verify": {
+        "post": {
+            "summary": "The support desk's PIN check (bearer: a desk agent's key, not a tenant "
+            "API key): body {email, pin, account?}; answers result (match, no_match, locked, "
+            "no_pin, no_contact), the account and its standing, and each action allowed or "
+            "refused. Counts towards the lock and is audited like /support.",
+            "responses": {
+                "200": {"description": "the check's result"},
+                "400": {"description": "a missing or malformed field"},
+                "401": {"description": "missing or invalid agent key"},
+                "429": {"description": "too many invalid keys from this address"},
+            },
+        }
+    }
+}
