@@ -44,7 +44,7 @@ from core.ids import new_token
 from core.keys import sha256_hex
 from core.models import PortalSession, SupportAgent, Tenant, now
 from portal import codes, ratelimit, sessions
-from portal.entry import CODE_MAIL_LIFETIME, mask_address
+from portal.codes import CODE_MAIL_LIFETIME, mask_address
 from portal.forms import field, read_form
 from portal.security import (
     DOWNLOAD_CSP,
