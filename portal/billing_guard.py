@@ -13,6 +13,7 @@ from core import accounts
 from core.models import Tenant
 from portal import sessions
 
+# requests a suspended tenant may still make although they are POSTs
 _OPEN_PATHS = (
     "/admin/login",
     "/admin/verify",
@@ -20,7 +21,6 @@ _OPEN_PATHS = (
     "/api/v1/policy/dry-run",  # a question, not a change
     "/api/v1/support/verify",  # the support desk's PIN check
 )
-
 _WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 

@@ -7,9 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core import accounts
-from core.models import (
-    Tenant,
-)
+from core.models import Tenant
 from portal.admin.doors import ADMIN_ROLES
 from portal.state import portal
 

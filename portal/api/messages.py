@@ -11,13 +11,7 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core.models import (
-    Message,
-    MessageRecipient,
-    OutboxItem,
-    OutboxRecipient,
-    PortalAccess,
-)
+from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, PortalAccess
 from portal.api.common import error, tenant_of_key
 from portal.state import portal
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,7 +21,8 @@ from portal.pages import branding_of
 from portal.state import PortalState
 
 
-def live_access():
+def live_access() -> tuple[ColumnElement[bool], ...]:
+    """The conditions of an access that still opens its message."""
     return (PortalAccess.revoked.is_(False), PortalAccess.expires_at > now())
 
 

@@ -26,9 +26,7 @@ from starlette.responses import RedirectResponse, Response
 from core import quarantine
 from core.accounts import audit
 from core.errors import NotFound, PermanentError
-from core.models import (
-    Message,
-)
+from core.models import Message
 from core.portal_message import PortalMessage
 from portal.admin.context import page_context
 from portal.admin.decisions import explain

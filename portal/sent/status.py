@@ -11,13 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import quarantine
-from core.models import (
-    HeldMessage,
-    MessageRecipient,
-    OutboxItem,
-    OutboxRecipient,
-    PortalAccess,
-)
+from core.models import HeldMessage, MessageRecipient, OutboxItem, OutboxRecipient, PortalAccess
 
 _NOT_DELIVERY = ("dsn", "code")  # outbox items about a message that are not its copies
 METHODS = {
