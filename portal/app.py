@@ -13,33 +13,15 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
 
 from archive.services import Services
-from branding.templating import STATIC_DIR
 from core.config import Settings
 from core.errors import NotFound, TransientError
-from portal import (
-    admin_api,
-    admin_archive,
-    admin_auth,
-    admin_keys,
-    admin_pages,
-    admin_retention,
-    api,
-    api_keys,
-    api_policy,
-    billing,
-    entry,
-    ops,
-    reading,
-    sent,
-)
+from portal.billing_guard import SuspendedTenantGuard
 from portal.pages import Pages
+from portal.routes import routes
 from portal.security import SecurityHeadersMiddleware, add_security_headers
 from portal.state import PortalState
-from portal.support.routes import ROUTES as SUPPORT_ROUTES
 
 log = logging.getLogger("sealmail.portal")
 
@@ -78,61 +60,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         return response
 
     app = Starlette(
-        routes=[
-            Route("/m/{token}", entry.show, methods=["GET"]),
-            Route("/m/{token}/code", entry.send_code, methods=["POST"]),
-            Route("/m/{token}/verify", entry.verify, methods=["POST"]),
-            Route("/inbox", reading.inbox, methods=["GET"]),
-            Route("/messages/{message_id}", reading.message, methods=["GET"]),
-            Route("/messages/{message_id}/body", reading.body, methods=["GET"]),
-            Route(
-                "/messages/{message_id}/attachments/{n:int}", reading.attachment, methods=["GET"]
-            ),
-            Route("/logout", reading.logout, methods=["POST"]),
-            Route("/admin", admin_pages.overview, methods=["GET"]),
-            Route("/admin/login", admin_auth.login_form, methods=["GET"]),
-            Route("/admin/login", admin_auth.send_code, methods=["POST"]),
-            Route("/admin/verify", admin_auth.verify, methods=["POST"]),
-            Route("/admin/logout", admin_auth.logout, methods=["POST"]),
-            Route("/admin/quarantine", admin_pages.quarantine_list, methods=["GET"]),
-            Route("/admin/quarantine/{held_id}", admin_pages.held_detail, methods=["GET"]),
-            Route("/admin/quarantine/{held_id}/release", admin_pages.release, methods=["POST"]),
-            Route("/admin/quarantine/{held_id}/reject", admin_pages.reject, methods=["POST"]),
-            Route("/admin/messages/{message_id}", admin_pages.message_decisions, methods=["GET"]),
-            Route("/admin/keys", admin_keys.keys_page, methods=["GET"]),
-            Route("/admin/keys", admin_keys.import_keys, methods=["POST"]),
-            Route("/admin/keys/{key_id}/remove", admin_keys.confirm_remove, methods=["GET"]),
-            Route("/admin/keys/{key_id}/remove", admin_keys.remove, methods=["POST"]),
-            Route("/sent", sent.sent_list, methods=["GET"]),
-            Route("/sent/login", sent.login_form, methods=["GET"]),
-            Route("/sent/login", sent.send_code, methods=["POST"]),
-            Route("/sent/verify", sent.verify, methods=["POST"]),
-            Route("/sent/logout", sent.logout, methods=["POST"]),
-            Route("/sent/{message_id}", sent.sent_message, methods=["GET"]),
-            Route("/brand/{tenant_id}.css", ops.brand_css, methods=["GET"]),
-            Route("/api/v1/messages/{message_id}", api.message_status, methods=["GET"]),
-            Route("/api/v1/openapi.json", api.openapi, methods=["GET"]),
-            Route("/api/v1/keys", api_keys.list_keys, methods=["GET"]),
-            Route("/api/v1/keys", api_keys.import_keys, methods=["POST"]),
-            Route("/api/v1/keys/{fingerprint}", api_keys.remove_key, methods=["DELETE"]),
-            Route("/api/v1/policy", api_policy.get_policy, methods=["GET"]),
-            Route("/api/v1/policy", api_policy.put_policy, methods=["PUT"]),
-            Route("/api/v1/policy/dry-run", api_policy.dry_run, methods=["POST"]),
-            Route("/api/v1/quarantine", admin_api.list_held, methods=["GET"]),
-            Route("/api/v1/quarantine/{held_id}/release", admin_api.release, methods=["POST"]),
-            Route("/api/v1/quarantine/{held_id}/reject", admin_api.reject, methods=["POST"]),
-            *admin_archive.ROUTES,
-            *admin_retention.ROUTES,
-            *billing.ROUTES,
-            *SUPPORT_ROUTES,
-            Route("/healthz", ops.healthz, methods=["GET"]),
-            Route("/readyz", ops.readyz, methods=["GET"]),
-            Route("/metrics", ops.metrics_page, methods=["GET"]),
-            Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
-        ],
+        routes=routes(),
         middleware=[
             Middleware(SecurityHeadersMiddleware),
-            Middleware(billing.SuspendedTenantGuard),
+            Middleware(SuspendedTenantGuard),
         ],
         exception_handlers={
             HTTPException: http_error,

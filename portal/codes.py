@@ -1,5 +1,7 @@
 """One-time codes: 6 digits from :mod:`secrets`, stored only as a keyed hash, 10 minutes,
-single use, 5 tries. Only the newest code of an access counts."""
+single use, 5 tries. Only the newest code of an access counts. Also what every door that
+mails a code shares: how long the code mail may wait in the outbox, and the masked address
+the code page shows."""
 
 from __future__ import annotations
 
@@ -17,6 +19,16 @@ from core.models import OneTimeCode, PortalAccess, now
 CODE_DIGITS = 6
 CODE_LIFETIME = 600.0
 MAX_FAILURES = 5
+CODE_MAIL_LIFETIME = 3600.0
+
+
+def mask_address(address: str) -> str:
+    """``alice@example.com`` → ``a***e@example.com``: enough to recognise, not to harvest."""
+    local, _, domain = address.rpartition("@")
+    if not local:
+        return "***"
+    shown = local[0] + "***" + (local[-1] if len(local) > 2 else "")
+    return f"{shown}@{domain}"
 
 
 def new_code() -> str:

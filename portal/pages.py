@@ -1,4 +1,8 @@
-"""Rendering pages with branding's sandboxed environment, and the readable error pages."""
+"""Rendering pages with branding's sandboxed environment, and the readable error pages.
+
+Every page template lives under ``portal/templates``: the shared layout (``base.html``) and
+``error.html`` at the top, one folder per area (``reader/``, ``sent/``, ``admin/``,
+``support/``)."""
 
 from __future__ import annotations
 

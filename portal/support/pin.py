@@ -27,7 +27,7 @@ from core.ids import new_token
 from core.keys import sha256_hex
 from core.models import PortalSession, now
 from portal import codes, ratelimit, sessions
-from portal.entry import CODE_MAIL_LIFETIME, mask_address
+from portal.codes import CODE_MAIL_LIFETIME, mask_address
 from portal.forms import field
 from portal.security import pre_session_token
 from portal.state import PortalState, client_ip, portal

@@ -18,7 +18,7 @@ from archive.services import Services
 from billing_hooks.signing import HEADER, sign
 from core import accounts
 from core.config import Settings
-from portal import create_app
+from portal.app import create_app
 from tests.conftest import make_settings
 
 SECRET = "whsec_test_0123456789"

@@ -25,7 +25,7 @@ from core.models import (
     PaymentMethod,
     Tenant,
 )
-from portal import create_app
+from portal.app import create_app
 from tests.billing_hooks.conftest import SECRET, Billing, billing_settings, event
 
 TABLES = (BillingAccount, AccountContact, Invoice, PaymentMethod, BillingEvent, OutboundWebhook)

@@ -69,8 +69,9 @@ def test_colors_and_logos_are_checked() -> None:
 
 
 def _portal_templates() -> list[Path]:
+    """Every page template: all of them live under portal/templates, one folder per area."""
     portal_dir = Path(__file__).parents[2] / "portal" / "templates"
-    return sorted((TEMPLATES_DIR / "portal").glob("*.html")) + sorted(portal_dir.glob("*.html"))
+    return sorted(portal_dir.rglob("*.html"))
 
 
 def test_portal_templates_obey_the_csp_and_load_nothing_from_elsewhere() -> None:

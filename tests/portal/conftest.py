@@ -23,7 +23,7 @@ from core.ids import new_id, new_token, queue_id
 from core.keys import sha256_hex
 from core.models import Message, OutboxItem, PortalAccess
 from core.portal_message import Part, PortalMessage
-from portal import create_app
+from portal.app import create_app
 
 BASE = "https://testserver"
 T = TypeVar("T")

@@ -17,7 +17,7 @@ import pytest
 
 from archive.services import Services
 from core.db import migrate
-from portal import create_app
+from portal.app import create_app
 
 from ..conftest import make_settings
 from .conftest import code_mails, make_tenant, seal_message

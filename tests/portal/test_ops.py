@@ -13,7 +13,8 @@ from starlette.testclient import TestClient
 from archive.services import Services
 from core.config import Settings
 from core.db import Database
-from portal import create_app, ops
+from portal import ops
+from portal.app import create_app
 
 from .conftest import BASE, World
 

@@ -25,7 +25,7 @@ from core.models import (
     PortalAccess,
 )
 from core.portal_message import PortalMessage
-from portal import sent
+from portal.sent import pages as sent_pages
 from tests.portal.conftest import World, csrf_of
 from tests.portal.test_admin import _add_user
 from tests.portal.test_admin import sign_in as admin_sign_in
@@ -265,7 +265,7 @@ def test_paging(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
         world.run(make_sent, world.services, ids["a"], "sender@acme.example", f"Note {n}",
                   [("bob@partner.example", "clear", "sent")],
                   received_at=time.time() - 7200 - n)  # fmt: skip
-    monkeypatch.setattr(sent, "PAGE_SIZE", 2)
+    monkeypatch.setattr(sent_pages, "PAGE_SIZE", 2)
     sent_sign_in(world, "sender@acme.example")
     pages = [world.client.get(f"/sent?page={n}").text for n in (1, 2, 3, 4)]
     assert "Quarterly figures" in pages[0] and "Older note" in pages[0]

@@ -1,0 +1,126 @@
+"""Who is signed in, through which door: the two doors of tenant users (``/admin`` and
+``/sent``), the signed-in :class:`Admin`, and the CSRF check of a signed-in form post.
+Signing in itself is :mod:`portal.admin.auth`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from core.models import PortalSession, Tenant, User
+from portal import sessions
+from portal.forms import field, read_form
+from portal.security import check_session_token, same_origin_request
+from portal.state import portal
+
+ADMIN_ROLES = ("admin", "compliance")
+SENDER_ROLES = ("admin", "compliance", "sender")
+PENDING_COOKIE = "__Host-sealmail_admin_pending"
+PENDING_KIND = "admin-code"
+SESSION_KIND = "admin"
+SENDER_SESSION_KIND = "sender"
+
+
+@dataclasses.dataclass(frozen=True)
+class Door:
+    """One way in: who may pass, what session they get, where they land."""
+
+    name: str  # prefix of CSRF purposes, rate-limit buckets and audit actions
+    roles: tuple[str, ...]
+    pending_kind: str
+    pending_cookie: str
+    session_kinds: tuple[str, ...]  # sessions this door's pages accept; the first is made
+    home: str
+    login_template: str
+    code_template: str
+
+    @property
+    def login_path(self) -> str:
+        return f"{self.home}/login"
+
+
+ADMIN_DOOR = Door(
+    "admin",
+    ADMIN_ROLES,
+    PENDING_KIND,
+    PENDING_COOKIE,
+    (SESSION_KIND,),
+    "/admin",
+    "admin/login.html",
+    "admin/code.html",
+)
+
+SENDER_DOOR = Door(
+    "sent",
+    SENDER_ROLES,
+    "sent-code",
+    "__Host-sealmail_sent_pending",
+    (SENDER_SESSION_KIND, SESSION_KIND),  # an officer signed in at /admin sees /sent too
+    "/sent",
+    "sent/login.html",
+    "sent/code.html",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Admin:
+    session: PortalSession
+    user: User
+    tenant: Tenant
+
+    @property
+    def actor(self) -> str:
+        return self.user.email
+
+    def may(self, what: str) -> bool:
+        """``quarantine`` for admin and compliance; everything else for admin only."""
+        return self.user.role == "admin" or (what == "quarantine" and self.user.role in ADMIN_ROLES)
+
+
+async def current_user(s: AsyncSession, request: Request, door: Door) -> Admin | None:
+    """The user signed in through ``door``; the role is checked on every request, so a
+    removed or demoted user loses access at once."""
+    row = await sessions.load(s, request)
+    if row is None or row.kind not in door.session_kinds:
+        return None
+    roles = door.roles if row.kind == SENDER_SESSION_KIND else ADMIN_ROLES
+    stmt = select(User, Tenant).join(Tenant, Tenant.id == User.tenant_id)
+    stmt = stmt.where(
+        User.tenant_id == row.tenant_id,
+        func.lower(User.email) == row.email,
+        User.role.in_(roles),
+        Tenant.standing != "terminated",
+    )
+    found = (await s.execute(stmt)).first()
+    if found is None:
+        return None
+    return Admin(row, found[0], found[1])
+
+
+async def current_admin(s: AsyncSession, request: Request) -> Admin | None:
+    """The signed-in admin of this request. A sender's session (``/sent``) is refused with
+    404 here, not sent to the sign-in page: it is signed in, just not for this."""
+    admin = await current_user(s, request, ADMIN_DOOR)
+    if admin is None and await _sender_session(s, request):
+        raise HTTPException(404)
+    return admin
+
+
+async def _sender_session(s: AsyncSession, request: Request) -> bool:
+    row = await sessions.load(s, request)
+    return row is not None and row.kind == SENDER_SESSION_KIND
+
+
+async def checked_form(request: Request, admin: Admin) -> FormData:
+    """Origin and the session's CSRF token of a signed-in POST."""
+    if not same_origin_request(request, portal(request).origins):
+        raise HTTPException(403)
+    form = await read_form(request)
+    if not check_session_token(admin.session.csrf_token, field(form, "csrf")):
+        raise HTTPException(403)
+    return form

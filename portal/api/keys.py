@@ -1,0 +1,137 @@
+"""``/api/v1/keys``: a tenant's directory of recipients' OpenPGP keys and S/MIME
+certificates, for its admin API keys (the same bearer keys as :mod:`portal.api`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from core import recipient_keys
+from core.errors import NotFound, PermanentError
+from core.models import RecipientKey, Tenant
+from portal.api.common import error, tenant_of_key
+from portal.state import portal
+
+MAX_BODY = recipient_keys.MAX_KEY_BYTES
+
+
+def key_json(k: RecipientKey) -> dict[str, Any]:
+    return {
+        "id": k.id,
+        "kind": k.kind,
+        "email": k.email,
+        "fingerprint": k.fingerprint,
+        "algorithm": k.algorithm,
+        "bits": k.bits,
+        "not_after": k.not_after,
+        "source": k.source,
+        "created_at": k.created_at,
+    }
+
+
+async def _admin(request: Request) -> Tenant | Response:
+    found = await tenant_of_key(request)
+    if isinstance(found, Response):
+        return found
+    tenant, role = found
+    if role != "admin":
+        return error(403, "this API key may not manage keys")
+    return tenant
+
+
+async def list_keys(request: Request) -> Response:
+    tenant = await _admin(request)
+    if isinstance(tenant, Response):
+        return tenant
+    async with portal(request).services.db.session() as s:
+        rows = await recipient_keys.list_keys(s, tenant.id)
+    return JSONResponse(
+        {"keys": [key_json(k) for k in rows]}, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def import_keys(request: Request) -> Response:
+    tenant = await _admin(request)
+    if isinstance(tenant, Response):
+        return tenant
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return error(413, "key data too large (over 1 MiB)")
+    async with portal(request).services.db.session() as s:
+        try:
+            rows = await recipient_keys.import_keys(s, tenant.id, bytes(body), actor="api")
+        except PermanentError as exc:
+            return error(422, str(exc))
+        data = [key_json(k) for k in rows]
+        await s.commit()
+    return JSONResponse({"keys": data}, status_code=201)
+
+
+async def remove_key(request: Request) -> Response:
+    tenant = await _admin(request)
+    if isinstance(tenant, Response):
+        return tenant
+    ref = request.path_params["fingerprint"][:130]
+    async with portal(request).services.db.session() as s:
+        try:
+            rows = await recipient_keys.remove_key(s, tenant.id, ref, actor="api")
+        except NotFound:
+            return error(404, "no such key")
+        data = [key_json(k) for k in rows]
+        await s.commit()
+    return JSONResponse({"removed": data})
+
+
+PATHS: dict[str, Any] = {
+    "/api/v1/keys": {
+        "get": {
+            "summary": "The tenant's recipient keys and certificates",
+            "responses": {
+                "200": {"description": "the keys (metadata, no key material)"},
+                "401": {"description": "missing or invalid API key"},
+                "403": {"description": "the API key is not an admin key"},
+            },
+        },
+        "post": {
+            "summary": "Import OpenPGP public keys or X.509 certificates",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/pgp-keys": {"schema": {"type": "string", "format": "binary"}},
+                    "application/pkix-cert": {"schema": {"type": "string", "format": "binary"}},
+                    "application/x-pem-file": {"schema": {"type": "string", "format": "binary"}},
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
+            "responses": {
+                "201": {"description": "the imported keys"},
+                "401": {"description": "missing or invalid API key"},
+                "403": {"description": "the API key is not an admin key"},
+                "413": {"description": "over 1 MiB"},
+                "422": {"description": "refused (expired, revoked, weak, private, ...): why"},
+            },
+        },
+    },
+    "/api/v1/keys/{fingerprint}": {
+        "delete": {
+            "summary": "Remove a key by fingerprint (or id)",
+            "parameters": [
+                {
+                    "name": "fingerprint",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {
+                "200": {"description": "the removed keys"},
+                "401": {"description": "missing or invalid API key"},
+                "404": {"description": "no such key for this tenant"},
+            },
+        }
+    },
+}

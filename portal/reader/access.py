@@ -1,0 +1,81 @@
+"""Which messages the signed-in recipient may open.
+
+Every lookup is scoped by the session's tenant and address: a message is shown only when a
+live ``PortalAccess`` for exactly that pair exists; otherwise the same 404 as for a message
+that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from core.models import Message, PortalAccess, PortalSession, Tenant, now
+from core.portal_message import PortalMessage
+from portal import sessions
+from portal.pages import branding_of
+from portal.state import PortalState
+
+
+def live_access() -> tuple[ColumnElement[bool], ...]:
+    """The conditions of an access that still opens its message."""
+    return (PortalAccess.revoked.is_(False), PortalAccess.expires_at > now())
+
+
+async def recipient_session(s: AsyncSession, request: Request) -> PortalSession:
+    current = await sessions.load(s, request)
+    if current is None or current.kind != "recipient":  # admin and sender sessions: not here
+        raise HTTPException(401)
+    return current
+
+
+async def load_message(
+    st: PortalState, s: AsyncSession, current: PortalSession, message_id: str
+) -> tuple[Message, PortalMessage]:
+    if len(message_id) > 64:
+        raise HTTPException(404)
+    expired = await s.execute(
+        select(PortalAccess.id)
+        .join(Message, Message.id == PortalAccess.message_id)
+        .where(
+            PortalAccess.message_id == message_id,
+            PortalAccess.tenant_id == current.tenant_id,
+            func.lower(PortalAccess.recipient) == current.email,
+            PortalAccess.revoked.is_(False),
+            Message.portal_expired_at.is_not(None),
+        )
+        .limit(1)
+    )
+    if expired.first() is not None:  # the sweep ended its portal retention
+        raise HTTPException(410)
+    stmt = (
+        select(PortalAccess.id)
+        .where(
+            PortalAccess.message_id == message_id,
+            PortalAccess.tenant_id == current.tenant_id,
+            func.lower(PortalAccess.recipient) == current.email,
+            *live_access(),
+        )
+        .limit(1)
+    )
+    if (await s.execute(stmt)).scalar() is None:
+        raise HTTPException(404)
+    msg = await s.get(Message, message_id)
+    if msg is None or msg.tenant_id != current.tenant_id or not msg.meta_object_id:
+        raise HTTPException(404)
+    meta = await st.services.vault.read(s, current.tenant_id, msg.meta_object_id)
+    return msg, PortalMessage.from_json(meta)
+
+
+async def signed_in_context(s: AsyncSession, current: PortalSession) -> dict[str, Any]:
+    tenant = await s.get(Tenant, current.tenant_id)
+    return {
+        **branding_of(tenant),
+        "signed_in": True,
+        "csrf_token": current.csrf_token,
+        "email": current.email,
+    }

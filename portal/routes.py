@@ -1,0 +1,110 @@
+"""The portal's one route table: every URL of every area, in one place.
+
+Areas export handlers, never route lists. Order matters where paths overlap (``/sent/login``
+before ``/sent/{message_id}``): the first match wins.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from branding.templating import STATIC_DIR
+from portal import ops
+from portal.admin import archive as admin_archive
+from portal.admin import auth as admin_auth
+from portal.admin import billing as admin_billing
+from portal.admin import decisions, keys, overview, quarantine, retention
+from portal.api import archive as api_archive
+from portal.api import billing_webhook, holds, messages, openapi, policy, policy_dry_run
+from portal.api import keys as api_keys
+from portal.api import quarantine as api_quarantine
+from portal.reader import attachments, entry, inbox, message
+from portal.sent import auth as sent_auth
+from portal.sent import pages as sent_pages
+from portal.support import api as support_api
+from portal.support import desk, pin
+
+GET, POST, PUT, DELETE = ["GET"], ["POST"], ["PUT"], ["DELETE"]
+
+
+def routes() -> list[BaseRoute]:
+    """The table (built when the app is made, not at import time)."""
+    return [
+        # --- reader: the recipient of a sealed message -----------------------------------
+        Route("/m/{token}", entry.show, methods=GET),
+        Route("/m/{token}/code", entry.send_code, methods=POST),
+        Route("/m/{token}/verify", entry.verify, methods=POST),
+        Route("/inbox", inbox.inbox, methods=GET),
+        Route("/messages/{message_id}", message.message, methods=GET),
+        Route("/messages/{message_id}/body", message.body, methods=GET),
+        Route("/messages/{message_id}/attachments/{n:int}", attachments.attachment, methods=GET),
+        Route("/logout", entry.logout, methods=POST),
+        # --- admin: the tenant's admins and compliance officers --------------------------
+        Route("/admin", overview.overview, methods=GET),
+        Route("/admin/login", admin_auth.login_form, methods=GET),
+        Route("/admin/login", admin_auth.send_code, methods=POST),
+        Route("/admin/verify", admin_auth.verify, methods=POST),
+        Route("/admin/logout", admin_auth.logout, methods=POST),
+        Route("/admin/quarantine", quarantine.quarantine_list, methods=GET),
+        Route("/admin/quarantine/{held_id}", quarantine.held_detail, methods=GET),
+        Route("/admin/quarantine/{held_id}/release", quarantine.release, methods=POST),
+        Route("/admin/quarantine/{held_id}/reject", quarantine.reject, methods=POST),
+        Route("/admin/messages/{message_id}", decisions.message_decisions, methods=GET),
+        Route("/admin/keys", keys.keys_page, methods=GET),
+        Route("/admin/keys", keys.import_keys, methods=POST),
+        Route("/admin/keys/{key_id}/remove", keys.confirm_remove, methods=GET),
+        Route("/admin/keys/{key_id}/remove", keys.remove, methods=POST),
+        Route("/admin/archive", admin_archive.archive_page, methods=GET),
+        Route("/admin/archive/export", admin_archive.archive_export, methods=GET),
+        Route("/admin/retention", retention.retention_page, methods=GET),
+        Route("/admin/retention", retention.save_retention, methods=POST),
+        Route("/admin/holds", retention.place_hold, methods=POST),
+        Route("/admin/holds/{hold_id}/release", retention.release_hold, methods=POST),
+        Route("/admin/billing", admin_billing.standing_page, methods=GET),
+        # --- sent: a tenant user's own sent messages --------------------------------------
+        Route("/sent", sent_pages.sent_list, methods=GET),
+        Route("/sent/login", sent_auth.login_form, methods=GET),
+        Route("/sent/login", sent_auth.send_code, methods=POST),
+        Route("/sent/verify", sent_auth.verify, methods=POST),
+        Route("/sent/logout", sent_auth.logout, methods=POST),
+        Route("/sent/{message_id}", sent_pages.sent_message, methods=GET),
+        # --- api: programs with a tenant's bearer API key; the billing system -----------
+        Route("/api/v1/messages/{message_id}", messages.message_status, methods=GET),
+        Route("/api/v1/openapi.json", openapi.openapi, methods=GET),
+        Route("/api/v1/keys", api_keys.list_keys, methods=GET),
+        Route("/api/v1/keys", api_keys.import_keys, methods=POST),
+        Route("/api/v1/keys/{fingerprint}", api_keys.remove_key, methods=DELETE),
+        Route("/api/v1/policy", policy.get_policy, methods=GET),
+        Route("/api/v1/policy", policy.put_policy, methods=PUT),
+        Route("/api/v1/policy/dry-run", policy_dry_run.dry_run, methods=POST),
+        Route("/api/v1/quarantine", api_quarantine.list_held, methods=GET),
+        Route("/api/v1/quarantine/{held_id}/release", api_quarantine.release, methods=POST),
+        Route("/api/v1/quarantine/{held_id}/reject", api_quarantine.reject, methods=POST),
+        Route("/api/v1/archive/search", api_archive.api_search, methods=GET),
+        Route("/api/v1/archive/export", api_archive.api_export, methods=GET),
+        Route("/api/v1/archive/holds", holds.api_list, methods=GET),
+        Route("/api/v1/archive/holds", holds.api_place, methods=POST),
+        Route("/api/v1/archive/holds/{hold_id}/release", holds.api_release, methods=POST),
+        Route("/billing/webhook", billing_webhook.webhook, methods=POST),
+        # --- support: /pin for account contacts, /support for the desk -------------------
+        Route("/api/v1/support/verify", support_api.api_verify, methods=POST),
+        Route("/pin", pin.pin_page, methods=GET),
+        Route("/pin/code", pin.pin_send_code, methods=POST),
+        Route("/pin/verify", pin.pin_verify, methods=POST),
+        Route("/pin/reset", pin.pin_reset, methods=POST),
+        Route("/pin/logout", pin.pin_logout, methods=POST),
+        Route("/support", desk.desk_home, methods=GET),
+        Route("/support/login", desk.desk_login_form, methods=GET),
+        Route("/support/login", desk.desk_login, methods=POST),
+        Route("/support/logout", desk.desk_logout, methods=POST),
+        Route("/support/lookup", desk.desk_lookup, methods=POST),
+        Route("/support/verify", desk.desk_verify, methods=POST),
+        Route("/support/letter", desk.desk_letter, methods=POST),
+        # --- ops: probes, metrics, the tenants' brand stylesheets, static files ----------
+        Route("/brand/{tenant_id}.css", ops.brand_css, methods=GET),
+        Route("/healthz", ops.healthz, methods=GET),
+        Route("/readyz", ops.readyz, methods=GET),
+        Route("/metrics", ops.metrics_page, methods=GET),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
