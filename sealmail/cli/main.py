@@ -1,9 +1,11 @@
 """The ``sealmail`` root group and the one place its commands are registered.
 
-Every command group lives in its own module of ``sealmail/cli/`` and imports only
-``sealmail.cli.common``; this module adds them all from one explicit list. A group whose
-commands are spread over several modules (``archive``, ``queue``, ``support``) adds them the
-same way, from a list in the group's module. No module imports the group it is added to.
+Every command and command group lives in its own module of ``sealmail/cli/``, named after
+it, and builds on ``sealmail.cli.common``; this module adds them all from one explicit list.
+A group whose commands are spread over several modules (``archive``, ``queue``,
+``support``, ``tenant``) adds them the same way, from the group's module. Imports point
+from a group to its commands only: no module imports the group it is added to, and none
+imports this one.
 """
 
 from __future__ import annotations
