@@ -1,3 +1,5 @@
-from sealmail.cli import main
+"""``python -m sealmail``: the command line (the same as the ``sealmail`` script)."""
+
+from sealmail.cli.main import main
 
 main()

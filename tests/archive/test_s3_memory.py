@@ -72,7 +72,7 @@ asyncio.run(main())
 CLI = """
 import re, runpy, sys
 sys.path.insert(0, sys.argv[2])
-import sealmail.cli
+import sealmail.cli.main
 
 def hwm_kb():
     return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))

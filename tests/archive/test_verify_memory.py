@@ -28,7 +28,7 @@ LIMIT_KB = 100 * 1024
 
 CHILD = """
 import re, runpy, sys
-import sealmail.cli
+import sealmail.cli.main
 
 def hwm_kb():
     return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))

@@ -22,7 +22,7 @@ from branding.billing_mail import billing_mailer
 from core import accounts
 from core.config import load_settings
 from core.models import DunningAction, OutboundWebhook, OutboxItem, OutboxRecipient, Tenant
-from sealmail.cli import cli
+from sealmail.cli.main import cli
 from tests.sealmail.test_cli import sm, workdir  # noqa: F401 - the fixture
 
 PAY_URL = "https://pay.example.test/msp"

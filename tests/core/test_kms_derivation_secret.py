@@ -20,7 +20,7 @@ from core.config import Settings
 from core.db import Database
 from core.errors import ConfigError
 from core.models import KmsDerivationSecret
-from sealmail.cli import cli
+from sealmail.cli.main import cli
 from sealmail.workdir import ensure_kms_derivation_secret
 from tests.conftest import make_settings
 from tests.core.test_keys_kms import kms_client, new_kms_key

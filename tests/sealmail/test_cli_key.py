@@ -86,7 +86,7 @@ async def test_rotate_tenant_and_root(workdir: tuple[Path, dict[str, str]]) -> N
 def test_rotate_usage_and_errors(workdir: tuple[Path, dict[str, str]]) -> None:  # noqa: F811
     from click.testing import CliRunner
 
-    from sealmail.cli import cli
+    from sealmail.cli.main import cli
 
     wd, env = workdir
     config = str(wd / "sealmail.toml")

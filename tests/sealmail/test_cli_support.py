@@ -190,7 +190,7 @@ def test_agents_and_the_letter(workdir, tmp_path: Path) -> None:  # noqa: ANN001
 def test_every_support_command_has_config_and_json_where_it_prints_data() -> None:
     import click
 
-    from sealmail.cli import cli
+    from sealmail.cli.main import cli
 
     support = cli.commands["support"]
     assert isinstance(support, click.Group)

@@ -8,8 +8,16 @@ from typing import Any
 
 import click
 
-from sealmail.cli import Failure, _print_json, _run, _settings, config_option, json_option, out
-from sealmail.cli_retention import progress_bar
+from sealmail.cli.common import (
+    Failure,
+    _print_json,
+    _run,
+    _settings,
+    config_option,
+    json_option,
+    out,
+    progress_bar,
+)
 
 
 @click.group()

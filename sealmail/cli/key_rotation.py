@@ -10,7 +10,15 @@ from typing import Any
 
 import click
 
-from sealmail.cli import Failure, _print_json, _run, _settings, config_option, json_option, out
+from sealmail.cli.common import (
+    Failure,
+    _print_json,
+    _run,
+    _settings,
+    config_option,
+    json_option,
+    out,
+)
 
 
 @click.group()

@@ -10,7 +10,16 @@ from typing import Any
 import click
 from rich.table import Table
 
-from sealmail.cli import Failure, _print_json, _run, _settings, _ts, config_option, json_option, out
+from sealmail.cli.common import (
+    Failure,
+    _print_json,
+    _run,
+    _settings,
+    _ts,
+    config_option,
+    json_option,
+    out,
+)
 
 FORMATS = click.Choice(["yaml", "json"])
 

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from sealmail.cli import (
+from sealmail.cli.common import (
     Failure,
     _print_json,
     _run,

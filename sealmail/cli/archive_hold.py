@@ -1,152 +1,27 @@
-"""``sealmail archive sweep|verify|hold``: apply retention, check integrity, legal holds.
-
-``sweep`` shreds (destroys the data keys of, then deletes) what has outlived its retention
-and is under no legal hold; ``verify`` reads back and authenticates every live object;
-``hold place|list|release`` manages legal holds. Every action is in the audit log; nothing
-here prints message content.
+"""``sealmail archive hold place|list|release``: legal holds. Nothing under a hold is
+shredded or deleted; every action is in the audit log; nothing here prints message content.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sealmail.cli import Failure, _print_json, _run, _settings, _ts, config_option, json_option, out
-from sealmail.cli_archive import archive
-
-
-@contextmanager
-def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr when it is a terminal (and not --json); else None."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    bar = Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task = bar.add_task(label, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    with bar:
-        yield update
+from sealmail.cli.common import (
+    Failure,
+    _print_json,
+    _run,
+    _services,
+    _tenant_id,
+    _ts,
+    config_option,
+    json_option,
+    out,
+)
 
 
-def _services(ctx: click.Context) -> Any:
-    from archive.services import Services
-
-    return Services.open(_settings(ctx))
-
-
-async def _tenant_id(svc: Any, ref: str | None) -> str | None:
-    if not ref:
-        return None
-    from core import accounts
-
-    async with svc.db.session() as s:
-        return (await accounts.find_tenant(s, ref)).id  # type: ignore[no-any-return]
-
-
-@archive.command("sweep")
-@click.option("--tenant", "tenant_ref", help="Only this tenant (name or id).")
-@click.option("--dry-run", is_flag=True, help="Count what is due; change nothing.")
-@config_option
-@json_option
-@click.pass_context
-def sweep_command(
-    ctx: click.Context, tenant_ref: str | None, dry_run: bool, config: str | None, as_json: bool
-) -> None:
-    """Apply retention: shred archive entries and portal copies past their date (never
-    anything under legal hold). Idempotent; the worker runs it every hour."""
-    from archive.sweep import sweep
-
-    async def go() -> dict[str, Any]:
-        svc = _services(ctx)
-        try:
-            tenant_id = await _tenant_id(svc, tenant_ref)
-            with progress_bar("sweeping", not as_json and not dry_run) as progress:
-                report = await sweep(svc, tenant_id, dry_run=dry_run, progress=progress)
-            return report.as_json()
-        finally:
-            await svc.close()
-
-    data = _run(go())
-    if as_json:
-        _print_json(data)
-    elif dry_run:
-        out.print(
-            f"dry run: {data['entries_due']} archive entries and {data['portal_due']} portal "
-            f"copies are due; {data['entries_held']} entries and {data['portal_held']} portal "
-            "copies are under legal hold"
-        )
-    else:
-        out.print(
-            f"shredded {data['entries_shredded']} archive entries and {data['portal_expired']} "
-            f"portal copies ({data['keys_destroyed']} keys destroyed, {data['objects_deleted']} "
-            f"objects deleted); {data['entries_held'] + data['portal_held']} held"
-        )
-        if data["messages_shredded"]:
-            out.print(f"shredded {data['messages_shredded']} messages with no archive entry")
-        if data["objects_locked"]:
-            out.print(
-                f"{data['objects_locked']} objects still under Object Lock (keys destroyed; "
-                "deleted at their lock date)"
-            )
-        for p in data["problems"]:
-            out.print(f"  {p['id']} ({p['tenant_id'] or '-'}): {p['problem']}")
-    if data["problems"]:
-        raise SystemExit(1)
-
-
-@archive.command("verify")
-@click.option("--tenant", "tenant_ref", help="Only this tenant (name or id).")
-@config_option
-@json_option
-@click.pass_context
-def verify_command(
-    ctx: click.Context, tenant_ref: str | None, config: str | None, as_json: bool
-) -> None:
-    """Read back every live sealed object, authenticate every chunk and compare digests.
-    Exit 1 if anything is damaged or missing."""
-    from archive.verify import verify
-
-    async def go() -> dict[str, Any]:
-        svc = _services(ctx)
-        try:
-            tenant_id = await _tenant_id(svc, tenant_ref)
-            with progress_bar("verifying", not as_json) as progress:
-                report = await verify(svc, tenant_id, progress=progress)
-            return report.as_json()
-        finally:
-            await svc.close()
-
-    data = _run(go())
-    if as_json:
-        _print_json(data)
-    else:
-        out.print(
-            f"checked {data['checked']} objects ({data['bytes']} bytes): {data['ok']} ok, "
-            f"{len(data['damaged'])} damaged or missing"
-        )
-        for d in data["damaged"]:
-            out.print(f"  {d['object_id']} tenant {d['tenant_id']} ({d['kind']}): {d['problem']}")
-    if data["damaged"]:
-        raise SystemExit(1)
-
-
-@archive.group("hold")
+@click.group("hold")
 def hold() -> None:
     """Legal holds: nothing under a hold is shredded or deleted."""
 

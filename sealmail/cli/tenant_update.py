@@ -1,0 +1,136 @@
+"""``sealmail tenant update``: change a tenant's branding, notices, key look-up, next hop,
+retention and networks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from sealmail.cli.common import _print_json, _run, _settings, config_option, json_option, out
+
+
+@click.command("update")
+@click.argument("ref")
+@click.option("--display-name", default=None, help="Name shown to recipients.")
+@click.option("--logo-url", default=None, help="https:// URL of the logo ('' removes it).")
+@click.option("--brand-color", default=None, help="Header color, e.g. #1f4e79.")
+@click.option(
+    "--hide-subject/--show-subject", default=None, help="Leave the subject out of notices."
+)
+@click.option(
+    "--sensitivity-trigger/--no-sensitivity-trigger",
+    default=None,
+    help="Encrypt mail marked Sensitivity: Company-Confidential.",
+)
+@click.option("--notification-from", default=None, help="Sender of notices (tenant's domain).")
+@click.option(
+    "--wkd-lookup/--no-wkd-lookup",
+    default=None,
+    help="Look recipients' OpenPGP keys up in their domain's Web Key Directory.",
+)
+@click.option(
+    "--pgp-protect-subject/--no-pgp-protect-subject",
+    default=None,
+    help="OpenPGP: move the subject inside the encrypted part.",
+)
+@click.option(
+    "--journal-address",
+    default=None,
+    help="Address whose mail is archived as Exchange journal reports, unique to the tenant "
+    "(for Exchange Online one outside the tenant's domains) ('' turns it off).",
+)
+@click.option(
+    "--relay",
+    default=None,
+    help="This tenant's next hop: HOST:PORT (e.g. its Microsoft 365 endpoint), 'mx', "
+    "or '' for the global relay.",
+)
+@click.option(
+    "--archive-retention",
+    default=None,
+    help="How long the archive copy is kept: days, weeks or years, e.g. 10y "
+    "('' = the archive_retention setting).",
+)
+@click.option(
+    "--portal-retention",
+    default=None,
+    help="How long recipients can read a portal message, e.g. 30d ('' = portal_retention).",
+)
+@click.option("--network", "networks", multiple=True, help="Add a connector network (CIDR).")
+@click.option(
+    "--private-network", "private_networks", multiple=True, help="Add a private network (CIDR)."
+)
+@config_option
+@json_option
+@click.pass_context
+def tenant_update(
+    ctx: click.Context,
+    ref: str,
+    display_name: str | None,
+    logo_url: str | None,
+    brand_color: str | None,
+    hide_subject: bool | None,
+    sensitivity_trigger: bool | None,
+    notification_from: str | None,
+    wkd_lookup: bool | None,
+    pgp_protect_subject: bool | None,
+    journal_address: str | None,
+    relay: str | None,
+    archive_retention: str | None,
+    portal_retention: str | None,
+    networks: tuple[str, ...],
+    private_networks: tuple[str, ...],
+    config: str | None,
+    as_json: bool,
+) -> None:
+    """Change a tenant's branding, notice, key look-up, next hop, retention and network
+    settings."""
+    from archive import retention
+    from archive.services import Services
+    from core import accounts
+
+    async def go() -> dict[str, Any]:
+        svc = Services.open(_settings(ctx))
+        try:
+            async with svc.db.session() as s:
+                t = await accounts.find_tenant(s, ref)
+                changes = await accounts.update_tenant(
+                    s,
+                    t,
+                    "cli",
+                    display_name=display_name,
+                    logo_url=logo_url,
+                    brand_color=brand_color,
+                    hide_subject=hide_subject,
+                    sensitivity_trigger=sensitivity_trigger,
+                    notification_from=notification_from,
+                    wkd_lookup=wkd_lookup,
+                    pgp_protect_subject=pgp_protect_subject,
+                    relay=relay,
+                    journal_address=journal_address,
+                )
+                changes.update(
+                    await retention.set_tenant_retention(
+                        s, t, "cli", archive=archive_retention, portal=portal_retention
+                    )
+                )
+                for cidr in networks:
+                    await accounts.add_network(s, t, cidr, private=False)
+                    changes.setdefault("networks_added", []).append(cidr)
+                for cidr in private_networks:
+                    await accounts.add_network(s, t, cidr, private=True)
+                    changes.setdefault("private_networks_added", []).append(cidr)
+                await s.commit()
+                return {"id": t.id, "name": t.name, "changed": changes}
+        finally:
+            await svc.close()
+
+    data = _run(go())
+    if as_json:
+        _print_json(data)
+    elif not data["changed"]:
+        out.print(f"tenant {data['name']}: nothing to change")
+    else:
+        for key, value in data["changed"].items():
+            out.print(f"tenant {data['name']}: {key} = {value}")
