@@ -16,10 +16,10 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from archive.services import Services
 from branding.templating import STATIC_DIR
 from core.config import Settings
 from core.errors import NotFound, TransientError
+from core.services import Services
 from portal import (
     admin_api,
     admin_archive,

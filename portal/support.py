@@ -31,7 +31,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from archive.services import Services
 from billing_hooks import support as desk
 from branding.mail import Rendered, compose
 from branding.support_letter import LetterInfo, render_letter
@@ -43,6 +42,7 @@ from core.errors import PermanentError
 from core.ids import new_token
 from core.keys import sha256_hex
 from core.models import PortalSession, SupportAgent, Tenant, now
+from core.services import Services
 from portal import codes, ratelimit, sessions
 from portal.entry import CODE_MAIL_LIFETIME, mask_address
 from portal.forms import field, read_form

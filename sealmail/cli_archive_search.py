@@ -27,7 +27,7 @@ from sealmail.cli import Failure, _print_json, _run, _settings, _ts, config_opti
 
 
 def _services(ctx: click.Context) -> Any:
-    from archive.services import Services
+    from core.services import Services
 
     return Services.open(_settings(ctx))
 

@@ -29,7 +29,7 @@ def queue() -> None:
 
 
 def _services(ctx: click.Context) -> Any:
-    from archive.services import Services
+    from core.services import Services
 
     return Services.open(_settings(ctx))
 

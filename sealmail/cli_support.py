@@ -100,8 +100,8 @@ def verify(
     address = _address(email)
     pin = _read_pin()
 
-    from archive.services import Services
     from billing_hooks import support as desk
+    from core.services import Services
     from portal.support import email_key, notify_locked
 
     settings = _settings(ctx)
@@ -167,9 +167,9 @@ def agent_add(
     """Add a desk agent; prints the agent key once."""
     address = _address(email)
 
-    from archive.services import Services
     from billing_hooks import support as desk
     from core import accounts
+    from core.services import Services
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))
@@ -201,8 +201,8 @@ def agent_key(ctx: click.Context, email: str, config: str | None, as_json: bool)
     """Give an agent a new key (the old one stops working); prints it once."""
     address = _address(email)
 
-    from archive.services import Services
     from billing_hooks import support as desk
+    from core.services import Services
 
     async def go() -> str:
         svc = Services.open(_settings(ctx))
@@ -228,9 +228,9 @@ def agent_key(ctx: click.Context, email: str, config: str | None, as_json: bool)
 @handles_errors
 def agent_list(ctx: click.Context, config: str | None, as_json: bool) -> None:
     """List desk agents."""
-    from archive.services import Services
     from billing_hooks import support as desk
     from core.models import Partner
+    from core.services import Services
 
     async def go() -> list[dict[str, Any]]:
         svc = Services.open(_settings(ctx))
@@ -266,8 +266,8 @@ def agent_remove(ctx: click.Context, email: str, config: str | None) -> None:
     """Remove a desk agent; their /support session ends at once."""
     address = _address(email)
 
-    from archive.services import Services
     from billing_hooks import support as desk
+    from core.services import Services
 
     async def go() -> None:
         svc = Services.open(_settings(ctx))
@@ -309,9 +309,9 @@ def letter(
     """Write the PDF letter for a caller with no contact record."""
     address = _address(email)
 
-    from archive.services import Services
     from branding.support_letter import render_letter
     from core.accounts import audit
+    from core.services import Services
     from portal.support import build_letter
 
     settings = _settings(ctx)

@@ -12,7 +12,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-from archive.services import Services
 from billing_hooks import support as desk
 from core import accounts
 from core.db import Database
@@ -25,6 +24,7 @@ from core.models import (
     SupportPin,
     SupportPinCheck,
 )
+from core.services import Services
 
 KEY = b"k" * 32
 SUPPORT_TABLES = {"support_pins", "support_pin_checks", "support_agents"}

@@ -13,9 +13,9 @@ from email.message import EmailMessage
 import pypdf
 from sqlalchemy import select
 
-from archive.services import Services
 from billing_hooks import support as desk
 from core.models import OutboxItem, OutboxRecipient
+from core.services import Services
 from tests.billing_hooks.test_support import KEY, give_pin, make_account
 from tests.portal.conftest import Browser, World, csrf_of
 

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from archive.services import Services
 from billing_hooks import support as desk
+from core.services import Services
 from tests.billing_hooks.test_support import KEY, give_pin, make_account
 from tests.portal.test_browser import ARGS, CHROMIUM, served  # noqa: F401
 from tests.portal.test_support import mails_to, text_of

@@ -16,10 +16,10 @@ import pypdf
 import pytest
 from sqlalchemy import select
 
-from archive.services import Services
 from billing_hooks import support as desk
 from core.config import load_settings
 from core.models import AuditEvent
+from core.services import Services
 from portal.support import email_key
 from tests.billing_hooks.test_support import give_pin, make_account
 from tests.portal.test_support import mails_to
