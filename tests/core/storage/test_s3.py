@@ -25,7 +25,7 @@ from tests.conftest import make_settings
 from tests.helpers.moto_server import MotoServer
 from tests.helpers.stores import empty_bucket, new_bucket, s3_client
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DAY = 86400.0
 
 
