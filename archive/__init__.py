@@ -1,2 +1,2 @@
-"""Layer 1: where sealed objects live (local filesystem now, S3 later) and the vault that
-seals and opens them."""
+"""Layer 1: the long-term archive: index, search, export, retention, legal holds, the
+retention sweep and verification."""

@@ -3,7 +3,7 @@ with ``manifest.json`` and ``manifest.csv``, produced as a stream of byte chunks
 
 Memory stays bounded whatever the size of the export or of one message: entries are read
 in keyset-paged batches, each original is decrypted chunk by chunk
-(:meth:`archive.vault.Vault.stream`), the mbox quoting works line by line with a bounded
+(:meth:`core.storage.vault.Vault.stream`), the mbox quoting works line by line with a bounded
 carry, and the zip is written by :mod:`zipfile` to a write-only sink (no seeking: data
 descriptors, ZIP64 for every member) that is drained after every chunk. The SHA-256 of each
 original is computed as it streams and compared with the digest sealed in its meta when the
@@ -28,9 +28,9 @@ from sqlalchemy import and_, func, or_, select
 
 from archive import index
 from archive.search import Query, open_meta, ordered, statement
-from archive.services import Services
 from core.errors import IntegrityError, NotFound
 from core.models import ArchiveEntry
+from core.services import Services
 
 FORMATS = ("mbox", "zip")
 ZIP_LEVEL = 1

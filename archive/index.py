@@ -24,10 +24,10 @@ from email.utils import getaddresses, parsedate_to_datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from archive.services import Services
 from core.ids import new_id
 from core.keys import RootKey
 from core.models import ArchiveEntry, ArchiveTerm, Tenant, now
+from core.services import Services
 
 INDEX_PURPOSE = "archive-index/"
 TOKEN_HEX = 32  # 128 bits of the HMAC, as hex

@@ -67,13 +67,13 @@ async def run(work: Path, size_mb: int) -> dict:
 
     from archive import export
     from archive.search import Query
-    from archive.services import Services
     from core import accounts
     from core.config import load_settings
     from core.db import migrate
     from core.ids import queue_id
     from core.keys import FileRootKey
     from core.models import ArchiveEntry, Message, MessageRecipient
+    from core.services import Services
     from gateway.archive_record import reindex
 
     (work / "keys").mkdir()

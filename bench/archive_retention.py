@@ -30,13 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
 from archive import index  # noqa: E402
-from archive.services import Services  # noqa: E402
 from archive.sweep import sweep  # noqa: E402
 from archive.verify import verify  # noqa: E402
 from core import accounts  # noqa: E402
 from core.config import load_settings  # noqa: E402
 from core.db import migrate  # noqa: E402
 from core.keys import FileRootKey  # noqa: E402
+from core.services import Services  # noqa: E402
 
 MiB = 1024 * 1024
 

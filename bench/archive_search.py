@@ -180,11 +180,11 @@ def pct(values: list[float], p: float) -> float:
 
 async def run(database_url: str, workdir: Path, entries: int, count: int, seed: int) -> dict:
     from archive.search import search
-    from archive.services import Services
     from core import accounts
     from core.config import load_settings
     from core.db import migrate
     from core.keys import FileRootKey
+    from core.services import Services
 
     rng = random.Random(seed)
     (workdir / "keys").mkdir(exist_ok=True)

@@ -54,7 +54,7 @@ def aes_mb_s(total: int) -> float:
 
 def local_raw_mb_s(root: Path, size: int, count: int) -> float:
     """A durable local write per message: temp file, fsync, rename, directory fsync."""
-    from archive.store import LocalStore
+    from core.storage.local import LocalStore
 
     store = LocalStore(root / f"raw-{secrets.token_hex(4)}")
     store.create()
@@ -105,9 +105,9 @@ def workdir(root: Path, overrides: dict[str, str]) -> dict[str, str]:
 
 async def archive_mb_s(values: dict[str, str], size: int, count: int) -> float:
     """``count`` messages of ``size`` through Vault.seal + commit, one after the other."""
-    from archive.services import Services
     from core import accounts
     from core.config import load_settings
+    from core.services import Services
 
     svc = Services.open(load_settings(path=None, env={}, overrides=values))
     try:

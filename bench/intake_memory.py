@@ -32,12 +32,12 @@ def peak_rss_kb() -> int:
 
 
 async def serve(workdir: str) -> None:
-    from archive.services import Services
     from bench.smtp_throughput import _write_cert
     from core import accounts
     from core.config import load_settings
     from core.db import migrate
     from core.keys import FileRootKey
+    from core.services import Services
     from gateway.intake import build_gateway
 
     base = Path(workdir)

@@ -34,12 +34,12 @@ def raw_rate(n: int) -> float:
 
 
 async def one(db_url: str, workdir: Path, n: int) -> tuple[float, int]:
-    from archive.services import Services
     from core import accounts, rotation
     from core.config import load_settings
     from core.db import migrate
     from core.keys import FileRootKey
     from core.models import SealedObject
+    from core.services import Services
 
     (workdir / "keys").mkdir(parents=True, exist_ok=True)
     FileRootKey.create(workdir / "keys" / "root.key")

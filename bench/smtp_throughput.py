@@ -127,11 +127,11 @@ def _write_cert(directory: Path) -> tuple[str, str]:
 
 
 async def serve_gateway(workdir: str, relay_port: int) -> None:
-    from archive.services import Services
     from core import accounts
     from core.config import load_settings
     from core.db import migrate
     from core.keys import FileRootKey
+    from core.services import Services
     from gateway.delivery import run_worker
     from gateway.intake import build_gateway
 

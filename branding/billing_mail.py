@@ -3,7 +3,7 @@ of our mail, sealed and put in the outbox like the one-time code email.
 
 ``billing_mailer(services)`` returns the mailer that ``billing_hooks`` calls (it matches
 ``billing_hooks.notify.Mailer``; branding does not import billing_hooks). ``services``
-needs ``.vault`` and ``.settings`` (archive.services.Services).
+needs ``.vault`` and ``.settings`` (core.services.Services).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ import contextlib
 import dataclasses
 import logging
 
-from archive.services import Services
 from core.models import Message, MessageRecipient, SealedObject
+from core.services import Services
 from gateway.writegate import gate_for
 
 log = logging.getLogger("sealmail.gateway.committer")

@@ -21,13 +21,13 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from archive.services import Services
 from core import logcontext, outbox
 from core.accounts import audit
 from core.errors import TransientError
 from core.leases import owner_id, release_dead
 from core.metrics import metrics
 from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, Tenant, now
+from core.services import Services
 from gateway.dsn import Failure, queue_dsn, status_of
 from gateway.nexthop import NextHops, hop_for
 from gateway.pipeline import backoff, process_pending

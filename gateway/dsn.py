@@ -15,8 +15,8 @@ from email.utils import format_datetime, formatdate, make_msgid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from archive.services import Services
 from core import outbox
+from core.services import Services
 from gateway.headers import split_header_block
 
 

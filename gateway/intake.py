@@ -17,12 +17,12 @@ from typing import Any
 
 from aiosmtpd.smtp import Envelope, Session
 
-from archive.services import Services
-from archive.vault import SealWriter
 from core import accounts, logcontext
 from core.ids import queue_id
 from core.metrics import metrics
 from core.models import Message, MessageRecipient, Tenant
+from core.services import Services
+from core.storage.vault import SealWriter
 from gateway import identity, replies
 from gateway.committer import GroupCommitter
 from gateway.headers import header_value, parse_headers
@@ -199,7 +199,7 @@ class IntakeHandler:
 class IncomingMessage:
     """One message while its DATA arrives: the header block is kept until it is complete
     (a connector's tenant token is in it), then everything goes into a
-    :class:`~archive.vault.SealWriter` as it comes. At the end the object is made durable,
+    :class:`~core.storage.vault.SealWriter` as it comes. At the end the object is made durable,
     its rows are group-committed, and only then ``250``. Whatever breaks on our side is
     remembered, the rest of the data is read and dropped, and the reply is ``451 4.3.0``.
     """

@@ -41,7 +41,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive import retention
-from archive.services import Services
 from core import logcontext, outbox
 from core.config import Settings
 from core.errors import SealmailError, TransientError
@@ -50,6 +49,7 @@ from core.keys import sha256_hex
 from core.leases import owner_id
 from core.metrics import metrics
 from core.models import Message, MessageRecipient, PortalAccess, Recipient, Tenant, now
+from core.services import Services
 from gateway import archive_record
 from gateway.dsn import Failure, queue_dsn
 from gateway.headers import replace_field, strip_fields

@@ -15,8 +15,8 @@ from email.message import EmailMessage
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from archive.vault import Vault
 from core.portal_message import Part, PortalMessage
+from core.storage.vault import Vault
 from gateway.triggers import header_text
 
 B64_SLICE = 1024 * 1024  # characters of base64 text decoded at a time

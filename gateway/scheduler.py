@@ -22,9 +22,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from archive.services import Services
 from core.leases import owner_id
 from core.models import ScheduledJob
+from core.services import Services
 from gateway.writegate import gate_for
 
 log = logging.getLogger("sealmail.scheduler")

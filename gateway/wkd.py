@@ -22,10 +22,10 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from archive.services import Services
 from core.errors import PermanentError, TransientError
 from core.models import KeyLookup, Tenant, now
 from core.recipient_keys import import_keys, parse_keys, usable_keys
+from core.services import Services
 
 log = logging.getLogger("sealmail.gateway.wkd")
 

@@ -14,9 +14,9 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from archive.services import Services
 from core.config import Settings
 from core.errors import NotFound, TransientError
+from core.services import Services
 from portal.billing_guard import SuspendedTenantGuard
 from portal.pages import Pages
 from portal.routes import routes

@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from archive.services import Services
 from branding.templating import safe_color
 from core import outbox
 from core.config import parse_hostport
 from core.metrics import CONTENT_TYPE, metrics
 from core.models import Tenant
+from core.services import Services
 from portal.state import portal
 
 log = logging.getLogger("sealmail.portal")

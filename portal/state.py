@@ -6,8 +6,8 @@ import dataclasses
 
 from starlette.requests import Request
 
-from archive.services import Services
 from core.config import Settings
+from core.services import Services
 from portal.pages import Pages
 from portal.security import origin_of
 

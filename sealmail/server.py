@@ -13,10 +13,10 @@ from typing import Any
 
 import uvicorn
 
-from archive.services import Services
 from core.config import Settings, parse_hostport
 from core.db import MIGRATIONS_DIR, current_revision
 from core.errors import ConfigError
+from core.services import Services
 
 log = logging.getLogger("sealmail.serve")
 ROLES = ("all", "smtp", "portal", "worker")

@@ -18,14 +18,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from archive.services import Services
-from archive.store import LocalStore
 from core import accounts, rootsecret
 from core.accounts import TenantCredentials
 from core.config import DEFAULT_CONFIG_NAME, Settings, load_settings
 from core.db import Database, migrate
 from core.errors import NotFound
 from core.keys import FileRootKey, KmsRootKey, kms_derive_path, open_root_key
+from core.services import Services
+from core.storage.local import LocalStore
 
 DEMO_TENANT = "demo"
 DEMO_DOMAIN = "demo.example"

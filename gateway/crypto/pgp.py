@@ -36,10 +36,10 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from archive.services import Services
 from core.errors import SealmailError, TransientError
 from core.models import RecipientKey, Tenant
 from core.recipient_keys import list_keys, usable_keys
+from core.services import Services
 from gateway.crypto import mime
 
 log = logging.getLogger("sealmail.gateway.crypto.pgp")

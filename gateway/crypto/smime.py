@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 from sqlalchemy.exc import SQLAlchemyError
 
-from archive.services import Services
 from core.errors import TransientError
 from core.models import Tenant
 from core.recipient_keys import usable_keys
+from core.services import Services
 from gateway.crypto import mime
 
 SMIME_TYPE = "enveloped-data"

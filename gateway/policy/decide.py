@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from archive.services import Services
 from core.accounts import tenant_domains
 from core.errors import TransientError
 from core.models import PolicyDecision, Tenant
@@ -25,6 +24,7 @@ from core.policy import Decision, Limits, evaluate, extract_facts
 from core.policy.disposition import disposition_for, upgraded_by_trigger
 from core.policy.store import get_policy
 from core.recipient_keys import methods_available
+from core.services import Services
 
 log = logging.getLogger("sealmail.gateway.policy")
 

@@ -49,9 +49,9 @@ def billing_run(
     ctx: click.Context, date_text: str | None, dry_run: bool, config: str | None, as_json: bool
 ) -> None:
     """Run the dunning schedule for one day; running the same day again does nothing."""
-    from archive.services import Services
     from billing_hooks.run import account_ids, default_day, run_day
     from branding.billing_mail import billing_mailer
+    from core.services import Services
 
     day = _day(date_text)
     settings = _settings(ctx)

@@ -123,7 +123,7 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], Non
 
 
 def _services(ctx: click.Context) -> Any:
-    from archive.services import Services
+    from core.services import Services
 
     return Services.open(_settings(ctx))
 

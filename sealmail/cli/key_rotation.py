@@ -89,9 +89,9 @@ def key_rotate(
     Interrupted (killed, KMS or database down), run the same command again: it finishes
     the unfinished rotation. Nothing is ever left unreadable in between.
     """
-    from archive.services import Services
     from core import accounts, keys, rotation
     from core.errors import ConfigError
+    from core.services import Services
 
     if tenant_ref is not None and to is not None:
         raise click.UsageError("--to is for the root key; it cannot be used with --tenant")

@@ -22,8 +22,8 @@ def partner() -> None:
 @click.pass_context
 def partner_create(ctx: click.Context, name: str, config: str | None, as_json: bool) -> None:
     """Create a partner."""
-    from archive.services import Services
     from core import accounts
+    from core.services import Services
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))
@@ -50,9 +50,9 @@ def partner_list(ctx: click.Context, config: str | None, as_json: bool) -> None:
     """List partners."""
     from sqlalchemy import func, select
 
-    from archive.services import Services
     from core import accounts
     from core.models import Tenant
+    from core.services import Services
 
     async def go() -> list[dict[str, Any]]:
         svc = Services.open(_settings(ctx))
@@ -96,9 +96,9 @@ def partner_show(ctx: click.Context, ref: str, config: str | None, as_json: bool
     """Show a partner and its tenants."""
     from sqlalchemy import select
 
-    from archive.services import Services
     from core import accounts
     from core.models import Tenant
+    from core.services import Services
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))

@@ -31,9 +31,9 @@ def _format_of(path: str, given: str | None) -> str:
 
 
 async def _load(ctx: click.Context, ref: str) -> dict[str, Any]:
-    from archive.services import Services
     from core import accounts
     from core.policy.store import get_stored
+    from core.services import Services
 
     svc = Services.open(_settings(ctx))
     try:
@@ -149,10 +149,10 @@ def policy_import(
     as_json: bool,
 ) -> None:
     """Replace a tenant's policy with FILE (validated first; '-' reads standard input)."""
-    from archive.services import Services
     from core import accounts
     from core.policy import PolicyError, parse_policy
     from core.policy.store import set_policy
+    from core.services import Services
 
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")

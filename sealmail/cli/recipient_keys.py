@@ -36,8 +36,8 @@ def key_dict(k: Any) -> dict[str, Any]:
 
 
 async def _with_tenant(ctx: click.Context, ref: str, fn: Any) -> Any:
-    from archive.services import Services
     from core import accounts
+    from core.services import Services
 
     svc = Services.open(_settings(ctx))
     try:

@@ -42,9 +42,9 @@ def agent_add(
     """Add a desk agent; prints the agent key once."""
     address = _address(email)
 
-    from archive.services import Services
-    from support import agents
     from core import accounts
+    from core.services import Services
+    from support import agents
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))
@@ -76,7 +76,7 @@ def agent_key(ctx: click.Context, email: str, config: str | None, as_json: bool)
     """Give an agent a new key (the old one stops working); prints it once."""
     address = _address(email)
 
-    from archive.services import Services
+    from core.services import Services
     from support import agents
 
     async def go() -> str:
@@ -103,9 +103,9 @@ def agent_key(ctx: click.Context, email: str, config: str | None, as_json: bool)
 @handles_errors
 def agent_list(ctx: click.Context, config: str | None, as_json: bool) -> None:
     """List desk agents."""
-    from archive.services import Services
-    from support import agents
     from core.models import Partner
+    from core.services import Services
+    from support import agents
 
     async def go() -> list[dict[str, Any]]:
         svc = Services.open(_settings(ctx))
@@ -141,7 +141,7 @@ def agent_remove(ctx: click.Context, email: str, config: str | None) -> None:
     """Remove a desk agent; their /support session ends at once."""
     address = _address(email)
 
-    from archive.services import Services
+    from core.services import Services
     from support import agents
 
     async def go() -> None:

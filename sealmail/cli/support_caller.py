@@ -94,8 +94,8 @@ def verify(
     address = _address(email)
     pin = _read_pin()
 
-    from archive.services import Services
     from branding.support_mail import support_mailer
+    from core.services import Services
     from support import notify, pins
 
     settings = _settings(ctx)
@@ -168,8 +168,8 @@ def letter(
     """Write the PDF letter for a caller with no contact record."""
     address = _address(email)
 
-    from archive.services import Services
     from core.accounts import audit
+    from core.services import Services
     from support.letter import build_letter, render_letter
 
     settings = _settings(ctx)

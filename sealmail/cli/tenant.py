@@ -75,10 +75,10 @@ def tenant_create(
     as_json: bool,
 ) -> None:
     """Create a tenant; prints its credentials once."""
-    from archive.services import Services
     from billing_hooks.enforcement import standing_for_new_tenant
     from core import accounts
     from core.models import Tenant
+    from core.services import Services
 
     async def go() -> tuple[Any, list[str], str | None]:
         svc = Services.open(_settings(ctx))
@@ -116,9 +116,9 @@ def tenant_create(
 async def _tenant_rows(settings: Settings) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from archive.services import Services
     from core import accounts
     from core.models import Partner, TenantDomain
+    from core.services import Services
 
     svc = Services.open(settings)
     try:
@@ -177,9 +177,9 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
     from sqlalchemy import func, select
 
     from archive import retention
-    from archive.services import Services
     from core import accounts
     from core.models import Message
+    from core.services import Services
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))
@@ -249,8 +249,8 @@ def _standing_command(name: str, standing: str, help_text: str) -> None:
     @json_option
     @click.pass_context
     def command(ctx: click.Context, ref: str, config: str | None, as_json: bool) -> None:
-        from archive.services import Services
         from core import accounts
+        from core.services import Services
 
         async def go() -> dict[str, Any]:
             svc = Services.open(_settings(ctx))

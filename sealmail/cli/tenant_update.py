@@ -87,8 +87,8 @@ def tenant_update(
     """Change a tenant's branding, notice, key look-up, next hop, retention and network
     settings."""
     from archive import retention
-    from archive.services import Services
     from core import accounts
+    from core.services import Services
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))

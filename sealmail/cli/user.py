@@ -52,9 +52,9 @@ def user_add(
     """Add a user to a tenant."""
     from sqlalchemy import func, select
 
-    from archive.services import Services
     from core import accounts
     from core.models import User
+    from core.services import Services
 
     address = email.strip().lower()
     if "@" not in address or any(c.isspace() for c in address) or len(address) > 320:
@@ -91,9 +91,9 @@ def user_list(ctx: click.Context, tenant_ref: str, config: str | None, as_json: 
     """List a tenant's users."""
     from sqlalchemy import select
 
-    from archive.services import Services
     from core import accounts
     from core.models import User
+    from core.services import Services
 
     async def go() -> list[dict[str, Any]]:
         svc = Services.open(_settings(ctx))
@@ -133,9 +133,9 @@ def user_remove(
     """Remove a user from a tenant; their admin sessions end at once."""
     from sqlalchemy import delete, func, select
 
-    from archive.services import Services
     from core import accounts
     from core.models import PortalSession, User
+    from core.services import Services
 
     address = email.strip().lower()
 

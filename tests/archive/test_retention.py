@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import select
 
 from archive import holds, index, retention, search
-from archive.services import Services
 from archive.sweep import sweep
 from core import accounts
 from core.errors import IntegrityError, NotFound, PermanentError
 from core.keys import sha256_hex
 from core.models import ArchiveEntry, AuditEvent, Message, SealedObject, Tenant
 from core.portal_message import Part, PortalMessage
+from core.services import Services
 
 DAY = 86400.0
 LONG_AGO = time.time() - 400 * DAY

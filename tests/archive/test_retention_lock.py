@@ -12,13 +12,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from archive import holds
-from archive.services import Services
 from archive.sweep import sweep
 from core.errors import NotFound
-from tests.archive.conftest import empty_bucket, new_bucket, s3_client
+from core.services import Services
 from tests.archive.test_retention import archived, entry_row, key_of, make_tenant, read
 from tests.conftest import make_settings
 from tests.helpers.moto_server import MotoServer
+from tests.helpers.stores import empty_bucket, new_bucket, s3_client
 
 DAY = 86400.0
 

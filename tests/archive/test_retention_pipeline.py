@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from archive.services import Services
 from core.models import ArchiveEntry, Tenant
 from core.policy.model import parse_policy
 from core.policy.store import set_policy
+from core.services import Services
 from gateway.pipeline import process_pending
 from tests.archive.test_archive_search import message, send
 from tests.gateway.conftest import (  # noqa: F401 - fixtures

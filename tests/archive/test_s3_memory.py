@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from core.db import migrate
-from tests.archive.conftest import new_bucket, s3_client
 from tests.core.test_keys_kms import new_kms_key
 from tests.helpers.moto_server import MotoServer
+from tests.helpers.stores import new_bucket, s3_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = 200 * 1024 * 1024
@@ -26,7 +26,7 @@ ARCHIVE = """
 import asyncio, hashlib, json, os, re, sys
 sys.path.insert(0, sys.argv[2])
 from archive import index
-from archive.services import Services
+from core.services import Services
 from core import accounts
 from core.config import load_settings
 

@@ -7,9 +7,9 @@ import time
 
 from sqlalchemy import select
 
-from archive.services import Services
 from archive.verify import verify
 from core.models import AuditEvent
+from core.services import Services
 from tests.archive.test_retention import archived, make_tenant, stored
 
 

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from archive import index
-from archive.services import Services
 from core import accounts
 from core.config import load_settings
 from core.db import migrate
 from core.keys import FileRootKey
+from core.services import Services
 
 SIZE = 200 * 1024 * 1024
 PIECE = 1024 * 1024

@@ -14,10 +14,10 @@ import httpx2
 import pytest
 from starlette.testclient import TestClient
 
-from archive.services import Services
 from billing_hooks.signing import HEADER, sign
 from core import accounts
 from core.config import Settings
+from core.services import Services
 from portal.app import create_app
 from tests.conftest import make_settings
 

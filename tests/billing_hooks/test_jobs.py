@@ -9,11 +9,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from archive.services import Services
 from billing_hooks.signing import verify
 from core import accounts
 from core.ids import new_id
 from core.models import BillingAccount, Invoice, OutboundWebhook, ScheduledJob, Tenant
+from core.services import Services
 from gateway.scheduler import JOBS, run_due
 from tests.billing_hooks.test_outbound import OUT_SECRET, Receiver
 from tests.conftest import make_settings

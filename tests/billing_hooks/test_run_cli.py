@@ -16,12 +16,12 @@ from typing import Any
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from archive.services import Services
 from billing_hooks import events
 from branding.billing_mail import billing_mailer
 from core import accounts
 from core.config import load_settings
 from core.models import DunningAction, OutboundWebhook, OutboxItem, OutboxRecipient, Tenant
+from core.services import Services
 from sealmail.cli.main import cli
 from tests.sealmail.test_cli import sm, workdir  # noqa: F401 - the fixture
 

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from archive.services import Services
 from billing_hooks import events
 from billing_hooks.signing import signature
 from core.models import (
@@ -25,6 +24,7 @@ from core.models import (
     PaymentMethod,
     Tenant,
 )
+from core.services import Services
 from portal.app import create_app
 from tests.billing_hooks.conftest import SECRET, Billing, billing_settings, event
 

@@ -7,7 +7,6 @@ import json
 import pytest
 from sqlalchemy import select
 
-from archive.services import Services
 from core import accounts
 from core.errors import NotFound, PermanentError
 from core.models import (
@@ -19,6 +18,7 @@ from core.models import (
     TenantDomain,
     TenantKey,
 )
+from core.services import Services
 
 
 async def create(

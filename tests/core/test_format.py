@@ -13,9 +13,9 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 
-from archive.services import Services
 from core import accounts, keys, sealed
 from core.models import SealedObject, TenantKey
+from core.services import Services
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "FORMAT.md"
 

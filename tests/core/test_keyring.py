@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from archive.services import Services
 from core import accounts, keys
 from core.errors import IntegrityError, NotFound
 from core.keyring import KeyRing
 from core.models import SealedObject, TenantKey
+from core.services import Services
 
 
 async def _tenant(svc: Services, name: str, domain: str) -> str:

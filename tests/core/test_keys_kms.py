@@ -11,10 +11,10 @@ import boto3
 import pytest
 from sqlalchemy import select
 
-from archive.services import Services
 from core import accounts, keys
 from core.errors import ConfigError, IntegrityError, TransientError
 from core.models import TenantKey
+from core.services import Services
 from tests.conftest import make_settings
 from tests.helpers.moto_server import MotoServer, _free_port
 

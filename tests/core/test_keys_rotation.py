@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from archive.services import Services
 from core import accounts, keys, rotation
 from core.config import Settings
 from core.errors import NotFound
 from core.models import AuditEvent, SealedObject, TenantKey
+from core.services import Services
 from tests.conftest import make_settings
 from tests.core.test_keys_kms import new_kms_key
 from tests.helpers.moto_server import MotoServer

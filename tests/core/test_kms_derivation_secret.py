@@ -14,12 +14,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 
-from archive.services import Services
 from core import accounts, keys, rotation
 from core.config import Settings
 from core.db import Database
 from core.errors import ConfigError
 from core.models import KmsDerivationSecret
+from core.services import Services
 from sealmail.cli.main import cli
 from sealmail.workdir import ensure_kms_derivation_secret
 from tests.conftest import make_settings

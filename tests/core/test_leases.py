@@ -8,10 +8,10 @@ import sys
 
 from sqlalchemy import select
 
-from archive.services import Services
 from core import leases, outbox
 from core.ids import queue_id
 from core.models import Message, OutboxRecipient, now
+from core.services import Services
 from tests.portal.conftest import make_tenant
 
 

@@ -7,9 +7,9 @@ import time
 
 from sqlalchemy import select
 
-from archive.services import Services
 from core import outbox
 from core.models import OutboxRecipient
+from core.services import Services
 
 
 async def put(svc: Services, rcpts: list[str], kind: str = "clear", lifetime: float = 3600) -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from archive.services import Services
 from core import outbox
 from core.models import OutboxItem, OutboxRecipient
+from core.services import Services
 from tests.core.test_outbox import claim, put, state
 
 

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from archive.services import Services
 from core import accounts, quarantine
 from core.errors import NotFound
 from core.ids import queue_id
 from core.models import AuditEvent, Message, MessageRecipient, OutboxItem, OutboxRecipient
+from core.services import Services
 
 SECRET = "the merger closes on friday"
 RAW = (

@@ -8,10 +8,10 @@ import json
 import pytest
 from sqlalchemy import select
 
-from archive.services import Services
 from core import recipient_keys
 from core.errors import NotFound, PermanentError
 from core.models import AuditEvent
+from core.services import Services
 from tests.gateway.crypto import keygen
 from tests.gateway.crypto.keygen import Certs, PgpKeys
 from tests.portal.conftest import make_tenant

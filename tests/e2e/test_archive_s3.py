@@ -9,11 +9,11 @@ import secrets
 
 import pytest
 
-from tests.archive.conftest import empty_bucket, new_bucket, s3_client
 from tests.e2e.conftest import Product
 from tests.e2e.mail import find_link, make_message, send
 from tests.helpers.moto_server import MotoServer
 from tests.helpers.smtp_sink import SmtpSink
+from tests.helpers.stores import empty_bucket, new_bucket, s3_client
 
 
 @pytest.mark.e2e

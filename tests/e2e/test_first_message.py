@@ -134,7 +134,7 @@ def test_sealed_message_with_the_root_key_in_kms(
 
     import boto3
 
-    from tests.archive.conftest import new_bucket, s3_client
+    from tests.helpers.stores import new_bucket, s3_client
 
     bucket = new_bucket(moto_server.endpoint, lock=True)
     kms = boto3.client("kms", endpoint_url=moto_server.endpoint, region_name="us-east-1")

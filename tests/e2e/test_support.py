@@ -15,9 +15,9 @@ import urllib.request
 
 from sqlalchemy import select
 
-from archive.services import Services
 from core.config import load_settings
 from core.models import AccountContact
+from core.services import Services
 from tests.e2e.conftest import SEALMAIL, Product
 from tests.e2e.test_billing import SECRET, _webhook
 from tests.helpers.smtp_sink import SmtpSink

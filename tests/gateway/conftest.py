@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from archive.services import Services
 from core import accounts
 from core.config import Settings
+from core.services import Services
 from tests.conftest import make_settings
 
 

@@ -349,8 +349,8 @@ async def test_drain_finishes_open_transaction_and_refuses_new(gw_services, tena
 
 
 async def test_unusable_sqlite_during_data_is_451(tmp_path, sink):
-    from archive.services import Services
     from core.db import migrate
+    from core.services import Services
     from tests.gateway.conftest import write_self_signed
 
     url = f"sqlite:///{tmp_path}/broken.db"

@@ -29,11 +29,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
-from archive.services import Services
 from core import outbox
 from core.config import Settings, parse_relay
 from core.errors import ConfigError
 from core.models import OutboxItem, OutboxRecipient, Tenant
+from core.services import Services
 from gateway.delivery import deliver_due, run_once, worker_id
 from gateway.nexthop import NextHops, hop_for
 from tests.conftest import make_settings

@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
-from archive.services import Services
 from core import outbox
 from core.ids import queue_id
 from core.models import AuditEvent, Message, MessageRecipient, OutboxRecipient
+from core.services import Services
 from gateway.delivery import deliver_due, worker_id
 from gateway.relay import RelayPool
 from tests.conftest import make_settings

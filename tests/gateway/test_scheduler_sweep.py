@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from archive.services import Services
 from core.models import ArchiveEntry, ScheduledJob
+from core.services import Services
 from gateway.scheduler import JOBS, run_due
 from tests.archive.test_retention import archived, make_tenant
 

@@ -16,13 +16,13 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from archive.services import Services
 from core import accounts
 from core.config import Settings
 from core.ids import new_id, new_token, queue_id
 from core.keys import sha256_hex
 from core.models import Message, OutboxItem, PortalAccess
 from core.portal_message import Part, PortalMessage
+from core.services import Services
 from portal.app import create_app
 
 BASE = "https://testserver"

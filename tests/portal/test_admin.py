@@ -8,9 +8,9 @@ import json
 
 from sqlalchemy import select
 
-from archive.services import Services
 from core import accounts
 from core.models import AuditEvent, Message, MessageRecipient, OutboxItem, PolicyDecision
+from core.services import Services
 from tests.core.test_quarantine import SECRET, make_held
 from tests.portal.conftest import World, csrf_of
 

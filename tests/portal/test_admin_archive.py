@@ -15,10 +15,10 @@ from email.policy import default as default_policy
 from sqlalchemy import select
 
 from archive import index
-from archive.services import Services
 from core.ids import new_token
 from core.keys import sha256_hex
 from core.models import ApiKey, AuditEvent
+from core.services import Services
 from tests.portal.conftest import World
 from tests.portal.test_admin import _add_user, sign_in
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from archive.services import Services
 from core import accounts
 from core.models import MessageRecipient
+from core.services import Services
 from tests.core.test_quarantine import SECRET, make_held
 from tests.portal.conftest import make_tenant
 from tests.portal.test_browser import ARGS, CHROMIUM, _latest_code, served  # noqa: F401

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from archive.services import Services
 from core import recipient_keys
 from core.models import AuditEvent, RecipientKey
+from core.services import Services
 from tests.gateway.crypto import keygen
 from tests.gateway.crypto.keygen import Certs, PgpKeys
 from tests.portal.conftest import World, csrf_of

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from archive.services import Services
 from core import accounts
+from core.services import Services
 from tests.archive.test_retention import archived
 from tests.portal.conftest import make_tenant
 from tests.portal.test_admin_browser import _in_thread

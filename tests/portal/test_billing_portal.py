@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import datetime
 
-from archive.services import Services
 from billing_hooks import enforcement
 from core.ids import new_id
 from core.models import BillingAccount, Invoice
+from core.services import Services
 from tests.portal.conftest import World, csrf_of
 from tests.portal.test_admin import _api_key, _rcpt, setup, sign_in
 

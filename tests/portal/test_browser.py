@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from archive.services import Services
 from core.db import migrate
+from core.services import Services
 from portal.app import create_app
 
 from ..conftest import make_settings

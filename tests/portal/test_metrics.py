@@ -9,8 +9,8 @@ import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from archive.services import Services
 from core.config import Settings
+from core.services import Services
 from gateway.delivery import run_once
 from portal.app import create_app
 from portal.ops import metrics_app

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from archive.services import Services
 from core.config import Settings
 from core.db import Database
+from core.services import Services
 from portal import ops
 from portal.app import create_app
 
@@ -107,7 +107,7 @@ def test_readyz_503_when_the_database_is_unreachable(
 def test_readyz_503_when_the_archive_is_unwritable(
     settings: Settings, services: Services, tmp_path: Path
 ) -> None:
-    from archive.store import LocalStore
+    from core.storage.local import LocalStore
 
     blocker = tmp_path / "not-a-dir"
     blocker.write_bytes(b"")

@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-from archive.services import Services
 from core import quarantine
 from core.ids import new_id, new_token, queue_id
 from core.keys import sha256_hex
@@ -25,6 +24,7 @@ from core.models import (
     PortalAccess,
 )
 from core.portal_message import PortalMessage
+from core.services import Services
 from portal.sent import pages as sent_pages
 from tests.portal.conftest import World, csrf_of
 from tests.portal.test_admin import _add_user

@@ -13,8 +13,8 @@ from email.message import EmailMessage
 import pypdf
 from sqlalchemy import select
 
-from archive.services import Services
 from core.models import OutboxItem, OutboxRecipient
+from core.services import Services
 from support import agents, pins
 from tests.portal.conftest import Browser, World, csrf_of
 from tests.support.test_pins import KEY, give_pin, make_account

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from archive.services import Services
+from core.services import Services
 from support import agents, pins
 from tests.portal.test_browser import ARGS, CHROMIUM, served  # noqa: F401
 from tests.portal.test_support import mails_to, text_of

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.archive.conftest import new_bucket
 from tests.e2e.conftest import Product
 from tests.helpers.moto_server import MotoServer
 from tests.helpers.private_pg import PrivatePostgres
 from tests.helpers.smtp_sink import SmtpSink, free_port
+from tests.helpers.stores import new_bucket
 from tests.reliability.conftest import RoleProcess
 from tests.reliability.load import Job, Senders, sizes, wait_delivered
 

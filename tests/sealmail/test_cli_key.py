@@ -12,10 +12,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from archive.services import Services
 from core import keys
 from core.config import load_settings
 from core.models import AuditEvent, SealedObject, Tenant, TenantKey
+from core.services import Services
 from tests.core.test_keys_kms import new_kms_key
 from tests.e2e.conftest import SEALMAIL
 from tests.helpers.moto_server import MotoServer

@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from archive.services import Services
 from core import outbox
 from core.config import load_settings
 from core.models import AuditEvent, Message, MessageRecipient, OutboxRecipient, Tenant
+from core.services import Services
 from tests.sealmail.test_cli import sm, workdir  # noqa: F401 - the fixture
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from archive.services import Services
 from core.config import load_settings
 from core.models import Tenant
+from core.services import Services
 from tests.archive.test_retention import archived
 from tests.sealmail.test_cli import sm, workdir  # noqa: F401 - the fixture
 

@@ -16,9 +16,9 @@ import pypdf
 import pytest
 from sqlalchemy import select
 
-from archive.services import Services
 from core.config import load_settings
 from core.models import AuditEvent
+from core.services import Services
 from support import pins
 from tests.portal.test_support import mails_to
 from tests.sealmail.test_cli import SEALMAIL, sm, workdir  # noqa: F401 - the fixture

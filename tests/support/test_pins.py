@@ -12,11 +12,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-from archive.services import Services
 from core import accounts
 from core.db import Database
 from core.errors import PermanentError
 from core.models import AccountContact, AuditEvent, Base, BillingAccount
+from core.services import Services
 from support import agents, pins
 from support.desk import contacts_for, find_named
 from support.models import SupportPin, SupportPinCheck

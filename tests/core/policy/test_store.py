@@ -7,11 +7,11 @@ import json
 import pytest
 from sqlalchemy import select
 
-from archive.services import Services
 from core import accounts
 from core.models import AuditEvent, TenantPolicy
 from core.policy import PolicyError, parse_policy
 from core.policy.store import get_policy, get_stored, set_policy
+from core.services import Services
 
 DOC = "rules:\n  - name: cards\n    when: {detector: credit_card}\n    action: encrypt\n"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from archive.services import Services
 from core import accounts, recipient_keys
 from core.errors import TransientError
 from core.models import Tenant
+from core.services import Services
 from gateway.crypto import pgp
 from tests.gateway.crypto import keygen
 from tests.gateway.crypto.keygen import PgpKeys

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from archive.services import Services
 from core import accounts, recipient_keys
 from core.errors import TransientError
 from core.models import RecipientKey, Tenant
+from core.services import Services
 from gateway.crypto import smime
 from tests.gateway.crypto import keygen
 from tests.gateway.crypto.keygen import Certs

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from archive.services import Services
 from core import accounts, recipient_keys
 from core.models import KeyLookup
+from core.services import Services
 from gateway import wkd
 from tests.gateway.crypto import keygen
 from tests.gateway.crypto.keygen import PgpKeys

@@ -8,12 +8,12 @@ import json
 import pytest
 from sqlalchemy import select
 
-from archive.services import Services
 from core import accounts
 from core.ids import new_id
 from core.models import Message, PolicyDecision, RecipientKey, Tenant, TenantPolicy
 from core.policy import PolicyError, parse_policy
 from core.policy.store import set_policy
+from core.services import Services
 from gateway.policy import decide, record
 from tests.core.policy.mail import mail
 

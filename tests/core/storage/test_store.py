@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from archive.s3store import S3Store
-from archive.services import Services
-from archive.store import LocalStore, ObjectStore, open_store
 from core import accounts
 from core.errors import ConfigError, NotFound, TransientError
-from tests.archive.conftest import listing, s3_client
+from core.services import Services
+from core.storage.factory import open_store
+from core.storage.interface import ObjectStore
+from core.storage.local import LocalStore
+from core.storage.s3 import S3Store
+from tests.helpers.stores import listing, s3_client
 
 
 @pytest.fixture

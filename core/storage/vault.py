@@ -14,15 +14,16 @@ import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from archive.store import ObjectStore
 from core import sealed
 from core.errors import IntegrityError, NotFound
 from core.ids import new_id
 from core.keyring import KeyRing
 from core.models import SealedObject
+from core.storage.interface import ObjectStore
 
 
 class _Counting:
@@ -213,7 +214,8 @@ class Vault:
         ``retain_until`` (unix seconds) overrides the default of :meth:`retain_until`."""
         object_id = new_id("o_", 15)
         dek, wrapped, version = await self.keyring.new_data_key(session, tenant_id, object_id)
-        chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+        whole = isinstance(data, bytes | bytearray | memoryview)
+        chunks = cast("Iterable[bytes]", [data] if whole else data)
         counter = _Counting()
         stream = counter.ciphertext(
             sealed.seal_stream(dek, tenant_id, object_id, counter.plaintext(chunks))

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from archive.services import Services
 from core import accounts, sealed
 from core.errors import IntegrityError, NotFound
 from core.models import SealedObject, now
-from tests.archive.conftest import listing
+from core.services import Services
+from tests.helpers.stores import listing
 
 
 async def tenant(svc: Services, name: str) -> str:

@@ -1,66 +1,16 @@
-"""The storage interface and its local filesystem implementation.
-
-Object names are random ids chosen by the caller, never derived from message content.
-Local writes are atomic and durable: temp file, fsync, rename, fsync of the directory.
-"""
+"""The local filesystem store: objects as files, written atomically and durably (temp
+file, fsync, rename, fsync of the directory)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
-from core.errors import ConfigError, NotFound, PermanentError, TransientError
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-
-
-class ObjectLocked(PermanentError):
-    """The object is under retention (S3 Object Lock) and cannot be deleted yet."""
-
-
-class ObjectStore(Protocol):
-    """What every store offers (the shape of Warehouse's ``IFileStorage``). Blocking calls:
-    async code runs them with ``asyncio.to_thread``. Failures are the project's errors:
-    :class:`TransientError` (retry later), :class:`NotFound`, :class:`ObjectLocked`."""
-
-    def put(self, name: str, data: Iterable[bytes], retain_until: float | None = None) -> int:
-        """Store ``data`` durably under ``name`` as it comes (never whole in memory);
-        return the byte count. ``retain_until`` (unix seconds): the earliest date the
-        object may be deleted, where the store can enforce it (S3 Object Lock)."""
-        ...
-
-    def open(self, name: str) -> BinaryIO:
-        """A file to read the object from, chunk by chunk."""
-        ...
-
-    def delete(self, name: str) -> None:
-        """Remove the object (no error if absent); :class:`ObjectLocked` while retained."""
-        ...
-
-    def exists(self, name: str) -> bool: ...
-
-    def set_retention(self, name: str, until: float) -> None:
-        """Extend the object's retention to ``until`` (never shortens it)."""
-        ...
-
-    def check(self) -> None:
-        """Raise :class:`TransientError` if the store cannot be used now (cheap: /readyz)."""
-        ...
-
-    def verify_setup(self) -> None:
-        """At start-up: raise :class:`ConfigError` (one line) if the store is not set up as
-        configured (missing bucket, no access, Object Lock configured but not enabled)."""
-        ...
-
-
-def check_name(name: str) -> str:
-    if not _NAME.match(name) or ".." in name:
-        raise ValueError(f"invalid object name {name!r}")
-    return name
+from core.errors import ConfigError, NotFound, TransientError
+from core.storage.interface import check_name
 
 
 def _fsync_dir(path: Path) -> None:
@@ -164,20 +114,3 @@ class LocalStore:
             raise ConfigError(f"cannot create the archive {self.root}: {exc.strerror}") from None
         if not os.access(self.root, os.W_OK):
             raise ConfigError(f"archive {self.root} is not writable")
-
-
-def open_store(
-    archive_url: str, *, endpoint_url: str = "", region: str = "", object_lock: str = "off"
-) -> ObjectStore:
-    """The store named by the ``archive_url`` setting (no network call: an S3 client is
-    made on first use)."""
-    if archive_url.startswith("file://"):
-        return LocalStore(archive_url[len("file://") :])
-    if archive_url.startswith("s3://"):
-        from archive.s3store import S3Store, parse_s3_url
-
-        bucket, prefix = parse_s3_url(archive_url)
-        return S3Store(
-            bucket, prefix, endpoint_url=endpoint_url, region=region, object_lock=object_lock
-        )
-    raise ConfigError(f"archive_url {archive_url!r}: expected file:// or s3://")

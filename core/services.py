@@ -1,16 +1,20 @@
-"""The running product's shared parts, opened once from the settings and handed to the
-gateway and the portal (which meet only through these: database, outbox, archive)."""
+"""The running product's shared parts (:class:`Services`: settings, database, root key,
+keyring, store, vault), opened once from the settings and handed to the gateway and the
+portal (which meet only through these: database, outbox, archive). It lives in ``core``
+because every layer names its type and the portal opens it in its lifespan."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from archive.store import LocalStore, ObjectStore, open_store
-from archive.vault import Vault
 from core.config import Settings
 from core.db import Database
 from core.keyring import KeyRing
 from core.keys import RootKey, open_root_key
+from core.storage.factory import open_store
+from core.storage.interface import ObjectStore
+from core.storage.local import LocalStore
+from core.storage.vault import Vault
 
 
 def store_from_settings(settings: Settings) -> ObjectStore:
@@ -25,6 +29,8 @@ def store_from_settings(settings: Settings) -> ObjectStore:
 
 @dataclasses.dataclass
 class Services:
+    """The opened parts; :meth:`open` makes them from the settings."""
+
     settings: Settings
     db: Database
     root_key: RootKey

@@ -16,16 +16,16 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 
-from archive.s3store import S3Store
-from archive.services import Services
-from archive.store import ObjectLocked
 from core import accounts
 from core.errors import ConfigError, NotFound, TransientError
-from tests.archive.conftest import empty_bucket, new_bucket, s3_client
+from core.services import Services
+from core.storage.interface import ObjectLocked
+from core.storage.s3 import S3Store
 from tests.conftest import make_settings
 from tests.helpers.moto_server import MotoServer
+from tests.helpers.stores import empty_bucket, new_bucket, s3_client
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DAY = 86400.0
 
 
@@ -217,7 +217,7 @@ _MEMORY_PROBE = textwrap.dedent(
     """
     import hashlib, os, sys
     sys.path.insert(0, sys.argv[1])
-    from archive.s3store import S3Store
+    from core.storage.s3 import S3Store
 
     def status(field):  # kB -> MB, from /proc/self/status
         for line in open("/proc/self/status"):
