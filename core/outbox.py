@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.ids import queue_id
 from core.models import OutboxItem, OutboxRecipient, now
+from core.storage.vault import Vault
 
 PENDING = ("queued", "deferred")
 KINDS = ("clear", "encrypted", "notification", "code", "dsn")
@@ -66,6 +67,39 @@ async def enqueue(
     session.add(item)
     for rcpt in recipients:
         session.add(OutboxRecipient(outbox_id=item.id, rcpt=rcpt, next_attempt_at=created))
+    return item
+
+
+async def post(
+    session: AsyncSession,
+    vault: Vault,
+    *,
+    kind: str,
+    tenant_id: str,
+    mail_from: str,
+    recipients: Iterable[str],
+    raw: bytes,
+    lifetime: float,
+    message_id: str | None = None,
+    require_tls: bool = False,
+) -> OutboxItem:
+    """Every mail sealmail sends, in one step: seal ``raw`` under the tenant's keys (nothing
+    waits in the queue in clear) and queue it for ``recipients``. Notifications, one-time
+    codes, DSNs and notices, billing and support mail, and the copies the pipeline relays
+    all come through here. The caller commits, in the same transaction as what caused it;
+    ``require_tls`` makes delivery send it only over verified TLS."""
+    sealed = await vault.seal(session, tenant_id, raw, kind="outbound")
+    item = await enqueue(
+        session,
+        kind=kind,
+        tenant_id=tenant_id,
+        mail_from=mail_from,
+        recipients=recipients,
+        object_id=sealed.id,
+        lifetime=lifetime,
+        message_id=message_id,
+    )
+    item.require_tls = require_tls
     return item
 
 
