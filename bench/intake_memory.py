@@ -38,7 +38,7 @@ async def serve(workdir: str) -> None:
     from core.config import load_settings
     from core.db import migrate
     from core.keys import FileRootKey
-    from gateway.intake import build_gateway
+    from gateway.intake.handler import build_gateway
 
     base = Path(workdir)
     FileRootKey.create(base / "keys" / "root.key")

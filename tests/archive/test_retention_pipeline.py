@@ -10,7 +10,7 @@ from archive.services import Services
 from core.models import ArchiveEntry, Tenant
 from core.policy.model import parse_policy
 from core.policy.store import set_policy
-from gateway.pipeline import process_pending
+from gateway.pipeline.runner import process_pending
 from tests.archive.test_archive_search import message, send
 from tests.gateway.conftest import (  # noqa: F401 - fixtures
     asend,

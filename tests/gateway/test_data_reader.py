@@ -7,7 +7,7 @@ import re
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway.data_reader import DataDecoder, DataState
+from gateway.intake.data_reader import DataDecoder, DataState
 
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n)")
 

@@ -10,9 +10,9 @@ from email.policy import default as default_policy
 from sqlalchemy import select, update
 
 from core.models import OutboxItem, OutboxRecipient
-from gateway.delivery import run_once, run_worker
-from gateway.intake import build_gateway
+from gateway.intake.handler import build_gateway
 from gateway.stamp import has_valid_stamp
+from gateway.worker import run_once, run_worker
 from tests.gateway.conftest import asend, make_message
 
 
@@ -158,7 +158,7 @@ async def test_failure_unrecordable_while_database_down_is_deferred_next_round(
     database is back — the next round defers it with the usual backoff."""
     from core import outbox
     from core.models import now
-    from gateway import delivery
+    from gateway.delivery import drain as delivery
 
     await send(gateway, tenant, rcpts=("gina@partner.example",))
     real_item, real_defer = delivery._deliver_item, outbox.mark_deferred
@@ -199,7 +199,7 @@ async def test_accepted_by_next_hop_while_database_down_is_not_sent_again(
     """The next hop said 250 and the database went away before that was written: the
     worker keeps the replies and writes them when it is back — no second copy."""
     from core.models import now
-    from gateway import delivery
+    from gateway.delivery import drain as delivery
 
     await send(gateway, tenant, rcpts=("hal@partner.example",))
     real_record = delivery._record

@@ -7,7 +7,7 @@ from email.message import Message
 
 import pytest
 
-from gateway.dsn import Failure, build_dsn, status_of
+from gateway.delivery.dsn import Failure, build_dsn, status_of
 
 ORIGINAL = (
     b"From: Alice <alice@acme.example>\r\nTo: bob@x.example\r\nSubject: Numbers\r\n"

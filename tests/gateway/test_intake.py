@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from core.models import Message, MessageRecipient
-from gateway.intake import build_gateway
+from gateway.intake.handler import build_gateway
 from tests.conftest import make_settings
 from tests.gateway.conftest import asend, client_tls, make_message, make_tenant
 

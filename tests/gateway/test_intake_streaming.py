@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.intake_memory import measure
-from gateway.intake import build_gateway
+from gateway.intake.handler import build_gateway
 from tests.gateway.test_intake import session_run
 
 

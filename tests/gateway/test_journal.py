@@ -26,9 +26,14 @@ from core.models import (
     SealedObject,
     Tenant,
 )
-from gateway.delivery import run_once
-from gateway.journal import JournalRecipient, MalformedReport, parse_report, parse_report_text
-from gateway.pipeline import process_pending
+from gateway.pipeline.journal import (
+    JournalRecipient,
+    MalformedReport,
+    parse_report,
+    parse_report_text,
+)
+from gateway.pipeline.runner import process_pending
+from gateway.worker import run_once
 from tests.gateway.conftest import asend, make_message, make_tenant
 from tests.sealmail.test_cli import sm
 

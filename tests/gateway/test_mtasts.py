@@ -18,7 +18,7 @@ import pytest
 import tests.gateway.test_nexthop as nexthop_tests
 from archive.services import Services
 from core.errors import TransientError
-from gateway.mtasts import MtaSts, Policy, parse_policy, parse_txt
+from gateway.delivery.mtasts import MtaSts, Policy, parse_policy, parse_txt
 from tests.gateway.conftest import write_self_signed
 from tests.gateway.test_nexthop import (
     FakeDns,

@@ -34,8 +34,9 @@ from core import outbox
 from core.config import Settings, parse_relay
 from core.errors import ConfigError
 from core.models import OutboxItem, OutboxRecipient, Tenant
-from gateway.delivery import deliver_due, run_once, worker_id
-from gateway.nexthop import NextHops, hop_for
+from gateway.delivery.drain import deliver_due
+from gateway.delivery.nexthop import NextHops, hop_for
+from gateway.worker import run_once, worker_id
 from tests.conftest import make_settings
 from tests.gateway.conftest import Sink, asend, make_message, make_tenant
 

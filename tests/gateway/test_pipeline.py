@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 
 from core.models import Message, MessageRecipient, OutboxItem, PortalAccess, Recipient
 from core.portal_message import PortalMessage
-from gateway.delivery import run_once
 from gateway.headers import split_header_block
-from gateway.pipeline import process_pending
+from gateway.pipeline.runner import process_pending
 from gateway.stamp import has_valid_stamp, stamp
+from gateway.worker import run_once
 from tests.gateway.conftest import asend, make_message
 
 
@@ -242,14 +242,14 @@ async def test_failure_unrecordable_while_database_down_is_recorded_next_round(
     out its whole claim (2 x queue_lease) once the database is back."""
     from core.errors import TransientError
     from core.models import now
-    from gateway import pipeline
+    from gateway.pipeline import failure, runner
 
     await send(gateway, tenant, make_message(subject="[secure] x"))
     m = await only_message(gw_services)
     (raw_file,) = list(Path(gw_services.settings.archive_path).rglob(m.raw_object_id))
     hidden = raw_file.with_name("hidden")
     raw_file.rename(hidden)
-    real_failed = pipeline._failed
+    real_failed = failure.record_failure
     calls = []
 
     async def database_down_once(*args):  # noqa: ANN002
@@ -258,10 +258,10 @@ async def test_failure_unrecordable_while_database_down_is_recorded_next_round(
             raise TransientError("database unavailable: ConnectionRefusedError")
         await real_failed(*args)
 
-    monkeypatch.setattr(pipeline, "_failed", database_down_once)
+    monkeypatch.setattr(failure, "record_failure", database_down_once)
     assert await process_pending(gw_services) == 0
     m = await only_message(gw_services)
-    claim = pipeline.claim_seconds(gw_services.settings)
+    claim = runner.claim_seconds(gw_services.settings)
     assert m.next_attempt_at > now() + claim / 2  # still claimed
     hidden.rename(raw_file)
     await process_pending(gw_services)  # the database is back: the failure is recorded first

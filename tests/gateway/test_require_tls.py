@@ -26,8 +26,9 @@ from archive.services import Services
 from core import outbox
 from core.ids import queue_id
 from core.models import AuditEvent, Message, MessageRecipient, OutboxRecipient
-from gateway.delivery import deliver_due, worker_id
-from gateway.relay import RelayPool
+from gateway.delivery.drain import deliver_due
+from gateway.delivery.relay import RelayPool
+from gateway.worker import worker_id
 from tests.conftest import make_settings
 from tests.gateway.conftest import Sink, make_message, make_tenant, write_self_signed
 

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from archive.services import Services
 from core.config import Settings
-from gateway.delivery import run_once
+from gateway.worker import run_once
 from portal import create_app
 from portal.ops import metrics_app
 from tests.gateway import conftest as gw

@@ -13,7 +13,7 @@ from archive.services import Services
 from core import accounts, recipient_keys
 from core.errors import TransientError
 from core.models import Tenant
-from gateway.crypto import pgp
+from gateway.pipeline.crypto import pgp
 from tests.gateway.crypto import keygen
 from tests.gateway.crypto.keygen import PgpKeys
 from tests.gateway.crypto.messages import ATTACHMENT, leaves, parse, sample_message

@@ -14,7 +14,7 @@ from archive.services import Services
 from core import accounts, recipient_keys
 from core.errors import TransientError
 from core.models import RecipientKey, Tenant
-from gateway.crypto import smime
+from gateway.pipeline.crypto import smime
 from tests.gateway.crypto import keygen
 from tests.gateway.crypto.keygen import Certs
 from tests.gateway.crypto.messages import ATTACHMENT, leaves, parse, sample_message

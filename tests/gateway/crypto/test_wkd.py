@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from archive.services import Services
 from core import accounts, recipient_keys
 from core.models import KeyLookup
-from gateway import wkd
+from gateway.pipeline.crypto import wkd
 from tests.gateway.crypto import keygen
 from tests.gateway.crypto.keygen import PgpKeys
 from tests.portal.conftest import make_tenant

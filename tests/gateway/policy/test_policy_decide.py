@@ -14,7 +14,7 @@ from core.ids import new_id
 from core.models import Message, PolicyDecision, RecipientKey, Tenant, TenantPolicy
 from core.policy import PolicyError, parse_policy
 from core.policy.store import set_policy
-from gateway.policy import decide, record
+from gateway.pipeline.decide import decide, record
 from tests.core.policy.mail import mail
 
 POLICY = """

@@ -149,7 +149,7 @@ class RelayPool:
     def __init__(self, settings: Settings, size: int = 4, hop: str | None = None) -> None:
         hop = settings.relay if hop is None else hop
         if hop == "mx":
-            raise ConfigError("relay = 'mx' is served by gateway.nexthop.NextHops")
+            raise ConfigError("relay = 'mx' is served by gateway.delivery.nexthop.NextHops")
         self.settings = settings
         self.hop = hop
         self.host, self.port = parse_hostport(hop)

@@ -23,7 +23,7 @@ from archive.services import Services
 from core.errors import NotFound
 from core.keys import sha256_hex
 from core.models import ArchiveEntry, JournalEntry, Message
-from gateway.journal import DISPOSITION_JOURNAL, MalformedReport, parse_report
+from gateway.pipeline.journal import DISPOSITION_JOURNAL, MalformedReport, parse_report
 
 
 async def record_accepted(

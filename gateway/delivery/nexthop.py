@@ -1,7 +1,7 @@
 """Choosing and reaching the next hop of each recipient.
 
 A tenant's own ``relay`` (e.g. its Microsoft 365 endpoint) wins over the global ``relay``.
-A smarthost hop gets a :class:`~gateway.relay.RelayPool` of its own (connections reused per
+A smarthost hop gets a :class:`~gateway.delivery.relay.RelayPool` of its own (connections reused per
 hop). ``mx`` delivers directly: MX look-up (RFC 5321 §5.1, with the implicit MX and the
 null MX of RFC 7505), hosts tried in preference order on ``mx_port``, connections reused
 per domain, STARTTLS opportunistic unless MTA-STS (RFC 8461, ``enforce``) or the item's
@@ -24,8 +24,15 @@ import aiosmtplib
 
 from core.config import Settings, parse_hostport
 from core.errors import TransientError
-from gateway.mtasts import MtaSts
-from gateway.relay import RelayPool, Reply, TlsUnavailable, open_client, quit_client, transaction
+from gateway.delivery.mtasts import MtaSts
+from gateway.delivery.relay import (
+    RelayPool,
+    Reply,
+    TlsUnavailable,
+    open_client,
+    quit_client,
+    transaction,
+)
 
 log = logging.getLogger("sealmail.gateway.nexthop")
 

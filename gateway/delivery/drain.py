@@ -1,4 +1,4 @@
-"""Delivery: drain the outbox to the relay.
+"""Delivery: drain the outbox to the next hop.
 
 Per recipient: 2xx sent; 4xx or no connection deferred with exponential backoff and
 jitter; 5xx or past its lifetime bounced, with one DSN to the envelope sender (never a
@@ -7,7 +7,9 @@ bounce to a bounce). Everything we send carries the loop stamp, and no internal
 
 An item with ``require_tls`` goes out only over STARTTLS with a certificate that verifies.
 When the next hop cannot give that, nothing is sent: the recipient is ``rerouted`` (no
-bounce, no DSN) and its message goes back to the pipeline to be sealed to the portal.
+bounce, no DSN) and its message goes back to the pipeline to be sealed to the portal
+(:mod:`gateway.delivery.reroute`). Outcomes the database cannot take yet are kept by the
+worker (:mod:`gateway.delivery.outcomes`).
 """
 
 from __future__ import annotations
@@ -16,32 +18,30 @@ import asyncio
 import functools
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive.services import Services
 from core import logcontext, outbox
-from core.accounts import audit
+from core.backoff import backoff
 from core.errors import TransientError
-from core.leases import owner_id, release_dead
 from core.metrics import metrics
-from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, Tenant, now
-from gateway.dsn import Failure, queue_dsn, status_of
-from gateway.nexthop import NextHops, hop_for
-from gateway.pipeline import backoff, process_pending
-from gateway.relay import RelayPool, Reply, TlsUnavailable
+from core.models import Message, OutboxItem, OutboxRecipient, Tenant, now
+from gateway.delivery.dsn import Failure, queue_dsn, status_of
+from gateway.delivery.nexthop import NextHops, hop_for
+from gateway.delivery.outcomes import DeliveryState
+from gateway.delivery.relay import RelayPool, Reply, TlsUnavailable
+from gateway.delivery.reroute import reroute_to_portal
 from gateway.stamp import stamp
-from gateway.writegate import gate_for
 
 log = logging.getLogger("sealmail.gateway.delivery")
 
 CLAIM_LIMIT = 200
 
-
-def worker_id() -> str:
-    return owner_id()
+# The state of callers that keep none of their own (one-off rounds: ``run_once``, tools,
+# tests): what one such round could not write, the next one writes, as in a worker.
+_ONE_OFF_ROUNDS = DeliveryState()
 
 
 def _lease_seconds(services: Services) -> float:
@@ -53,30 +53,33 @@ async def deliver_due(
     pool: NextHops | RelayPool,
     owner: str,
     stop: asyncio.Event | None = None,
+    state: DeliveryState | None = None,
 ) -> int:
     """Send what is due; returns how many recipients were attempted. ``pool`` is the
-    worker's :class:`NextHops` (a bare :class:`RelayPool` serves as the global relay)."""
+    worker's :class:`NextHops` (a bare :class:`RelayPool` serves as the global relay);
+    ``state`` the worker's memory between rounds (one-off rounds share one)."""
+    kept = state if state is not None else _ONE_OFF_ROUNDS
     hops = pool if isinstance(pool, NextHops) else NextHops(services.settings, default=pool)
-    await _record_unrecorded()
-    if owner in _LEASE_UNSURE and not _UNRECORDED:
+    await kept.record_unrecorded()
+    if owner in kept.lease_unsure and not kept.unrecorded:
         # the last claim failed with the database and may have committed all the same:
         # give back every lease of ours (none is in flight between rounds, and no outcome
         # is waiting to be written) rather than let them wait out the lease
-        async with gate_for(services.db).hold(), services.db.session() as s:
+        async with services.db.write_gate.hold(), services.db.session() as s:
             await s.execute(
                 update(OutboxRecipient)
                 .where(OutboxRecipient.lease_owner == owner)
                 .values(lease_owner=None, lease_until=0.0)
             )
             await s.commit()
-        _LEASE_UNSURE.discard(owner)
+        kept.lease_unsure.discard(owner)
     try:
-        async with gate_for(services.db).hold(), services.db.session() as s:
+        async with services.db.write_gate.hold(), services.db.session() as s:
             claimed = await outbox.claim_due(
                 s, owner, CLAIM_LIMIT, _lease_seconds(services), not services.db.is_sqlite
             )
     except Exception:
-        _LEASE_UNSURE.add(owner)
+        kept.lease_unsure.add(owner)
         raise
     if not claimed:
         return 0
@@ -93,11 +96,11 @@ async def deliver_due(
                 await _release(services, owner, group)
                 return 0
             try:
-                await _deliver_item(services, hops, owner, group)
+                await _deliver_item(services, hops, owner, group, kept)
             except Exception as exc:  # noqa: BLE001 - deferred with backoff, retried later
                 log.error("delivery of %s failed: %s", group[0].outbox_id, exc, exc_info=exc)
                 why = f"451 4.3.0 local error: {type(exc).__name__}"
-                await _write_or_keep(functools.partial(_defer, services, owner, group, why))
+                await kept.write_or_keep(functools.partial(_defer, services, owner, group, why))
             return len(group)
 
     try:
@@ -107,43 +110,11 @@ async def deliver_due(
             await hops.close()
 
 
-# Outcomes not yet written. When the database goes away in the middle of a delivery, what
-# happened cannot be recorded at once; left alone, the recipients would wait out their whole
-# lease after it came back, and those the next hop had already accepted would be sent a
-# second time. The worker keeps each outcome (the next hop's replies, or "failed on our
-# side: defer") and every round first writes them, in order.
-_LEASE_UNSURE: set[str] = set()
-_UNRECORDED: list[tuple[float, Callable[[], Awaitable[None]]]] = []  # (kept until, write)
-KEEP_SECONDS = 3600.0  # a bound on what a worker keeps; then the lease decides, as after a crash
-
-
-async def _write_or_keep(write: Callable[[], Awaitable[None]]) -> None:
-    try:
-        await write()
-    except Exception as exc:  # noqa: BLE001 - kept; the next round writes it
-        log.warning("could not record a delivery outcome yet: %s", type(exc).__name__)
-        _UNRECORDED.append((now() + KEEP_SECONDS, write))
-
-
-async def _record_unrecorded() -> None:
-    """Called at the start of a round, before any delivery task of it runs."""
-    kept = _UNRECORDED[:]
-    _UNRECORDED.clear()
-    for until, write in kept:
-        if now() > until:
-            continue
-        try:
-            await write()  # each write changes a row only while its lease is still ours
-        except Exception as exc:  # noqa: BLE001 - still down: the next round tries again
-            log.warning("could not record a delivery outcome yet: %s", type(exc).__name__)
-            _UNRECORDED.append((until, write))
-
-
 async def _defer(services: Services, owner: str, group: list[outbox.Claimed], why: str) -> None:
     """Failed on our side before an outcome: try again after the usual backoff (only
     while the lease is still ours: otherwise whoever holds it decides)."""
     settings = services.settings
-    async with gate_for(services.db).hold(), services.db.session() as s:
+    async with services.db.write_gate.hold(), services.db.session() as s:
         for c in group:
             delay = backoff(c.attempts + 1, settings.queue_min_backoff, settings.queue_max_backoff)
             await outbox.mark_deferred(s, c.recipient_id, owner, why, now() + delay)
@@ -151,14 +122,18 @@ async def _defer(services: Services, owner: str, group: list[outbox.Claimed], wh
 
 
 async def _release(services: Services, owner: str, group: list[outbox.Claimed]) -> None:
-    async with gate_for(services.db).hold(), services.db.session() as s:
+    async with services.db.write_gate.hold(), services.db.session() as s:
         for c in group:
             await outbox.release(s, c.recipient_id, owner)
         await s.commit()
 
 
 async def _deliver_item(
-    services: Services, hops: NextHops, owner: str, group: list[outbox.Claimed]
+    services: Services,
+    hops: NextHops,
+    owner: str,
+    group: list[outbox.Claimed],
+    kept: DeliveryState,
 ) -> None:
     first = group[0]
     if first.tenant_id is None:
@@ -178,12 +153,14 @@ async def _deliver_item(
         expired = False
         results, rerouted = await _send(hops, hop, first.mail_from, rcpts, data, require_tls)
         for batch, why in rerouted:
-            await _reroute_to_portal(services, owner, [c for c in group if c.rcpt in batch], why)
+            await reroute_to_portal(services, owner, [c for c in group if c.rcpt in batch], why)
         group = [c for c in group if c.rcpt in results]
         if not group:
             return
     # the next hop has answered: its replies are written now, or kept until they can be
-    await _write_or_keep(functools.partial(_record, services, owner, group, data, results, expired))
+    await kept.write_or_keep(
+        functools.partial(_record, services, owner, group, data, results, expired)
+    )
 
 
 async def _send(
@@ -209,75 +186,6 @@ async def _send(
     return results, rerouted
 
 
-REROUTED = "rerouted"
-
-
-async def _reroute_to_portal(
-    services: Services, owner: str, group: list[outbox.Claimed], why: str
-) -> None:
-    """Verified TLS was required and the next hop cannot give it: never send in clear.
-    The outbox recipients end ``rerouted``; their message recipients get ``override =
-    "portal"`` and the message goes back to ``received`` so the pipeline seals it."""
-    first = group[0]
-    async with gate_for(services.db).hold(), services.db.session() as s:
-        moved: list[str] = []
-        for c in group:
-            if not await _finish_rerouted(s, c.recipient_id, owner, why):
-                continue  # our lease ran out; whoever holds it now decides
-            moved.append(c.rcpt)
-        if moved and first.message_id:
-            await s.execute(
-                update(MessageRecipient)
-                .where(
-                    MessageRecipient.message_id == first.message_id,
-                    func.lower(MessageRecipient.rcpt).in_([r.lower() for r in moved]),
-                )
-                .values(override="portal", state="pending")
-            )
-            await s.execute(
-                update(Message)
-                .where(Message.id == first.message_id)
-                .values(state="received", next_attempt_at=0.0)
-            )
-        if moved:
-            await audit(
-                s,
-                first.tenant_id,
-                "delivery",
-                "delivery.rerouted_to_portal",
-                first.message_id or first.outbox_id,
-                outbox=first.outbox_id,
-                recipients=moved,
-                reason=why[:300],
-            )
-        await s.commit()
-    if moved:
-        metrics().deliveries.labels(first.tenant_id or "", first.kind, REROUTED).inc(len(moved))
-    for rcpt in moved:
-        log.warning(
-            "%s to=<%s> require_tls: not sent, rerouted to the portal (%s)",
-            first.outbox_id,
-            rcpt,
-            why,
-        )
-
-
-async def _finish_rerouted(s: AsyncSession, rid: int, owner: str, why: str) -> bool:
-    result = await s.execute(
-        update(OutboxRecipient)
-        .where(OutboxRecipient.id == rid, OutboxRecipient.lease_owner == owner)
-        .values(
-            state=REROUTED,
-            lease_owner=None,
-            lease_until=0.0,
-            updated_at=now(),
-            last_reply=f"rerouted to portal: {why}"[:500],
-            attempts=OutboxRecipient.attempts + 1,
-        )
-    )
-    return getattr(result, "rowcount", 0) == 1
-
-
 async def _record(
     services: Services,
     owner: str,
@@ -289,7 +197,7 @@ async def _record(
     settings = services.settings
     failures: list[Failure] = []
     delays: list[Failure] = []
-    async with gate_for(services.db).hold(), services.db.session() as s:
+    async with services.db.write_gate.hold(), services.db.session() as s:
         for c in group:
             reply = results.get(c.rcpt, Reply(451, "4.3.0 no reply"))
             if reply.ok:
@@ -364,63 +272,3 @@ async def _enqueue_dsn(  # noqa: ANN001
         action=action,
         retry_until=item.expires_at,
     )
-
-
-async def _idle(stop: asyncio.Event, wakeup: asyncio.Event | None, seconds: float) -> None:
-    waits = [asyncio.ensure_future(stop.wait())]
-    if wakeup is not None:
-        waits.append(asyncio.ensure_future(wakeup.wait()))
-    _, pending = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-
-
-async def run_worker(
-    services: Services, stop: asyncio.Event, wakeup: asyncio.Event | None = None
-) -> None:
-    """Process received messages and drain the outbox until ``stop`` is set; wakes at
-    once on ``wakeup`` (set by intake), else every ``queue_poll_interval``."""
-    owner = worker_id()
-    pool = NextHops(services.settings, size=services.settings.delivery_concurrency)
-    try:
-        await _recover(services)
-        while not stop.is_set():
-            if wakeup is not None:
-                wakeup.clear()
-            try:
-                done = await process_pending(services)
-                done += await deliver_due(services, pool, owner, stop)
-            except Exception as exc:  # noqa: BLE001 - keep going; the next round retries
-                log.error("worker round failed: %s", exc)
-                done = 0
-            if not done:
-                await _idle(stop, wakeup, services.settings.queue_poll_interval)
-    finally:
-        await pool.close()
-        from gateway.crypto.pgp import stop_agents
-
-        await stop_agents(services.settings.data_dir)
-
-
-async def _recover(services: Services) -> None:
-    """Resume at once what a worker killed on this host had claimed."""
-    try:
-        async with gate_for(services.db).hold(), services.db.session() as s:
-            leases, claims = await release_dead(s)
-            await s.commit()
-    except Exception as exc:  # noqa: BLE001 - the claims still run out by themselves
-        log.warning("could not give back dead workers' claims: %s", type(exc).__name__)
-        return
-    if leases or claims:
-        log.info("resumed %d deliveries and %d messages of a stopped worker", leases, claims)
-
-
-async def run_once(services: Services) -> int:
-    """One round (for tests and ``sealmail queue`` tools): process, then deliver."""
-    pool = NextHops(services.settings, size=services.settings.delivery_concurrency)
-    try:
-        done = await process_pending(services)
-        done += await deliver_due(services, pool, worker_id())
-        return done
-    finally:
-        await pool.close()

@@ -11,8 +11,8 @@ from typing import Any
 
 from core.config import Settings, parse_hostport
 from core.errors import ConfigError
-from gateway import replies
-from gateway.smtp_server import GatewaySMTP
+from gateway.intake import replies
+from gateway.intake.smtp_server import GatewaySMTP
 
 log = logging.getLogger("sealmail.gateway")
 

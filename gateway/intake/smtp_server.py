@@ -1,6 +1,6 @@
 """aiosmtpd's SMTP protocol, adjusted for a gateway that must never lose mail:
 
-- DATA is read in bulk chunks (:mod:`gateway.data_reader`), not line by line, and handed
+- DATA is read in bulk chunks (:mod:`gateway.intake.data_reader`), not line by line, and handed
   on as it is decoded (the handler seals it while it arrives: memory does not grow with
   the size of the message);
 - AUTH PLAIN/LOGIN check credentials asynchronously (the database, Argon2 off the loop);
@@ -20,8 +20,8 @@ from typing import Any, Protocol
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope
 
 from core.metrics import metrics
-from gateway import replies
-from gateway.data_reader import DataDecoder, DataState
+from gateway.intake import replies
+from gateway.intake.data_reader import DataDecoder, DataState
 
 log = logging.getLogger("sealmail.gateway.smtp")
 

@@ -19,7 +19,6 @@ import logging
 
 from archive.services import Services
 from core.models import Message, MessageRecipient, SealedObject
-from gateway.writegate import gate_for
 
 log = logging.getLogger("sealmail.gateway.committer")
 
@@ -73,7 +72,7 @@ class GroupCommitter:
 
     async def _commit(self, batch: list[Entry]) -> None:
         db = self.services.db
-        async with gate_for(db).hold(urgent=True), db.session() as s:
+        async with db.write_gate.hold(urgent=True), db.session() as s:
             s.add_all(e.obj for e in batch)
             await s.flush()
             s.add_all(e.message for e in batch)

@@ -40,7 +40,7 @@ from archive.services import Services
 from core.errors import SealmailError, TransientError
 from core.models import RecipientKey, Tenant
 from core.recipient_keys import list_keys, usable_keys
-from gateway.crypto import mime
+from gateway.pipeline.crypto import mime
 
 log = logging.getLogger("sealmail.gateway.crypto.pgp")
 

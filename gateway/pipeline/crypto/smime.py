@@ -24,7 +24,7 @@ from archive.services import Services
 from core.errors import TransientError
 from core.models import Tenant
 from core.recipient_keys import usable_keys
-from gateway.crypto import mime
+from gateway.pipeline.crypto import mime
 
 SMIME_TYPE = "enveloped-data"
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive.vault import Vault
 from core.portal_message import Part, PortalMessage
-from gateway.triggers import header_text
+from gateway.pipeline.triggers import header_text
 
 B64_SLICE = 1024 * 1024  # characters of base64 text decoded at a time
 

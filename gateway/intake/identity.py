@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import accounts
 from core.models import AllowedNetwork, Tenant
-from gateway.replies import REPLY_RELAY_DENIED, REPLY_SUSPENDED, REPLY_TERMINATED
+from gateway.intake.replies import REPLY_RELAY_DENIED, REPLY_SUSPENDED, REPLY_TERMINATED
 
 TOKEN_HEADER = "X-Sealmail-Tenant-Token"  # noqa: S105 - a header name
 

@@ -125,7 +125,7 @@ async def _wkd(
 ) -> None:
     """Look the recipient's key up in their domain's Web Key Directory (cached). A lookup
     that cannot complete now leaves the portal as the method: still encrypted."""
-    from gateway.wkd import lookup_and_store
+    from gateway.pipeline.crypto.wkd import lookup_and_store
 
     try:
         explanation["wkd"] = (

@@ -121,7 +121,7 @@ class MtaSts:
     ``txt`` is an async callable returning the TXT strings of a name ([] when there are
     none; TransientError on a DNS failure). ``url_for`` and ``context`` move the HTTPS
     fetch elsewhere and choose its trust (tests: a loopback server and a test CA), as in
-    :mod:`gateway.wkd`."""
+    :mod:`gateway.pipeline.crypto.wkd`."""
 
     def __init__(
         self,

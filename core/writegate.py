@@ -1,4 +1,4 @@
-"""One SQLite writer at a time in this process, intake first.
+"""The write gate: one SQLite writer at a time in this process, intake first.
 
 SQLite has one write lock per database. Left to itself, a connection that finds it taken
 sleeps in SQLite's busy handler (1, 2, 5 ... 100 ms steps) and tries again, so under load
@@ -7,7 +7,9 @@ process's write transactions here instead hands the lock over the moment it is f
 an urgent waiter (intake, which holds an SMTP client until its ``250``) goes before the
 background work. Other processes still meet at SQLite's own lock (``busy_timeout``).
 
-PostgreSQL locks rows, not the database: there the gate lets everyone through.
+PostgreSQL locks rows, not the database: there the gate lets everyone through. Each
+:class:`core.db.Database` holds the gate of its database (``db.write_gate``), shared by
+everything in this process that writes to it.
 
 ``intake_active`` counts the messages in DATA right now; the pipeline runs one message at
 a time while it is not zero, so the loop and the CPUs go to the clients waiting for ``250``.
@@ -18,13 +20,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import weakref
 from collections.abc import AsyncIterator
-
-from core.db import Database
 
 
 class WriteGate:
+    """Queues this process's write transactions to one database (urgent ones first)."""
+
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self._held = False
@@ -73,14 +74,3 @@ class WriteGate:
                     waiter.set_result(None)  # the gate passes straight to it
                     return
         self._held = False
-
-
-_gates: weakref.WeakKeyDictionary[Database, WriteGate] = weakref.WeakKeyDictionary()
-
-
-def gate_for(db: Database) -> WriteGate:
-    """The gate shared by everything in this process that writes to ``db``."""
-    gate = _gates.get(db)
-    if gate is None:
-        gate = _gates[db] = WriteGate(enabled=db.is_sqlite)
-    return gate
