@@ -30,7 +30,7 @@ from tests.gateway.conftest import (  # noqa: F401 - fixtures
     sink,
     tenant,
 )
-from tests.gateway.test_journal import JOURNAL, REPORT_LINES, journal_report, send_report
+from tests.gateway.pipeline.test_journal import JOURNAL, REPORT_LINES, journal_report, send_report
 
 MARK_SUBJECT = "Zanzibar"
 MARK_ADDR = "quokka"

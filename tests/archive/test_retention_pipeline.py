@@ -99,7 +99,7 @@ async def test_a_duplicate_journal_report_is_shredded_too(
 
     from archive.sweep import sweep
     from core.models import SealedObject
-    from tests.gateway.test_journal import REPORT_LINES, journal_report, send_report
+    from tests.gateway.pipeline.test_journal import REPORT_LINES, journal_report, send_report
 
     original = message("Board minutes", to="bob@partner.example")
     await send_report(gateway, tenant, journal_report(original, message_id="<r1@x>"))

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-import tests.gateway.test_nexthop as nexthop_tests
+import tests.gateway.delivery.test_nexthop as nexthop_tests
 from archive.services import Services
 from core.errors import TransientError
 from gateway.delivery.mtasts import MtaSts, Policy, parse_policy, parse_txt
 from tests.gateway.conftest import write_self_signed
-from tests.gateway.test_nexthop import (
+from tests.gateway.delivery.test_nexthop import (
     FakeDns,
     MxFarm,
     deliver,

@@ -22,8 +22,8 @@ from archive.services import Services
 from core import accounts, recipient_keys
 from core.models import KeyLookup
 from gateway.pipeline.crypto import wkd
-from tests.gateway.crypto import keygen
-from tests.gateway.crypto.keygen import PgpKeys
+from tests.helpers import keygen
+from tests.helpers.keygen import PgpKeys
 from tests.portal.conftest import make_tenant
 
 pgp_keys = keygen.pgp_keys  # session fixture

@@ -15,9 +15,9 @@ from core import accounts, recipient_keys
 from core.errors import TransientError
 from core.models import RecipientKey, Tenant
 from gateway.pipeline.crypto import smime
-from tests.gateway.crypto import keygen
-from tests.gateway.crypto.keygen import Certs
-from tests.gateway.crypto.messages import ATTACHMENT, leaves, parse, sample_message
+from tests.gateway.pipeline.crypto.messages import ATTACHMENT, leaves, parse, sample_message
+from tests.helpers import keygen
+from tests.helpers.keygen import Certs
 from tests.portal.conftest import make_tenant
 
 certs = keygen.certs  # session fixture

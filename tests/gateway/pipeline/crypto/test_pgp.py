@@ -14,9 +14,9 @@ from core import accounts, recipient_keys
 from core.errors import TransientError
 from core.models import Tenant
 from gateway.pipeline.crypto import pgp
-from tests.gateway.crypto import keygen
-from tests.gateway.crypto.keygen import PgpKeys
-from tests.gateway.crypto.messages import ATTACHMENT, leaves, parse, sample_message
+from tests.gateway.pipeline.crypto.messages import ATTACHMENT, leaves, parse, sample_message
+from tests.helpers import keygen
+from tests.helpers.keygen import PgpKeys
 from tests.portal.conftest import make_tenant
 
 pgp_keys = keygen.pgp_keys  # session fixture

@@ -11,7 +11,7 @@ import pytest
 
 from bench.intake_memory import measure
 from gateway.intake.handler import build_gateway
-from tests.gateway.test_intake import session_run
+from tests.gateway.intake.test_intake import session_run
 
 
 def test_large_message_is_accepted_with_bounded_memory() -> None:
