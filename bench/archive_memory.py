@@ -74,7 +74,7 @@ async def run(work: Path, size_mb: int) -> dict:
     from core.keys import FileRootKey
     from core.models import ArchiveEntry, Message, MessageRecipient
     from core.services import Services
-    from gateway.archive_record import reindex
+    from gateway.pipeline.archive_record import reindex
 
     (work / "keys").mkdir()
     FileRootKey.create(work / "keys" / "root.key")

@@ -38,7 +38,7 @@ async def serve(workdir: str) -> None:
     from core.db import migrate
     from core.keys import FileRootKey
     from core.services import Services
-    from gateway.intake import build_gateway
+    from gateway.intake.handler import build_gateway
 
     base = Path(workdir)
     FileRootKey.create(base / "keys" / "root.key")

@@ -132,8 +132,8 @@ async def serve_gateway(workdir: str, relay_port: int) -> None:
     from core.db import migrate
     from core.keys import FileRootKey
     from core.services import Services
-    from gateway.delivery import run_worker
-    from gateway.intake import build_gateway
+    from gateway.intake.handler import build_gateway
+    from gateway.worker import run_worker
 
     base = Path(workdir)
     FileRootKey.create(base / "keys" / "root.key")

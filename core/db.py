@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from core.errors import ConfigError, TransientError
+from core.writegate import WriteGate
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -81,6 +82,8 @@ class Database:
         self.url = url
         self.engine = create_engine(url, **kwargs)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # one writer at a time on SQLite, intake first (:mod:`core.writegate`)
+        self.write_gate = WriteGate(enabled=is_sqlite(url))
 
     @property
     def is_sqlite(self) -> bool:

@@ -25,7 +25,6 @@ from sqlalchemy.exc import IntegrityError
 from core.leases import owner_id
 from core.models import ScheduledJob
 from core.services import Services
-from gateway.writegate import gate_for
 
 log = logging.getLogger("sealmail.scheduler")
 
@@ -44,7 +43,7 @@ JOBS: list[Job] = []
 
 
 async def _ensure_rows(services: Services, jobs: Sequence[Job]) -> None:
-    async with gate_for(services.db).hold(), services.db.session() as s:
+    async with services.db.write_gate.hold(), services.db.session() as s:
         for job in jobs:
             if await s.get(ScheduledJob, job.name) is None:
                 s.add(ScheduledJob(name=job.name, next_run_at=0.0))
@@ -55,7 +54,7 @@ async def _ensure_rows(services: Services, jobs: Sequence[Job]) -> None:
 
 
 async def _claim(services: Services, job: Job, owner: str, now: float) -> bool:
-    async with gate_for(services.db).hold(), services.db.session() as s:
+    async with services.db.write_gate.hold(), services.db.session() as s:
         result = await s.execute(
             update(ScheduledJob)
             .where(
@@ -72,7 +71,7 @@ async def _claim(services: Services, job: Job, owner: str, now: float) -> bool:
 async def _finish(services: Services, job: Job, owner: str, error: str) -> None:
     now = time.time()
     delay = min(job.retry, job.every) if error else job.every
-    async with gate_for(services.db).hold(), services.db.session() as s:
+    async with services.db.write_gate.hold(), services.db.session() as s:
         await s.execute(
             update(ScheduledJob)
             .where(ScheduledJob.name == job.name, ScheduledJob.owner == owner)

@@ -106,7 +106,7 @@ async def serve(
     tasks: list[asyncio.Task[None]] = []
     try:
         if role in ("all", "smtp"):
-            from gateway.intake import build_gateway
+            from gateway.intake.handler import build_gateway
 
             gateway = build_gateway(services, wakeup=wakeup)
             host, port = await gateway.start()
@@ -125,8 +125,8 @@ async def serve(
             http_servers.append(await _serve_http(app, settings.metrics_listen, "metrics", tasks))
             announce(f"metrics listening on {settings.metrics_listen} (/metrics)")
         if role in ("all", "worker"):
-            from gateway.delivery import run_worker
             from gateway.scheduler import run_scheduler
+            from gateway.worker import run_worker
 
             tasks.append(
                 asyncio.create_task(run_worker(services, stop, wakeup=wakeup), name="worker")

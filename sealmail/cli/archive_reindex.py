@@ -24,7 +24,7 @@ def reindex_cmd(
 ) -> None:
     """Index messages archived before the search index existed (idempotent)."""
     from core import accounts
-    from gateway.archive_record import reindex
+    from gateway.pipeline.archive_record import reindex
 
     async def go() -> int:
         svc = _services(ctx)

@@ -20,7 +20,7 @@ from sqlalchemy import select, text, update
 from archive import export, index
 from archive.search import Query, QueryError, parse_date, search
 from core.models import ArchiveEntry, ArchiveTerm, Base, Tenant
-from gateway.pipeline import process_pending
+from gateway.pipeline.runner import process_pending
 from tests.gateway.conftest import (  # noqa: F401 - fixtures
     asend,
     gateway,
@@ -30,7 +30,7 @@ from tests.gateway.conftest import (  # noqa: F401 - fixtures
     sink,
     tenant,
 )
-from tests.gateway.test_journal import JOURNAL, REPORT_LINES, journal_report, send_report
+from tests.gateway.pipeline.test_journal import JOURNAL, REPORT_LINES, journal_report, send_report
 
 MARK_SUBJECT = "Zanzibar"
 MARK_ADDR = "quokka"
@@ -378,7 +378,7 @@ async def test_reindex_skips_a_shredded_original(gw_services, tenant):  # noqa: 
     was already shredded is skipped, not an error."""
     from core.ids import queue_id
     from core.models import Message, MessageRecipient, SealedObject
-    from gateway.archive_record import reindex
+    from gateway.pipeline.archive_record import reindex
 
     ids = []
     async with gw_services.db.session() as s:

@@ -10,7 +10,7 @@ from core.models import ArchiveEntry, Tenant
 from core.policy.model import parse_policy
 from core.policy.store import set_policy
 from core.services import Services
-from gateway.pipeline import process_pending
+from gateway.pipeline.runner import process_pending
 from tests.archive.test_archive_search import message, send
 from tests.gateway.conftest import (  # noqa: F401 - fixtures
     asend,
@@ -99,7 +99,7 @@ async def test_a_duplicate_journal_report_is_shredded_too(
 
     from archive.sweep import sweep
     from core.models import SealedObject
-    from tests.gateway.test_journal import REPORT_LINES, journal_report, send_report
+    from tests.gateway.pipeline.test_journal import REPORT_LINES, journal_report, send_report
 
     original = message("Board minutes", to="bob@partner.example")
     await send_report(gateway, tenant, journal_report(original, message_id="<r1@x>"))

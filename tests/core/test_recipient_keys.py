@@ -12,8 +12,8 @@ from core import recipient_keys
 from core.errors import NotFound, PermanentError
 from core.models import AuditEvent
 from core.services import Services
-from tests.gateway.crypto import keygen
-from tests.gateway.crypto.keygen import Certs, PgpKeys
+from tests.helpers import keygen
+from tests.helpers.keygen import Certs, PgpKeys
 from tests.portal.conftest import make_tenant
 
 pgp_keys, certs = keygen.pgp_keys, keygen.certs  # session fixtures
@@ -154,7 +154,7 @@ async def test_one_bad_key_refuses_the_whole_import(services: Services, pgp_keys
 
 
 async def test_a_key_with_two_addresses_serves_both(services: Services, tmp_path) -> None:  # noqa: ANN001
-    from tests.gateway.crypto.keygen import _gpg, _make, stop_agent
+    from tests.helpers.keygen import _gpg, _make, stop_agent
 
     home = tmp_path / "two-uids"
     home.mkdir(mode=0o700)

@@ -174,7 +174,7 @@ async def tenant(gw_services: Services) -> TenantInfo:
 
 @pytest.fixture
 async def gateway(gw_services: Services) -> AsyncIterator[tuple[str, int]]:
-    from gateway.intake import build_gateway
+    from gateway.intake.handler import build_gateway
 
     gw = build_gateway(gw_services)
     address = await gw.start()

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from core import recipient_keys
 from core.models import AuditEvent, RecipientKey
 from core.services import Services
-from tests.gateway.crypto import keygen
-from tests.gateway.crypto.keygen import Certs, PgpKeys
+from tests.helpers import keygen
+from tests.helpers.keygen import Certs, PgpKeys
 from tests.portal.conftest import World, csrf_of
 from tests.portal.test_admin import _add_user, sign_in
 

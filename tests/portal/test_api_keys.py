@@ -4,8 +4,8 @@ tenant sees none of them; refusals are 422 with the reason."""
 from __future__ import annotations
 
 from core import accounts
-from tests.gateway.crypto import keygen
-from tests.gateway.crypto.keygen import Certs, PgpKeys
+from tests.helpers import keygen
+from tests.helpers.keygen import Certs, PgpKeys
 from tests.portal.conftest import World
 
 pgp_keys, certs = keygen.pgp_keys, keygen.certs  # session fixtures

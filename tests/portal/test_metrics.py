@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from core.config import Settings
 from core.services import Services
-from gateway.delivery import run_once
+from gateway.worker import run_once
 from portal.app import create_app
 from portal.ops import metrics_app
 from tests.gateway import conftest as gw

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.gateway.crypto import keygen
-from tests.gateway.crypto.keygen import Certs, PgpKeys
+from tests.helpers import keygen
+from tests.helpers.keygen import Certs, PgpKeys
 from tests.sealmail.test_cli import sm, workdir  # noqa: F401 - the fixture
 
 pgp_keys, certs = keygen.pgp_keys, keygen.certs  # session fixtures

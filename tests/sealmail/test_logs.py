@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from core import logcontext
 from core.models import Message
-from gateway.delivery import run_once
+from gateway.worker import run_once
 from sealmail.logs import setup_logging
 from tests.gateway import conftest as gw
 from tests.gateway.conftest import asend, make_message

@@ -1,0 +1,274 @@
+"""Delivery: drain the outbox to the next hop.
+
+Per recipient: 2xx sent; 4xx or no connection deferred with exponential backoff and
+jitter; 5xx or past its lifetime bounced, with one DSN to the envelope sender (never a
+bounce to a bounce). Everything we send carries the loop stamp, and no internal
+``X-Sealmail-*`` header ever leaves.
+
+An item with ``require_tls`` goes out only over STARTTLS with a certificate that verifies.
+When the next hop cannot give that, nothing is sent: the recipient is ``rerouted`` (no
+bounce, no DSN) and its message goes back to the pipeline to be sealed to the portal
+(:mod:`gateway.delivery.reroute`). Outcomes the database cannot take yet are kept by the
+worker (:mod:`gateway.delivery.outcomes`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import defaultdict
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import logcontext, outbox
+from core.backoff import backoff
+from core.errors import TransientError
+from core.metrics import metrics
+from core.models import Message, OutboxItem, OutboxRecipient, Tenant, now
+from core.services import Services
+from gateway.delivery.dsn import Failure, queue_dsn, status_of
+from gateway.delivery.nexthop import NextHops, hop_for
+from gateway.delivery.outcomes import DeliveryState
+from gateway.delivery.relay import RelayPool, Reply, TlsUnavailable
+from gateway.delivery.reroute import reroute_to_portal
+from gateway.stamp import stamp
+
+log = logging.getLogger("sealmail.gateway.delivery")
+
+CLAIM_LIMIT = 200
+
+# The state of callers that keep none of their own (one-off rounds: ``run_once``, tools,
+# tests): what one such round could not write, the next one writes, as in a worker.
+_ONE_OFF_ROUNDS = DeliveryState()
+
+
+def _lease_seconds(services: Services) -> float:
+    return max(services.settings.queue_lease, services.settings.relay_timeout * 2)
+
+
+async def deliver_due(
+    services: Services,
+    pool: NextHops | RelayPool,
+    owner: str,
+    stop: asyncio.Event | None = None,
+    state: DeliveryState | None = None,
+) -> int:
+    """Send what is due; returns how many recipients were attempted. ``pool`` is the
+    worker's :class:`NextHops` (a bare :class:`RelayPool` serves as the global relay);
+    ``state`` the worker's memory between rounds (one-off rounds share one)."""
+    kept = state if state is not None else _ONE_OFF_ROUNDS
+    hops = pool if isinstance(pool, NextHops) else NextHops(services.settings, default=pool)
+    await kept.record_unrecorded()
+    if owner in kept.lease_unsure and not kept.unrecorded:
+        # the last claim failed with the database and may have committed all the same:
+        # give back every lease of ours (none is in flight between rounds, and no outcome
+        # is waiting to be written) rather than let them wait out the lease
+        async with services.db.write_gate.hold(), services.db.session() as s:
+            await s.execute(
+                update(OutboxRecipient)
+                .where(OutboxRecipient.lease_owner == owner)
+                .values(lease_owner=None, lease_until=0.0)
+            )
+            await s.commit()
+        kept.lease_unsure.discard(owner)
+    try:
+        async with services.db.write_gate.hold(), services.db.session() as s:
+            claimed = await outbox.claim_due(
+                s, owner, CLAIM_LIMIT, _lease_seconds(services), not services.db.is_sqlite
+            )
+    except Exception:
+        kept.lease_unsure.add(owner)
+        raise
+    if not claimed:
+        return 0
+    items: dict[str, list[outbox.Claimed]] = defaultdict(list)
+    for c in claimed:
+        items[c.outbox_id].append(c)
+    slots = asyncio.Semaphore(max(1, services.settings.delivery_concurrency))
+
+    async def one(group: list[outbox.Claimed]) -> int:
+        # each runs in a task of its own: its log lines name its message and tenant
+        logcontext.set_context(group[0].message_id or group[0].outbox_id, group[0].tenant_id)
+        async with slots:
+            if stop is not None and stop.is_set():
+                await _release(services, owner, group)
+                return 0
+            try:
+                await _deliver_item(services, hops, owner, group, kept)
+            except Exception as exc:  # noqa: BLE001 - deferred with backoff, retried later
+                log.error("delivery of %s failed: %s", group[0].outbox_id, exc, exc_info=exc)
+                why = f"451 4.3.0 local error: {type(exc).__name__}"
+                await kept.write_or_keep(functools.partial(_defer, services, owner, group, why))
+            return len(group)
+
+    try:
+        return sum(await asyncio.gather(*(one(g) for g in items.values())))
+    finally:
+        if hops is not pool:  # made for this round: its other hops' connections end here
+            await hops.close()
+
+
+async def _defer(services: Services, owner: str, group: list[outbox.Claimed], why: str) -> None:
+    """Failed on our side before an outcome: try again after the usual backoff (only
+    while the lease is still ours: otherwise whoever holds it decides)."""
+    settings = services.settings
+    async with services.db.write_gate.hold(), services.db.session() as s:
+        for c in group:
+            delay = backoff(c.attempts + 1, settings.queue_min_backoff, settings.queue_max_backoff)
+            await outbox.mark_deferred(s, c.recipient_id, owner, why, now() + delay)
+        await s.commit()
+
+
+async def _release(services: Services, owner: str, group: list[outbox.Claimed]) -> None:
+    async with services.db.write_gate.hold(), services.db.session() as s:
+        for c in group:
+            await outbox.release(s, c.recipient_id, owner)
+        await s.commit()
+
+
+async def _deliver_item(
+    services: Services,
+    hops: NextHops,
+    owner: str,
+    group: list[outbox.Claimed],
+    kept: DeliveryState,
+) -> None:
+    first = group[0]
+    if first.tenant_id is None:
+        raise TransientError(f"outbox item {first.outbox_id} has no tenant to open it with")
+    async with services.db.session() as s:
+        item = await s.get(OutboxItem, first.outbox_id)
+        require_tls = bool(item is not None and item.require_tls)
+        tenant = await s.get(Tenant, first.tenant_id)
+        hop = hop_for(tenant.relay if tenant is not None else "", services.settings)
+        data = await services.vault.read(s, first.tenant_id, first.object_id)
+    data = stamp(services.keyring.stamp_key, first.tenant_id, data)
+    rcpts = [c.rcpt for c in group]
+    if now() > first.expires_at:
+        results = dict.fromkeys(rcpts, Reply(450, "4.4.7 message expired in the queue"))
+        expired = True
+    else:
+        expired = False
+        results, rerouted = await _send(hops, hop, first.mail_from, rcpts, data, require_tls)
+        for batch, why in rerouted:
+            await reroute_to_portal(services, owner, [c for c in group if c.rcpt in batch], why)
+        group = [c for c in group if c.rcpt in results]
+        if not group:
+            return
+    # the next hop has answered: its replies are written now, or kept until they can be
+    await kept.write_or_keep(
+        functools.partial(_record, services, owner, group, data, results, expired)
+    )
+
+
+async def _send(
+    hops: NextHops, hop: str, mail_from: str, rcpts: list[str], data: bytes, require_tls: bool
+) -> tuple[dict[str, Reply], list[tuple[list[str], str]]]:
+    """Each batch of the hop (one per domain in ``mx`` mode) at once: the replies, and
+    the batches that need verified TLS and cannot get it (with why)."""
+    results: dict[str, Reply] = {}
+    rerouted: list[tuple[list[str], str]] = []
+
+    async def one(batch: list[str]) -> None:
+        try:
+            results.update(await hops.send(hop, mail_from, batch, data, require_tls))
+        except TlsUnavailable as exc:
+            if require_tls:
+                rerouted.append((batch, str(exc)))
+            else:
+                results.update(dict.fromkeys(batch, Reply(451, f"4.7.5 {exc}")))
+        except TransientError as exc:
+            results.update(dict.fromkeys(batch, Reply(451, f"4.4.1 {exc}")))
+
+    await asyncio.gather(*(one(b) for b in hops.batches(hop, rcpts)))
+    return results, rerouted
+
+
+async def _record(
+    services: Services,
+    owner: str,
+    group: list[outbox.Claimed],
+    data: bytes,
+    results: dict[str, Reply],
+    expired: bool,
+) -> None:
+    settings = services.settings
+    failures: list[Failure] = []
+    delays: list[Failure] = []
+    async with services.db.write_gate.hold(), services.db.session() as s:
+        for c in group:
+            reply = results.get(c.rcpt, Reply(451, "4.3.0 no reply"))
+            if reply.ok:
+                await outbox.mark_sent(s, c.recipient_id, owner, str(reply))
+            elif reply.permanent or expired:
+                if await outbox.mark_bounced(s, c.recipient_id, owner, str(reply)):
+                    failures.append(Failure(c.rcpt, status_of(str(reply)), str(reply)))
+            else:
+                delay = backoff(
+                    c.attempts + 1, settings.queue_min_backoff, settings.queue_max_backoff
+                )
+                if await outbox.mark_deferred(
+                    s, c.recipient_id, owner, str(reply), now() + delay
+                ) and outbox.wants_warning(c, settings.queue_delay_warning, now()):
+                    if await outbox.mark_warned(s, c.recipient_id):
+                        delays.append(Failure(c.rcpt, status_of(str(reply), "4.0.0"), str(reply)))
+        first = group[0]
+        if failures and first.kind != "dsn" and first.mail_from:
+            await _enqueue_dsn(services, s, first, data, failures)
+        if delays:  # wants_warning already ruled out DSNs and the null sender
+            await _enqueue_dsn(services, s, first, data, delays, action="delayed")
+        accepted_at = await _accepted_at(s, first, results)
+        await s.commit()
+    for c in group:
+        log.info("%s to=<%s> %s", c.outbox_id, c.rcpt, results.get(c.rcpt))
+        _count(c, results.get(c.rcpt), expired, accepted_at)
+
+
+async def _accepted_at(
+    s: AsyncSession, item: outbox.Claimed, results: dict[str, Reply]
+) -> float | None:
+    """When intake answered 250 for the message behind ``item`` (for the latency
+    histogram); the item's own creation time for mail we wrote ourselves."""
+    if not any(r.ok for r in results.values()):
+        return None
+    if item.message_id and item.kind in ("clear", "encrypted"):
+        received = await s.scalar(select(Message.received_at).where(Message.id == item.message_id))
+        if received is not None:
+            return float(received)
+    return item.created_at
+
+
+def _count(
+    c: outbox.Claimed, reply: Reply | None, expired: bool, accepted_at: float | None
+) -> None:
+    """The outcome of one attempt for ``/metrics`` (as :func:`_record` judged it)."""
+    if reply is not None and reply.ok:
+        result = "sent"
+        if accepted_at is not None:
+            metrics().latency.labels(c.kind).observe(max(0.0, now() - accepted_at))
+    elif reply is None or not (reply.permanent or expired):
+        result = "deferred"
+    else:
+        result = "bounced"
+    metrics().deliveries.labels(c.tenant_id or "", c.kind, result).inc()
+
+
+async def _enqueue_dsn(  # noqa: ANN001
+    services, session, item: outbox.Claimed, data: bytes, failures, action: str = "failed"
+) -> None:
+    """A bounce (``failed``) or a delay warning (``delayed``) to the envelope sender."""
+    assert item.tenant_id is not None
+    await queue_dsn(
+        services,
+        session,
+        tenant_id=item.tenant_id,
+        to_addr=item.mail_from,
+        original=data,
+        failures=failures,
+        arrival=item.created_at,
+        message_id=item.message_id,
+        action=action,
+        retry_until=item.expires_at,
+    )

@@ -1,0 +1,44 @@
+"""What the handlers of one pass over a message share: the :class:`Context`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.models import Message, MessageRecipient, Tenant
+from core.services import Services
+from gateway.headers import replace_field, strip_fields
+from gateway.pipeline.decide import Verdict
+from gateway.pipeline.triggers import header_text
+
+
+@dataclasses.dataclass
+class Context:
+    services: Services
+    session: AsyncSession
+    message: Message
+    tenant: Tenant
+    raw: bytes
+    msg: EmailMessage
+    recipients: list[MessageRecipient]
+    subject: str = ""  # as the recipient sees it (trigger keywords removed)
+    portal_meta_id: str | None = None
+    links: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
+    new_recipients: set[str] = dataclasses.field(default_factory=set)
+    verdicts: dict[str, Verdict] = dataclasses.field(default_factory=dict)
+    holds: dict[tuple[str, str], list[str]] = dataclasses.field(default_factory=dict)
+
+    def outbound_raw(self) -> bytes:
+        """The original bytes for the next hop: internal headers removed and, when a
+        trigger keyword was in the subject, the subject without it."""
+        data = strip_fields(self.raw)
+        original = header_text(self.msg, "Subject")
+        if self.subject != original:
+            data = replace_field(data, "Subject", self.subject)
+        return data
+
+
+Handler = Callable[[Context, list[MessageRecipient]], Awaitable[None]]

@@ -1,0 +1,161 @@
+"""One verdict per recipient, recorded: the glue the pipeline calls.
+
+``decide`` loads the tenant's policy, runs extraction and the rules in a thread (CPU work,
+never on the loop), and maps each decision to a disposition with the recipient's keys. A
+policy that cannot be read or evaluated raises: the pipeline defers the message (fail
+closed), it is never sent in clear for want of a decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from collections.abc import Set
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.accounts import tenant_domains
+from core.errors import TransientError
+from core.models import PolicyDecision, Tenant
+from core.policy import Decision, Limits, evaluate, extract_facts
+from core.policy.disposition import disposition_for, upgraded_by_trigger
+from core.policy.store import get_policy
+from core.recipient_keys import methods_available
+from core.services import Services
+
+log = logging.getLogger("sealmail.gateway.policy")
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    disposition: str  # clear | tls | portal | pgp | smime | hold | reject
+    action: str  # encrypt | require_tls | hold | reject | pass
+    method: str  # auto | portal | pgp | smime, "" unless encrypt
+    rule: str  # the rule that matched, "" for the default or a trigger
+    reason: str  # one line for people: MessageRecipient.reason, the portal
+    explanation: dict[str, Any]
+
+
+async def decide(
+    services: Services,
+    session: AsyncSession,
+    tenant: Tenant,
+    *,
+    raw: bytes,
+    mail_from: str,
+    recipients: list[str],
+    trigger_reason: str | None,
+    released: Set[str] = frozenset(),
+) -> dict[str, Verdict]:
+    policy = await get_policy(session, tenant.id)
+    domains = await tenant_domains(session, tenant.id)
+    released_lower = {r.strip().lower() for r in released}
+
+    def run() -> list[Decision]:
+        facts = extract_facts(raw, Limits())
+        decisions = evaluate(
+            policy, facts, mail_from=mail_from, recipients=recipients, tenant_domains=domains
+        )
+        again = [
+            d.rcpt
+            for d in decisions
+            if d.action == "hold" and d.rcpt.strip().lower() in released_lower
+        ]
+        if not again:
+            return decisions
+        # a compliance officer released the hold: decide again without the hold rules
+        redo = evaluate(
+            policy.without_action("hold"),
+            facts,
+            mail_from=mail_from,
+            recipients=again,
+            tenant_domains=domains,
+        )
+        by_rcpt = {d.rcpt: d for d in redo}
+        return [
+            dataclasses.replace(
+                by_rcpt[d.rcpt],
+                explanation={**by_rcpt[d.rcpt].explanation, "released_from": d.rule},
+            )
+            if d.rcpt in by_rcpt
+            else d
+            for d in decisions
+        ]
+
+    decisions = await asyncio.to_thread(run)
+    verdicts: dict[str, Verdict] = {}
+    for d in decisions:
+        verdicts[d.rcpt] = await _verdict(services, session, tenant, d, trigger_reason)
+    return verdicts
+
+
+async def _verdict(
+    services: Services,
+    session: AsyncSession,
+    tenant: Tenant,
+    d: Decision,
+    trigger_reason: str | None,
+) -> Verdict:
+    action, method, explanation = d.action, d.method, dict(d.explanation)
+    by = f"rule {d.rule!r}" if d.rule else _default_words(d)
+    if trigger_reason and upgraded_by_trigger(action):
+        explanation["trigger"] = trigger_reason
+        explanation["upgraded_from"] = action
+        action, method = "encrypt", "auto"
+        by = f"{trigger_reason} (policy: {by} → {d.action})"
+    methods: set[str] = set()
+    if action == "encrypt" and method == "auto":
+        if tenant.wkd_lookup:
+            await _wkd(services, session, tenant, d.rcpt, explanation)
+        methods = await methods_available(session, tenant.id, d.rcpt)
+    disposition = disposition_for(action, method, methods)
+    explanation["disposition"] = disposition
+    what = f"{action} {method} → {disposition}" if action == "encrypt" else action
+    if action == "require_tls":
+        what = "require_tls → tls"
+    reason = f"{by}: {what}"
+    return Verdict(disposition, action, method, d.rule, reason[:500], explanation)
+
+
+async def _wkd(
+    services: Services, session: AsyncSession, tenant: Tenant, rcpt: str, explanation: dict
+) -> None:
+    """Look the recipient's key up in their domain's Web Key Directory (cached). A lookup
+    that cannot complete now leaves the portal as the method: still encrypted."""
+    from gateway.pipeline.crypto.wkd import lookup_and_store
+
+    try:
+        explanation["wkd"] = (
+            "found" if await lookup_and_store(services, session, tenant, rcpt) else "not found"
+        )
+    except TransientError as exc:
+        log.info("WKD lookup for a recipient of tenant %s failed: %s", tenant.id, exc)
+        explanation["wkd"] = "unavailable"
+
+
+def _default_words(d: Decision) -> str:
+    if d.explanation.get("default") == "encrypt_external":
+        return "default (encrypt all external mail)"
+    return "no rule matched"
+
+
+async def record(
+    session: AsyncSession, message_id: str, tenant_id: str, verdicts: dict[str, Verdict]
+) -> None:
+    """One ``policy_decisions`` row per recipient (the caller commits)."""
+    for rcpt, v in verdicts.items():
+        session.add(
+            PolicyDecision(
+                message_id=message_id,
+                tenant_id=tenant_id,
+                rcpt=rcpt,
+                action=v.action,
+                method=v.method,
+                disposition=v.disposition,
+                rule=v.rule[:200],
+                explanation=json.dumps(v.explanation, sort_keys=True, default=str),
+            )
+        )

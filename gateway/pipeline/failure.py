@@ -1,0 +1,84 @@
+"""The failure policy of the pipeline: a failed pass waits with backoff and is retried;
+past ``queue_lifetime`` its pending recipients are bounced to the sender. Encryption that
+cannot happen now (:class:`EncryptionFailed`) never turns into a copy in clear."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from core.backoff import backoff
+from core.errors import SealmailError, TransientError
+from core.metrics import metrics
+from core.models import Message, MessageRecipient, now
+from core.services import Services
+from gateway.delivery.dsn import Failure
+from gateway.pipeline.bounce import enqueue_bounce
+
+
+class EncryptionFailed(TransientError):
+    """A copy that must be encrypted could not be: the message waits (fail closed)."""
+
+
+async def record_failure(
+    services: Services, message_id: str, lease: float, error: Exception
+) -> None:
+    """Record a failed pass: retry with backoff, or — past ``queue_lifetime`` — bounce the
+    recipients still pending to the sender. Never a copy in clear."""
+    settings = services.settings
+    async with services.db.write_gate.hold(), services.db.session() as s:
+        message = await s.get(Message, message_id)
+        if message is None or message.state != "received" or message.next_attempt_at != lease:
+            return
+        message.attempts += 1
+        message.claimed_by = ""
+        message.last_error = _describe(error)
+        if now() - message.received_at <= settings.queue_lifetime:
+            delay = backoff(
+                message.attempts, settings.queue_min_backoff, settings.queue_max_backoff
+            )
+            message.next_attempt_at = now() + delay
+            await s.commit()
+            return
+        pending = list(
+            (
+                await s.execute(
+                    select(MessageRecipient).where(
+                        MessageRecipient.message_id == message.id,
+                        MessageRecipient.state == "pending",
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        try:
+            raw = await services.vault.read(s, message.tenant_id, message.raw_object_id)
+        except Exception:  # noqa: BLE001 - the bounce still goes, with no original headers
+            raw = b""
+        status = "5.7.0" if _is_encryption_failure(error) else "4.4.7"
+        text = (
+            "the message could not be encrypted as your organisation's policy requires, "
+            "and it was not sent in clear"
+            if status == "5.7.0"
+            else "the message could not be processed before its time in the queue ran out"
+        )
+        await enqueue_bounce(
+            services, s, message, raw, [Failure(r.rcpt, status, text) for r in pending]
+        )
+        for r in pending:
+            r.state, r.disposition = "done", "bounced"
+            r.reason = f"bounced after queue_lifetime: {message.last_error}"[:500]
+        message.state = "failed"  # kept, sealed, for an operator to look at
+        await s.commit()
+        metrics().decisions.labels(message.tenant_id, "bounced").inc(len(pending))
+
+
+def _describe(error: Exception) -> str:
+    """What an operator reads in ``queue list``; vendor exceptions keep only their type."""
+    if isinstance(error, SealmailError):
+        return f"{type(error).__name__}: {error}"[:500]
+    return type(error).__name__
+
+
+def _is_encryption_failure(error: Exception) -> bool:
+    return isinstance(error, EncryptionFailed)

@@ -1,0 +1,29 @@
+"""Handler ``grant_access``: a portal link per recipient of a sealed message."""
+
+from __future__ import annotations
+
+from core.ids import new_id, new_token
+from core.keys import sha256_hex
+from core.models import MessageRecipient, PortalAccess, now
+from gateway.pipeline.context import Context
+
+
+async def grant_access(ctx: Context, rcpts: list[MessageRecipient]) -> None:
+    """One link per recipient: ≥ 256 random bits, only its SHA-256 stored."""
+    settings = ctx.services.settings
+    expires = now() + settings.portal_link_lifetime
+    for r in rcpts:
+        email = r.rcpt.strip().lower()
+        token = new_token()
+        ctx.session.add(
+            PortalAccess(
+                id=new_id("a_"),
+                token_hash=sha256_hex(token),
+                message_id=ctx.message.id,
+                tenant_id=ctx.tenant.id,
+                recipient=email,
+                expires_at=expires,
+            )
+        )
+        ctx.new_recipients.add(email)
+        ctx.links[r.rcpt] = (f"{settings.portal_base_url}/m/{token}", expires)

@@ -1,0 +1,50 @@
+"""Handler ``notify_recipient``: the tenant's notification mail with the portal link."""
+
+from __future__ import annotations
+
+import asyncio
+
+from core import outbox
+from core.models import MessageRecipient
+from gateway.pipeline.context import Context
+from gateway.pipeline.portal_seal import sender_of
+
+
+async def notify_recipient(ctx: Context, rcpts: list[MessageRecipient]) -> None:
+    """One notification per recipient, rendered off the loop, sealed into the outbox."""
+    # Imported here: branding is layer 1 and renders templates; nothing at import time.
+    from branding.mail import compose
+    from branding.notifications import render_notification
+
+    settings = ctx.services.settings
+    _, name, address = sender_of(ctx.msg, ctx.message.mail_from)
+    from_addr = ctx.tenant.notification_from or settings.sender_address
+    for r in rcpts:
+        link, expires = ctx.links[r.rcpt]
+
+        def build(rcpt: str = r.rcpt, link: str = link, expires: float = expires) -> bytes:
+            rendered = render_notification(
+                ctx.tenant,
+                sender_name=name or address,
+                sender_address=address,
+                subject=None if ctx.tenant.hide_subject else ctx.subject,
+                link=link,
+                recipient=rcpt,
+                expires_at=expires,
+                portal_base_url=settings.portal_base_url,
+            )
+            return compose(from_addr=from_addr, to_addr=rcpt, rendered=rendered, reply_to=address)
+
+        # Templates and MIME composition are CPU work: off the loop that serves SMTP.
+        data = await asyncio.to_thread(build)
+        obj = await ctx.services.vault.seal(ctx.session, ctx.tenant.id, data, kind="outbound")
+        await outbox.enqueue(
+            ctx.session,
+            kind="notification",
+            tenant_id=ctx.tenant.id,
+            mail_from=ctx.message.mail_from,
+            recipients=[r.rcpt],
+            object_id=obj.id,
+            lifetime=settings.queue_lifetime,
+            message_id=ctx.message.id,
+        )

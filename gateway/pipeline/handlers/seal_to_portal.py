@@ -1,0 +1,25 @@
+"""Handler ``seal_to_portal``: the message's parts sealed for the portal, once per message."""
+
+from __future__ import annotations
+
+from core.models import MessageRecipient
+from gateway.pipeline.context import Context
+from gateway.pipeline.portal_seal import seal_parts
+
+
+async def seal_to_portal(ctx: Context, rcpts: list[MessageRecipient]) -> None:
+    """Seal the parts and their list (the meta object) unless an earlier pass did."""
+    if ctx.message.meta_object_id:  # an earlier pass sealed it for other recipients
+        ctx.portal_meta_id = ctx.message.meta_object_id
+        return
+    meta = await seal_parts(
+        ctx.session,
+        ctx.services.vault,
+        ctx.tenant.id,
+        ctx.msg,
+        ctx.subject,
+        ctx.message.mail_from,
+    )
+    obj = await ctx.services.vault.seal(ctx.session, ctx.tenant.id, meta.to_json(), kind="meta")
+    ctx.message.meta_object_id = obj.id
+    ctx.portal_meta_id = obj.id

@@ -1,0 +1,93 @@
+"""The outcome of one pass over a message: every write of it (recipients done, decisions,
+retention, holds, new recipients, state ``processed``) in one short transaction."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from archive import retention
+from core.metrics import metrics
+from core.models import Message, MessageRecipient, Recipient, now
+from gateway.pipeline.context import Context
+from gateway.pipeline.decide import record as record_decisions
+
+log = logging.getLogger("sealmail.gateway.pipeline")
+
+
+async def record_outcome(
+    ctx: Context,
+    rcpts: list[MessageRecipient],
+    pending: list[MessageRecipient],
+    lease: float,
+) -> None:
+    """Every write of one pass over a message, in one short transaction (only while the
+    claim ``lease`` is still ours)."""
+    s, message = ctx.session, ctx.message
+    for r in pending:
+        v = ctx.verdicts[r.rcpt]
+        r.disposition, r.reason = v.disposition, (v.rule and f"rule '{v.rule}': " or "") + v.reason
+        r.reason = r.reason[:500]
+        r.state, r.override = "done", ""
+    await record_decisions(s, message.id, ctx.tenant.id, ctx.verdicts)
+    await retention.settle_message(
+        s,
+        ctx.services.settings,
+        ctx.services.store,
+        message.id,
+        [v.explanation.get("retain_days") for v in ctx.verdicts.values()],
+    )
+    if ctx.holds:
+        from core.quarantine import hold
+
+        for (rule, reason), addresses in ctx.holds.items():
+            await hold(s, message.id, ctx.tenant.id, addresses, rule, reason)
+    await _remember_recipients(ctx)
+    dispositions = {r.disposition for r in rcpts if r.disposition}
+    done = await s.execute(
+        update(Message)
+        .where(
+            Message.id == message.id,
+            Message.state == "received",
+            Message.next_attempt_at == lease,
+        )
+        .values(
+            state="processed",
+            disposition=dispositions.pop() if len(dispositions) == 1 else "mixed",
+            meta_object_id=ctx.portal_meta_id or message.meta_object_id,
+            processed_at=now(),
+            last_error="",
+            claimed_by="",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:  # our claim ran out and someone else took it
+        await s.rollback()
+        return
+    await s.commit()
+    for r in pending:
+        metrics().decisions.labels(ctx.tenant.id, r.disposition).inc()
+    log.info(
+        "processed %d recipients: %s",
+        len(pending),
+        ", ".join(sorted({r.disposition for r in pending})),
+    )
+
+
+async def _remember_recipients(ctx: Context) -> None:
+    """Add the tenant's new external recipients; concurrent workers may race: the
+    database keeps one row (ON CONFLICT DO NOTHING)."""
+    if not ctx.new_recipients:
+        return
+    insert = sqlite_insert if ctx.services.db.is_sqlite else pg_insert
+    stmt = insert(Recipient).on_conflict_do_nothing(index_elements=["tenant_id", "email"])
+    await ctx.session.execute(
+        stmt,
+        [
+            {"tenant_id": ctx.tenant.id, "email": e, "first_seen": now()}
+            for e in sorted(ctx.new_recipients)
+        ],
+    )

@@ -1,0 +1,226 @@
+"""The pipeline runner: claim received messages, run each one's pass, record it.
+
+Each message is claimed with a conditional UPDATE (two workers never take the same one),
+opened, judged (:mod:`gateway.pipeline.verdicts`), and every effect — sealed parts, portal
+access, notifications and clear copies in the outbox, state ``processed`` — is committed
+in ONE transaction (:mod:`gateway.pipeline.outcome`). A failure leaves it ``received``
+with a backoff (:mod:`gateway.pipeline.failure`); it is retried, never lost and never sent
+in clear instead.
+
+The handlers of each disposition are listed in :mod:`gateway.pipeline.table`. Only
+recipients still ``pending`` are handled, so a release from quarantine or a reroute from
+``tls`` to the portal runs the pipeline again for just those recipients. Encryption that
+cannot happen now raises: the message waits and is retried, and after ``queue_lifetime``
+its sender gets a bounce. It never goes out in clear instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
+
+from sqlalchemy import select, update
+
+from core import logcontext
+from core.config import Settings
+from core.leases import owner_id
+from core.models import Message, MessageRecipient, Tenant, now
+from core.services import Services
+from gateway.pipeline import archive_record, failure
+from gateway.pipeline.context import Context
+from gateway.pipeline.outcome import record_outcome
+from gateway.pipeline.table import HANDLERS, PIPELINES
+from gateway.pipeline.triggers import header_text, strip_keywords
+from gateway.pipeline.verdicts import verdicts_for
+
+log = logging.getLogger("sealmail.gateway.pipeline")
+
+CONCURRENCY = 8  # messages processed at once by one worker
+
+
+def claim_seconds(settings: Settings) -> float:
+    """A claimed message is retried by other workers only after this (2 x queue_lease)."""
+    return 2 * settings.queue_lease
+
+
+class PipelineState:
+    """What a worker's pipeline remembers from one round to the next.
+
+    ``unrecorded``: failed passes that could not be recorded (the database was down too).
+    Left alone, such a message would wait out its whole claim (:func:`claim_seconds`) after
+    the database came back; each round first records them, and they are retried after the
+    usual backoff.
+
+    ``claim_unsure``: owners whose last claim failed with the database: the claim may have
+    committed all the same (a connection lost at COMMIT), which would leave messages
+    waiting out their claim. Their next round first gives back every claim of theirs (none
+    is in progress between rounds), then claims afresh.
+    """
+
+    def __init__(self) -> None:
+        self._owner = ""
+        self.unrecorded: dict[str, tuple[float, Exception]] = {}
+        self.claim_unsure: set[str] = set()
+
+    @property
+    def owner(self) -> str:
+        """This state's claim owner (``host:pid:random``), made at first use."""
+        if not self._owner:
+            self._owner = owner_id()
+        return self._owner
+
+
+# The state of callers that keep none of their own (one-off rounds: ``run_once``, tools,
+# tests): what one such round could not record, the next one records, as in a worker.
+_ONE_OFF_ROUNDS = PipelineState()
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    return BytesParser(policy=default_policy).parsebytes(raw)  # type: ignore[return-value]
+
+
+async def _claim(services: Services, limit: int, owner: str) -> list[tuple[str, float]]:
+    async with services.db.write_gate.hold(), services.db.session() as s:
+        t = now()
+        ids = (
+            (
+                await s.execute(
+                    select(Message.id)
+                    .where(Message.state == "received", Message.next_attempt_at <= t)
+                    .order_by(Message.received_at)
+                    .limit(limit)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        won: list[tuple[str, float]] = []
+        lease = t + claim_seconds(services.settings)
+        for mid in ids:
+            result = await s.execute(
+                update(Message)
+                .where(Message.id == mid, Message.state == "received", Message.next_attempt_at <= t)
+                .values(next_attempt_at=lease, claimed_by=owner)
+            )
+            if result.rowcount == 1:
+                won.append((mid, lease))
+        await s.commit()
+        return won
+
+
+async def _process(services: Services, message_id: str, lease: float) -> None:
+    async with services.db.session() as s:
+        message = await s.get(Message, message_id)
+        tenant = await s.get(Tenant, message.tenant_id) if message else None
+        if message is None or tenant is None:
+            return
+        logcontext.set_tenant(tenant.id)
+        raw = await services.vault.read(s, tenant.id, message.raw_object_id)
+        msg = await asyncio.to_thread(_parse, raw)
+        rcpts = list(
+            (
+                await s.execute(
+                    select(MessageRecipient)
+                    .where(MessageRecipient.message_id == message.id)
+                    .order_by(MessageRecipient.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        pending = [r for r in rcpts if r.state == "pending"]
+        ctx = Context(services, s, message, tenant, raw, msg, pending)
+        ctx.subject = await asyncio.to_thread(
+            lambda: strip_keywords(header_text(msg, "Subject"), services.settings.trigger_keywords)
+        )
+        # Nothing is written while the policy runs and the handlers seal, encrypt and
+        # compose (no autoflush): the write transaction below, which holds SQLite's lock,
+        # stays short.
+        with s.no_autoflush:
+            ctx.verdicts = await verdicts_for(ctx, pending)
+            groups: dict[str, list[MessageRecipient]] = {}
+            for r in pending:
+                groups.setdefault(ctx.verdicts[r.rcpt].disposition, []).append(r)
+            for disposition in sorted(groups, key=lambda d: d != "portal"):
+                for name in PIPELINES[disposition]:
+                    await HANDLERS[name](ctx, groups[disposition])
+            await archive_record.record_accepted(
+                services, s, message, raw, msg, groups, [r.rcpt for r in rcpts]
+            )
+        async with services.db.write_gate.hold():
+            await record_outcome(ctx, rcpts, pending, lease)
+
+
+async def _process_one(
+    services: Services, state: PipelineState, message_id: str, lease: float
+) -> int:
+    logcontext.set_context(message_id, None)  # a task of its own: lines name the message
+    try:
+        await _process(services, message_id, lease)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - kept and retried later
+        log.warning("processing %s failed: %s", message_id, exc, exc_info=exc)
+        try:
+            await failure.record_failure(services, message_id, lease, exc)
+        except Exception as inner:  # noqa: BLE001 - recorded at the next round instead
+            log.error("could not record failure of %s: %s", message_id, inner)
+            state.unrecorded[message_id] = (lease, exc)
+        return 0
+
+
+async def _record_unrecorded(services: Services, state: PipelineState) -> None:
+    for message_id, (lease, exc) in list(state.unrecorded.items()):
+        try:
+            await failure.record_failure(services, message_id, lease, exc)
+        except Exception:  # noqa: BLE001 - still down: the next round tries again
+            return
+        del state.unrecorded[message_id]
+
+
+async def _release_own_claims(services: Services, owner: str) -> None:
+    async with services.db.write_gate.hold(), services.db.session() as s:
+        await s.execute(
+            update(Message)
+            .where(Message.state == "received", Message.claimed_by == owner)
+            .values(claimed_by="", next_attempt_at=now())
+        )
+        await s.commit()
+
+
+async def process_pending(
+    services: Services,
+    limit: int = 50,
+    owner: str | None = None,
+    state: PipelineState | None = None,
+) -> int:
+    """Process up to ``limit`` received messages, a few at a time (their disk and
+    database waits overlap); returns how many were processed. ``state`` is the worker's
+    memory between rounds (one-off rounds share one)."""
+    state = state if state is not None else _ONE_OFF_ROUNDS
+    slots = asyncio.Semaphore(CONCURRENCY)
+    # While SMTP clients wait for a 250, background work yields: on SQLite one message at a
+    # time (one writer at all); on PostgreSQL a few, or delivery would stall under load.
+    quiet = asyncio.Semaphore(1 if services.db.is_sqlite else max(1, CONCURRENCY // 2))
+    gate = services.db.write_gate
+
+    async def one(message_id: str, lease: float) -> int:
+        async with slots:
+            if gate.intake_active:
+                async with quiet:
+                    return await _process_one(services, state, message_id, lease)
+            return await _process_one(services, state, message_id, lease)
+
+    who = owner or state.owner
+    await _record_unrecorded(services, state)
+    if who in state.claim_unsure:
+        await _release_own_claims(services, who)
+        state.claim_unsure.discard(who)
+    try:
+        claimed = await _claim(services, limit, who)
+    except Exception:
+        state.claim_unsure.add(who)
+        raise
+    return sum(await asyncio.gather(*(one(m, lease) for m, lease in claimed)))
