@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from archive import search
 from archive.index import index_key
 from archive.services import Services
-from core.accounts import audit
+from core.audit import audit
 from core.errors import NotFound, PermanentError
 from core.ids import new_id
 from core.models import ArchiveEntry, LegalHold, LegalHoldItem, now

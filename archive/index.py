@@ -26,8 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive.services import Services
 from core.ids import new_id
-from core.keys import RootKey
 from core.models import ArchiveEntry, ArchiveTerm, Tenant, now
+from core.rootkey.protocol import RootKey
 
 INDEX_PURPOSE = "archive-index/"
 TOKEN_HEX = 32  # 128 bits of the HMAC, as hex

@@ -7,10 +7,11 @@ import dataclasses
 
 from archive.store import LocalStore, ObjectStore, open_store
 from archive.vault import Vault
-from core.config import Settings
+from core.config.settings import Settings
 from core.db import Database
 from core.keyring import KeyRing
-from core.keys import RootKey, open_root_key
+from core.rootkey.loader import open_root_key
+from core.rootkey.protocol import RootKey
 
 
 def store_from_settings(settings: Settings) -> ObjectStore:

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from archive import holds, retention
 from archive.services import Services
 from archive.store import ObjectLocked
-from core.accounts import audit
+from core.audit import audit
 from core.errors import NotFound, SealmailError
 from core.models import (
     ArchiveEntry,

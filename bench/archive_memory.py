@@ -68,12 +68,12 @@ async def run(work: Path, size_mb: int) -> dict:
     from archive import export
     from archive.search import Query
     from archive.services import Services
-    from core import accounts
-    from core.config import load_settings
+    from core.accounts.tenants import create_tenant
+    from core.config.loading import load_settings
     from core.db import migrate
     from core.ids import queue_id
-    from core.keys import FileRootKey
     from core.models import ArchiveEntry, Message, MessageRecipient
+    from core.rootkey.file_root import FileRootKey
     from gateway.archive_record import reindex
 
     (work / "keys").mkdir()
@@ -88,7 +88,7 @@ async def run(work: Path, size_mb: int) -> dict:
     try:
         async with services.db.session() as s:
             tenant_id = (
-                await accounts.create_tenant(s, services.keyring, "Big", ["acme.example"])
+                await create_tenant(s, services.keyring, "Big", ["acme.example"])
             ).tenant_id  # noqa: E501
             await s.commit()
         out["rss_setup_peak_mb"] = peak_rss_mb()  # imports: Argon2's 64 MiB at import

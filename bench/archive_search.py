@@ -181,10 +181,10 @@ def pct(values: list[float], p: float) -> float:
 async def run(database_url: str, workdir: Path, entries: int, count: int, seed: int) -> dict:
     from archive.search import search
     from archive.services import Services
-    from core import accounts
-    from core.config import load_settings
+    from core.accounts.tenants import create_tenant
+    from core.config.loading import load_settings
     from core.db import migrate
-    from core.keys import FileRootKey
+    from core.rootkey.file_root import FileRootKey
 
     rng = random.Random(seed)
     (workdir / "keys").mkdir(exist_ok=True)
@@ -206,8 +206,8 @@ async def run(database_url: str, workdir: Path, entries: int, count: int, seed: 
             t0 = time.perf_counter()
         else:
             async with services.db.session() as s:
-                a = await accounts.create_tenant(s, services.keyring, "Bench", ["acme.example"])
-                b = await accounts.create_tenant(s, services.keyring, "Other", ["other.example"])
+                a = await create_tenant(s, services.keyring, "Bench", ["acme.example"])
+                b = await create_tenant(s, services.keyring, "Other", ["other.example"])
                 await s.commit()
             tenant_a = a.tenant_id
             t0 = time.perf_counter()

@@ -26,8 +26,9 @@ from billing_hooks.dunning import REASON_BILLING, REASON_TRIAL
 from billing_hooks.notify import Mailer
 from billing_hooks.schedule import RESUME
 from billing_hooks.state import load, today
-from core.accounts import find_partner, find_tenant
-from core.config import Settings
+from core.accounts.partners import find_partner
+from core.accounts.tenants import find_tenant
+from core.config.settings import Settings
 from core.db import Database
 from core.errors import NotFound, TransientError
 from core.ids import new_id

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_hooks.signing import HEADER, sign
-from core.config import Settings
+from core.config.settings import Settings
 from core.db import Database
 from core.ids import new_id
 from core.models import OutboundWebhook

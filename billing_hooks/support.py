@@ -32,10 +32,10 @@ from typing import Any
 from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts import audit, hash_password, verify_password
+from core.audit import audit
 from core.errors import NotFound, PermanentError
+from core.hashing import hash_password, hmac_sha256, sha256_hex, verify_password
 from core.ids import new_id, new_token
-from core.keys import hmac_sha256, sha256_hex
 from core.models import (
     AccountContact,
     BillingAccount,

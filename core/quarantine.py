@@ -21,7 +21,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
-from core.accounts import audit
+from core.audit import audit
 from core.errors import NotFound, PermanentError
 from core.ids import new_id
 from core.models import HeldMessage, Message, MessageRecipient, PolicyDecision, Tenant, now

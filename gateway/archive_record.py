@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from archive import index
 from archive.services import Services
 from core.errors import NotFound
-from core.keys import sha256_hex
+from core.hashing import sha256_hex
 from core.models import ArchiveEntry, JournalEntry, Message
 from gateway.journal import DISPOSITION_JOURNAL, MalformedReport, parse_report
 

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive.services import Services
 from core import logcontext, outbox
-from core.accounts import audit
+from core.audit import audit
 from core.errors import TransientError
 from core.leases import owner_id, release_dead
 from core.metrics import metrics

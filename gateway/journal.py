@@ -31,8 +31,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive.services import Services
+from core.hashing import hmac_sha256, sha256_hex
 from core.ids import new_id
-from core.keys import hmac_sha256, sha256_hex
 from core.models import JournalEntry, Message, Tenant
 from gateway.headers import parse_headers, split_header_block
 

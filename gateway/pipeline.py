@@ -43,10 +43,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from archive import retention
 from archive.services import Services
 from core import logcontext, outbox
-from core.config import Settings
+from core.config.settings import Settings
 from core.errors import SealmailError, TransientError
+from core.hashing import sha256_hex
 from core.ids import new_id, new_token
-from core.keys import sha256_hex
 from core.leases import owner_id
 from core.metrics import metrics
 from core.models import Message, MessageRecipient, PortalAccess, Recipient, Tenant, now

@@ -24,7 +24,7 @@ from starlette.responses import RedirectResponse, Response
 
 from branding.notifications import format_time
 from core import quarantine
-from core.accounts import audit
+from core.audit import audit
 from core.errors import NotFound
 from core.models import AuditEvent, HeldMessage, Message, MessageRecipient, PolicyDecision
 from portal.admin_auth import Admin, checked_form, current_admin

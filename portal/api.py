@@ -13,7 +13,7 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core import accounts
+from core.accounts.authentication import authenticate_api_key
 from core.models import (
     Message,
     MessageRecipient,
@@ -37,7 +37,7 @@ async def _tenant(request: Request) -> tuple[Tenant, str] | Response:
     if scheme.lower() != "bearer" or not key.strip():
         return _error(401, "missing bearer API key", {"WWW-Authenticate": "Bearer"})
     async with portal(request).services.db.session() as s:
-        found = await accounts.authenticate_api_key(s, key)
+        found = await authenticate_api_key(s, key)
     if found is None:
         return _error(401, "invalid API key", {"WWW-Authenticate": "Bearer"})
     return found

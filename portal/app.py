@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from archive.services import Services
 from branding.templating import STATIC_DIR
-from core.config import Settings
+from core.config.settings import Settings
 from core.errors import NotFound, TransientError
 from portal import (
     admin_api,

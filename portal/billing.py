@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from billing_hooks import events
 from billing_hooks.signing import HEADER, SignatureError, verify
 from branding.billing_mail import billing_mailer
-from core import accounts
+from core.accounts.authentication import authenticate_api_key
 from core.errors import TransientError
 from core.models import BillingAccount, Invoice, Tenant
 from portal import sessions
@@ -190,7 +190,7 @@ class SuspendedTenantGuard:
                 scheme, _, key = request.headers.get("authorization", "").partition(" ")
                 if scheme.lower() != "bearer" or not key.strip():
                     return None
-                found = await accounts.authenticate_api_key(s, key.strip())
+                found = await authenticate_api_key(s, key.strip())
                 return found[0] if found else None
             row = await sessions.load(s, request)
             if row is None:

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from core.accounts import audit
+from core.audit import audit
 from core.models import Message, PortalAccess, PortalSession, SealedObject, Tenant, now
 from core.portal_message import PortalMessage
 from portal import sessions

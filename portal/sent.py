@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from core import quarantine
-from core.accounts import audit
+from core.audit import audit
 from core.errors import NotFound, PermanentError
 from core.models import (
     HeldMessage,

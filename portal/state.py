@@ -7,7 +7,7 @@ import dataclasses
 from starlette.requests import Request
 
 from archive.services import Services
-from core.config import Settings
+from core.config.settings import Settings
 from portal.pages import Pages
 from portal.security import origin_of
 

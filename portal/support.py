@@ -37,11 +37,11 @@ from branding.mail import Rendered, compose
 from branding.support_letter import LetterInfo, render_letter
 from branding.support_mail import render_pin_changed, render_pin_code, render_pin_locked
 from core import outbox
-from core.accounts import audit
-from core.config import Settings
+from core.audit import audit
+from core.config.settings import Settings
 from core.errors import PermanentError
+from core.hashing import sha256_hex
 from core.ids import new_token
-from core.keys import sha256_hex
 from core.models import PortalSession, SupportAgent, Tenant, now
 from portal import codes, ratelimit, sessions
 from portal.entry import CODE_MAIL_LIFETIME, mask_address

@@ -18,7 +18,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from core.config import Settings, load_settings
+from core.config.loading import load_settings
+from core.config.settings import Settings
 from core.errors import SealmailError
 
 T = TypeVar("T")
@@ -206,13 +207,13 @@ def partner() -> None:
 def partner_create(ctx: click.Context, name: str, config: str | None, as_json: bool) -> None:
     """Create a partner."""
     from archive.services import Services
-    from core import accounts
+    from core.accounts.partners import create_partner
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                p = await accounts.create_partner(s, name)
+                p = await create_partner(s, name)
                 await s.commit()
                 return {"id": p.id, "name": p.name}
         finally:
@@ -234,7 +235,7 @@ def partner_list(ctx: click.Context, config: str | None, as_json: bool) -> None:
     from sqlalchemy import func, select
 
     from archive.services import Services
-    from core import accounts
+    from core.accounts.partners import list_partners
     from core.models import Tenant
 
     async def go() -> list[dict[str, Any]]:
@@ -255,7 +256,7 @@ def partner_list(ctx: click.Context, config: str | None, as_json: bool) -> None:
                         "tenants": counts.get(p.id, 0),
                         "created_at": _ts(p.created_at),
                     }
-                    for p in await accounts.list_partners(s)
+                    for p in await list_partners(s)
                 ]
         finally:
             await svc.close()
@@ -280,14 +281,14 @@ def partner_show(ctx: click.Context, ref: str, config: str | None, as_json: bool
     from sqlalchemy import select
 
     from archive.services import Services
-    from core import accounts
+    from core.accounts.partners import find_partner
     from core.models import Tenant
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                p = await accounts.find_partner(s, ref)
+                p = await find_partner(s, ref)
                 tenants = (
                     (await s.execute(select(Tenant).where(Tenant.partner_id == p.id)))
                     .scalars()
@@ -380,14 +381,15 @@ def tenant_create(
     """Create a tenant; prints its credentials once."""
     from archive.services import Services
     from billing_hooks.enforcement import standing_for_new_tenant
-    from core import accounts
+    from core.accounts.domains import tenant_domains
+    from core.accounts.tenants import create_tenant
     from core.models import Tenant
 
     async def go() -> tuple[Any, list[str], str | None]:
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                creds = await accounts.create_tenant(
+                creds = await create_tenant(
                     s,
                     svc.keyring,
                     name,
@@ -402,7 +404,7 @@ def tenant_create(
                 # a new tenant of an unpaid partner waits with the others (451), at once
                 standing = await standing_for_new_tenant(s, tenant)
                 await s.commit()
-                return creds, await accounts.tenant_domains(s, creds.tenant_id), standing
+                return creds, await tenant_domains(s, creds.tenant_id), standing
         finally:
             await svc.close()
 
@@ -420,7 +422,7 @@ async def _tenant_rows(settings: Settings) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
     from archive.services import Services
-    from core import accounts
+    from core.accounts.tenants import list_tenants
     from core.models import Partner, TenantDomain
 
     svc = Services.open(settings)
@@ -441,7 +443,7 @@ async def _tenant_rows(settings: Settings) -> list[dict[str, Any]]:
                     "domains": sorted(domains.get(t.id, [])),
                     "created_at": _ts(t.created_at),
                 }
-                for t in await accounts.list_tenants(s)
+                for t in await list_tenants(s)
             ]
     finally:
         await svc.close()
@@ -481,15 +483,18 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
 
     from archive import retention
     from archive.services import Services
-    from core import accounts
+    from core.accounts.domains import tenant_domains
+    from core.accounts.networks import tenant_networks
+    from core.accounts.partners import find_partner
+    from core.accounts.tenants import find_tenant
     from core.models import Message
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                t = await accounts.find_tenant(s, ref)
-                nets = await accounts.tenant_networks(s, t.id)
+                t = await find_tenant(s, ref)
+                nets = await tenant_networks(s, t.id)
                 count = (
                     await s.execute(
                         select(func.count()).select_from(Message).where(Message.tenant_id == t.id)
@@ -497,7 +502,7 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
                 ).scalar()
                 partner_name = None
                 if t.partner_id:
-                    partner_name = (await accounts.find_partner(s, t.partner_id)).name
+                    partner_name = (await find_partner(s, t.partner_id)).name
                 return {
                     "id": t.id,
                     "name": t.name,
@@ -505,7 +510,7 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
                     "plan": t.plan,
                     "standing": t.standing,
                     "partner": partner_name,
-                    "domains": await accounts.tenant_domains(s, t.id),
+                    "domains": await tenant_domains(s, t.id),
                     "networks": [{"cidr": n.cidr, "private": n.private} for n in nets],
                     "hide_subject": t.hide_subject,
                     "sensitivity_trigger": t.sensitivity_trigger,
@@ -623,14 +628,16 @@ def tenant_update(
     settings."""
     from archive import retention
     from archive.services import Services
-    from core import accounts
+    from core.accounts.networks import add_network
+    from core.accounts.tenant_settings import update_tenant
+    from core.accounts.tenants import find_tenant
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                t = await accounts.find_tenant(s, ref)
-                changes = await accounts.update_tenant(
+                t = await find_tenant(s, ref)
+                changes = await update_tenant(
                     s,
                     t,
                     "cli",
@@ -651,10 +658,10 @@ def tenant_update(
                     )
                 )
                 for cidr in networks:
-                    await accounts.add_network(s, t, cidr, private=False)
+                    await add_network(s, t, cidr, private=False)
                     changes.setdefault("networks_added", []).append(cidr)
                 for cidr in private_networks:
-                    await accounts.add_network(s, t, cidr, private=True)
+                    await add_network(s, t, cidr, private=True)
                     changes.setdefault("private_networks_added", []).append(cidr)
                 await s.commit()
                 return {"id": t.id, "name": t.name, "changed": changes}
@@ -679,16 +686,16 @@ def _standing_command(name: str, standing: str, help_text: str) -> None:
     @click.pass_context
     def command(ctx: click.Context, ref: str, config: str | None, as_json: bool) -> None:
         from archive.services import Services
-        from core import accounts
+        from core.accounts.tenants import find_tenant, set_standing
 
         async def go() -> dict[str, Any]:
             svc = Services.open(_settings(ctx))
             try:
                 async with svc.db.session() as s:
-                    t = await accounts.find_tenant(s, ref)
+                    t = await find_tenant(s, ref)
                     previous = t.standing
                     if previous != standing:
-                        await accounts.set_standing(s, t, standing, actor="cli")
+                        await set_standing(s, t, standing, actor="cli")
                         await s.commit()
                     return {"id": t.id, "name": t.name, "standing": standing, "was": previous}
             finally:

@@ -99,7 +99,7 @@ def search_cmd(
 ) -> None:
     """Search a tenant's archive (newest first, one page)."""
     from archive.search import search
-    from core import accounts
+    from core.accounts.tenants import find_tenant
 
     query = _query(criteria)
 
@@ -107,7 +107,7 @@ def search_cmd(
         svc = _services(ctx)
         try:
             async with svc.db.session() as s:
-                tenant = await accounts.find_tenant(s, tenant_ref)
+                tenant = await find_tenant(s, tenant_ref)
                 result = await search(svc, s, tenant.id, query, page=page, limit=limit)
                 from archive.search import audit_search
 
@@ -164,7 +164,7 @@ def export_cmd(
     of .eml files with manifest.json and manifest.csv (SHA-256 of each original)."""
     from archive import export
     from archive.search import audit_search
-    from core import accounts
+    from core.accounts.tenants import find_tenant
 
     query = _query(criteria)
     path = Path(output)
@@ -179,7 +179,7 @@ def export_cmd(
         tmp = path.with_name(f".{path.name}.part")
         try:
             async with svc.db.session() as s:
-                tenant = await accounts.find_tenant(s, tenant_ref)
+                tenant = await find_tenant(s, tenant_ref)
             total = await export.count(svc, tenant.id, query)
             progress = Progress(
                 TextColumn("exporting"),
@@ -242,7 +242,7 @@ def reindex_cmd(
     ctx: click.Context, tenant_ref: str | None, config: str | None, as_json: bool
 ) -> None:
     """Index messages archived before the search index existed (idempotent)."""
-    from core import accounts
+    from core.accounts.tenants import find_tenant
     from gateway.archive_record import reindex
 
     async def go() -> int:
@@ -251,7 +251,7 @@ def reindex_cmd(
             tenant_id = None
             if tenant_ref:
                 async with svc.db.session() as s:
-                    tenant_id = (await accounts.find_tenant(s, tenant_ref)).id
+                    tenant_id = (await find_tenant(s, tenant_ref)).id
             progress = Progress(
                 TextColumn("indexing"),
                 BarColumn(),

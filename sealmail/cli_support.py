@@ -169,13 +169,13 @@ def agent_add(
 
     from archive.services import Services
     from billing_hooks import support as desk
-    from core import accounts
+    from core.accounts.partners import find_partner
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                p = await accounts.find_partner(s, partner) if partner else None
+                p = await find_partner(s, partner) if partner else None
                 row, key = await desk.add_agent(s, address, p)
                 await s.commit()
                 return {**_agent_dict(row, p.name if p else ""), "key": key}
@@ -311,7 +311,7 @@ def letter(
 
     from archive.services import Services
     from branding.support_letter import render_letter
-    from core.accounts import audit
+    from core.audit import audit
     from portal.support import build_letter
 
     settings = _settings(ctx)

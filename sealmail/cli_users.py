@@ -53,7 +53,8 @@ def user_add(
     from sqlalchemy import func, select
 
     from archive.services import Services
-    from core import accounts
+    from core.accounts.tenants import find_tenant
+    from core.accounts.users import add_user
     from core.models import User
 
     address = email.strip().lower()
@@ -64,11 +65,11 @@ def user_add(
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                t = await accounts.find_tenant(s, tenant_ref)
+                t = await find_tenant(s, tenant_ref)
                 stmt = select(User).where(User.tenant_id == t.id, func.lower(User.email) == address)
                 if (await s.execute(stmt)).scalar() is not None:
                     raise Failure(f"{address} is already a user of {t.name}")
-                u = await accounts.add_user(s, t, address, role)
+                u = await add_user(s, t, address, role)
                 await s.commit()
                 return {**_user_dict(u), "tenant": t.name}
         finally:
@@ -92,14 +93,14 @@ def user_list(ctx: click.Context, tenant_ref: str, config: str | None, as_json: 
     from sqlalchemy import select
 
     from archive.services import Services
-    from core import accounts
+    from core.accounts.tenants import find_tenant
     from core.models import User
 
     async def go() -> list[dict[str, Any]]:
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                t = await accounts.find_tenant(s, tenant_ref)
+                t = await find_tenant(s, tenant_ref)
                 rows = await s.execute(
                     select(User).where(User.tenant_id == t.id).order_by(User.email)
                 )
@@ -134,7 +135,8 @@ def user_remove(
     from sqlalchemy import delete, func, select
 
     from archive.services import Services
-    from core import accounts
+    from core.accounts.tenants import find_tenant
+    from core.audit import audit
     from core.models import PortalSession, User
 
     address = email.strip().lower()
@@ -143,7 +145,7 @@ def user_remove(
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                t = await accounts.find_tenant(s, tenant_ref)
+                t = await find_tenant(s, tenant_ref)
                 stmt = select(User).where(User.tenant_id == t.id, func.lower(User.email) == address)
                 u = (await s.execute(stmt)).scalar()
                 if u is None:
@@ -156,7 +158,7 @@ def user_remove(
                         PortalSession.kind == "admin",
                     )
                 )
-                await accounts.audit(s, t.id, "cli", "user.remove", u.id, email=address)
+                await audit(s, t.id, "cli", "user.remove", u.id, email=address)
                 await s.commit()
                 return {"id": u.id, "email": address, "tenant": t.name, "removed": True}
         finally:

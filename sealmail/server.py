@@ -14,7 +14,8 @@ from typing import Any
 import uvicorn
 
 from archive.services import Services
-from core.config import Settings, parse_hostport
+from core.config.settings import Settings
+from core.config.values import parse_hostport
 from core.db import MIGRATIONS_DIR, current_revision
 from core.errors import ConfigError
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from archive.services import Services
-from core.config import Settings, load_settings
+from core.config.loading import load_settings
+from core.config.settings import Settings
 from core.db import migrate
-from core.keys import FileRootKey
+from core.rootkey.file_root import FileRootKey
 from tests.helpers.moto_server import MotoServer
 
 PG_BASE = os.environ.get("SEALMAIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

@@ -10,7 +10,7 @@ import json
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts import audit
+from core.audit import audit
 from core.models import TenantPolicy, now
 from core.policy.model import Policy, parse_policy
 

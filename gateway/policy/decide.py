@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive.services import Services
-from core.accounts import tenant_domains
+from core.accounts.domains import tenant_domains
 from core.errors import TransientError
 from core.models import PolicyDecision, Tenant
 from core.policy import Decision, Limits, evaluate, extract_facts

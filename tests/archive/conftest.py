@@ -14,7 +14,7 @@ import pytest
 
 from archive.s3store import S3Store
 from archive.store import LocalStore, ObjectStore
-from core.config import Settings
+from core.config.settings import Settings
 from tests.conftest import make_settings
 from tests.helpers.moto_server import MotoServer
 

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from archive.services import Services
-from core import accounts, sealed
+from core import sealed
+from core.accounts.tenants import create_tenant
 from core.errors import IntegrityError, NotFound
 from core.models import SealedObject, now
 from tests.archive.conftest import listing
@@ -17,7 +18,7 @@ from tests.archive.conftest import listing
 
 async def tenant(svc: Services, name: str) -> str:
     async with svc.db.session() as s:
-        creds = await accounts.create_tenant(s, svc.keyring, name, [f"{name.lower()}.example"])
+        creds = await create_tenant(s, svc.keyring, name, [f"{name.lower()}.example"])
         await s.commit()
     return creds.tenant_id
 

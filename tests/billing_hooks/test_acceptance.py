@@ -168,7 +168,7 @@ def test_a_tenant_created_under_a_suspended_partner_is_suspended_by_the_run(
     (``sealmail tenant create --partner``) sent mail normally. The next billing run suspends
     it with the others, and the payment resumes it with them; a tenant the operator resumed
     by hand is left alone."""
-    from core import accounts
+    from core.accounts.tenants import set_standing
 
     partner_id = billing.partner("MSP Grow")
     old = billing.tenant("Grow Old", "grow-old.example", partner="MSP Grow")
@@ -183,7 +183,7 @@ def test_a_tenant_created_under_a_suspended_partner_is_suspended_by_the_run(
     new = billing.tenant("Grow New", "grow-new.example", partner="MSP Grow")
 
     async def resume_by_hand(s: Any) -> None:
-        await accounts.set_standing(s, await s.get(Tenant, old), "active", "cli")
+        await set_standing(s, await s.get(Tenant, old), "active", "cli")
         await s.commit()
 
     billing.query(resume_by_hand)

@@ -16,7 +16,7 @@ import urllib.request
 from sqlalchemy import select
 
 from archive.services import Services
-from core.config import load_settings
+from core.config.loading import load_settings
 from core.models import AccountContact
 from tests.billing_hooks.test_support import give_pin
 from tests.e2e.conftest import SEALMAIL, Product

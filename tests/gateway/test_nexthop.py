@@ -31,7 +31,8 @@ from sqlalchemy import select
 
 from archive.services import Services
 from core import outbox
-from core.config import Settings, parse_relay
+from core.config.settings import Settings
+from core.config.values import parse_relay
 from core.errors import ConfigError
 from core.models import OutboxItem, OutboxRecipient, Tenant
 from gateway.delivery import deliver_due, run_once, worker_id

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from archive import index
 from archive.services import Services
+from core.hashing import sha256_hex
 from core.ids import new_token
-from core.keys import sha256_hex
 from core.models import ApiKey, AuditEvent
 from tests.portal.conftest import World
 from tests.portal.test_admin import _add_user, sign_in

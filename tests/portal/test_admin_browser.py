@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from archive.services import Services
-from core import accounts
+from core.accounts.tenants import get_tenant
+from core.accounts.users import add_user
 from core.models import MessageRecipient
 from tests.core.test_quarantine import SECRET, make_held
 from tests.portal.conftest import make_tenant
@@ -31,7 +32,7 @@ def _seed(settings) -> str:  # noqa: ANN001
         try:
             tid = await make_tenant(services, "Acme", "acme.example", display_name="Acme Bank")
             async with services.db.session() as s:
-                await accounts.add_user(s, await accounts.get_tenant(s, tid), OFFICER, "compliance")
+                await add_user(s, await get_tenant(s, tid), OFFICER, "compliance")
                 await s.commit()
             _message_id, held_id = await make_held(services, tid)
             return held_id

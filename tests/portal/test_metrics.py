@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from archive.services import Services
-from core.config import Settings
+from core.config.settings import Settings
 from gateway.delivery import run_once
 from portal import create_app
 from portal.ops import metrics_app

@@ -14,8 +14,8 @@ import pytest
 
 from archive.services import Services
 from core import quarantine
+from core.hashing import sha256_hex
 from core.ids import new_id, new_token, queue_id
-from core.keys import sha256_hex
 from core.models import (
     Message,
     MessageRecipient,

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from archive.services import Services
-from core.config import load_settings
+from core.config.loading import load_settings
 from core.ids import new_id
 from core.models import ArchiveEntry, AuditEvent, Message, MessageRecipient, Tenant
 from tests.sealmail.test_cli import sm, workdir  # noqa: F401 - fixture

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from archive.services import Services
 from core import outbox
-from core.config import load_settings
+from core.config.loading import load_settings
 from core.models import AuditEvent, Message, MessageRecipient, OutboxRecipient, Tenant
 from tests.sealmail.test_cli import sm, workdir  # noqa: F401 - the fixture
 

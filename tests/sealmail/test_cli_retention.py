@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from archive.services import Services
-from core.config import load_settings
+from core.config.loading import load_settings
 from core.models import Tenant
 from tests.archive.test_retention import archived
 from tests.sealmail.test_cli import sm, workdir  # noqa: F401 - the fixture

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from archive.services import Services
 from billing_hooks import support as desk
-from core.config import load_settings
+from core.config.loading import load_settings
 from core.models import AuditEvent
 from portal.support import email_key
 from tests.billing_hooks.test_support import give_pin, make_account

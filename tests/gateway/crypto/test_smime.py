@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import update
 
 from archive.services import Services
-from core import accounts, recipient_keys
+from core import recipient_keys
+from core.accounts.tenants import get_tenant
 from core.errors import TransientError
 from core.models import RecipientKey, Tenant
 from gateway.crypto import smime
@@ -29,7 +30,7 @@ async def _tenant(services: Services, c: Certs, *names: str) -> Tenant:
         for name in names:
             await recipient_keys.import_keys(s, tid, c.pem[name])
         await s.commit()
-        tenant = await accounts.get_tenant(s, tid)
+        tenant = await get_tenant(s, tid)
     assert tenant is not None
     return tenant
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from archive.services import Services
-from core import accounts
+from core.accounts.tenants import create_tenant
 from core.ids import new_id
 from core.models import Message, PolicyDecision, RecipientKey, Tenant, TenantPolicy
 from core.policy import PolicyError, parse_policy
@@ -41,7 +41,7 @@ CARD = "4111 1111 1111 1111"
 
 async def _setup(services: Services) -> Tenant:
     async with services.db.session() as s:
-        creds = await accounts.create_tenant(s, services.keyring, "Acme", ["acme.example"])
+        creds = await create_tenant(s, services.keyring, "Acme", ["acme.example"])
         await set_policy(s, creds.tenant_id, parse_policy(POLICY), "test")
         for kind, email in (
             ("pgp", "pgp@x.example"),
