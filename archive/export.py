@@ -27,10 +27,10 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 
 from archive import index
+from archive.models import ArchiveEntry
 from archive.search import Query, open_meta, ordered, statement
 from archive.services import Services
 from core.errors import IntegrityError, NotFound
-from core.models import ArchiveEntry
 
 FORMATS = ("mbox", "zip")
 ZIP_LEVEL = 1

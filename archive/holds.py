@@ -21,11 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive import search
 from archive.index import index_key
+from archive.models import ArchiveEntry, LegalHold, LegalHoldItem
 from archive.services import Services
 from core.audit import audit
 from core.errors import NotFound, PermanentError
 from core.ids import new_id
-from core.models import ArchiveEntry, LegalHold, LegalHoldItem, now
+from core.models import now
 
 KINDS = ("tenant", "search", "message")
 MAX_NAME = 200

@@ -24,9 +24,10 @@ from email.utils import getaddresses, parsedate_to_datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from archive.models import ArchiveEntry, ArchiveTerm
 from archive.services import Services
 from core.ids import new_id
-from core.models import ArchiveEntry, ArchiveTerm, Tenant, now
+from core.models import Tenant, now
 from core.rootkey.protocol import RootKey
 
 INDEX_PURPOSE = "archive-index/"

@@ -32,20 +32,12 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive import holds, retention
+from archive.models import ArchiveEntry, JournalEntry
 from archive.services import Services
 from archive.store import ObjectLocked
 from core.audit import audit
 from core.errors import NotFound, SealmailError
-from core.models import (
-    ArchiveEntry,
-    JournalEntry,
-    Message,
-    OutboxItem,
-    OutboxRecipient,
-    SealedObject,
-    Tenant,
-    now,
-)
+from core.models import Message, OutboxItem, OutboxRecipient, SealedObject, Tenant, now
 from core.portal_message import PortalMessage
 
 log = logging.getLogger("sealmail.sweep")

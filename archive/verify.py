@@ -21,10 +21,11 @@ from typing import Any, BinaryIO
 from sqlalchemy import func, select
 
 from archive.index import Summary
+from archive.models import ArchiveEntry
 from archive.services import Services
 from core import sealed
 from core.errors import IntegrityError, NotFound, SealmailError
-from core.models import ArchiveEntry, AuditEvent, SealedObject
+from core.models import AuditEvent, SealedObject
 
 PAGE = 200
 READ_SIZE = 1024 * 1024

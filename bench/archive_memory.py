@@ -66,13 +66,14 @@ async def run(work: Path, size_mb: int) -> dict:
     from sqlalchemy import select
 
     from archive import export
+    from archive.models import ArchiveEntry
     from archive.search import Query
     from archive.services import Services
     from core.accounts.tenants import create_tenant
     from core.config.loading import load_settings
     from core.db import migrate
     from core.ids import queue_id
-    from core.models import ArchiveEntry, Message, MessageRecipient
+    from core.models import Message, MessageRecipient
     from core.rootkey.file_root import FileRootKey
     from gateway.archive_record import reindex
 

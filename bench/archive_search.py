@@ -53,7 +53,7 @@ async def build(services, tenant_id: str, entries: int, rng: random.Random, meta
     from sqlalchemy import insert
 
     from archive import index
-    from core.models import ArchiveEntry, ArchiveTerm
+    from archive.models import ArchiveEntry, ArchiveTerm
 
     key = index.index_key(services.root_key, tenant_id)
     words = vocabulary(5000, rng)

@@ -19,10 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive import index
+from archive.models import ArchiveEntry, JournalEntry
 from archive.services import Services
 from core.errors import NotFound
 from core.hashing import sha256_hex
-from core.models import ArchiveEntry, JournalEntry, Message
+from core.models import Message
 from gateway.journal import DISPOSITION_JOURNAL, MalformedReport, parse_report
 
 

@@ -30,10 +30,11 @@ from email.policy import default as default_policy
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from archive.models import JournalEntry
 from archive.services import Services
 from core.hashing import hmac_sha256, sha256_hex
 from core.ids import new_id
-from core.models import JournalEntry, Message, Tenant
+from core.models import Message, Tenant
 from gateway.headers import parse_headers, split_header_block
 
 JOURNAL_HEADER = "X-MS-Journal-Report"

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from archive.services import Services
 from core.leases import owner_id
-from core.models import ScheduledJob
+from gateway.models import ScheduledJob
 from gateway.writegate import gate_for
 
 log = logging.getLogger("sealmail.scheduler")

@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive.services import Services
 from core.errors import PermanentError, TransientError
-from core.models import KeyLookup, Tenant, now
+from core.models import Tenant, now
 from core.recipient_keys import import_keys, parse_keys, usable_keys
+from gateway.models import KeyLookup
 
 log = logging.getLogger("sealmail.gateway.wkd")
 

@@ -26,7 +26,8 @@ from branding.notifications import format_time
 from core import quarantine
 from core.audit import audit
 from core.errors import NotFound
-from core.models import AuditEvent, HeldMessage, Message, MessageRecipient, PolicyDecision
+from core.models import AuditEvent, Message, MessageRecipient
+from core.policy.models import HeldMessage, PolicyDecision
 from portal.admin_auth import Admin, checked_form, current_admin
 from portal.admin_notice import compose_reject_notice
 from portal.forms import field

@@ -14,14 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core.accounts.authentication import authenticate_api_key
-from core.models import (
-    Message,
-    MessageRecipient,
-    OutboxItem,
-    OutboxRecipient,
-    PortalAccess,
-    Tenant,
-)
+from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, PortalAccess, Tenant
 from portal.state import portal
 
 API_VERSION = "1"

@@ -18,11 +18,12 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from billing_hooks import events
+from billing_hooks.models import Invoice
 from billing_hooks.signing import HEADER, SignatureError, verify
 from branding.billing_mail import billing_mailer
 from core.accounts.authentication import authenticate_api_key
 from core.errors import TransientError
-from core.models import BillingAccount, Invoice, Tenant
+from core.models import BillingAccount, Tenant
 from portal import sessions
 from portal.admin_auth import current_admin
 from portal.pages import branding_of

@@ -28,14 +28,8 @@ from starlette.responses import RedirectResponse, Response
 from core import quarantine
 from core.audit import audit
 from core.errors import NotFound, PermanentError
-from core.models import (
-    HeldMessage,
-    Message,
-    MessageRecipient,
-    OutboxItem,
-    OutboxRecipient,
-    PortalAccess,
-)
+from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, PortalAccess
+from core.policy.models import HeldMessage
 from core.portal_message import PortalMessage
 from portal import admin_auth
 from portal.admin_auth import SENDER_DOOR, Admin, current_user

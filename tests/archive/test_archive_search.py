@@ -18,9 +18,11 @@ import pytest
 from sqlalchemy import select, text, update
 
 from archive import export, index
+from archive.models import ArchiveEntry, ArchiveTerm
 from archive.search import Query, QueryError, parse_date, search
-from core.models import ArchiveEntry, ArchiveTerm, Base, Tenant
+from core.models import Tenant
 from gateway.pipeline import process_pending
+from sealmail.schema import metadata
 from tests.gateway.conftest import (  # noqa: F401 - fixtures
     asend,
     gateway,
@@ -229,7 +231,7 @@ async def test_nothing_in_clear(corpus, gw_services, gw_settings):  # noqa: ANN0
     assert all(len(d) == 64 for d in digests)
     needles = [MARK_SUBJECT.lower(), MARK_ADDR, "payroll", "straße", *digests]
     async with gw_services.db.session() as s:
-        for table in Base.metadata.sorted_tables:
+        for table in metadata().sorted_tables:
             rows = (await s.execute(text(f'SELECT * FROM "{table.name}"'))).all()  # noqa: S608
             dump = repr(rows).lower()
             for needle in needles:

@@ -10,12 +10,13 @@ import pytest
 from sqlalchemy import select
 
 from archive import holds, index, retention, search
+from archive.models import ArchiveEntry
 from archive.services import Services
 from archive.sweep import sweep
 from core.accounts.tenants import create_tenant
 from core.errors import IntegrityError, NotFound, PermanentError
 from core.hashing import sha256_hex
-from core.models import ArchiveEntry, AuditEvent, Message, SealedObject, Tenant
+from core.models import AuditEvent, Message, SealedObject, Tenant
 from core.portal_message import Part, PortalMessage
 
 DAY = 86400.0

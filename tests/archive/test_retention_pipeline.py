@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
+from archive.models import ArchiveEntry
 from archive.services import Services
-from core.models import ArchiveEntry, Tenant
+from core.models import Tenant
 from core.policy.model import parse_policy
 from core.policy.store import set_policy
 from gateway.pipeline import process_pending

@@ -10,10 +10,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from archive.services import Services
+from billing_hooks.models import Invoice, OutboundWebhook
 from billing_hooks.signing import verify
 from core.accounts.tenants import create_tenant
 from core.ids import new_id
-from core.models import BillingAccount, Invoice, OutboundWebhook, ScheduledJob, Tenant
+from core.models import BillingAccount, Tenant
+from gateway.models import ScheduledJob
 from gateway.scheduler import JOBS, run_due
 from tests.billing_hooks.test_outbound import OUT_SECRET, Receiver
 from tests.conftest import make_settings

@@ -18,11 +18,12 @@ from sqlalchemy import select
 
 from archive.services import Services
 from billing_hooks import events
+from billing_hooks.models import DunningAction, OutboundWebhook
 from branding.billing_mail import billing_mailer
 from core.accounts.partners import create_partner
 from core.accounts.tenants import create_tenant, set_standing
 from core.config.loading import load_settings
-from core.models import DunningAction, OutboundWebhook, OutboxItem, OutboxRecipient, Tenant
+from core.models import OutboxItem, OutboxRecipient, Tenant
 from sealmail.cli import cli
 from tests.sealmail.test_cli import sm, workdir  # noqa: F401 - the fixture
 

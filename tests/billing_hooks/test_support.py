@@ -21,12 +21,12 @@ from core.errors import PermanentError
 from core.models import (
     AccountContact,
     AuditEvent,
-    Base,
     BillingAccount,
     Partner,
     SupportPin,
     SupportPinCheck,
 )
+from sealmail.schema import metadata
 
 KEY = b"k" * 32
 SUPPORT_TABLES = {"support_pins", "support_pin_checks", "support_agents"}
@@ -122,7 +122,7 @@ async def test_migration_matches_models(db_url: str) -> None:
 
             def diff(sync_conn):  # type: ignore[no-untyped-def]
                 ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
-                return compare_metadata(ctx, Base.metadata)
+                return compare_metadata(ctx, metadata())
 
             changes = await conn.run_sync(diff)
     finally:

@@ -15,16 +15,9 @@ from starlette.testclient import TestClient
 
 from archive.services import Services
 from billing_hooks import events
+from billing_hooks.models import BillingEvent, Invoice, OutboundWebhook, PaymentMethod
 from billing_hooks.signing import signature
-from core.models import (
-    AccountContact,
-    BillingAccount,
-    BillingEvent,
-    Invoice,
-    OutboundWebhook,
-    PaymentMethod,
-    Tenant,
-)
+from core.models import AccountContact, BillingAccount, Tenant
 from portal import create_app
 from tests.billing_hooks.conftest import SECRET, Billing, billing_settings, event
 

@@ -210,7 +210,7 @@ async def test_migration_0009_matches_the_model(db_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from core.models import Base
+    from sealmail.schema import metadata
 
     db = Database(db_url)
     try:
@@ -218,7 +218,7 @@ async def test_migration_0009_matches_the_model(db_url: str) -> None:
 
             def diff(sync_conn):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
                 ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
-                return compare_metadata(ctx, Base.metadata)
+                return compare_metadata(ctx, metadata())
 
             changes = await conn.run_sync(diff)
     finally:

@@ -15,20 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
+from archive.models import JournalEntry
 from core.accounts.tenant_settings import update_tenant
 from core.errors import PermanentError
-from core.models import (
-    Base,
-    JournalEntry,
-    Message,
-    MessageRecipient,
-    OutboxItem,
-    SealedObject,
-    Tenant,
-)
+from core.models import Message, MessageRecipient, OutboxItem, SealedObject, Tenant
 from gateway.delivery import run_once
 from gateway.journal import JournalRecipient, MalformedReport, parse_report, parse_report_text
 from gateway.pipeline import process_pending
+from sealmail.schema import metadata
 from tests.gateway.conftest import asend, make_message, make_tenant
 from tests.sealmail.test_cli import sm
 
@@ -141,7 +135,7 @@ async def assert_no_clear_text(services, settings) -> None:  # noqa: ANN001
     """No row of any table and (SQLite) no byte of the database file holds the marker."""
     needle = MARKER.encode()
     async with services.db.session() as s:
-        for table in Base.metadata.sorted_tables:
+        for table in metadata().sorted_tables:
             rows = (await s.execute(text(f'SELECT * FROM "{table.name}"'))).all()  # noqa: S608
             assert MARKER not in repr(rows), table.name
     if settings.database_url.startswith("sqlite:///"):

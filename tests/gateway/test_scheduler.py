@@ -9,7 +9,7 @@ import time
 from sqlalchemy import select, update
 
 from archive.services import Services
-from core.models import ScheduledJob
+from gateway.models import ScheduledJob
 from gateway.scheduler import Job, run_due, run_scheduler
 
 

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from archive.services import Services
 from core.accounts.tenants import get_tenant
 from core.accounts.users import add_user
-from core.models import AuditEvent, Message, MessageRecipient, OutboxItem, PolicyDecision
+from core.models import AuditEvent, Message, MessageRecipient, OutboxItem
+from core.policy.models import PolicyDecision
 from tests.core.test_quarantine import SECRET, make_held
 from tests.portal.conftest import World, csrf_of
 

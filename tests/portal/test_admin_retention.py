@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from archive.models import ArchiveEntry
 from archive.services import Services
-from core.models import ArchiveEntry, AuditEvent, Tenant
+from core.models import AuditEvent, Tenant
 from tests.archive.test_retention import archived
 from tests.portal.conftest import World, csrf_of
 from tests.portal.test_admin import _add_user, _api_key, sign_in

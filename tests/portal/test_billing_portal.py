@@ -8,8 +8,9 @@ import datetime
 
 from archive.services import Services
 from billing_hooks import enforcement
+from billing_hooks.models import Invoice
 from core.ids import new_id
-from core.models import BillingAccount, Invoice
+from core.models import BillingAccount
 from tests.portal.conftest import World, csrf_of
 from tests.portal.test_admin import _api_key, _rcpt, setup, sign_in
 

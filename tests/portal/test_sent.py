@@ -16,14 +16,8 @@ from archive.services import Services
 from core import quarantine
 from core.hashing import sha256_hex
 from core.ids import new_id, new_token, queue_id
-from core.models import (
-    Message,
-    MessageRecipient,
-    OutboxItem,
-    OutboxRecipient,
-    PolicyDecision,
-    PortalAccess,
-)
+from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, PortalAccess
+from core.policy.models import PolicyDecision
 from core.portal_message import PortalMessage
 from portal import sent
 from tests.portal.conftest import World, csrf_of

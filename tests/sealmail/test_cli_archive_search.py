@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from archive.models import ArchiveEntry
 from archive.services import Services
 from core.config.loading import load_settings
 from core.ids import new_id
-from core.models import ArchiveEntry, AuditEvent, Message, MessageRecipient, Tenant
+from core.models import AuditEvent, Message, MessageRecipient, Tenant
 from tests.sealmail.test_cli import sm, workdir  # noqa: F401 - fixture
 
 SECRET_WORD = "Xylophone"

@@ -9,8 +9,9 @@ from sqlalchemy import select
 
 from archive.services import Services
 from core.accounts.tenants import create_tenant
-from core.models import AuditEvent, TenantPolicy
+from core.models import AuditEvent
 from core.policy import PolicyError, parse_policy
+from core.policy.models import TenantPolicy
 from core.policy.store import get_policy, get_stored, set_policy
 
 DOC = "rules:\n  - name: cards\n    when: {detector: credit_card}\n    action: encrypt\n"

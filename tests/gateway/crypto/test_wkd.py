@@ -21,8 +21,8 @@ from cryptography.x509.oid import NameOID
 from archive.services import Services
 from core import recipient_keys
 from core.accounts.tenants import get_tenant
-from core.models import KeyLookup
 from gateway import wkd
+from gateway.models import KeyLookup
 from tests.gateway.crypto import keygen
 from tests.gateway.crypto.keygen import PgpKeys
 from tests.portal.conftest import make_tenant

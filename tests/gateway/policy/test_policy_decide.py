@@ -11,8 +11,9 @@ from sqlalchemy import select
 from archive.services import Services
 from core.accounts.tenants import create_tenant
 from core.ids import new_id
-from core.models import Message, PolicyDecision, RecipientKey, Tenant, TenantPolicy
+from core.models import Message, RecipientKey, Tenant
 from core.policy import PolicyError, parse_policy
+from core.policy.models import PolicyDecision, TenantPolicy
 from core.policy.store import set_policy
 from gateway.policy import decide, record
 from tests.core.policy.mail import mail
