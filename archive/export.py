@@ -27,9 +27,9 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 
 from archive import index
+from archive.models import ArchiveEntry
 from archive.search import Query, open_meta, ordered, statement
 from core.errors import IntegrityError, NotFound
-from core.models import ArchiveEntry
 from core.services import Services
 
 FORMATS = ("mbox", "zip")

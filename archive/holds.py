@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive import search
 from archive.index import index_key
-from core.accounts import audit
+from archive.models import ArchiveEntry, LegalHold, LegalHoldItem
+from core.audit import audit
 from core.errors import NotFound, PermanentError
 from core.ids import new_id
-from core.models import ArchiveEntry, LegalHold, LegalHoldItem, now
+from core.models import now
 from core.services import Services
 
 KINDS = ("tenant", "search", "message")

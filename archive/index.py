@@ -24,9 +24,10 @@ from email.utils import getaddresses, parsedate_to_datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from archive.models import ArchiveEntry, ArchiveTerm
 from core.ids import new_id
-from core.keys import RootKey
-from core.models import ArchiveEntry, ArchiveTerm, Tenant, now
+from core.models import Tenant, now
+from core.rootkey.protocol import RootKey
 from core.services import Services
 
 INDEX_PURPOSE = "archive-index/"

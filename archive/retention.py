@@ -20,10 +20,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts import audit
-from core.config import Settings, parse_retention_days
+from archive.models import ArchiveEntry
+from core.audit import audit
+from core.config.settings import Settings
+from core.config.values import parse_retention_days
 from core.errors import PermanentError
-from core.models import ArchiveEntry, Tenant
+from core.models import Tenant
 
 DAY = 86400.0
 

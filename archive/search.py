@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from archive import index
+from archive.models import ArchiveEntry, ArchiveTerm
 from core import sealed
 from core.errors import IntegrityError, NotFound, SealmailError
-from core.models import ArchiveEntry, ArchiveTerm, AuditEvent, SealedObject
+from core.models import AuditEvent, SealedObject
 from core.services import Services
 
 log = logging.getLogger("sealmail.archive")

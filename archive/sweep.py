@@ -27,7 +27,7 @@ import logging
 from archive.sweep_due import due, unindexed_due
 from archive.sweep_report import ACTOR, Problem, Progress, SweepReport
 from archive.sweep_shred import expire_portal, shred_batch, shred_unindexed
-from core.accounts import audit
+from core.audit import audit
 from core.errors import SealmailError
 from core.models import now
 from core.services import Services

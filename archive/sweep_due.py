@@ -7,7 +7,8 @@ from __future__ import annotations
 from sqlalchemy import and_, select
 
 from archive import holds, retention
-from core.models import ArchiveEntry, Message, SealedObject, Tenant
+from archive.models import ArchiveEntry
+from core.models import Message, SealedObject, Tenant
 from core.services import Services
 
 

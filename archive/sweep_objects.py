@@ -11,16 +11,9 @@ import logging
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from archive.models import ArchiveEntry, JournalEntry
 from core.errors import NotFound, SealmailError
-from core.models import (
-    ArchiveEntry,
-    JournalEntry,
-    Message,
-    OutboxItem,
-    OutboxRecipient,
-    SealedObject,
-    now,
-)
+from core.models import Message, OutboxItem, OutboxRecipient, SealedObject, now
 from core.portal_message import PortalMessage
 from core.services import Services
 from core.storage.interface import ObjectLocked

@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from archive import holds, retention
+from archive.models import ArchiveEntry
 from archive.sweep_objects import (
     delete_objects,
     destroy_keys,
@@ -17,8 +18,8 @@ from archive.sweep_objects import (
     portal_objects,
 )
 from archive.sweep_report import ACTOR, Problem, SweepReport
-from core.accounts import audit
-from core.models import ArchiveEntry, Message, Tenant, now
+from core.audit import audit
+from core.models import Message, Tenant, now
 from core.services import Services
 
 

@@ -21,9 +21,10 @@ from typing import Any, BinaryIO
 from sqlalchemy import func, select
 
 from archive.index import Summary
+from archive.models import ArchiveEntry
 from core import sealed
 from core.errors import IntegrityError, NotFound, SealmailError
-from core.models import ArchiveEntry, AuditEvent, SealedObject
+from core.models import AuditEvent, SealedObject
 from core.services import Services
 
 PAGE = 200

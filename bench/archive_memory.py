@@ -66,13 +66,14 @@ async def run(work: Path, size_mb: int) -> dict:
     from sqlalchemy import select
 
     from archive import export
+    from archive.models import ArchiveEntry
     from archive.search import Query
-    from core import accounts
-    from core.config import load_settings
+    from core.accounts.tenants import create_tenant
+    from core.config.loading import load_settings
     from core.db import migrate
     from core.ids import queue_id
-    from core.keys import FileRootKey
-    from core.models import ArchiveEntry, Message, MessageRecipient
+    from core.models import Message, MessageRecipient
+    from core.rootkey.file_root import FileRootKey
     from core.services import Services
     from gateway.pipeline.archive_record import reindex
 
@@ -88,7 +89,7 @@ async def run(work: Path, size_mb: int) -> dict:
     try:
         async with services.db.session() as s:
             tenant_id = (
-                await accounts.create_tenant(s, services.keyring, "Big", ["acme.example"])
+                await create_tenant(s, services.keyring, "Big", ["acme.example"])
             ).tenant_id  # noqa: E501
             await s.commit()
         out["rss_setup_peak_mb"] = peak_rss_mb()  # imports: Argon2's 64 MiB at import

@@ -32,10 +32,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 from archive import index  # noqa: E402
 from archive.sweep import sweep  # noqa: E402
 from archive.verify import verify  # noqa: E402
-from core import accounts  # noqa: E402
-from core.config import load_settings  # noqa: E402
+from core.accounts.tenants import create_tenant
+from core.config.loading import load_settings
 from core.db import migrate  # noqa: E402
-from core.keys import FileRootKey  # noqa: E402
+from core.rootkey.file_root import FileRootKey
 from core.services import Services  # noqa: E402
 
 MiB = 1024 * 1024
@@ -76,7 +76,7 @@ async def bench_sweep(root: Path, settings, entries: int, size: int) -> tuple[fl
     svc = Services.open(settings)
     try:
         async with svc.db.session() as s:
-            tid = (await accounts.create_tenant(s, svc.keyring, "Bench", ["b.example"])).tenant_id
+            tid = (await create_tenant(s, svc.keyring, "Bench", ["b.example"])).tenant_id
             await s.commit()
         data = os.urandom(size)
         for _ in range(entries):
@@ -107,7 +107,7 @@ async def bench_verify(settings, mb: int) -> tuple[float, float]:  # noqa: ANN00
     data = os.urandom(MiB) * mb
     try:
         async with svc.db.session() as s:
-            tid = (await accounts.create_tenant(s, svc.keyring, "Big", ["big.example"])).tenant_id
+            tid = (await create_tenant(s, svc.keyring, "Big", ["big.example"])).tenant_id
             await s.commit()
         await _archive(svc, tid, data, time.time() + 86400)
         started = time.perf_counter()

@@ -53,7 +53,7 @@ async def build(services, tenant_id: str, entries: int, rng: random.Random, meta
     from sqlalchemy import insert
 
     from archive import index
-    from core.models import ArchiveEntry, ArchiveTerm
+    from archive.models import ArchiveEntry, ArchiveTerm
 
     key = index.index_key(services.root_key, tenant_id)
     words = vocabulary(5000, rng)
@@ -180,10 +180,10 @@ def pct(values: list[float], p: float) -> float:
 
 async def run(database_url: str, workdir: Path, entries: int, count: int, seed: int) -> dict:
     from archive.search import search
-    from core import accounts
-    from core.config import load_settings
+    from core.accounts.tenants import create_tenant
+    from core.config.loading import load_settings
     from core.db import migrate
-    from core.keys import FileRootKey
+    from core.rootkey.file_root import FileRootKey
     from core.services import Services
 
     rng = random.Random(seed)
@@ -206,8 +206,8 @@ async def run(database_url: str, workdir: Path, entries: int, count: int, seed: 
             t0 = time.perf_counter()
         else:
             async with services.db.session() as s:
-                a = await accounts.create_tenant(s, services.keyring, "Bench", ["acme.example"])
-                b = await accounts.create_tenant(s, services.keyring, "Other", ["other.example"])
+                a = await create_tenant(s, services.keyring, "Bench", ["acme.example"])
+                b = await create_tenant(s, services.keyring, "Other", ["other.example"])
                 await s.commit()
             tenant_a = a.tenant_id
             t0 = time.perf_counter()

@@ -87,7 +87,7 @@ def s3_raw_mb_s(endpoint: str, bucket: str, size: int, count: int) -> float:
 def workdir(root: Path, overrides: dict[str, str]) -> dict[str, str]:
     """A fresh root key and migrated SQLite database; the settings for them."""
     from core.db import migrate
-    from core.keys import FileRootKey
+    from core.rootkey.file_root import FileRootKey
 
     work = root / f"w-{secrets.token_hex(4)}"
     (work / "keys").mkdir(parents=True)
@@ -105,15 +105,15 @@ def workdir(root: Path, overrides: dict[str, str]) -> dict[str, str]:
 
 async def archive_mb_s(values: dict[str, str], size: int, count: int) -> float:
     """``count`` messages of ``size`` through Vault.seal + commit, one after the other."""
-    from core import accounts
-    from core.config import load_settings
+    from core.accounts.tenants import create_tenant
+    from core.config.loading import load_settings
     from core.services import Services
 
     svc = Services.open(load_settings(path=None, env={}, overrides=values))
     try:
         svc.verify_store()
         async with svc.db.session() as s:
-            creds = await accounts.create_tenant(s, svc.keyring, "Bench", ["bench.example"])
+            creds = await create_tenant(s, svc.keyring, "Bench", ["bench.example"])
             await s.commit()
         tid = creds.tenant_id
         data = os.urandom(size)

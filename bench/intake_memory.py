@@ -33,10 +33,10 @@ def peak_rss_kb() -> int:
 
 async def serve(workdir: str) -> None:
     from bench.smtp_throughput import _write_cert
-    from core import accounts
-    from core.config import load_settings
+    from core.accounts.tenants import create_tenant
+    from core.config.loading import load_settings
     from core.db import migrate
-    from core.keys import FileRootKey
+    from core.rootkey.file_root import FileRootKey
     from core.services import Services
     from gateway.intake.handler import build_gateway
 
@@ -58,7 +58,7 @@ async def serve(workdir: str) -> None:
     await asyncio.to_thread(migrate, settings.database_url)
     services = Services.open(settings)
     async with services.db.session() as s:
-        await accounts.create_tenant(
+        await create_tenant(
             s, services.keyring, "Bench", ["bench.example"], networks=[("127.0.0.0/8", True)]
         )
         await s.commit()

@@ -23,22 +23,23 @@ sys.path.insert(0, str(ROOT))
 
 
 def raw_rate(n: int) -> float:
-    from core import keys
+    from core.aead import new_key, unwrap, wrap
 
-    old, new = keys.new_key(), keys.new_key()
-    blobs = [(keys.wrap(old, keys.new_key(), b"aad%d" % i), b"aad%d" % i) for i in range(n)]
+    old, new = new_key(), new_key()
+    blobs = [(wrap(old, new_key(), b"aad%d" % i), b"aad%d" % i) for i in range(n)]
     start = time.perf_counter()
     for blob, aad in blobs:
-        keys.wrap(new, keys.unwrap(old, blob, aad), aad)
+        wrap(new, unwrap(old, blob, aad), aad)
     return n / (time.perf_counter() - start)
 
 
 async def one(db_url: str, workdir: Path, n: int) -> tuple[float, int]:
-    from core import accounts, rotation
-    from core.config import load_settings
+    from core import rotation
+    from core.accounts.tenants import create_tenant
+    from core.config.loading import load_settings
     from core.db import migrate
-    from core.keys import FileRootKey
     from core.models import SealedObject
+    from core.rootkey.file_root import FileRootKey
     from core.services import Services
 
     (workdir / "keys").mkdir(parents=True, exist_ok=True)
@@ -57,7 +58,7 @@ async def one(db_url: str, workdir: Path, n: int) -> tuple[float, int]:
     svc = Services.open(settings)
     try:
         async with svc.db.session() as s:
-            creds = await accounts.create_tenant(s, svc.keyring, "Bench", ["bench.example"])
+            creds = await create_tenant(s, svc.keyring, "Bench", ["bench.example"])
             await s.commit()
         tid = creds.tenant_id
         for start in range(0, n, 5000):

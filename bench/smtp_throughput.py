@@ -127,10 +127,10 @@ def _write_cert(directory: Path) -> tuple[str, str]:
 
 
 async def serve_gateway(workdir: str, relay_port: int) -> None:
-    from core import accounts
-    from core.config import load_settings
+    from core.accounts.tenants import create_tenant
+    from core.config.loading import load_settings
     from core.db import migrate
-    from core.keys import FileRootKey
+    from core.rootkey.file_root import FileRootKey
     from core.services import Services
     from gateway.intake.handler import build_gateway
     from gateway.worker import run_worker
@@ -154,7 +154,7 @@ async def serve_gateway(workdir: str, relay_port: int) -> None:
     await asyncio.to_thread(migrate, settings.database_url)
     services = Services.open(settings)
     async with services.db.session() as s:
-        await accounts.create_tenant(
+        await create_tenant(
             s, services.keyring, "Bench", ["bench.example"], networks=[("127.0.0.0/8", True)]
         )
         await s.commit()

@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_hooks import enforcement, outbound
 from billing_hooks.dunning import Action
+from billing_hooks.models import DunningAction, Invoice, PaymentMethod
 from billing_hooks.notify import MAIL_FOR_ACTION, Mailer, billing_contacts
 from billing_hooks.schedule import ACCOUNT_FLAG, CHARGE_SECONDARY, RESUME, SUSPEND
-from core.config import Settings
+from core.config.settings import Settings
 from core.ids import new_id
-from core.models import BillingAccount, DunningAction, Invoice, PaymentMethod
+from core.models import BillingAccount
 
 log = logging.getLogger("sealmail.billing")
 

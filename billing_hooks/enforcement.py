@@ -1,5 +1,5 @@
 """What a billing standing means for tenants: an account's suspension suspends its tenants
-(a partner's: all of them) through :func:`core.accounts.set_standing`, which the gateway
+(a partner's: all of them) through :func:`core.accounts.tenants.set_standing`, which the gateway
 reads (451 4.7.1 while suspended, 550 5.7.1 once terminated). Reinstatement resumes only
 the tenants that billing itself suspended, never one an operator suspended by hand."""
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts import audit, set_standing
+from core.accounts.tenants import set_standing
+from core.audit import audit
 from core.models import AuditEvent, BillingAccount, Tenant, now
 
 ACTOR = "billing"

@@ -23,23 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing_hooks import dunning, enforcement
 from billing_hooks.actions import take
 from billing_hooks.dunning import REASON_BILLING, REASON_TRIAL
+from billing_hooks.models import BillingEvent, Invoice, PaymentMethod
 from billing_hooks.notify import Mailer
 from billing_hooks.schedule import RESUME
 from billing_hooks.state import load, today
-from core.accounts import find_partner, find_tenant
-from core.config import Settings
+from core.accounts.partners import find_partner
+from core.accounts.tenants import find_tenant
+from core.config.settings import Settings
 from core.db import Database
 from core.errors import NotFound, TransientError
 from core.ids import new_id
-from core.models import (
-    AccountContact,
-    BillingAccount,
-    BillingEvent,
-    Invoice,
-    PaymentMethod,
-    Tenant,
-    now,
-)
+from core.models import AccountContact, BillingAccount, Tenant, now
 
 log = logging.getLogger("sealmail.billing")
 MAX_BODY = 256 * 1024

@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_hooks.models import OutboundWebhook
 from billing_hooks.signing import HEADER, sign
-from core.config import Settings
+from core.config.settings import Settings
 from core.db import Database
 from core.ids import new_id
-from core.models import OutboundWebhook
 
 log = logging.getLogger("sealmail.billing")
 MIN_BACKOFF = 30.0

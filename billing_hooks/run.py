@@ -17,13 +17,14 @@ from sqlalchemy import exc, func, select
 
 from billing_hooks import dunning, enforcement
 from billing_hooks.actions import take
+from billing_hooks.models import DunningAction, Invoice
 from billing_hooks.notify import Mailer
 from billing_hooks.schedule import RESUME, SUSPEND, Schedule, load_schedule
 from billing_hooks.state import load, today
-from core.config import Settings
+from core.config.settings import Settings
 from core.db import Database
 from core.errors import TransientError
-from core.models import BillingAccount, DunningAction, Invoice
+from core.models import BillingAccount
 
 log = logging.getLogger("sealmail.billing")
 

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_hooks.dunning import AccountState, InvoiceState
-from core.models import BillingAccount, DunningAction, Invoice, PaymentMethod
+from billing_hooks.models import DunningAction, Invoice, PaymentMethod
+from core.models import BillingAccount
 
 
 def today(timezone: str, at: float | None = None) -> datetime.date:

@@ -14,9 +14,10 @@ import time
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import keys
+from core.aead import data_key_aad, new_key, tenant_kek_aad, unwrap, wrap
 from core.errors import NotFound
 from core.models import TenantKey
+from core.rootkey.protocol import RootKey
 
 ACTIVE_TTL = 30.0
 
@@ -24,7 +25,7 @@ ACTIVE_TTL = 30.0
 class KeyRing:
     """Hands out tenant KEKs and wraps/unwraps per-object data keys."""
 
-    def __init__(self, root: keys.RootKey, active_ttl: float = ACTIVE_TTL) -> None:
+    def __init__(self, root: RootKey, active_ttl: float = ACTIVE_TTL) -> None:
         self.root = root
         self.active_ttl = active_ttl
         self._cache: dict[tuple[str, int], bytes] = {}
@@ -47,8 +48,8 @@ class KeyRing:
         version = max((r.version for r in rows), default=0) + 1
         for r in rows:
             r.active = False
-        kek = keys.new_key()
-        aad = keys.tenant_kek_aad(tenant_id, version)
+        kek = new_key()
+        aad = tenant_kek_aad(tenant_id, version)
         wrapped = await asyncio.to_thread(self.root.wrap, kek, aad)
         root_key_id = await asyncio.to_thread(lambda: self.root.key_id)
         session.add(
@@ -74,7 +75,7 @@ class KeyRing:
             raise NotFound(f"no key for tenant {tenant_id}")
         kek = self._cache.get((tenant_id, row.version))
         if kek is None:
-            aad = keys.tenant_kek_aad(tenant_id, row.version)
+            aad = tenant_kek_aad(tenant_id, row.version)
             kek = await asyncio.to_thread(self.root.unwrap, row.wrapped_key, aad)
             self._cache[(tenant_id, row.version)] = kek
         if row.active:
@@ -107,11 +108,11 @@ class KeyRing:
     ) -> tuple[bytes, bytes, int]:
         """A fresh data key, its wrapped form, and the KEK version that wrapped it."""
         version, kek = await self.active_kek(session, tenant_id)
-        dek = keys.new_key()
-        return dek, keys.wrap(kek, dek, keys.data_key_aad(tenant_id, object_id)), version
+        dek = new_key()
+        return dek, wrap(kek, dek, data_key_aad(tenant_id, object_id)), version
 
     async def data_key(
         self, session: AsyncSession, tenant_id: str, object_id: str, wrapped: bytes, version: int
     ) -> bytes:
         kek = await self.kek(session, tenant_id, version)
-        return keys.unwrap(kek, wrapped, keys.data_key_aad(tenant_id, object_id))
+        return unwrap(kek, wrapped, data_key_aad(tenant_id, object_id))

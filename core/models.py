@@ -1,4 +1,13 @@
-"""The schema. Times are UTC epoch seconds (float) so that SQLite and PostgreSQL agree.
+"""The shared schema: ``Base`` and the tables several packages use (accounts, keys and sealed
+objects, messages, portal access, the outbox, recipients' keys, billing accounts and their
+contacts, support PINs, the KMS derivation secret). Times are UTC epoch seconds (float) so
+that SQLite and PostgreSQL agree.
+
+A table that belongs to one feature lives in that feature's package on this ``Base``
+(:mod:`core.policy.models`, :mod:`archive.models`, :mod:`billing_hooks.models`,
+:mod:`gateway.models`, :mod:`portal.models`); nothing here imports them. Whatever needs the
+whole schema (migrations' autogenerate, the tests that compare migrations with the models)
+imports :mod:`sealmail.schema`.
 
 No column ever holds message content in clear: subjects, bodies, file names and
 notifications live in sealed objects (:mod:`core.sealed`); rows hold ids, addresses
@@ -267,15 +276,6 @@ class PortalSession(Base):
     expires_at: Mapped[float] = mapped_column(Float)
 
 
-class RateEvent(Base):
-    """Counts for rate limits that must hold across processes (code sends, failures)."""
-
-    __tablename__ = "rate_events"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    bucket: Mapped[str] = mapped_column(String(200), index=True)
-    at: Mapped[float] = mapped_column(Float, default=now, index=True)
-
-
 # --- outbox --------------------------------------------------------------------------------
 
 
@@ -313,39 +313,7 @@ class OutboxRecipient(Base):
     warned_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
-# --- encryption policy (issue 3) ------------------------------------------------------------
-
-
-class TenantPolicy(Base):
-    """A tenant's encryption policy: the validated document as canonical JSON."""
-
-    __tablename__ = "tenant_policies"
-    tenant_id: Mapped[str] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
-    )
-    document: Mapped[str] = mapped_column(Text)
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    updated_at: Mapped[float] = mapped_column(Float, default=now)
-    updated_by: Mapped[str] = mapped_column(String(320), default="")
-
-
-class PolicyDecision(Base):
-    """Why a recipient's copy was handled as it was: the rule that matched and the detector
-    hits (kinds and counts, never the matched text)."""
-
-    __tablename__ = "policy_decisions"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    message_id: Mapped[str] = mapped_column(
-        ForeignKey("messages.id", ondelete="CASCADE"), index=True
-    )
-    tenant_id: Mapped[str] = mapped_column(String(32), index=True)
-    rcpt: Mapped[str] = mapped_column(String(320))
-    action: Mapped[str] = mapped_column(String(16))  # encrypt|require_tls|hold|reject|pass
-    method: Mapped[str] = mapped_column(String(16), default="")  # auto|portal|pgp|smime
-    disposition: Mapped[str] = mapped_column(String(16), default="")
-    rule: Mapped[str] = mapped_column(String(200), default="")
-    explanation: Mapped[str] = mapped_column(Text, default="{}")
-    at: Mapped[float] = mapped_column(Float, default=now)
+# --- recipients' public keys (issue 3) ------------------------------------------------------
 
 
 class RecipientKey(Base):
@@ -366,150 +334,7 @@ class RecipientKey(Base):
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
-class KeyLookup(Base):
-    """Cache of WKD look-ups, found or not, so a missing key is not asked for every message."""
-
-    __tablename__ = "key_lookups"
-    email: Mapped[str] = mapped_column(String(320), primary_key=True)
-    found: Mapped[bool] = mapped_column(Boolean, default=False)
-    checked_at: Mapped[float] = mapped_column(Float, default=now)
-
-
-class HeldMessage(Base):
-    """A message (for some recipients) waiting in quarantine for a compliance officer."""
-
-    __tablename__ = "held_messages"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    message_id: Mapped[str] = mapped_column(
-        ForeignKey("messages.id", ondelete="CASCADE"), index=True
-    )
-    tenant_id: Mapped[str] = mapped_column(String(32), index=True)
-    recipients: Mapped[str] = mapped_column(Text)  # JSON list of envelope recipients
-    rule: Mapped[str] = mapped_column(String(200), default="")
-    reason: Mapped[str] = mapped_column(String(500), default="")
-    state: Mapped[str] = mapped_column(String(16), default="held")  # held|released|rejected
-    created_at: Mapped[float] = mapped_column(Float, default=now)
-    decided_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    decided_by: Mapped[str] = mapped_column(String(320), default="")
-
-
-# --- journaling (issue 4) ------------------------------------------------------------------
-
-
-class JournalEntry(Base):
-    """An Exchange journal report, unwrapped: the original message is a sealed object, its
-    true recipient list (Bcc and expanded included) sealed with it; only a keyed hash of
-    Message-ID + recipients is stored in clear, to archive a duplicate once."""
-
-    __tablename__ = "journal_entries"
-    __table_args__ = (UniqueConstraint("tenant_id", "dedupe_key"),)
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    message_id: Mapped[str] = mapped_column(String(32), index=True)  # the intake queue id
-    dedupe_key: Mapped[str] = mapped_column(String(64))
-    object_id: Mapped[str] = mapped_column(String(40))  # original message, sealed
-    meta_object_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    malformed: Mapped[bool] = mapped_column(Boolean, default=False)
-    duplicates: Mapped[int] = mapped_column(Integer, default=0)
-    received_at: Mapped[float] = mapped_column(Float, default=now)
-
-
-# --- the worker's scheduler (migration 0008) -------------------------------------------------
-
-
-class ScheduledJob(Base):
-    """A periodic job of the worker (archive sweep, billing day, ...). A worker runs it only
-    after taking the row's lease with a conditional UPDATE, so several workers never run the
-    same job at once and a dead worker's lease runs out."""
-
-    __tablename__ = "scheduled_jobs"
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    next_run_at: Mapped[float] = mapped_column(Float, default=0.0)
-    owner: Mapped[str] = mapped_column(String(64), default="", server_default="")
-    lease_until: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
-    last_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    last_finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    last_error: Mapped[str] = mapped_column(String(500), default="", server_default="")
-    runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-
-
-# --- archive index, retention, legal holds (issue 5; migration 0004) -------------------------
-
-
-class ArchiveEntry(Base):
-    """One archived message: the gateway's accepted original (``source = gateway``) or an
-    unwrapped journal report (``source = journal``). What search results show (addresses,
-    subject, date, attachment names, size, SHA-256 of the original) is the sealed JSON
-    ``meta_object_id``; subjects, addresses and digests are never in clear columns."""
-
-    __tablename__ = "archive_entries"
-    __table_args__ = (Index("ix_archive_entries_tenant_received", "tenant_id", "received_at"),)
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
-    source: Mapped[str] = mapped_column(String(16))  # gateway | journal
-    message_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
-    object_id: Mapped[str] = mapped_column(String(40))  # the sealed original
-    meta_object_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    received_at: Mapped[float] = mapped_column(Float, index=True)
-    size: Mapped[int] = mapped_column(Integer, default=0)
-    has_attachment: Mapped[bool] = mapped_column(Boolean, default=False)
-    decision: Mapped[str] = mapped_column(String(16), default="")
-    retain_until: Mapped[float] = mapped_column(Float, index=True)
-    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
-    shredded_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-
-
-class ArchiveTerm(Base):
-    """A keyed blind-index token of one archive entry (HMAC of ``field:value`` under the
-    tenant's index key): equality search without the value in clear."""
-
-    __tablename__ = "archive_terms"
-    __table_args__ = (
-        # a token's posting list in time order: a page is an index range scan
-        Index("ix_archive_terms_lookup", "tenant_id", "token", "received_at", "entry_id"),
-    )
-    tenant_id: Mapped[str] = mapped_column(String(32))
-    entry_id: Mapped[str] = mapped_column(
-        ForeignKey("archive_entries.id", ondelete="CASCADE"), primary_key=True
-    )
-    token: Mapped[str] = mapped_column(String(32), primary_key=True)
-    received_at: Mapped[float] = mapped_column(Float, default=0.0)  # the entry's, copied
-
-
-class LegalHold(Base):
-    """A legal hold: while ``released_at`` is None nothing it covers is shredded or
-    deleted. ``kind`` = ``tenant`` (everything of the tenant), ``search`` (the entries that
-    matched a search when it was placed, in ``legal_hold_items``; the criteria only as a
-    keyed hash) or ``message`` (one entry, in ``legal_hold_items``)."""
-
-    __tablename__ = "legal_holds"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # tenant | search | message
-    name: Mapped[str] = mapped_column(String(200))
-    reason: Mapped[str] = mapped_column(String(500), default="")
-    criteria_hash: Mapped[str] = mapped_column(String(64), default="", server_default="")
-    items: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    placed_by: Mapped[str] = mapped_column(String(320))
-    placed_at: Mapped[float] = mapped_column(Float, default=now)
-    released_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
-    released_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-
-
-class LegalHoldItem(Base):
-    """An archive entry under a search or message hold (materialised when placed)."""
-
-    __tablename__ = "legal_hold_items"
-    hold_id: Mapped[str] = mapped_column(
-        ForeignKey("legal_holds.id", ondelete="CASCADE"), primary_key=True
-    )
-    entry_id: Mapped[str] = mapped_column(
-        ForeignKey("archive_entries.id"), primary_key=True, index=True
-    )
-    tenant_id: Mapped[str] = mapped_column(String(32), index=True)
-
-
-# --- billing accounts, invoices, dunning, support PINs (issue 6; migration 0005) -------------
+# --- billing accounts and their contacts (issue 6; migration 0005) --------------------------
 
 
 class BillingAccount(Base):
@@ -554,84 +379,6 @@ class AccountContact(Base):
     phone: Mapped[str] = mapped_column(String(64), default="")
     role: Mapped[str] = mapped_column(String(16), default="billing")
     # billing | owner | technical | other
-    created_at: Mapped[float] = mapped_column(Float, default=now)
-
-
-class Invoice(Base):
-    __tablename__ = "invoices"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    external_id: Mapped[str] = mapped_column(String(100), unique=True)
-    account_id: Mapped[str] = mapped_column(
-        ForeignKey("billing_accounts.id", ondelete="CASCADE"), index=True
-    )
-    number: Mapped[str] = mapped_column(String(64), default="")
-    amount_cents: Mapped[int] = mapped_column(Integer, default=0)  # minor units
-    currency: Mapped[str] = mapped_column(String(3), default="USD")
-    issued_on: Mapped[datetime.date | None] = mapped_column(Date, nullable=True)
-    due_on: Mapped[datetime.date | None] = mapped_column(Date, nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | paid | void
-    paid_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    paid_on: Mapped[datetime.date | None] = mapped_column(Date, nullable=True)
-    created_at: Mapped[float] = mapped_column(Float, default=now)
-
-
-class PaymentMethod(Base):
-    __tablename__ = "payment_methods"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    external_id: Mapped[str] = mapped_column(String(100), unique=True)
-    account_id: Mapped[str] = mapped_column(
-        ForeignKey("billing_accounts.id", ondelete="CASCADE"), index=True
-    )
-    role: Mapped[str] = mapped_column(String(16), default="primary")  # primary | secondary
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active | failed
-    created_at: Mapped[float] = mapped_column(Float, default=now)
-    updated_at: Mapped[float] = mapped_column(Float, default=now)
-
-
-class BillingEvent(Base):
-    """An inbound billing event already applied: its id is the primary key, inserted in the
-    same transaction as the event's effect, so each event is applied exactly once."""
-
-    __tablename__ = "billing_events"
-    id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    type: Mapped[str] = mapped_column(String(64))
-    outcome: Mapped[str] = mapped_column(String(32), default="applied")  # applied | ignored
-    received_at: Mapped[float] = mapped_column(Float, default=now)
-
-
-class DunningAction(Base):
-    """An action of the dunning schedule that was taken. The unique key makes a day's run
-    idempotent: the same action for the same account, invoice and period is taken once."""
-
-    __tablename__ = "dunning_actions"
-    __table_args__ = (
-        UniqueConstraint(
-            "account_id", "invoice_id", "action", "period", name="uq_dunning_actions_once"
-        ),
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    account_id: Mapped[str] = mapped_column(
-        ForeignKey("billing_accounts.id", ondelete="CASCADE"), index=True
-    )
-    invoice_id: Mapped[str] = mapped_column(String(32), default="")  # "" = about the account
-    action: Mapped[str] = mapped_column(String(40))
-    period: Mapped[str] = mapped_column(String(16), default="")
-    for_date: Mapped[datetime.date] = mapped_column(Date)
-    created_at: Mapped[float] = mapped_column(Float, default=now)
-
-
-class OutboundWebhook(Base):
-    """A signed webhook to the billing system waiting to be delivered (retries with
-    backoff)."""
-
-    __tablename__ = "outbound_webhooks"
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the event id we send
-    type: Mapped[str] = mapped_column(String(40))
-    payload: Mapped[str] = mapped_column(Text)  # the JSON body, exactly as signed and sent
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[float] = mapped_column(Float, default=now, index=True)
-    delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    last_error: Mapped[str] = mapped_column(String(500), default="", server_default="")
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 

@@ -21,10 +21,11 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
-from core.accounts import audit
+from core.audit import audit
 from core.errors import NotFound, PermanentError
 from core.ids import new_id
-from core.models import HeldMessage, Message, MessageRecipient, PolicyDecision, Tenant, now
+from core.models import Message, MessageRecipient, Tenant, now
+from core.policy.models import HeldMessage, PolicyDecision
 
 HELD, RELEASED, REJECTED = "held", "released", "rejected"
 NOTICE_LIFETIME = 5 * 86400.0

@@ -28,7 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts import audit
+from core.audit import audit
 from core.errors import NotFound, PermanentError
 from core.ids import new_id
 from core.models import RecipientKey, now

@@ -31,13 +31,19 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import keys, rootsecret
-from core.accounts import audit
-from core.config import Settings
+from core.aead import KEY_SIZE, data_key_aad, tenant_kek_aad, unwrap, wrap
+from core.audit import audit
+from core.config.settings import Settings
 from core.db import Database
 from core.errors import ConfigError, IntegrityError, NotFound, TransientError
 from core.keyring import KeyRing
 from core.models import SealedObject, TenantKey
+from core.private_files import fsync_dir, read_private, write_private
+from core.rootkey import kms_derivation_secret
+from core.rootkey.file_root import FileRootKey, file_key_id
+from core.rootkey.kms_root import KmsRootKey, kms_key_of
+from core.rootkey.loader import open_root_key
+from core.rootkey.protocol import DERIVE_AAD
 
 Progress = Callable[[int, int], None]  # (done, total)
 BATCH = 500
@@ -169,10 +175,10 @@ async def rotate_tenant(
                 for object_id, wrapped, version in page:
                     if wrapped is None:
                         continue
-                    aad = keys.data_key_aad(tenant_id, object_id)
+                    aad = data_key_aad(tenant_id, object_id)
                     try:
                         old_kek = await keyring.kek(s, tenant_id, version)
-                        dek = keys.unwrap(old_kek, wrapped, aad)
+                        dek = unwrap(old_kek, wrapped, aad)
                     except (IntegrityError, NotFound):
                         report.failed.append(object_id)
                         continue
@@ -181,7 +187,7 @@ async def rotate_tenant(
                             "b_id": object_id,
                             "b_version": version,
                             "b_old": wrapped,
-                            "b_new": keys.wrap(target_kek, dek, aad),
+                            "b_new": wrap(target_kek, dek, aad),
                         }
                     )
                 if params:
@@ -277,7 +283,7 @@ async def _rewrap_kek_rows(
                 if row is None:
                     continue
                 try:
-                    new, rid = convert(row.wrapped_key, keys.tenant_kek_aad(tenant_id, version))
+                    new, rid = convert(row.wrapped_key, tenant_kek_aad(tenant_id, version))
                 except IntegrityError:
                     report.failed.append(f"{tenant_id}/v{version}")
                     continue
@@ -343,8 +349,8 @@ async def rotate_root(
 async def _rotate_file(
     db: Database, path: Path, progress: Progress, report: RotationReport
 ) -> None:
-    current = keys.FileRootKey.load(path)
-    next_path = keys.FileRootKey.next_path(path)
+    current = FileRootKey.load(path)
+    next_path = FileRootKey.next_path(path)
     referenced = await _referenced_roots(db)
     report.previous_root_key_ids = sorted(referenced - {current.key_id})
     if not next_path.exists() and referenced - {current.key_id}:
@@ -353,32 +359,32 @@ async def _rotate_file(
         target_key = None
     else:
         report.resumed = next_path.exists()
-        keys.FileRootKey.create(next_path)
-        target_key = keys.read_private(next_path, "root key")
-        if len(target_key) != keys.KEY_SIZE:
+        FileRootKey.create(next_path)
+        target_key = read_private(next_path, "root key")
+        if len(target_key) != KEY_SIZE:
             raise ConfigError(f"root key {next_path} must hold exactly 32 bytes")
         # the derivation secret, now wrapped by the next root (root.key.next is read too)
-        keys.write_private(
-            keys.FileRootKey.derive_path(path),
-            keys.wrap(target_key, current.derivation_secret, keys.DERIVE_AAD),
+        write_private(
+            FileRootKey.derive_path(path),
+            wrap(target_key, current.derivation_secret, DERIVE_AAD),
         )
         report.previous_root_key_ids = sorted(referenced | {current.key_id})
-    ring = keys.FileRootKey.load(path)  # every root file: current, next, old-*
-    final_key = target_key if target_key is not None else keys.read_private(path, "root key")
-    final_id = keys.file_key_id(final_key)
+    ring = FileRootKey.load(path)  # every root file: current, next, old-*
+    final_key = target_key if target_key is not None else read_private(path, "root key")
+    final_id = file_key_id(final_key)
 
     def convert(blob: bytes, aad: bytes) -> tuple[bytes, str]:
-        return keys.wrap(final_key, ring.unwrap(blob, aad), aad), final_id
+        return wrap(final_key, ring.unwrap(blob, aad), aad), final_id
 
     await _rewrap_kek_rows(db, convert, lambda rid: rid != final_id, progress, report)
     if target_key is not None:
-        old = keys.FileRootKey.old_path(path, current.key_id)
+        old = FileRootKey.old_path(path, current.key_id)
         if not old.exists():
             os.link(path, old)
         os.replace(next_path, path)
-        keys.fsync_dir(path.parent)
+        fsync_dir(path.parent)
         # KEKs a running process wrapped with the previous root meanwhile
-        ring = keys.FileRootKey.load(path)
+        ring = FileRootKey.load(path)
         await _rewrap_kek_rows(db, convert, lambda rid: rid != final_id, _noop, report)
     report.root_key_id = final_id
     report.previous_root_key_ids = [i for i in report.previous_root_key_ids if i != final_id]
@@ -388,26 +394,26 @@ async def _rotate_file(
 async def _to_kms(
     db: Database, settings: Settings, to: str, progress: Progress, report: RotationReport
 ) -> None:
-    source = keys.open_root_key(settings)
-    dest = keys.KmsRootKey(keys.kms_key_of(to), endpoint_url=settings.kms_endpoint_url)
+    source = open_root_key(settings)
+    dest = KmsRootKey(kms_key_of(to), endpoint_url=settings.kms_endpoint_url)
     dest_id = dest.key_id  # DescribeKey: missing or disabled → ConfigError now
-    same_key = isinstance(source, keys.KmsRootKey) and source.key_id == dest_id
+    same_key = isinstance(source, KmsRootKey) and source.key_id == dest_id
     report.previous_root_key_ids = sorted((await _referenced_roots(db)) - {dest_id})
 
     def convert(blob: bytes, aad: bytes) -> tuple[bytes, str]:
-        if blob[:1] == b"\x81" and isinstance(source, keys.KmsRootKey):
+        if blob[:1] == b"\x81" and isinstance(source, KmsRootKey):
             return source.rewrap(blob, aad, dest.key)
         return dest.wrap(source.unwrap(blob, aad), aad), dest_id
 
     # the derivation secret first: if it fails nothing has moved yet
     # (kept in the database for a KMS root, so every host sharing it sees the new wrapping)
     secret = await asyncio.to_thread(lambda: source.derivation_secret)
-    blob = await rootsecret.read(db) if isinstance(source, keys.KmsRootKey) else None
+    blob = await kms_derivation_secret.read(db) if isinstance(source, KmsRootKey) else None
     if blob is not None:
-        new_blob = (await asyncio.to_thread(convert, blob, keys.DERIVE_AAD))[0]
+        new_blob = (await asyncio.to_thread(convert, blob, DERIVE_AAD))[0]
     else:
-        new_blob = await asyncio.to_thread(dest.wrap, secret, keys.DERIVE_AAD)
-    await rootsecret.save(db, new_blob, dest_id)
+        new_blob = await asyncio.to_thread(dest.wrap, secret, DERIVE_AAD)
+    await kms_derivation_secret.save(db, new_blob, dest_id)
     # the same key (picking up KMS's newer key material) re-wraps everything; another key
     # skips what is already wrapped by it, so an interrupted run resumes
     await _rewrap_kek_rows(db, convert, lambda rid: same_key or rid != dest_id, progress, report)

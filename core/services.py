@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from core.config import Settings
+from core.config.settings import Settings
 from core.db import Database
 from core.keyring import KeyRing
-from core.keys import RootKey, open_root_key
+from core.rootkey.loader import open_root_key
+from core.rootkey.protocol import RootKey
 from core.storage.factory import open_store
 from core.storage.interface import ObjectStore
 from core.storage.local import LocalStore

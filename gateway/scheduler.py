@@ -23,8 +23,8 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from core.leases import owner_id
-from core.models import ScheduledJob
 from core.services import Services
+from gateway.models import ScheduledJob
 
 log = logging.getLogger("sealmail.scheduler")
 

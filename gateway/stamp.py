@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 
-from core.keys import hmac_sha256
+from core.hashing import hmac_sha256
 from gateway.headers import header_value, prepend_field, strip_fields
 
 STAMP_HEADER = "X-Sealmail-Processed"

@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.config import Settings
+from core.config.settings import Settings
 from core.errors import NotFound, TransientError
 from core.services import Services
 from portal.billing_guard import SuspendedTenantGuard

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from core import accounts
+from core.accounts.authentication import authenticate_api_key
 from core.models import Tenant
 from portal import sessions
 
@@ -83,7 +83,7 @@ class SuspendedTenantGuard:
                 scheme, _, key = request.headers.get("authorization", "").partition(" ")
                 if scheme.lower() != "bearer" or not key.strip():
                     return None
-                found = await accounts.authenticate_api_key(s, key.strip())
+                found = await authenticate_api_key(s, key.strip())
                 return found[0] if found else None
             row = await sessions.load(s, request)
             if row is None:

@@ -12,8 +12,8 @@ import secrets
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.hashing import hmac_sha256
 from core.ids import new_id
-from core.keys import hmac_sha256
 from core.models import OneTimeCode, PortalAccess, now
 
 CODE_DIGITS = 6

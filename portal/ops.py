@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from branding.templating import safe_color
 from core import outbox
-from core.config import parse_hostport
+from core.config.values import parse_hostport
 from core.metrics import CONTENT_TYPE, metrics
 from core.models import Tenant
 from core.services import Services

@@ -6,7 +6,8 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.models import RateEvent, now
+from core.models import now
+from portal.models import RateEvent
 
 HOUR = 3600.0
 

@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core.hashing import sha256_hex
 from core.ids import new_token
-from core.keys import sha256_hex
 from core.models import PortalSession, now
 from portal.security import SESSION_COOKIE
 

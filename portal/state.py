@@ -6,7 +6,7 @@ import dataclasses
 
 from starlette.requests import Request
 
-from core.config import Settings
+from core.config.settings import Settings
 from core.services import Services
 from portal.pages import Pages
 from portal.security import origin_of

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Add an Alembic revision for the changes made to the models (core/models.py, support/models.py):
+# Add an Alembic revision for the changes made to the models (core/models.py and every
+# package's models.py, all gathered by sealmail/schema.py):
 #   scripts/new_migration.sh 0003 "what changed"
 # It migrates a scratch SQLite database to head, autogenerates the difference, and formats it.
 # Read the generated file before committing: autogenerate misses renames and data changes.
@@ -13,7 +14,7 @@ trap 'rm -rf "$tmp"' EXIT
 import sys
 from alembic import command
 from core.db import _alembic_config, migrate
-import support.models  # noqa: F401 - feature tables join Base.metadata (core never imports them)
+import sealmail.schema  # every package's tables on Base.metadata, which env.py compares
 url = f"sqlite:///{sys.argv[1]}/gen.db"
 migrate(url)
 command.revision(_alembic_config(url), message=sys.argv[3], autogenerate=True, rev_id=sys.argv[2])

@@ -13,7 +13,8 @@ from typing import Any
 
 import uvicorn
 
-from core.config import Settings, parse_hostport
+from core.config.settings import Settings
+from core.config.values import parse_hostport
 from core.db import MIGRATIONS_DIR, current_revision
 from core.errors import ConfigError
 from core.services import Services

@@ -18,12 +18,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from core import accounts, rootsecret
-from core.accounts import TenantCredentials
-from core.config import DEFAULT_CONFIG_NAME, Settings, load_settings
+from core.accounts.tenants import TenantCredentials, create_tenant, find_tenant
+from core.config.loading import DEFAULT_CONFIG_NAME, load_settings
+from core.config.settings import Settings
 from core.db import Database, migrate
 from core.errors import NotFound
-from core.keys import FileRootKey, KmsRootKey, kms_derive_path, open_root_key
+from core.rootkey.file_root import FileRootKey
+from core.rootkey.kms_derivation_secret import ensure
+from core.rootkey.kms_root import KmsRootKey
+from core.rootkey.loader import kms_derive_path, open_root_key
 from core.services import Services
 from core.storage.local import LocalStore
 
@@ -99,11 +102,11 @@ async def _ensure_demo(settings: Settings) -> TenantCredentials | None:
     try:
         async with services.db.session() as session:
             try:
-                await accounts.find_tenant(session, DEMO_TENANT)
+                await find_tenant(session, DEMO_TENANT)
                 return None
             except NotFound:
                 pass
-            creds = await accounts.create_tenant(
+            creds = await create_tenant(
                 session,
                 services.keyring,
                 DEMO_TENANT,
@@ -127,7 +130,7 @@ def ensure_kms_derivation_secret(settings: Settings) -> str | None:
     async def run() -> str | None:
         db = Database(settings.database_url)
         try:
-            return await rootsecret.ensure(db, root, kms_derive_path(settings.data_dir))
+            return await ensure(db, root, kms_derive_path(settings.data_dir))
         finally:
             await db.dispose()
 

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts import audit
+from core.audit import audit
 from core.errors import NotFound, PermanentError
+from core.hashing import sha256_hex
 from core.ids import new_id, new_token
-from core.keys import sha256_hex
 from core.models import Partner
 from support.desk import Scope
 from support.models import SupportAgent

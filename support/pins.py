@@ -25,9 +25,9 @@ from typing import Any, Protocol
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts import audit, hash_password, verify_password
+from core.audit import audit
 from core.errors import PermanentError
-from core.keys import hmac_sha256
+from core.hashing import hash_password, hmac_sha256, verify_password
 from core.models import AccountContact, BillingAccount, now
 from support.desk import OPERATOR, ContactView, Scope, contacts_for
 from support.models import SupportPin, SupportPinCheck

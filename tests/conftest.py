@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from core.config import Settings, load_settings
+from core.config.loading import load_settings
+from core.config.settings import Settings
 from core.db import migrate
-from core.keys import FileRootKey
+from core.rootkey.file_root import FileRootKey
 from core.services import Services
 from tests.helpers.moto_server import MotoServer
 

@@ -11,6 +11,8 @@ from core.db import create_engine
 from core.models import Base
 
 config = context.config
+# core's tables and those of whichever feature packages the caller imported: autogenerate
+# (scripts/new_migration.sh) imports sealmail.schema first, so it sees them all
 target_metadata = Base.metadata
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import regex
 import yaml
 
-from core.config import parse_retention_days
+from core.config.values import parse_retention_days
 from core.policy.source import Path, PolicyError, Source, load
 
 ACTIONS = ("encrypt", "require_tls", "hold", "reject", "pass")

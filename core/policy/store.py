@@ -10,9 +10,10 @@ import json
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts import audit
-from core.models import TenantPolicy, now
+from core.audit import audit
+from core.models import now
 from core.policy.model import Policy, parse_policy
+from core.policy.models import TenantPolicy
 
 
 @dataclasses.dataclass(frozen=True)

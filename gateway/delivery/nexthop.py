@@ -22,7 +22,8 @@ from collections.abc import Callable
 
 import aiosmtplib
 
-from core.config import Settings, parse_hostport
+from core.config.settings import Settings
+from core.config.values import parse_hostport
 from core.errors import TransientError
 from gateway.delivery.mtasts import MtaSts
 from gateway.delivery.relay import (

@@ -17,7 +17,8 @@ import ssl
 
 import aiosmtplib
 
-from core.config import Settings, parse_hostport
+from core.config.settings import Settings
+from core.config.values import parse_hostport
 from core.errors import ConfigError, TransientError
 
 log = logging.getLogger("sealmail.gateway.relay")

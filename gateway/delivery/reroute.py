@@ -9,7 +9,7 @@ from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
-from core.accounts import audit
+from core.audit import audit
 from core.metrics import metrics
 from core.models import Message, MessageRecipient, OutboxRecipient, now
 from core.services import Services

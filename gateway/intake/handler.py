@@ -17,7 +17,10 @@ from typing import Any
 
 from aiosmtpd.smtp import Envelope, Session
 
-from core import accounts, logcontext
+from core import logcontext
+from core.accounts.authentication import authenticate_smtp
+from core.accounts.networks import tenant_by_network
+from core.accounts.tenants import get_tenant
 from core.models import Tenant
 from core.services import Services
 from core.writegate import WriteGate
@@ -69,7 +72,7 @@ class IntakeHandler:
             return False
         try:
             async with self.services.db.session() as s:
-                tenant = await accounts.authenticate_smtp(s, user, secret)
+                tenant = await authenticate_smtp(s, user, secret)
         except Exception as exc:  # noqa: BLE001 - our failure: the client retries
             log.error("AUTH check failed: %s", exc)
             return replies.REPLY_AUTH_TEMPFAIL
@@ -113,9 +116,9 @@ class IntakeHandler:
         async with self.services.db.session() as s:
             tenant: Tenant | None = None
             if server.auth_tenant_id:
-                tenant = await accounts.get_tenant(s, server.auth_tenant_id)
+                tenant = await get_tenant(s, server.auth_tenant_id)
             else:
-                tenant = await accounts.tenant_by_network(s, server.client_ip)
+                tenant = await tenant_by_network(s, server.client_ip)
             if tenant is not None:
                 refusal = await identity.sender_refusal(s, tenant, address)
                 if refusal == replies.REPLY_RELAY_DENIED and identity.journal_only_allowed(tenant):

@@ -12,7 +12,8 @@ import ipaddress
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import accounts
+from core.accounts.domains import domain_of, tenant_domains
+from core.accounts.networks import tenant_networks
 from core.models import AllowedNetwork, Tenant
 from gateway.intake.replies import REPLY_RELAY_DENIED, REPLY_SUSPENDED, REPLY_TERMINATED
 
@@ -41,8 +42,8 @@ async def sender_refusal(session: AsyncSession, tenant: Tenant, mail_from: str) 
 
 async def own_sender(session: AsyncSession, tenant: Tenant, mail_from: str) -> bool:
     """The envelope sender is an address of one of the tenant's domains."""
-    domain = accounts.domain_of(mail_from) if "@" in mail_from else ""
-    return bool(domain) and domain in await accounts.tenant_domains(session, tenant.id)
+    domain = domain_of(mail_from) if "@" in mail_from else ""
+    return bool(domain) and domain in await tenant_domains(session, tenant.id)
 
 
 def journal_address(tenant: Tenant) -> str:
@@ -77,7 +78,7 @@ async def tenant_by_journal_address(
         addr = ipaddress.ip_address(client_ip)
     except ValueError:
         return None
-    for n in await accounts.tenant_networks(session, tenant.id):
+    for n in await tenant_networks(session, tenant.id):
         try:
             if addr in ipaddress.ip_network(n.cidr):
                 return tenant

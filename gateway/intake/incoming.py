@@ -10,7 +10,8 @@ from typing import Protocol
 
 from aiosmtpd.smtp import Session
 
-from core import accounts, logcontext
+from core import logcontext
+from core.accounts.authentication import tenant_by_connector_token
 from core.ids import queue_id
 from core.metrics import metrics
 from core.models import Message, MessageRecipient, Tenant
@@ -104,7 +105,7 @@ class IncomingMessage:
             if tenant_id is None:
                 token = header_value(head, identity.TOKEN_HEADER)
                 tenant = (
-                    await accounts.tenant_by_connector_token(s, token, self.server.client_ip)
+                    await tenant_by_connector_token(s, token, self.server.client_ip)
                     if token
                     else None
                 )

@@ -9,7 +9,8 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from core.config import Settings, parse_hostport
+from core.config.settings import Settings
+from core.config.values import parse_hostport
 from core.errors import ConfigError
 from gateway.intake import replies
 from gateway.intake.smtp_server import GatewaySMTP

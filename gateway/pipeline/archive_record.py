@@ -19,9 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive import index
+from archive.models import ArchiveEntry, JournalEntry
 from core.errors import NotFound
-from core.keys import sha256_hex
-from core.models import ArchiveEntry, JournalEntry, Message
+from core.hashing import sha256_hex
+from core.models import Message
 from core.services import Services
 from gateway.pipeline.journal import DISPOSITION_JOURNAL, MalformedReport, parse_report
 

@@ -17,11 +17,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts import tenant_domains
+from core.accounts.domains import tenant_domains
 from core.errors import TransientError
-from core.models import PolicyDecision, Tenant
+from core.models import Tenant
 from core.policy import Decision, Limits, evaluate, extract_facts
 from core.policy.disposition import disposition_for, upgraded_by_trigger
+from core.policy.models import PolicyDecision
 from core.policy.store import get_policy
 from core.recipient_keys import methods_available
 from core.services import Services

@@ -30,9 +30,10 @@ from email.policy import default as default_policy
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from archive.models import JournalEntry
+from core.hashing import hmac_sha256, sha256_hex
 from core.ids import new_id
-from core.keys import hmac_sha256, sha256_hex
-from core.models import JournalEntry, Message, Tenant
+from core.models import Message, Tenant
 from core.services import Services
 from gateway.headers import parse_headers, split_header_block
 

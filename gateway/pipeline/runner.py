@@ -25,7 +25,7 @@ from email.policy import default as default_policy
 from sqlalchemy import select, update
 
 from core import logcontext
-from core.config import Settings
+from core.config.settings import Settings
 from core.leases import owner_id
 from core.models import Message, MessageRecipient, Tenant, now
 from core.services import Services

@@ -32,9 +32,9 @@ from starlette.responses import RedirectResponse, Response
 from branding.mail import compose
 from branding.notifications import render_code_email
 from core import outbox
-from core.accounts import audit
+from core.audit import audit
+from core.hashing import sha256_hex
 from core.ids import new_token
-from core.keys import sha256_hex
 from core.models import PortalSession, Tenant, User, now
 from portal import codes, ratelimit, sessions
 from portal.admin.doors import ADMIN_DOOR, ADMIN_ROLES, Door, checked_form, current_user

@@ -9,7 +9,8 @@ from sqlalchemy import or_, select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from core.models import BillingAccount, Invoice, Tenant
+from billing_hooks.models import Invoice
+from core.models import BillingAccount, Tenant
 from portal.admin.doors import current_admin
 from portal.pages import branding_of
 from portal.state import portal

@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core import quarantine
-from core.models import HeldMessage, Message, MessageRecipient, PolicyDecision
+from core.models import Message, MessageRecipient
+from core.policy.models import HeldMessage, PolicyDecision
 from portal.admin.context import page_context, quarantine_officer
 from portal.state import portal
 

@@ -7,7 +7,8 @@ from email.utils import formataddr
 
 from branding.mail import Rendered, compose
 from branding.templating import render, safe_color, safe_logo_url
-from core.models import HeldMessage, Tenant
+from core.models import Tenant
+from core.policy.models import HeldMessage
 from core.quarantine import recipients_of
 
 

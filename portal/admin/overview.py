@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core import quarantine
-from core.models import AuditEvent, Message, PolicyDecision
+from core.models import AuditEvent, Message
+from core.policy.models import PolicyDecision
 from portal.admin.context import page_context, quarantine_officer
 from portal.state import portal
 

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from core import quarantine
-from core.accounts import audit
+from core.audit import audit
 from core.errors import NotFound
 from core.models import Message
 from portal.admin.context import page_context, quarantine_officer

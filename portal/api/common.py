@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core import accounts
+from core.accounts.authentication import authenticate_api_key
 from core.models import Tenant
 from portal.admin.doors import ADMIN_ROLES
 from portal.state import portal
@@ -24,7 +24,7 @@ async def tenant_of_key(request: Request) -> tuple[Tenant, str] | Response:
     if scheme.lower() != "bearer" or not key.strip():
         return error(401, "missing bearer API key", {"WWW-Authenticate": "Bearer"})
     async with portal(request).services.db.session() as s:
-        found = await accounts.authenticate_api_key(s, key)
+        found = await authenticate_api_key(s, key)
     if found is None:
         return error(401, "invalid API key", {"WWW-Authenticate": "Bearer"})
     return found

@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core import accounts
+from core.accounts.domains import tenant_domains
 from core.models import Tenant
 from core.policy import Limits, PolicyError, evaluate, extract_facts
 from core.policy.disposition import disposition_for, upgraded_by_trigger
@@ -106,7 +106,7 @@ async def dry_run(request: Request) -> Response:
             stored = await get_stored(s, tenant.id)
         except PolicyError as exc:
             return error(500, f"the stored policy is invalid: {exc}")
-        domains = await accounts.tenant_domains(s, tenant.id)
+        domains = await tenant_domains(s, tenant.id)
 
         def run() -> tuple[Any, list[Any]]:
             facts = extract_facts(raw, Limits())

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from core.accounts import audit
+from core.audit import audit
 from core.models import SealedObject
 from portal.reader.access import load_message, recipient_session
 from portal.security import DOWNLOAD_CSP

@@ -20,9 +20,9 @@ from starlette.responses import RedirectResponse, Response
 from branding.mail import compose
 from branding.notifications import format_time, render_code_email
 from core import outbox
-from core.accounts import audit
+from core.audit import audit
+from core.hashing import sha256_hex
 from core.ids import new_token
-from core.keys import sha256_hex
 from core.models import Message, PortalAccess, Tenant, now
 from portal import codes, ratelimit, sessions
 from portal.codes import CODE_MAIL_LIFETIME, mask_address

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.accounts import audit
+from core.audit import audit
 from portal.reader.access import load_message, recipient_session, signed_in_context
 from portal.sanitize import sanitize_html
 from portal.security import BODY_CSP

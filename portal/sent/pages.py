@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from core import quarantine
-from core.accounts import audit
+from core.audit import audit
 from core.errors import NotFound, PermanentError
 from core.models import Message
 from core.portal_message import PortalMessage

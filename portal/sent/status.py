@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import quarantine
-from core.models import HeldMessage, MessageRecipient, OutboxItem, OutboxRecipient, PortalAccess
+from core.models import MessageRecipient, OutboxItem, OutboxRecipient, PortalAccess
+from core.policy.models import HeldMessage
 
 _NOT_DELIVERY = ("dsn", "code")  # outbox items about a message that are not its copies
 METHODS = {

@@ -21,10 +21,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from core.accounts import audit
+from core.audit import audit
 from core.errors import PermanentError
+from core.hashing import sha256_hex
 from core.ids import new_token
-from core.keys import sha256_hex
 from core.models import PortalSession, now
 from portal import codes, ratelimit, sessions
 from portal.codes import CODE_MAIL_LIFETIME, mask_address

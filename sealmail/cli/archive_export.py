@@ -49,7 +49,7 @@ def export_cmd(
     of .eml files with manifest.json and manifest.csv (SHA-256 of each original)."""
     from archive import export
     from archive.search import audit_search
-    from core import accounts
+    from core.accounts.tenants import find_tenant
 
     query = _query(criteria)
     path = Path(output)
@@ -64,7 +64,7 @@ def export_cmd(
         tmp = path.with_name(f".{path.name}.part")
         try:
             async with svc.db.session() as s:
-                tenant = await accounts.find_tenant(s, tenant_ref)
+                tenant = await find_tenant(s, tenant_ref)
             total = await export.count(svc, tenant.id, query)
             progress = Progress(
                 TextColumn("exporting"),

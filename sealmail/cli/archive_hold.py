@@ -89,12 +89,12 @@ def hold_place(
     kind = "tenant" if whole_tenant else "message" if message else "search"
 
     async def go() -> dict[str, Any]:
-        from core import accounts
+        from core.accounts.tenants import find_tenant
 
         svc = _services(ctx)
         try:
             async with svc.db.session() as s:
-                t = await accounts.find_tenant(s, tenant_ref)
+                t = await find_tenant(s, tenant_ref)
                 h = await holds.place(
                     svc, s, t.id, actor, kind, name, reason, query=query, message=message
                 )

@@ -23,7 +23,7 @@ def reindex_cmd(
     ctx: click.Context, tenant_ref: str | None, config: str | None, as_json: bool
 ) -> None:
     """Index messages archived before the search index existed (idempotent)."""
-    from core import accounts
+    from core.accounts.tenants import find_tenant
     from gateway.pipeline.archive_record import reindex
 
     async def go() -> int:
@@ -32,7 +32,7 @@ def reindex_cmd(
             tenant_id = None
             if tenant_ref:
                 async with svc.db.session() as s:
-                    tenant_id = (await accounts.find_tenant(s, tenant_ref)).id
+                    tenant_id = (await find_tenant(s, tenant_ref)).id
             progress = Progress(
                 TextColumn("indexing"),
                 BarColumn(),

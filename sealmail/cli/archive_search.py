@@ -87,7 +87,7 @@ def search_cmd(
 ) -> None:
     """Search a tenant's archive (newest first, one page)."""
     from archive.search import search
-    from core import accounts
+    from core.accounts.tenants import find_tenant
 
     query = _query(criteria)
 
@@ -95,7 +95,7 @@ def search_cmd(
         svc = _services(ctx)
         try:
             async with svc.db.session() as s:
-                tenant = await accounts.find_tenant(s, tenant_ref)
+                tenant = await find_tenant(s, tenant_ref)
                 result = await search(svc, s, tenant.id, query, page=page, limit=limit)
                 from archive.search import audit_search
 

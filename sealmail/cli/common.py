@@ -22,7 +22,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from core.config import Settings, load_settings
+from core.config.loading import load_settings
+from core.config.settings import Settings
 from core.errors import SealmailError
 
 T = TypeVar("T")
@@ -131,7 +132,7 @@ def _services(ctx: click.Context) -> Any:
 async def _tenant_id(svc: Any, ref: str | None) -> str | None:
     if not ref:
         return None
-    from core import accounts
+    from core.accounts.tenants import find_tenant
 
     async with svc.db.session() as s:
-        return (await accounts.find_tenant(s, ref)).id  # type: ignore[no-any-return]
+        return (await find_tenant(s, ref)).id  # type: ignore[no-any-return]

@@ -89,15 +89,17 @@ def key_rotate(
     Interrupted (killed, KMS or database down), run the same command again: it finishes
     the unfinished rotation. Nothing is ever left unreadable in between.
     """
-    from core import accounts, keys, rotation
+    from core import rotation
+    from core.accounts.tenants import find_tenant
     from core.errors import ConfigError
+    from core.rootkey.kms_root import kms_key_of
     from core.services import Services
 
     if tenant_ref is not None and to is not None:
         raise click.UsageError("--to is for the root key; it cannot be used with --tenant")
     if to is not None:
         try:
-            keys.kms_key_of(to)
+            kms_key_of(to)
         except ConfigError as exc:
             raise click.BadParameter(str(exc), param_hint="--to") from None
     settings = _settings(ctx)
@@ -110,7 +112,7 @@ def key_rotate(
             await asyncio.to_thread(svc.root_key.check)
             if tenant_ref is not None:
                 async with svc.db.session() as s:
-                    tenant = await accounts.find_tenant(s, tenant_ref)
+                    tenant = await find_tenant(s, tenant_ref)
                 with _progress(f"re-wrapping data keys of {tenant.name}", show) as progress:
                     report = await rotation.rotate_tenant(
                         svc.db, svc.keyring, tenant.id, progress=progress

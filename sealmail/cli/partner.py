@@ -22,14 +22,14 @@ def partner() -> None:
 @click.pass_context
 def partner_create(ctx: click.Context, name: str, config: str | None, as_json: bool) -> None:
     """Create a partner."""
-    from core import accounts
+    from core.accounts.partners import create_partner
     from core.services import Services
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                p = await accounts.create_partner(s, name)
+                p = await create_partner(s, name)
                 await s.commit()
                 return {"id": p.id, "name": p.name}
         finally:
@@ -50,7 +50,7 @@ def partner_list(ctx: click.Context, config: str | None, as_json: bool) -> None:
     """List partners."""
     from sqlalchemy import func, select
 
-    from core import accounts
+    from core.accounts.partners import list_partners
     from core.models import Tenant
     from core.services import Services
 
@@ -72,7 +72,7 @@ def partner_list(ctx: click.Context, config: str | None, as_json: bool) -> None:
                         "tenants": counts.get(p.id, 0),
                         "created_at": _ts(p.created_at),
                     }
-                    for p in await accounts.list_partners(s)
+                    for p in await list_partners(s)
                 ]
         finally:
             await svc.close()
@@ -96,7 +96,7 @@ def partner_show(ctx: click.Context, ref: str, config: str | None, as_json: bool
     """Show a partner and its tenants."""
     from sqlalchemy import select
 
-    from core import accounts
+    from core.accounts.partners import find_partner
     from core.models import Tenant
     from core.services import Services
 
@@ -104,7 +104,7 @@ def partner_show(ctx: click.Context, ref: str, config: str | None, as_json: bool
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                p = await accounts.find_partner(s, ref)
+                p = await find_partner(s, ref)
                 tenants = (
                     (await s.execute(select(Tenant).where(Tenant.partner_id == p.id)))
                     .scalars()

@@ -31,14 +31,14 @@ def _format_of(path: str, given: str | None) -> str:
 
 
 async def _load(ctx: click.Context, ref: str) -> dict[str, Any]:
-    from core import accounts
+    from core.accounts.tenants import find_tenant
     from core.policy.store import get_stored
     from core.services import Services
 
     svc = Services.open(_settings(ctx))
     try:
         async with svc.db.session() as s:
-            t = await accounts.find_tenant(s, ref)
+            t = await find_tenant(s, ref)
             stored = await get_stored(s, t.id)
             return {"tenant": t, "stored": stored}
     finally:
@@ -149,7 +149,7 @@ def policy_import(
     as_json: bool,
 ) -> None:
     """Replace a tenant's policy with FILE (validated first; '-' reads standard input)."""
-    from core import accounts
+    from core.accounts.tenants import find_tenant
     from core.policy import PolicyError, parse_policy
     from core.policy.store import set_policy
     from core.services import Services
@@ -167,7 +167,7 @@ def policy_import(
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                t = await accounts.find_tenant(s, tenant)
+                t = await find_tenant(s, tenant)
                 version = None
                 if not dry_run:
                     version = await set_policy(s, t.id, new, "cli")

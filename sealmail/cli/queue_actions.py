@@ -20,7 +20,7 @@ async def _act(ctx: click.Context, queue_id: str | None, action: str) -> dict[st
     from sqlalchemy import update
 
     from core import outbox
-    from core.accounts import audit
+    from core.audit import audit
     from core.models import Message
 
     svc = _services(ctx)

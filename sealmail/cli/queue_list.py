@@ -32,7 +32,7 @@ def queue_list(
     """List mail waiting to be sent (per recipient)."""
     from sqlalchemy import select
 
-    from core import accounts
+    from core.accounts.tenants import find_tenant
     from core.models import Message, OutboxItem, OutboxRecipient, Tenant
 
     async def go() -> list[dict[str, Any]]:
@@ -40,7 +40,7 @@ def queue_list(
         try:
             async with svc.db.session() as s:
                 names = dict((await s.execute(select(Tenant.id, Tenant.name))).all())
-                tenant_id = (await accounts.find_tenant(s, tenant_ref)).id if tenant_ref else None
+                tenant_id = (await find_tenant(s, tenant_ref)).id if tenant_ref else None
                 rows: list[dict[str, Any]] = []
                 if state != "processing":
                     stmt = (

@@ -36,13 +36,13 @@ def key_dict(k: Any) -> dict[str, Any]:
 
 
 async def _with_tenant(ctx: click.Context, ref: str, fn: Any) -> Any:
-    from core import accounts
+    from core.accounts.tenants import find_tenant
     from core.services import Services
 
     svc = Services.open(_settings(ctx))
     try:
         async with svc.db.session() as s:
-            tenant = await accounts.find_tenant(s, ref)
+            tenant = await find_tenant(s, ref)
             result = await fn(s, tenant)
             await s.commit()
             return result

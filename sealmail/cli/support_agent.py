@@ -42,7 +42,7 @@ def agent_add(
     """Add a desk agent; prints the agent key once."""
     address = _address(email)
 
-    from core import accounts
+    from core.accounts.partners import find_partner
     from core.services import Services
     from support import agents
 
@@ -50,7 +50,7 @@ def agent_add(
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                p = await accounts.find_partner(s, partner) if partner else None
+                p = await find_partner(s, partner) if partner else None
                 row, key = await agents.add_agent(s, address, p)
                 await s.commit()
                 return {**_agent_dict(row, p.name if p else ""), "key": key}

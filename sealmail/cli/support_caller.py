@@ -168,7 +168,7 @@ def letter(
     """Write the PDF letter for a caller with no contact record."""
     address = _address(email)
 
-    from core.accounts import audit
+    from core.audit import audit
     from core.services import Services
     from support.letter import build_letter, render_letter
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from core.config import Settings
+from core.config.settings import Settings
 from sealmail.cli.common import _print_json, _run, _settings, _ts, config_option, json_option, out
 from sealmail.cli.tenant_update import tenant_update
 
@@ -76,7 +76,8 @@ def tenant_create(
 ) -> None:
     """Create a tenant; prints its credentials once."""
     from billing_hooks.enforcement import standing_for_new_tenant
-    from core import accounts
+    from core.accounts.domains import tenant_domains
+    from core.accounts.tenants import create_tenant
     from core.models import Tenant
     from core.services import Services
 
@@ -84,7 +85,7 @@ def tenant_create(
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                creds = await accounts.create_tenant(
+                creds = await create_tenant(
                     s,
                     svc.keyring,
                     name,
@@ -99,7 +100,7 @@ def tenant_create(
                 # a new tenant of an unpaid partner waits with the others (451), at once
                 standing = await standing_for_new_tenant(s, tenant)
                 await s.commit()
-                return creds, await accounts.tenant_domains(s, creds.tenant_id), standing
+                return creds, await tenant_domains(s, creds.tenant_id), standing
         finally:
             await svc.close()
 
@@ -116,7 +117,7 @@ def tenant_create(
 async def _tenant_rows(settings: Settings) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
-    from core import accounts
+    from core.accounts.tenants import list_tenants
     from core.models import Partner, TenantDomain
     from core.services import Services
 
@@ -138,7 +139,7 @@ async def _tenant_rows(settings: Settings) -> list[dict[str, Any]]:
                     "domains": sorted(domains.get(t.id, [])),
                     "created_at": _ts(t.created_at),
                 }
-                for t in await accounts.list_tenants(s)
+                for t in await list_tenants(s)
             ]
     finally:
         await svc.close()
@@ -177,7 +178,10 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
     from sqlalchemy import func, select
 
     from archive import retention
-    from core import accounts
+    from core.accounts.domains import tenant_domains
+    from core.accounts.networks import tenant_networks
+    from core.accounts.partners import find_partner
+    from core.accounts.tenants import find_tenant
     from core.models import Message
     from core.services import Services
 
@@ -185,8 +189,8 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                t = await accounts.find_tenant(s, ref)
-                nets = await accounts.tenant_networks(s, t.id)
+                t = await find_tenant(s, ref)
+                nets = await tenant_networks(s, t.id)
                 count = (
                     await s.execute(
                         select(func.count()).select_from(Message).where(Message.tenant_id == t.id)
@@ -194,7 +198,7 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
                 ).scalar()
                 partner_name = None
                 if t.partner_id:
-                    partner_name = (await accounts.find_partner(s, t.partner_id)).name
+                    partner_name = (await find_partner(s, t.partner_id)).name
                 return {
                     "id": t.id,
                     "name": t.name,
@@ -202,7 +206,7 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
                     "plan": t.plan,
                     "standing": t.standing,
                     "partner": partner_name,
-                    "domains": await accounts.tenant_domains(s, t.id),
+                    "domains": await tenant_domains(s, t.id),
                     "networks": [{"cidr": n.cidr, "private": n.private} for n in nets],
                     "hide_subject": t.hide_subject,
                     "sensitivity_trigger": t.sensitivity_trigger,
@@ -249,17 +253,17 @@ def _standing_command(name: str, standing: str, help_text: str) -> None:
     @json_option
     @click.pass_context
     def command(ctx: click.Context, ref: str, config: str | None, as_json: bool) -> None:
-        from core import accounts
+        from core.accounts.tenants import find_tenant, set_standing
         from core.services import Services
 
         async def go() -> dict[str, Any]:
             svc = Services.open(_settings(ctx))
             try:
                 async with svc.db.session() as s:
-                    t = await accounts.find_tenant(s, ref)
+                    t = await find_tenant(s, ref)
                     previous = t.standing
                     if previous != standing:
-                        await accounts.set_standing(s, t, standing, actor="cli")
+                        await set_standing(s, t, standing, actor="cli")
                         await s.commit()
                     return {"id": t.id, "name": t.name, "standing": standing, "was": previous}
             finally:

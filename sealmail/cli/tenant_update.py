@@ -87,15 +87,17 @@ def tenant_update(
     """Change a tenant's branding, notice, key look-up, next hop, retention and network
     settings."""
     from archive import retention
-    from core import accounts
+    from core.accounts.networks import add_network
+    from core.accounts.tenant_settings import update_tenant
+    from core.accounts.tenants import find_tenant
     from core.services import Services
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                t = await accounts.find_tenant(s, ref)
-                changes = await accounts.update_tenant(
+                t = await find_tenant(s, ref)
+                changes = await update_tenant(
                     s,
                     t,
                     "cli",
@@ -116,10 +118,10 @@ def tenant_update(
                     )
                 )
                 for cidr in networks:
-                    await accounts.add_network(s, t, cidr, private=False)
+                    await add_network(s, t, cidr, private=False)
                     changes.setdefault("networks_added", []).append(cidr)
                 for cidr in private_networks:
-                    await accounts.add_network(s, t, cidr, private=True)
+                    await add_network(s, t, cidr, private=True)
                     changes.setdefault("private_networks_added", []).append(cidr)
                 await s.commit()
                 return {"id": t.id, "name": t.name, "changed": changes}

@@ -52,7 +52,8 @@ def user_add(
     """Add a user to a tenant."""
     from sqlalchemy import func, select
 
-    from core import accounts
+    from core.accounts.tenants import find_tenant
+    from core.accounts.users import add_user
     from core.models import User
     from core.services import Services
 
@@ -64,11 +65,11 @@ def user_add(
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                t = await accounts.find_tenant(s, tenant_ref)
+                t = await find_tenant(s, tenant_ref)
                 stmt = select(User).where(User.tenant_id == t.id, func.lower(User.email) == address)
                 if (await s.execute(stmt)).scalar() is not None:
                     raise Failure(f"{address} is already a user of {t.name}")
-                u = await accounts.add_user(s, t, address, role)
+                u = await add_user(s, t, address, role)
                 await s.commit()
                 return {**_user_dict(u), "tenant": t.name}
         finally:
@@ -91,7 +92,7 @@ def user_list(ctx: click.Context, tenant_ref: str, config: str | None, as_json: 
     """List a tenant's users."""
     from sqlalchemy import select
 
-    from core import accounts
+    from core.accounts.tenants import find_tenant
     from core.models import User
     from core.services import Services
 
@@ -99,7 +100,7 @@ def user_list(ctx: click.Context, tenant_ref: str, config: str | None, as_json: 
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                t = await accounts.find_tenant(s, tenant_ref)
+                t = await find_tenant(s, tenant_ref)
                 rows = await s.execute(
                     select(User).where(User.tenant_id == t.id).order_by(User.email)
                 )
@@ -133,7 +134,8 @@ def user_remove(
     """Remove a user from a tenant; their admin sessions end at once."""
     from sqlalchemy import delete, func, select
 
-    from core import accounts
+    from core.accounts.tenants import find_tenant
+    from core.audit import audit
     from core.models import PortalSession, User
     from core.services import Services
 
@@ -143,7 +145,7 @@ def user_remove(
         svc = Services.open(_settings(ctx))
         try:
             async with svc.db.session() as s:
-                t = await accounts.find_tenant(s, tenant_ref)
+                t = await find_tenant(s, tenant_ref)
                 stmt = select(User).where(User.tenant_id == t.id, func.lower(User.email) == address)
                 u = (await s.execute(stmt)).scalar()
                 if u is None:
@@ -156,7 +158,7 @@ def user_remove(
                         PortalSession.kind == "admin",
                     )
                 )
-                await accounts.audit(s, t.id, "cli", "user.remove", u.id, email=address)
+                await audit(s, t.id, "cli", "user.remove", u.id, email=address)
                 await s.commit()
                 return {"id": u.id, "email": address, "tenant": t.name, "removed": True}
         finally:

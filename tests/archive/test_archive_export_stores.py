@@ -13,7 +13,7 @@ from email.policy import default as default_policy
 
 from archive import export, index
 from archive.search import Query, search
-from core import accounts
+from core.accounts.tenants import create_tenant
 
 
 def original(n: int) -> bytes:
@@ -27,7 +27,7 @@ def original(n: int) -> bytes:
 
 async def test_search_and_export_on_each_store(services):  # noqa: ANN001
     async with services.db.session() as s:
-        creds = await accounts.create_tenant(s, services.keyring, "Store", ["store.example"])
+        creds = await create_tenant(s, services.keyring, "Store", ["store.example"])
         await s.commit()
     tenant_id = creds.tenant_id
     originals: dict[str, bytes] = {}

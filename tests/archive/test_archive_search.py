@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy import select, text, update
 
 from archive import export, index
+from archive.models import ArchiveEntry, ArchiveTerm
 from archive.search import Query, QueryError, parse_date, search
-from core.models import ArchiveEntry, ArchiveTerm, Base, Tenant
+from core.models import Base, Tenant
 from gateway.pipeline.runner import process_pending
 from tests.gateway.conftest import (  # noqa: F401 - fixtures
     asend,

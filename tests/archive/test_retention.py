@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import select
 
 from archive import holds, index, retention, search
+from archive.models import ArchiveEntry
 from archive.sweep import sweep
-from core import accounts
+from core.accounts.tenants import create_tenant
 from core.errors import IntegrityError, NotFound, PermanentError
-from core.keys import sha256_hex
-from core.models import ArchiveEntry, AuditEvent, Message, SealedObject, Tenant
+from core.hashing import sha256_hex
+from core.models import AuditEvent, Message, SealedObject, Tenant
 from core.portal_message import Part, PortalMessage
 from core.services import Services
 
@@ -24,7 +25,7 @@ LONG_AGO = time.time() - 400 * DAY
 
 async def make_tenant(svc: Services, name: str) -> str:
     async with svc.db.session() as s:
-        creds = await accounts.create_tenant(s, svc.keyring, name, [f"{name.lower()}.example"])
+        creds = await create_tenant(s, svc.keyring, name, [f"{name.lower()}.example"])
         await s.commit()
     return creds.tenant_id
 

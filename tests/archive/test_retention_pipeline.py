@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from core.models import ArchiveEntry, Tenant
+from archive.models import ArchiveEntry
+from core.models import Tenant
 from core.policy.model import parse_policy
 from core.policy.store import set_policy
 from core.services import Services

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from core.db import Database
-from core.models import Base
+from sealmail.schema import metadata
 
 MINE = {
     ("legal_holds", None),
@@ -32,7 +32,7 @@ async def test_migration_matches_models(db_url: str) -> None:
 
             def diff(sync_conn):  # type: ignore[no-untyped-def]
                 ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
-                return compare_metadata(ctx, Base.metadata)
+                return compare_metadata(ctx, metadata())
 
             changes = await conn.run_sync(diff)
     finally:

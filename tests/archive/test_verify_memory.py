@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from archive import index
-from core import accounts
-from core.config import load_settings
+from core.accounts.tenants import create_tenant
+from core.config.loading import load_settings
 from core.db import migrate
-from core.keys import FileRootKey
+from core.rootkey.file_root import FileRootKey
 from core.services import Services
 
 SIZE = 200 * 1024 * 1024
@@ -58,7 +58,7 @@ async def _archive_big(config: Path) -> str:
     svc = Services.open(load_settings(config, env={}))
     try:
         async with svc.db.session() as s:
-            creds = await accounts.create_tenant(s, svc.keyring, "Big", ["big.example"])
+            creds = await create_tenant(s, svc.keyring, "Big", ["big.example"])
             digest = hashlib.sha256()
             obj = await svc.vault.seal(s, creds.tenant_id, _pieces(digest), "raw")
             await index.record(

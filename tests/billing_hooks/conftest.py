@@ -15,8 +15,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from billing_hooks.signing import HEADER, sign
-from core import accounts
-from core.config import Settings
+from core.accounts.partners import create_partner
+from core.accounts.tenants import create_tenant
+from core.config.settings import Settings
 from core.services import Services
 from portal.app import create_app
 from tests.conftest import make_settings
@@ -74,7 +75,7 @@ class Billing:
     def tenant(self, name: str, domain: str, partner: str | None = None) -> str:
         async def make() -> str:
             async with self.services.db.session() as s:
-                creds = await accounts.create_tenant(
+                creds = await create_tenant(
                     s, self.services.keyring, name, [domain], partner=partner
                 )
                 await s.commit()
@@ -85,7 +86,7 @@ class Billing:
     def partner(self, name: str) -> str:
         async def make() -> str:
             async with self.services.db.session() as s:
-                p = await accounts.create_partner(s, name)
+                p = await create_partner(s, name)
                 await s.commit()
                 return p.id
 

@@ -8,7 +8,7 @@ import pytest
 
 from billing_hooks.schedule import DEFAULT_SCHEDULE, Rule, load_schedule
 from billing_hooks.signing import SignatureError, sign, verify
-from core.config import load_settings
+from core.config.loading import load_settings
 from core.errors import ConfigError
 
 

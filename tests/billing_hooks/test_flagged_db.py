@@ -11,9 +11,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from billing_hooks.models import Invoice, OutboundWebhook, PaymentMethod
 from billing_hooks.run import run_day
 from core.db import Database
-from core.models import BillingAccount, Invoice, OutboundWebhook, PaymentMethod
+from core.models import BillingAccount
 from tests.conftest import make_settings
 
 D = datetime.date

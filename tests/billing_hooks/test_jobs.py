@@ -9,11 +9,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from billing_hooks.models import Invoice, OutboundWebhook
 from billing_hooks.signing import verify
-from core import accounts
+from core.accounts.tenants import create_tenant
 from core.ids import new_id
-from core.models import BillingAccount, Invoice, OutboundWebhook, ScheduledJob, Tenant
+from core.models import BillingAccount, Tenant
 from core.services import Services
+from gateway.models import ScheduledJob
 from gateway.scheduler import JOBS, run_due
 from tests.billing_hooks.test_outbound import OUT_SECRET, Receiver
 from tests.conftest import make_settings
@@ -31,7 +33,7 @@ async def test_worker_runs_the_billing_day_and_sends_webhooks(tmp_path: Path, db
         assert set(jobs) == {"billing-day", "billing-webhooks"}
         yesterday = datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=1)
         async with services.db.session() as s:
-            creds = await accounts.create_tenant(s, services.keyring, "Acme", ["acme.example"])
+            creds = await create_tenant(s, services.keyring, "Acme", ["acme.example"])
             account = BillingAccount(
                 id=new_id("ba_"), external_id="acct_1", kind="tenant", tenant_id=creds.tenant_id
             )

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import update
 
 from billing_hooks import outbound
+from billing_hooks.models import OutboundWebhook
 from billing_hooks.signing import HEADER, verify
 from core.db import Database
-from core.models import OutboundWebhook
 from tests.conftest import make_settings
 
 OUT_SECRET = "whsec_out_abcdef"

@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from billing_hooks import events, run
+from billing_hooks.models import Invoice
 from core.db import Database
 from core.ids import new_id
-from core.models import BillingAccount, Invoice
+from core.models import BillingAccount
 from tests.conftest import make_settings
 
 

@@ -17,10 +17,12 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from billing_hooks import events
+from billing_hooks.models import DunningAction, OutboundWebhook
 from branding.billing_mail import billing_mailer
-from core import accounts
-from core.config import load_settings
-from core.models import DunningAction, OutboundWebhook, OutboxItem, OutboxRecipient, Tenant
+from core.accounts.partners import create_partner
+from core.accounts.tenants import create_tenant, set_standing
+from core.config.loading import load_settings
+from core.models import OutboxItem, OutboxRecipient, Tenant
 from core.services import Services
 from sealmail.cli.main import cli
 from tests.sealmail.test_cli import sm, workdir  # noqa: F401 - the fixture
@@ -39,16 +41,16 @@ async def _setup(wd: Path, env: dict[str, str]) -> dict[str, str]:
     svc = Services.open(settings)
     try:
         async with svc.db.session() as s:
-            partner = await accounts.create_partner(s, "MSP One")
+            partner = await create_partner(s, "MSP One")
             ids = {}
             for i, name in enumerate(("Alpha", "Beta", "Gamma")):
-                creds = await accounts.create_tenant(
+                creds = await create_tenant(
                     s, svc.keyring, name, [f"t{i}.example"], partner=partner.id
                 )
                 ids[name] = creds.tenant_id
             gamma = await s.get(Tenant, ids["Gamma"])
             assert gamma is not None
-            await accounts.set_standing(s, gamma, "suspended", actor="cli")  # by an operator
+            await set_standing(s, gamma, "suspended", actor="cli")  # by an operator
             await s.commit()
         for body in (
             _body(

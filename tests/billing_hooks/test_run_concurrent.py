@@ -10,11 +10,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from billing_hooks.models import DunningAction, Invoice, OutboundWebhook
 from billing_hooks.run import run_day
 from core.db import Database
 from core.errors import TransientError
 from core.ids import new_id
-from core.models import BillingAccount, DunningAction, Invoice, OutboundWebhook
+from core.models import BillingAccount
 from tests.conftest import make_settings
 
 DAY = datetime.date(2027, 5, 15)

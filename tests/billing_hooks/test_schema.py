@@ -10,17 +10,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import exc, select
 
-from core.db import Database
-from core.models import (
-    AccountContact,
-    Base,
-    BillingAccount,
+from billing_hooks.models import (
     BillingEvent,
     DunningAction,
     Invoice,
     OutboundWebhook,
     PaymentMethod,
 )
+from core.db import Database
+from core.models import AccountContact, BillingAccount
+from sealmail.schema import metadata
 
 BILLING_TABLES = {
     "billing_accounts",
@@ -40,7 +39,7 @@ async def test_migration_matches_models(db_url: str) -> None:
 
             def diff(sync_conn):  # type: ignore[no-untyped-def]
                 ctx = MigrationContext.configure(sync_conn, opts={"compare_type": True})
-                return compare_metadata(ctx, Base.metadata)
+                return compare_metadata(ctx, metadata())
 
             changes = await conn.run_sync(diff)
     finally:

@@ -14,16 +14,9 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from billing_hooks import events
+from billing_hooks.models import BillingEvent, Invoice, OutboundWebhook, PaymentMethod
 from billing_hooks.signing import signature
-from core.models import (
-    AccountContact,
-    BillingAccount,
-    BillingEvent,
-    Invoice,
-    OutboundWebhook,
-    PaymentMethod,
-    Tenant,
-)
+from core.models import AccountContact, BillingAccount, Tenant
 from core.services import Services
 from portal.app import create_app
 from tests.billing_hooks.conftest import SECRET, Billing, billing_settings, event

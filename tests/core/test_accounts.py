@@ -7,7 +7,15 @@ import json
 import pytest
 from sqlalchemy import select
 
-from core import accounts
+from core.accounts.authentication import (
+    authenticate_api_key,
+    authenticate_smtp,
+    tenant_by_connector_token,
+)
+from core.accounts.domains import tenant_domains
+from core.accounts.networks import add_network, tenant_by_network
+from core.accounts.partners import create_partner, find_partner, list_partners
+from core.accounts.tenants import TenantCredentials, create_tenant, find_tenant, set_standing
 from core.errors import NotFound, PermanentError
 from core.models import (
     ApiKey,
@@ -21,11 +29,9 @@ from core.models import (
 from core.services import Services
 
 
-async def create(
-    svc: Services, name: str, domains: list[str], **kw: object
-) -> accounts.TenantCredentials:
+async def create(svc: Services, name: str, domains: list[str], **kw: object) -> TenantCredentials:
     async with svc.db.session() as s:
-        creds = await accounts.create_tenant(s, svc.keyring, name, domains, **kw)  # type: ignore[arg-type]
+        creds = await create_tenant(s, svc.keyring, name, domains, **kw)  # type: ignore[arg-type]
         await s.commit()
     return creds
 
@@ -39,11 +45,11 @@ async def test_create_tenant_stores_everything_and_no_secret_in_clear(services: 
     assert creds.api_key.startswith("smk_")
     assert creds.smtp_password not in repr(creds) and creds.api_key not in repr(creds)
     async with services.db.session() as s:
-        tenant = await accounts.find_tenant(s, "Acme Corp")
+        tenant = await find_tenant(s, "Acme Corp")
         assert tenant.id == creds.tenant_id
         assert (tenant.plan, tenant.standing) == ("trial", "active")
-        assert await accounts.find_tenant(s, creds.tenant_id) is not None
-        domains = await accounts.tenant_domains(s, tenant.id)
+        assert await find_tenant(s, creds.tenant_id) is not None
+        domains = await tenant_domains(s, tenant.id)
         assert domains == ["acme.example", "mail.acme.example"]
         assert (await s.execute(select(TenantKey.version))).scalars().all() == [1]
         stored = ""
@@ -86,20 +92,20 @@ async def test_invalid_tenant_input(services: Services, name: str, domains, kw) 
 
 async def test_partner_owns_tenants(services: Services) -> None:
     async with services.db.session() as s:
-        partner = await accounts.create_partner(s, "Reseller One")
+        partner = await create_partner(s, "Reseller One")
         await s.commit()
     creds = await create(services, "Acme", ["acme.example"], partner="Reseller One")
     async with services.db.session() as s:
-        tenant = await accounts.find_tenant(s, creds.tenant_id)
+        tenant = await find_tenant(s, creds.tenant_id)
         assert tenant.partner_id == partner.id
-        assert [p.name for p in await accounts.list_partners(s)] == ["Reseller One"]
-        assert (await accounts.find_partner(s, partner.id)).name == "Reseller One"
+        assert [p.name for p in await list_partners(s)] == ["Reseller One"]
+        assert (await find_partner(s, partner.id)).name == "Reseller One"
         with pytest.raises(PermanentError):
-            await accounts.create_partner(s, "Reseller One")
+            await create_partner(s, "Reseller One")
         with pytest.raises(NotFound):
-            await accounts.find_partner(s, "nobody")
+            await find_partner(s, "nobody")
         with pytest.raises(NotFound):
-            await accounts.find_tenant(s, "nobody")
+            await find_tenant(s, "nobody")
     with pytest.raises(NotFound):
         await create(services, "Bravo", ["bravo.example"], partner="ghost")
 
@@ -108,11 +114,11 @@ async def test_smtp_authentication(services: Services) -> None:
     a = await create(services, "Acme", ["acme.example"])
     b = await create(services, "Bravo", ["bravo.example"])
     async with services.db.session() as s:
-        t = await accounts.authenticate_smtp(s, a.smtp_username, a.smtp_password)
+        t = await authenticate_smtp(s, a.smtp_username, a.smtp_password)
         assert t is not None and t.id == a.tenant_id
-        assert await accounts.authenticate_smtp(s, a.smtp_username, b.smtp_password) is None
-        assert await accounts.authenticate_smtp(s, a.smtp_username, "") is None
-        assert await accounts.authenticate_smtp(s, "t_unknown", a.smtp_password) is None
+        assert await authenticate_smtp(s, a.smtp_username, b.smtp_password) is None
+        assert await authenticate_smtp(s, a.smtp_username, "") is None
+        assert await authenticate_smtp(s, "t_unknown", a.smtp_password) is None
 
 
 async def test_connector_token_only_from_allowed_networks(services: Services) -> None:
@@ -124,30 +130,30 @@ async def test_connector_token_only_from_allowed_networks(services: Services) ->
     )
     b = await create(services, "Bravo", ["bravo.example"])
     async with services.db.session() as s:
-        t = await accounts.tenant_by_connector_token(s, a.connector_token, "40.93.1.2")
+        t = await tenant_by_connector_token(s, a.connector_token, "40.93.1.2")
         assert t is not None and t.id == a.tenant_id
-        t = await accounts.tenant_by_connector_token(s, f" {a.connector_token}\r\n", "2001:db8::5")
+        t = await tenant_by_connector_token(s, f" {a.connector_token}\r\n", "2001:db8::5")
         assert t is not None and t.id == a.tenant_id
-        assert await accounts.tenant_by_connector_token(s, a.connector_token, "10.0.0.1") is None
-        assert await accounts.tenant_by_connector_token(s, a.connector_token, "garbage") is None
+        assert await tenant_by_connector_token(s, a.connector_token, "10.0.0.1") is None
+        assert await tenant_by_connector_token(s, a.connector_token, "garbage") is None
         # b has no networks at all: its token alone identifies nothing
-        assert await accounts.tenant_by_connector_token(s, b.connector_token, "40.93.1.2") is None
-        assert await accounts.tenant_by_connector_token(s, "forged", "40.93.1.2") is None
+        assert await tenant_by_connector_token(s, b.connector_token, "40.93.1.2") is None
+        assert await tenant_by_connector_token(s, "forged", "40.93.1.2") is None
         # an allowed network that is not private does not identify by address alone
-        assert await accounts.tenant_by_network(s, "40.93.1.2") is None
+        assert await tenant_by_network(s, "40.93.1.2") is None
 
 
 async def test_private_network_lookup_most_specific_wins(services: Services) -> None:
     wide = await create(services, "Wide", ["wide.example"], networks=[("10.0.0.0/8", True)])
     narrow = await create(services, "Narrow", ["narrow.example"], networks=[("10.1.0.0/16", True)])
     async with services.db.session() as s:
-        tenant = await accounts.find_tenant(s, "Wide")
-        await accounts.add_network(s, tenant, "10.1.2.0/24", True)
+        tenant = await find_tenant(s, "Wide")
+        await add_network(s, tenant, "10.1.2.0/24", True)
         await s.commit()
     async with services.db.session() as s:
 
         async def who(ip: str) -> str | None:
-            t = await accounts.tenant_by_network(s, ip)
+            t = await tenant_by_network(s, ip)
             return t.id if t else None
 
         assert await who("10.9.9.9") == wide.tenant_id
@@ -161,26 +167,26 @@ async def test_private_network_lookup_most_specific_wins(services: Services) -> 
 async def test_api_key_authentication(services: Services) -> None:
     a = await create(services, "Acme", ["acme.example"])
     async with services.db.session() as s:
-        found = await accounts.authenticate_api_key(s, a.api_key)
+        found = await authenticate_api_key(s, a.api_key)
         assert found is not None
         tenant, role = found
         assert (tenant.id, role) == (a.tenant_id, "admin")
-        assert await accounts.authenticate_api_key(s, a.api_key + "x") is None
-        assert await accounts.authenticate_api_key(s, a.connector_token) is None
+        assert await authenticate_api_key(s, a.api_key + "x") is None
+        assert await authenticate_api_key(s, a.connector_token) is None
 
 
 async def test_standing_changes_are_audited(services: Services) -> None:
     a = await create(services, "Acme", ["acme.example"])
     async with services.db.session() as s:
-        tenant = await accounts.find_tenant(s, "Acme")
-        await accounts.set_standing(s, tenant, "suspended", "billing")
+        tenant = await find_tenant(s, "Acme")
+        await set_standing(s, tenant, "suspended", "billing")
         await s.commit()
     async with services.db.session() as s:
-        tenant = await accounts.find_tenant(s, "Acme")
+        tenant = await find_tenant(s, "Acme")
         assert tenant.standing == "suspended"
-        await accounts.set_standing(s, tenant, "active", "cli")
+        await set_standing(s, tenant, "active", "cli")
         with pytest.raises(PermanentError):
-            await accounts.set_standing(s, tenant, "deleted", "cli")
+            await set_standing(s, tenant, "deleted", "cli")
         await s.commit()
     async with services.db.session() as s:
         rows = (await s.execute(select(AuditEvent).order_by(AuditEvent.id))).scalars().all()
@@ -190,4 +196,4 @@ async def test_standing_changes_are_audited(services: Services) -> None:
             ("tenant.active", "cli", {"previous": "suspended"}),
         ]
         assert all(r.tenant_id == a.tenant_id and r.subject_id == a.tenant_id for r in rows)
-        assert (await accounts.find_tenant(s, "Acme")).standing == "active"
+        assert (await find_tenant(s, "Acme")).standing == "active"

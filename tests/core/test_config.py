@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.config import Secret, Settings, load_settings, parse_duration, parse_size
+from core.config.loading import load_settings
+from core.config.settings import Secret, Settings
+from core.config.values import parse_duration, parse_size
 from core.errors import ConfigError
 
 

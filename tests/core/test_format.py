@@ -13,7 +13,9 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 
-from core import accounts, keys, sealed
+from core import sealed
+from core.accounts.tenants import create_tenant
+from core.aead import new_key
 from core.models import SealedObject, TenantKey
 from core.services import Services
 
@@ -47,7 +49,7 @@ def unwrap_by_the_doc(kek: bytes, blob: bytes, aad: bytes) -> bytes:
 
 @pytest.mark.parametrize(("size", "chunk"), [(0, 16), (20, 16), (32, 16), (100_000, 65536)])
 def test_sealed_bytes_parse_by_hand(size: int, chunk: int) -> None:
-    dek = keys.new_key()
+    dek = new_key()
     data = hashlib.sha256(b"seed").digest() * (size // 32 + 1)
     data = data[:size]
     blob = b"".join(sealed.seal_stream(dek, "t_a", "o_1", [data], chunk_size=chunk))
@@ -57,7 +59,7 @@ def test_sealed_bytes_parse_by_hand(size: int, chunk: int) -> None:
 
 def test_worked_example(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sealed.os, "urandom", lambda n: bytes(range(1, n + 1)))
-    dek = keys.new_key()
+    dek = new_key()
     blob = b"".join(sealed.seal_stream(dek, "t_a", "o_1", [b"Hello, sealed world!"], 16))
     monkeypatch.undo()
     assert blob[:16] == bytes.fromhex("534D4F01 00000010 0102030405060708".replace(" ", ""))
@@ -76,7 +78,7 @@ def test_worked_example(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_whole_hierarchy_by_hand(services: Services) -> None:
     """Root key file → tenant_keys row → sealed_objects row → stored bytes → plaintext."""
     async with services.db.session() as s:
-        creds = await accounts.create_tenant(s, services.keyring, "Acme", ["acme.example"])
+        creds = await create_tenant(s, services.keyring, "Acme", ["acme.example"])
         await s.commit()
     tid = creds.tenant_id
     data = b"the message\r\n" * 20_000

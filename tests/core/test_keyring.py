@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from core import accounts, keys
+from core.accounts.tenants import create_tenant
+from core.aead import tenant_kek_aad
 from core.errors import IntegrityError, NotFound
 from core.keyring import KeyRing
 from core.models import SealedObject, TenantKey
@@ -14,7 +15,7 @@ from core.services import Services
 
 async def _tenant(svc: Services, name: str, domain: str) -> str:
     async with svc.db.session() as s:
-        creds = await accounts.create_tenant(s, svc.keyring, name, [domain])
+        creds = await create_tenant(s, svc.keyring, name, [domain])
         await s.commit()
     return creds.tenant_id
 
@@ -25,7 +26,7 @@ async def test_tenant_gets_one_active_kek_wrapped_by_the_root(services: Services
         rows = (await s.execute(select(TenantKey))).scalars().all()
         assert [(r.tenant_id, r.version, r.active) for r in rows] == [(tid, 1, True)]
         assert rows[0].root_key_id == services.root_key.key_id
-        kek = services.root_key.unwrap(rows[0].wrapped_key, keys.tenant_kek_aad(tid, 1))
+        kek = services.root_key.unwrap(rows[0].wrapped_key, tenant_kek_aad(tid, 1))
         assert len(kek) == 32
         fresh = KeyRing(services.root_key)  # no cache: reads the row
         assert await fresh.active_kek(s, tid) == (1, kek)

@@ -11,9 +11,12 @@ import boto3
 import pytest
 from sqlalchemy import select
 
-from core import accounts, keys
+from core.accounts.tenants import create_tenant
+from core.aead import new_key, tenant_kek_aad, wrap
 from core.errors import ConfigError, IntegrityError, TransientError
 from core.models import TenantKey
+from core.rootkey.kms_root import KmsRootKey
+from core.rootkey.loader import open_root_key
 from core.services import Services
 from tests.conftest import make_settings
 from tests.helpers.moto_server import MotoServer, _free_port
@@ -32,38 +35,36 @@ def new_kms_key(endpoint: str, alias: str | None = None) -> str:
     return str(meta["Arn"])
 
 
-def kms_root(endpoint: str, key: str, tmp_path: Path) -> keys.KmsRootKey:
-    return keys.KmsRootKey(
-        key, endpoint_url=endpoint, derive_path=tmp_path / "keys" / "kms-root.derive"
-    )
+def kms_root(endpoint: str, key: str, tmp_path: Path) -> KmsRootKey:
+    return KmsRootKey(key, endpoint_url=endpoint, derive_path=tmp_path / "keys" / "kms-root.derive")
 
 
 def test_wrap_unwrap_round_trip_and_aad_binding(moto_server: MotoServer, tmp_path: Path) -> None:
     arn = new_kms_key(moto_server.endpoint)
     root = kms_root(moto_server.endpoint, arn, tmp_path)
-    kek = keys.new_key()
-    aad = keys.tenant_kek_aad("t_a", 1)
+    kek = new_key()
+    aad = tenant_kek_aad("t_a", 1)
     blob = root.wrap(kek, aad)
     assert blob[:1] == b"\x81" and kek not in blob
     assert root.unwrap(blob, aad) == kek
     assert root.key_id == "aws-kms:" + arn
     # bound to tenant and version: moved elsewhere it does not open
-    for other in (keys.tenant_kek_aad("t_b", 1), keys.tenant_kek_aad("t_a", 2)):
+    for other in (tenant_kek_aad("t_b", 1), tenant_kek_aad("t_a", 2)):
         with pytest.raises(IntegrityError):
             root.unwrap(blob, other)
     with pytest.raises(IntegrityError):
         root.unwrap(blob[:-1] + bytes([blob[-1] ^ 1]), aad)
     # a file-root blob is not a KMS ciphertext
     with pytest.raises(IntegrityError, match="not a KMS ciphertext"):
-        root.unwrap(keys.wrap(keys.new_key(), kek, aad), aad)
+        root.unwrap(wrap(new_key(), kek, aad), aad)
 
 
 def test_alias_names_the_same_key(moto_server: MotoServer, tmp_path: Path) -> None:
     arn = new_kms_key(moto_server.endpoint, alias="alias/sealmail-alias-test")
     by_alias = kms_root(moto_server.endpoint, "alias/sealmail-alias-test", tmp_path)
     by_arn = kms_root(moto_server.endpoint, arn, tmp_path)
-    aad = keys.tenant_kek_aad("t_a", 1)
-    kek = keys.new_key()
+    aad = tenant_kek_aad("t_a", 1)
+    kek = new_key()
     assert by_arn.unwrap(by_alias.wrap(kek, aad), aad) == kek
     assert by_alias.key_id == by_arn.key_id == "aws-kms:" + arn
 
@@ -90,7 +91,7 @@ def test_missing_or_disabled_key_is_a_config_error(moto_server: MotoServer, tmp_
     with pytest.raises(ConfigError, match=r"aws-kms://alias/sealmail-no-such-key: NotFound"):
         missing.check()
     with pytest.raises(ConfigError, match="NotFound"):
-        missing.wrap(keys.new_key(), b"x")
+        missing.wrap(new_key(), b"x")
 
     arn = new_kms_key(moto_server.endpoint)
     kms_client(moto_server.endpoint).disable_key(KeyId=arn.rsplit("/", 1)[-1])
@@ -104,11 +105,11 @@ def test_missing_or_disabled_key_is_a_config_error(moto_server: MotoServer, tmp_
 
 
 def test_kms_unreachable_is_transient(tmp_path: Path) -> None:
-    root = keys.KmsRootKey(
+    root = KmsRootKey(
         "alias/sealmail", endpoint_url=f"http://127.0.0.1:{_free_port()}", derive_path=tmp_path
     )
     with pytest.raises(TransientError, match="KMS unreachable"):
-        root.wrap(keys.new_key(), b"aad")
+        root.wrap(new_key(), b"aad")
     with pytest.raises(TransientError):
         root.check()
 
@@ -129,11 +130,11 @@ async def test_services_with_kms_root_cache_keks(
         settings = _kms_settings(tmp_path, db_url, kms.endpoint, "alias/sealmail-root")
         svc = Services.open(settings)
         try:
-            assert isinstance(svc.root_key, keys.KmsRootKey)
+            assert isinstance(svc.root_key, KmsRootKey)
             assert svc.root_key.create_derivation_secret()
             svc.root_key.check()
             async with svc.db.session() as s:
-                creds = await accounts.create_tenant(s, svc.keyring, "Acme", ["acme.example"])
+                creds = await create_tenant(s, svc.keyring, "Acme", ["acme.example"])
                 await s.commit()
             async with svc.db.session() as s:
                 row = (await s.execute(select(TenantKey))).scalars().one()
@@ -156,7 +157,7 @@ async def test_services_with_kms_root_cache_keks(
                     assert other.keyring.stamp_key == svc.keyring.stamp_key
                 async with other.db.session() as s:
                     with pytest.raises(TransientError):
-                        await accounts.create_tenant(s, other.keyring, "Bravo", ["bravo.example"])
+                        await create_tenant(s, other.keyring, "Bravo", ["bravo.example"])
             finally:
                 await other.close()
         finally:
@@ -170,13 +171,13 @@ def test_settings_name_the_kms_root(tmp_path: Path) -> None:
         root_key="aws-kms://arn:aws:kms:eu-west-1:111122223333:key/abcd",
         kms_endpoint_url="http://127.0.0.1:9",
     )
-    root = keys.open_root_key(s)
-    assert isinstance(root, keys.KmsRootKey)
+    root = open_root_key(s)
+    assert isinstance(root, KmsRootKey)
     assert root.region == "eu-west-1"
     assert root.derive_file == Path(s.data_dir) / "keys" / "kms-root.derive"
     assert dataclasses.replace(s, root_key="s3://x").root_key == "s3://x"
     with pytest.raises(ConfigError, match="expected file:// or aws-kms://"):
-        keys.open_root_key(dataclasses.replace(s, root_key="s3://x"))
+        open_root_key(dataclasses.replace(s, root_key="s3://x"))
 
 
 def test_kms_blobs_follow_format_md(moto_server: MotoServer, tmp_path: Path) -> None:
@@ -187,7 +188,7 @@ def test_kms_blobs_follow_format_md(moto_server: MotoServer, tmp_path: Path) -> 
     arn = new_kms_key(moto_server.endpoint)
     root = kms_root(moto_server.endpoint, arn, tmp_path)
     client = kms_client(moto_server.endpoint)
-    kek = keys.new_key()
+    kek = new_key()
     blob = root.wrap(kek, b"sealmail/kek/v1\x00t_abc\x003")
     assert blob[0] == 0x81
     out = client.decrypt(
@@ -233,7 +234,7 @@ def test_kms_errors_are_translated(code: str, status: int, error: type[Exception
                 "Decrypt",
             )
 
-    root = keys.KmsRootKey("alias/sealmail", client=Failing())
+    root = KmsRootKey("alias/sealmail", client=Failing())
     with pytest.raises(error) as info:
         root.unwrap(b"\x81" + b"x" * 40, b"aad")
     assert "\n" not in str(info.value) and "aws-kms://alias/sealmail" in str(info.value)

@@ -12,10 +12,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from core import accounts, keys, rotation
-from core.config import Settings
+from core import rotation
+from core.accounts.tenants import create_tenant
+from core.aead import tenant_kek_aad, unwrap
+from core.config.settings import Settings
 from core.errors import NotFound
 from core.models import AuditEvent, SealedObject, TenantKey
+from core.rootkey.file_root import FileRootKey, file_key_id
+from core.rootkey.kms_root import KmsRootKey
+from core.rootkey.loader import open_root_key
+from core.rootkey.protocol import RootKey
 from core.services import Services
 from tests.conftest import make_settings
 from tests.core.test_keys_kms import new_kms_key
@@ -28,7 +34,7 @@ class Boom(Exception):
     """Stands in for a kill in the middle of a run."""
 
 
-def _derived(root: keys.RootKey) -> dict[str, bytes]:
+def _derived(root: RootKey) -> dict[str, bytes]:
     return {p: root.derive(p) for p in PURPOSES}
 
 
@@ -42,7 +48,7 @@ def _stored(svc: Services, rows: list[SealedObject]) -> dict[str, bytes]:
 
 async def _tenant(svc: Services, name: str) -> str:
     async with svc.db.session() as s:
-        creds = await accounts.create_tenant(s, svc.keyring, name, [f"{name.lower()}.example"])
+        creds = await create_tenant(s, svc.keyring, name, [f"{name.lower()}.example"])
         await s.commit()
     return creds.tenant_id
 
@@ -196,20 +202,18 @@ async def test_file_root_rotation(settings: Settings, services: Services) -> Non
     assert report.rewrapped == 2 and not report.resumed and report.failed == []
     assert report.previous_root_key_ids == [old_id]
     assert path.read_bytes() != old_key and path.stat().st_mode & 0o077 == 0
-    kept = keys.FileRootKey.old_path(path, old_id)
+    kept = FileRootKey.old_path(path, old_id)
     assert kept.read_bytes() == old_key and report.kept_files == [str(kept)]
-    assert not keys.FileRootKey.next_path(path).exists()
-    new_id = keys.file_key_id(path.read_bytes())
+    assert not FileRootKey.next_path(path).exists()
+    new_id = file_key_id(path.read_bytes())
     assert report.root_key_id == new_id
     async with services.db.session() as s:
         assert set((await s.execute(select(TenantKey.root_key_id))).scalars()) == {new_id}
         # the KEKs are really wrapped by the new file now
         for row in (await s.execute(select(TenantKey))).scalars():
-            keys.unwrap(
-                path.read_bytes(), row.wrapped_key, keys.tenant_kek_aad(row.tenant_id, row.version)
-            )
+            unwrap(path.read_bytes(), row.wrapped_key, tenant_kek_aad(row.tenant_id, row.version))
 
-    reopened = keys.FileRootKey.load(path)
+    reopened = FileRootKey.load(path)
     assert reopened.key_id == new_id and _derived(reopened) == derived
     for t, objs in rows.items():
         await _read_all(settings, t, objs)
@@ -220,7 +224,7 @@ async def test_file_root_rotation(settings: Settings, services: Services) -> Non
         await _read_all(settings, t, objs)
     # and a second rotation keeps the derived keys too
     await rotation.rotate_root(services.db, settings)
-    assert _derived(keys.FileRootKey.load(path)) == derived
+    assert _derived(FileRootKey.load(path)) == derived
     for t, objs in rows.items():
         await _read_all(settings, t, objs)
 
@@ -240,21 +244,21 @@ async def test_interrupted_file_root_rotation_resumes(
 
     with pytest.raises(Boom):
         await rotation.rotate_root(services.db, settings, progress=die)
-    assert keys.FileRootKey.next_path(path).exists()
+    assert FileRootKey.next_path(path).exists()
     async with services.db.session() as s:
         assert len(set((await s.execute(select(TenantKey.root_key_id))).scalars())) == 2
     # in between: every KEK opens and the derived keys are the same
-    assert _derived(keys.FileRootKey.load(path)) == derived
+    assert _derived(FileRootKey.load(path)) == derived
     for t, objs in rows.items():
         await _read_all(settings, t, objs)
 
     report = await rotation.rotate_root(services.db, settings)
     assert report.resumed and report.rewrapped == 1
-    assert not keys.FileRootKey.next_path(path).exists()
+    assert not FileRootKey.next_path(path).exists()
     async with services.db.session() as s:
         ids = set((await s.execute(select(TenantKey.root_key_id))).scalars())
-    assert ids == {keys.file_key_id(path.read_bytes())}
-    assert _derived(keys.FileRootKey.load(path)) == derived
+    assert ids == {file_key_id(path.read_bytes())}
+    assert _derived(FileRootKey.load(path)) == derived
     for t, objs in rows.items():
         await _read_all(settings, t, objs)
 
@@ -272,7 +276,7 @@ async def test_kms_root_rotation_and_move_to_another_key(
     )
     svc = Services.open(settings)
     try:
-        assert isinstance(svc.root_key, keys.KmsRootKey)
+        assert isinstance(svc.root_key, KmsRootKey)
         svc.root_key.create_derivation_secret()
         derived = _derived(svc.root_key)
         acme = await _tenant(svc, "Acme")
@@ -294,7 +298,7 @@ async def test_kms_root_rotation_and_move_to_another_key(
         assert report.previous_root_key_ids == ["aws-kms:" + first]
         moved = dataclasses.replace(settings, root_key=f"aws-kms://{second}")
         await _read_all(moved, acme, rows)
-        root = keys.open_root_key(moved)
+        root = open_root_key(moved)
         root.check()
         assert _derived(root) == derived
         assert _stored(svc, rows) == before
@@ -323,7 +327,7 @@ async def test_file_root_moves_to_kms(
         settings, root_key=f"aws-kms://{arn}", kms_endpoint_url=moto_server.endpoint
     )
     await _read_all(moved, acme, rows)
-    assert _derived(keys.open_root_key(moved)) == derived
+    assert _derived(open_root_key(moved)) == derived
 
 
 async def test_a_running_process_follows_the_rotation(
@@ -364,15 +368,15 @@ async def test_a_running_process_follows_a_file_root_rotation(
     try:
         old_id = running.root_key.key_id
         await rotation.rotate_root(services.db, settings)
-        keys.FileRootKey.old_path(path, old_id).unlink()  # nothing refers to it any more
+        FileRootKey.old_path(path, old_id).unlink()  # nothing refers to it any more
         async with running.db.session() as s:
             for o in objs:
                 assert await running.vault.read(s, acme, o.id)
         bravo = await _tenant(running, "Bravo")
-        assert running.root_key.key_id == keys.file_key_id(path.read_bytes()) != old_id
+        assert running.root_key.key_id == file_key_id(path.read_bytes()) != old_id
     finally:
         await running.close()
     async with services.db.session() as s:
         row = (await s.execute(select(TenantKey).where(TenantKey.tenant_id == bravo))).scalar_one()
-    assert row.root_key_id == keys.file_key_id(path.read_bytes())
+    assert row.root_key_id == file_key_id(path.read_bytes())
     await _read_all(settings, bravo, await _seal(services, bravo, 1))

@@ -14,11 +14,16 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 
-from core import accounts, keys, rotation
-from core.config import Settings
+from core import rotation
+from core.accounts.tenants import create_tenant
+from core.config.settings import Settings
 from core.db import Database
 from core.errors import ConfigError
 from core.models import KmsDerivationSecret
+from core.private_files import write_private
+from core.rootkey.kms_root import KmsRootKey
+from core.rootkey.loader import kms_derive_path, open_root_key
+from core.rootkey.protocol import DERIVE_AAD
 from core.services import Services
 from sealmail.cli.main import cli
 from sealmail.workdir import ensure_kms_derivation_secret
@@ -71,14 +76,14 @@ async def test_two_hosts_share_the_secret_through_the_database(
     assert row.root_key_id == "aws-kms:" + arn and row.wrapped_secret[:1] == b"\x81"
     # no file anywhere in either data dir
     for host in (a, b):
-        assert not keys.kms_derive_path(host.data_dir).exists()
+        assert not kms_derive_path(host.data_dir).exists()
     # the blob opens with KMS alone (docs/FORMAT.md) and is the HKDF input of both hosts
     secret = kms_client(moto_server.endpoint).decrypt(
         CiphertextBlob=row.wrapped_secret[1:],
-        EncryptionContext={"sealmail-aad": keys.DERIVE_AAD.hex()},
+        EncryptionContext={"sealmail-aad": DERIVE_AAD.hex()},
     )["Plaintext"]
     assert secret not in row.wrapped_secret
-    root_a, root_b = keys.open_root_key(a), keys.open_root_key(b)
+    root_a, root_b = open_root_key(a), open_root_key(b)
     root_b.check()  # what serve does at start
     for purpose in ("loop-stamp", "portal-csrf", "index/t_1"):
         assert root_a.derive(purpose) == root_b.derive(purpose) == _hkdf(secret, purpose)
@@ -88,7 +93,7 @@ async def test_two_hosts_share_the_secret_through_the_database(
     svc_b = Services.open(dataclasses.replace(b, archive_url=a.archive_url))
     try:
         async with svc_a.db.session() as s:
-            creds = await accounts.create_tenant(s, svc_a.keyring, "Acme", ["acme.example"])
+            creds = await create_tenant(s, svc_a.keyring, "Acme", ["acme.example"])
             sealed = await svc_a.vault.seal(s, creds.tenant_id, b"from host a", "raw")
             await s.commit()
         async with svc_b.db.session() as s:
@@ -104,17 +109,17 @@ async def test_an_older_install_s_file_is_imported(
 ) -> None:
     arn = new_kms_key(moto_server.endpoint)
     old = _host(tmp_path, "old", db_url, moto_server.endpoint, arn)
-    legacy = keys.kms_derive_path(old.data_dir)
-    before = keys.KmsRootKey(arn, endpoint_url=moto_server.endpoint, derive_path=legacy)
+    legacy = kms_derive_path(old.data_dir)
+    before = KmsRootKey(arn, endpoint_url=moto_server.endpoint, derive_path=legacy)
     assert before.create_derivation_secret()  # what an earlier 'sealmail init' wrote
     derived = before.derive("loop-stamp")
     # an upgraded host that runs before 'migrate' imports the file on first use
-    assert keys.open_root_key(old).derive("loop-stamp") == derived
+    assert open_root_key(old).derive("loop-stamp") == derived
     [row] = await _rows(db_url)
     assert row.wrapped_secret == legacy.read_bytes()
     # a new host with no file derives the same
     new = _host(tmp_path, "new", db_url, moto_server.endpoint, arn)
-    assert keys.open_root_key(new).derive("loop-stamp") == derived
+    assert open_root_key(new).derive("loop-stamp") == derived
 
 
 async def test_migrate_imports_the_file_and_a_damaged_file_is_refused(
@@ -122,15 +127,15 @@ async def test_migrate_imports_the_file_and_a_damaged_file_is_refused(
 ) -> None:
     arn = new_kms_key(moto_server.endpoint)
     host = _host(tmp_path, "h", db_url, moto_server.endpoint, arn)
-    legacy = keys.kms_derive_path(host.data_dir)
+    legacy = kms_derive_path(host.data_dir)
     # a damaged file: refused, nothing written
     legacy.parent.mkdir(parents=True, exist_ok=True)
-    keys.write_private(legacy, b"\x81" + bytes(200))
+    write_private(legacy, b"\x81" + bytes(200))
     with pytest.raises(ConfigError, match="does not open with"):
         await _ensure(host)
     assert await _rows(db_url) == []
     legacy.unlink()
-    keys.KmsRootKey(
+    KmsRootKey(
         arn, endpoint_url=moto_server.endpoint, derive_path=legacy
     ).create_derivation_secret()
     assert "imported from" in (await _ensure(host) or "")
@@ -143,7 +148,7 @@ async def test_no_secret_anywhere_is_a_clear_error(
 ) -> None:
     host = _host(tmp_path, "h", db_url, moto_server.endpoint, new_kms_key(moto_server.endpoint))
     with pytest.raises(ConfigError, match="run 'sealmail migrate'"):
-        keys.open_root_key(host).check()
+        open_root_key(host).check()
 
 
 async def test_root_rotation_rewraps_the_row(
@@ -152,7 +157,7 @@ async def test_root_rotation_rewraps_the_row(
     first, second = new_kms_key(moto_server.endpoint), new_kms_key(moto_server.endpoint)
     a = _host(tmp_path, "a", db_url, moto_server.endpoint, first)
     await _ensure(a)
-    derived = keys.open_root_key(a).derive("loop-stamp")
+    derived = open_root_key(a).derive("loop-stamp")
     [before] = await _rows(db_url)
     db = Database(db_url)
     try:
@@ -169,12 +174,12 @@ async def test_root_rotation_rewraps_the_row(
     # only, derives the same keys
     out = kms_client(moto_server.endpoint).decrypt(
         CiphertextBlob=after.wrapped_secret[1:],
-        EncryptionContext={"sealmail-aad": keys.DERIVE_AAD.hex()},
+        EncryptionContext={"sealmail-aad": DERIVE_AAD.hex()},
     )
     assert out["KeyId"] == second
     b = _host(tmp_path, "b", db_url, moto_server.endpoint, second)
-    assert keys.open_root_key(b).derive("loop-stamp") == derived
-    assert not keys.kms_derive_path(a.data_dir).exists()
+    assert open_root_key(b).derive("loop-stamp") == derived
+    assert not kms_derive_path(a.data_dir).exists()
 
 
 def test_migrate_command_creates_the_secret(tmp_path: Path, moto_server: MotoServer) -> None:
@@ -197,7 +202,7 @@ def test_migrate_command_creates_the_secret(tmp_path: Path, moto_server: MotoSer
         root_key=f"aws-kms://{arn}",
         kms_endpoint_url=moto_server.endpoint,
     )
-    keys.open_root_key(settings).check()
+    open_root_key(settings).check()
 
 
 async def test_migration_0009_matches_the_model(db_url: str) -> None:

@@ -137,7 +137,7 @@ def test_wants_warning_rules() -> None:
 def test_queue_delay_warning_setting() -> None:
     import pytest
 
-    from core.config import load_settings
+    from core.config.loading import load_settings
 
     assert load_settings(path=None, env={}).queue_delay_warning == 4 * 3600
     assert (

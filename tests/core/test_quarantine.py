@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from core import accounts, quarantine
+from core import quarantine
+from core.accounts.tenants import create_tenant
 from core.errors import NotFound
 from core.ids import queue_id
 from core.models import AuditEvent, Message, MessageRecipient, OutboxItem, OutboxRecipient
@@ -51,7 +52,7 @@ async def make_held(
 
 async def _tenant(services: Services, name: str, domain: str) -> str:
     async with services.db.session() as s:
-        creds = await accounts.create_tenant(s, services.keyring, name, [domain])
+        creds = await create_tenant(s, services.keyring, name, [domain])
         await s.commit()
     return creds.tenant_id
 

@@ -15,7 +15,7 @@ import urllib.request
 
 from sqlalchemy import select
 
-from core.config import load_settings
+from core.config.loading import load_settings
 from core.models import AccountContact
 from core.services import Services
 from tests.e2e.conftest import SEALMAIL, Product

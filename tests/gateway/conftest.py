@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from core import accounts
-from core.config import Settings
+from core.accounts.tenants import create_tenant, get_tenant
+from core.config.settings import Settings
 from core.services import Services
 from tests.conftest import make_settings
 
@@ -154,11 +154,9 @@ async def make_tenant(
     **attrs: Any,
 ) -> TenantInfo:
     async with services.db.session() as s:
-        creds = await accounts.create_tenant(
-            s, services.keyring, name, list(domains), networks=networks
-        )
+        creds = await create_tenant(s, services.keyring, name, list(domains), networks=networks)
         await s.flush()
-        tenant = await accounts.get_tenant(s, creds.tenant_id)
+        tenant = await get_tenant(s, creds.tenant_id)
         for key, value in attrs.items():
             setattr(tenant, key, value)
         await s.commit()

@@ -8,8 +8,8 @@ import time
 
 from sqlalchemy import select, update
 
-from core.models import ScheduledJob
 from core.services import Services
+from gateway.models import ScheduledJob
 from gateway.scheduler import Job, run_due, run_scheduler
 
 

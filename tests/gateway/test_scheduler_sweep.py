@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.models import ArchiveEntry, ScheduledJob
+from archive.models import ArchiveEntry
 from core.services import Services
+from gateway.models import ScheduledJob
 from gateway.scheduler import JOBS, run_due
 from tests.archive.test_retention import archived, make_tenant
 

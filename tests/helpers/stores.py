@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from core.config import Settings
+from core.config.settings import Settings
 from core.storage.interface import ObjectStore
 from core.storage.local import LocalStore
 from core.storage.s3 import S3Store

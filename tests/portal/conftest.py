@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from core import accounts
-from core.config import Settings
+from core.accounts.tenants import create_tenant, get_tenant
+from core.config.settings import Settings
+from core.hashing import sha256_hex
 from core.ids import new_id, new_token, queue_id
-from core.keys import sha256_hex
 from core.models import Message, OutboxItem, PortalAccess
 from core.portal_message import Part, PortalMessage
 from core.services import Services
@@ -39,10 +39,10 @@ class Sealed:
 
 async def make_tenant(services: Services, name: str, domain: str, **fields: Any) -> str:
     async with services.db.session() as s:
-        creds = await accounts.create_tenant(
+        creds = await create_tenant(
             s, services.keyring, name, [domain], display_name=fields.pop("display_name", "")
         )
-        tenant = await accounts.get_tenant(s, creds.tenant_id)
+        tenant = await get_tenant(s, creds.tenant_id)
         assert tenant is not None
         for key, value in fields.items():
             setattr(tenant, key, value)

@@ -8,8 +8,10 @@ import json
 
 from sqlalchemy import select
 
-from core import accounts
-from core.models import AuditEvent, Message, MessageRecipient, OutboxItem, PolicyDecision
+from core.accounts.tenants import get_tenant
+from core.accounts.users import add_user
+from core.models import AuditEvent, Message, MessageRecipient, OutboxItem
+from core.policy.models import PolicyDecision
 from core.services import Services
 from tests.core.test_quarantine import SECRET, make_held
 from tests.portal.conftest import World, csrf_of
@@ -17,14 +19,14 @@ from tests.portal.conftest import World, csrf_of
 
 async def _add_user(services: Services, tenant_id: str, email: str, role: str) -> None:
     async with services.db.session() as s:
-        tenant = await accounts.get_tenant(s, tenant_id)
-        await accounts.add_user(s, tenant, email, role)
+        tenant = await get_tenant(s, tenant_id)
+        await add_user(s, tenant, email, role)
         await s.commit()
 
 
 async def _api_key(services: Services, tenant_id: str) -> str:
+    from core.hashing import sha256_hex
     from core.ids import new_token
-    from core.keys import sha256_hex
     from core.models import ApiKey
 
     key = "smk_" + new_token(32)

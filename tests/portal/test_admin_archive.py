@@ -15,8 +15,8 @@ from email.policy import default as default_policy
 from sqlalchemy import select
 
 from archive import index
+from core.hashing import sha256_hex
 from core.ids import new_token
-from core.keys import sha256_hex
 from core.models import ApiKey, AuditEvent
 from core.services import Services
 from tests.portal.conftest import World

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core import accounts
+from core.accounts.tenants import get_tenant
+from core.accounts.users import add_user
 from core.models import MessageRecipient
 from core.services import Services
 from tests.core.test_quarantine import SECRET, make_held
@@ -31,7 +32,7 @@ def _seed(settings) -> str:  # noqa: ANN001
         try:
             tid = await make_tenant(services, "Acme", "acme.example", display_name="Acme Bank")
             async with services.db.session() as s:
-                await accounts.add_user(s, await accounts.get_tenant(s, tid), OFFICER, "compliance")
+                await add_user(s, await get_tenant(s, tid), OFFICER, "compliance")
                 await s.commit()
             _message_id, held_id = await make_held(services, tid)
             return held_id

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.models import ArchiveEntry, AuditEvent, Tenant
+from archive.models import ArchiveEntry
+from core.models import AuditEvent, Tenant
 from core.services import Services
 from tests.archive.test_retention import archived
 from tests.portal.conftest import World, csrf_of

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core import accounts
+from core.accounts.tenants import get_tenant
+from core.accounts.users import add_user
 from core.services import Services
 from tests.archive.test_retention import archived
 from tests.portal.conftest import make_tenant
@@ -24,7 +25,7 @@ def _seed(settings) -> None:  # noqa: ANN001
         try:
             tid = await make_tenant(services, "Acme", "acme.example", display_name="Acme Bank")
             async with services.db.session() as s:
-                await accounts.add_user(s, await accounts.get_tenant(s, tid), OFFICER, "compliance")
+                await add_user(s, await get_tenant(s, tid), OFFICER, "compliance")
                 await s.commit()
             await archived(services, tid, "merger talks")
             await archived(services, tid, "merger follow-up")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from core import accounts
+from core.accounts.tenants import create_tenant
 from tests.portal.conftest import World
 
 
 async def _tenant_with_key(world: World, name: str, domain: str) -> tuple[str, str]:
     async with world.services.db.session() as s:
-        creds = await accounts.create_tenant(s, world.services.keyring, name, [domain])
+        creds = await create_tenant(s, world.services.keyring, name, [domain])
         await s.commit()
     return creds.tenant_id, creds.api_key
 

@@ -3,7 +3,7 @@ tenant sees none of them; refusals are 422 with the reason."""
 
 from __future__ import annotations
 
-from core import accounts
+from core.accounts.tenants import create_tenant
 from tests.helpers import keygen
 from tests.helpers.keygen import Certs, PgpKeys
 from tests.portal.conftest import World
@@ -13,7 +13,7 @@ pgp_keys, certs = keygen.pgp_keys, keygen.certs  # session fixtures
 
 async def _tenant_with_key(world: World, name: str, domain: str) -> tuple[str, str]:
     async with world.services.db.session() as s:
-        creds = await accounts.create_tenant(s, world.services.keyring, name, [domain])
+        creds = await create_tenant(s, world.services.keyring, name, [domain])
         await s.commit()
     return creds.tenant_id, creds.api_key
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 
-from core import accounts
+from core.accounts.tenants import create_tenant
 from tests.core.policy.mail import mail, make_pdf
 from tests.portal.conftest import World
 
@@ -23,7 +23,7 @@ CARD = "4111 1111 1111 1111"
 
 async def _tenant_with_key(world: World, name: str, domain: str) -> tuple[str, str]:
     async with world.services.db.session() as s:
-        creds = await accounts.create_tenant(s, world.services.keyring, name, [domain])
+        creds = await create_tenant(s, world.services.keyring, name, [domain])
         await s.commit()
     return creds.tenant_id, creds.api_key
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import datetime
 
 from billing_hooks import enforcement
+from billing_hooks.models import Invoice
 from core.ids import new_id
-from core.models import BillingAccount, Invoice
+from core.models import BillingAccount
 from core.services import Services
 from tests.portal.conftest import World, csrf_of
 from tests.portal.test_admin import _api_key, _rcpt, setup, sign_in
@@ -114,16 +115,18 @@ def test_suspended_tenant_is_read_only_and_recipients_still_read(world: World) -
 
 
 async def _partner_tenant(services: Services) -> str:
-    from core import accounts
+    from core.accounts.partners import create_partner
+    from core.accounts.tenants import create_tenant, get_tenant
+    from core.accounts.users import add_user
 
     async with services.db.session() as s:
-        partner = await accounts.create_partner(s, "MSP Two")
-        creds = await accounts.create_tenant(
+        partner = await create_partner(s, "MSP Two")
+        creds = await create_tenant(
             s, services.keyring, "Customer", ["customer.example"], partner=partner.id
         )
-        tenant = await accounts.get_tenant(s, creds.tenant_id)
+        tenant = await get_tenant(s, creds.tenant_id)
         assert tenant is not None
-        await accounts.add_user(s, tenant, "admin@customer.example", "admin")
+        await add_user(s, tenant, "admin@customer.example", "admin")
         account = BillingAccount(
             id=new_id("ba_"), external_id="acct_msp2", kind="partner", partner_id=partner.id
         )

@@ -9,8 +9,9 @@ from urllib.parse import unquote
 
 from sqlalchemy import select, text, update
 
-from core.models import AuditEvent, Base, OneTimeCode, PortalAccess, PortalSession
+from core.models import AuditEvent, OneTimeCode, PortalAccess, PortalSession
 from portal.security import SESSION_COOKIE
+from sealmail.schema import metadata
 
 from .conftest import World
 
@@ -119,7 +120,7 @@ def test_no_message_content_in_the_database(world: World) -> None:
     async def dump() -> str:
         out = []
         async with world.services.db.session() as s:
-            for table in Base.metadata.sorted_tables:
+            for table in metadata().sorted_tables:
                 rows = (await s.execute(text(f'SELECT * FROM "{table.name}"'))).all()  # noqa: S608
                 out.append(repr(rows))
         return "\n".join(out)

@@ -9,7 +9,7 @@ import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from core.config import Settings
+from core.config.settings import Settings
 from core.services import Services
 from gateway.worker import run_once
 from portal.app import create_app

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from core.config import Settings
+from core.config.settings import Settings
 from core.db import Database
 from core.services import Services
 from portal import ops
@@ -143,7 +143,7 @@ def test_readyz_reports_each_tenants_next_hop_without_failing(
 ) -> None:
     """Tenants handed back to their own Microsoft 365 endpoint: each endpoint's state is
     shown; one that is down delays only that tenant's mail, so readiness stays 200."""
-    from core import accounts
+    from core.accounts.tenants import create_tenant
     from core.models import Tenant
 
     down = closed_port()
@@ -154,7 +154,7 @@ def test_readyz_reports_each_tenants_next_hop_without_failing(
         async def tenants() -> None:
             async with services.db.session() as s:
                 for name, hop in (("Up", relay_listener), ("Down", down), ("Mx", "mx")):
-                    made = await accounts.create_tenant(
+                    made = await create_tenant(
                         s, services.keyring, name, [f"{name.lower()}.example"]
                     )
                     (await s.get(Tenant, made.tenant_id)).relay = hop

@@ -13,16 +13,10 @@ import time
 import pytest
 
 from core import quarantine
+from core.hashing import sha256_hex
 from core.ids import new_id, new_token, queue_id
-from core.keys import sha256_hex
-from core.models import (
-    Message,
-    MessageRecipient,
-    OutboxItem,
-    OutboxRecipient,
-    PolicyDecision,
-    PortalAccess,
-)
+from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, PortalAccess
+from core.policy.models import PolicyDecision
 from core.portal_message import PortalMessage
 from core.services import Services
 from portal.sent import pages as sent_pages

@@ -51,10 +51,10 @@ def text_of(msg: EmailMessage) -> str:
 
 
 async def add_agent(services: Services, address: str, partner: str | None = None) -> str:
-    from core import accounts
+    from core.accounts.partners import find_partner
 
     async with services.db.session() as s:
-        p = await accounts.find_partner(s, partner) if partner else None
+        p = await find_partner(s, partner) if partner else None
         _agent, key = await agents.add_agent(s, address, p)
         await s.commit()
     return key
@@ -333,7 +333,7 @@ def test_api_verify_with_an_agent_key(world: World) -> None:
 
 
 def test_a_partner_accounts_contact_gets_the_code_unbranded(world: World) -> None:
-    from core import accounts
+    from core.accounts.partners import find_partner
     from core.models import AccountContact, BillingAccount
 
     w = world
@@ -341,7 +341,7 @@ def test_a_partner_accounts_contact_gets_the_code_unbranded(world: World) -> Non
 
     async def partner_account() -> str:
         async with w.services.db.session() as s:
-            p = await accounts.find_partner(s, "MSP-A")
+            p = await find_partner(s, "MSP-A")
             s.add(BillingAccount(id="ba_p", external_id="acct_p", kind="partner",
                                  partner_id=p.id, name="MSP-A Holdings"))  # fmt: skip
             await s.flush()

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.config import load_settings
+from archive.models import ArchiveEntry
+from core.config.loading import load_settings
 from core.ids import new_id
-from core.models import ArchiveEntry, AuditEvent, Message, MessageRecipient, Tenant
+from core.models import AuditEvent, Message, MessageRecipient, Tenant
 from core.services import Services
 from tests.sealmail.test_cli import sm, workdir  # noqa: F401 - fixture
 

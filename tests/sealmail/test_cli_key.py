@@ -12,9 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from core import keys
-from core.config import load_settings
+from core.config.loading import load_settings
 from core.models import AuditEvent, SealedObject, Tenant, TenantKey
+from core.rootkey.file_root import file_key_id
 from core.services import Services
 from tests.core.test_keys_kms import new_kms_key
 from tests.e2e.conftest import SEALMAIL
@@ -70,7 +70,7 @@ async def test_rotate_tenant_and_root(workdir: tuple[Path, dict[str, str]]) -> N
     report = json.loads(proc.stdout)
     assert report["scope"] == "root" and report["rewrapped"] == 3  # three KEK versions
     assert root_path.read_bytes() != old
-    assert report["root_key_id"] == keys.file_key_id(root_path.read_bytes())
+    assert report["root_key_id"] == file_key_id(root_path.read_bytes())
     assert [Path(p).read_bytes() for p in report["kept_files"]] == [old]
     await _read(wd, env, tenant_id, ids)
 

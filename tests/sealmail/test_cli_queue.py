@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from core import outbox
-from core.config import load_settings
+from core.config.loading import load_settings
 from core.models import AuditEvent, Message, MessageRecipient, OutboxRecipient, Tenant
 from core.services import Services
 from tests.sealmail.test_cli import sm, workdir  # noqa: F401 - the fixture

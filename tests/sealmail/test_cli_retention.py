@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from core.config import load_settings
+from core.config.loading import load_settings
 from core.models import Tenant
 from core.services import Services
 from tests.archive.test_retention import archived

@@ -16,7 +16,7 @@ import pypdf
 import pytest
 from sqlalchemy import select
 
-from core.config import load_settings
+from core.config.loading import load_settings
 from core.models import AuditEvent
 from core.services import Services
 from support import pins

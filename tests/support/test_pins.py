@@ -12,10 +12,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-from core import accounts
+from core.accounts.partners import create_partner, find_partner
+from core.accounts.tenants import create_tenant, get_tenant, set_standing
 from core.db import Database
 from core.errors import PermanentError
-from core.models import AccountContact, AuditEvent, Base, BillingAccount
+from core.models import AccountContact, AuditEvent, Base, BillingAccount, Partner
 from core.services import Services
 from support import agents, pins
 from support.desk import contacts_for, find_named
@@ -38,13 +39,11 @@ async def make_account(
     async with services.db.session() as s:
         if (
             partner
-            and not (
-                await s.execute(select(accounts.Partner).where(accounts.Partner.name == partner))
-            ).scalar()
+            and not (await s.execute(select(Partner).where(Partner.name == partner))).scalar()
         ):
-            await accounts.create_partner(s, partner)
+            await create_partner(s, partner)
             await s.flush()
-        creds = await accounts.create_tenant(s, services.keyring, name, [domain], partner=partner)
+        creds = await create_tenant(s, services.keyring, name, [domain], partner=partner)
         account = BillingAccount(
             id=f"ba_{name}",
             external_id=f"acct_{name}",
@@ -193,9 +192,9 @@ async def test_suspended_account_matches_but_restricted_actions_refused(
     tid2, cid2 = await make_account(services, "Beta", "beta.test", "bob@beta.test")
     pin2 = await give_pin(services, cid2)
     async with services.db.session() as s:
-        tenant = await accounts.get_tenant(s, tid2)
+        tenant = await get_tenant(s, tid2)
         assert tenant is not None
-        await accounts.set_standing(s, tenant, "suspended", "test")
+        await set_standing(s, tenant, "suspended", "test")
         await s.commit()
     r = await check(services, "bob@beta.test", pin2)
     assert r.ok and r.standing == "suspended"
@@ -219,7 +218,7 @@ async def test_a_partner_desk_sees_only_its_own_accounts(services: Services) -> 
     _, b = await make_account(services, "Beta", "beta.test", "bob@beta.test", partner="MSP-B")
     pin_b = await give_pin(services, b)
     async with services.db.session() as s:
-        msp_a = await accounts.find_partner(s, "MSP-A")
+        msp_a = await find_partner(s, "MSP-A")
         agent, key = await agents.add_agent(s, "desk@msp-a.test", msp_a)
         await s.commit()
         assert await agents.agent_by_key(s, "desk@msp-a.test", key) is not None

@@ -23,9 +23,10 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import PermanentError, TransientError
-from core.models import KeyLookup, Tenant, now
+from core.models import Tenant, now
 from core.recipient_keys import import_keys, parse_keys, usable_keys
 from core.services import Services
+from gateway.models import KeyLookup
 
 log = logging.getLogger("sealmail.gateway.wkd")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.hashing import sha256_hex
 from core.ids import new_id, new_token
-from core.keys import sha256_hex
 from core.models import MessageRecipient, PortalAccess, now
 from gateway.pipeline.context import Context
 

@@ -7,9 +7,10 @@ import json
 import pytest
 from sqlalchemy import select
 
-from core import accounts
-from core.models import AuditEvent, TenantPolicy
+from core.accounts.tenants import create_tenant
+from core.models import AuditEvent
 from core.policy import PolicyError, parse_policy
+from core.policy.models import TenantPolicy
 from core.policy.store import get_policy, get_stored, set_policy
 from core.services import Services
 
@@ -18,7 +19,7 @@ DOC = "rules:\n  - name: cards\n    when: {detector: credit_card}\n    action: e
 
 async def test_set_get_versions_and_audit(services: Services) -> None:
     async with services.db.session() as s:
-        creds = await accounts.create_tenant(s, services.keyring, "Acme", ["acme.example"])
+        creds = await create_tenant(s, services.keyring, "Acme", ["acme.example"])
         await s.commit()
     tid = creds.tenant_id
     async with services.db.session() as s:
@@ -43,7 +44,7 @@ async def test_set_get_versions_and_audit(services: Services) -> None:
 
 async def test_a_stored_policy_that_no_longer_validates_raises(services: Services) -> None:
     async with services.db.session() as s:
-        creds = await accounts.create_tenant(s, services.keyring, "Acme", ["acme.example"])
+        creds = await create_tenant(s, services.keyring, "Acme", ["acme.example"])
         s.add(TenantPolicy(tenant_id=creds.tenant_id, document='{"rules": [{"name": 1}]}'))
         await s.commit()
     async with services.db.session() as s:

@@ -16,7 +16,7 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 
-from core import accounts
+from core.accounts.tenants import create_tenant
 from core.errors import ConfigError, NotFound, TransientError
 from core.services import Services
 from core.storage.interface import ObjectLocked
@@ -101,7 +101,7 @@ async def test_vault_locks_archive_copies_for_archive_retention(
     try:
         svc.verify_store()
         async with svc.db.session() as s:
-            creds = await accounts.create_tenant(s, svc.keyring, "Acme", ["acme.example"])
+            creds = await create_tenant(s, svc.keyring, "Acme", ["acme.example"])
             raw = await svc.vault.seal(s, creds.tenant_id, b"original", "raw")
             part = await svc.vault.seal(s, creds.tenant_id, b"portal part", "part")
             held = await svc.vault.seal(

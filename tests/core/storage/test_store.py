@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core import accounts
+from core.accounts.tenants import create_tenant
 from core.errors import ConfigError, NotFound, TransientError
 from core.services import Services
 from core.storage.factory import open_store
@@ -262,7 +262,7 @@ async def test_abandoned_seal_writer_leaves_nothing(services: Services) -> None:
     """The SMTP path: a SealWriter fed 10 MiB (S3: past the first 8 MiB part, so a
     multipart upload is under way) then aborted leaves no object and no upload."""
     async with services.db.session() as s:
-        creds = await accounts.create_tenant(s, services.keyring, "Acme", ["acme.example"])
+        creds = await create_tenant(s, services.keyring, "Acme", ["acme.example"])
         await s.commit()
     async with services.db.session() as s:
         writer = await services.vault.writer(s, creds.tenant_id, "raw")

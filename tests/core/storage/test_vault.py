@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from core import accounts, sealed
+from core import sealed
+from core.accounts.tenants import create_tenant
 from core.errors import IntegrityError, NotFound
 from core.models import SealedObject, now
 from core.services import Services
@@ -17,7 +18,7 @@ from tests.helpers.stores import listing
 
 async def tenant(svc: Services, name: str) -> str:
     async with svc.db.session() as s:
-        creds = await accounts.create_tenant(s, svc.keyring, name, [f"{name.lower()}.example"])
+        creds = await create_tenant(s, svc.keyring, name, [f"{name.lower()}.example"])
         await s.commit()
     return creds.tenant_id
 

@@ -30,7 +30,8 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from core import outbox
-from core.config import Settings, parse_relay
+from core.config.settings import Settings
+from core.config.values import parse_relay
 from core.errors import ConfigError
 from core.models import OutboxItem, OutboxRecipient, Tenant
 from core.services import Services

@@ -15,17 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
-from core import accounts
+from archive.models import JournalEntry
+from core.accounts.tenant_settings import update_tenant
 from core.errors import PermanentError
-from core.models import (
-    Base,
-    JournalEntry,
-    Message,
-    MessageRecipient,
-    OutboxItem,
-    SealedObject,
-    Tenant,
-)
+from core.models import Base, Message, MessageRecipient, OutboxItem, SealedObject, Tenant
 from gateway.pipeline.journal import (
     JournalRecipient,
     MalformedReport,
@@ -334,14 +327,10 @@ async def test_update_tenant_journal_address_must_be_an_address(gw_services, ten
         t = await s.get(Tenant, tenant.id)
         for bad in ("journal", "@acme.example", "two@@acme.example", "a b@acme.example"):
             with pytest.raises(PermanentError):
-                await accounts.update_tenant(s, t, "test", journal_address=bad)
-        changed = await accounts.update_tenant(
-            s, t, "test", journal_address=" Journal@ACME.example"
-        )
+                await update_tenant(s, t, "test", journal_address=bad)
+        changed = await update_tenant(s, t, "test", journal_address=" Journal@ACME.example")
         assert changed == {"journal_address": "journal@acme.example"}
-        assert await accounts.update_tenant(s, t, "test", journal_address="") == {
-            "journal_address": ""
-        }
+        assert await update_tenant(s, t, "test", journal_address="") == {"journal_address": ""}
 
 
 def test_cli_tenant_update_journal_address(tmp_path, db_url):

@@ -8,10 +8,11 @@ import json
 import pytest
 from sqlalchemy import select
 
-from core import accounts
+from core.accounts.tenants import create_tenant
 from core.ids import new_id
-from core.models import Message, PolicyDecision, RecipientKey, Tenant, TenantPolicy
+from core.models import Message, RecipientKey, Tenant
 from core.policy import PolicyError, parse_policy
+from core.policy.models import PolicyDecision, TenantPolicy
 from core.policy.store import set_policy
 from core.services import Services
 from gateway.pipeline.decide import decide, record
@@ -41,7 +42,7 @@ CARD = "4111 1111 1111 1111"
 
 async def _setup(services: Services) -> Tenant:
     async with services.db.session() as s:
-        creds = await accounts.create_tenant(s, services.keyring, "Acme", ["acme.example"])
+        creds = await create_tenant(s, services.keyring, "Acme", ["acme.example"])
         await set_policy(s, creds.tenant_id, parse_policy(POLICY), "test")
         for kind, email in (
             ("pgp", "pgp@x.example"),

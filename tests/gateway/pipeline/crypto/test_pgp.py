@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core import accounts, recipient_keys
+from core import recipient_keys
+from core.accounts.tenants import get_tenant
 from core.errors import TransientError
 from core.models import Tenant
 from core.services import Services
@@ -28,7 +29,7 @@ async def _tenant(services: Services, keys: PgpKeys, *names: str, **fields: obje
         for name in names:
             await recipient_keys.import_keys(s, tid, keys.public[name])
         await s.commit()
-        tenant = await accounts.get_tenant(s, tid)
+        tenant = await get_tenant(s, tid)
     assert tenant is not None
     return tenant
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from core import accounts, recipient_keys
+from core import recipient_keys
+from core.accounts.tenants import get_tenant
 from core.errors import TransientError
 from core.models import RecipientKey, Tenant
 from core.services import Services
@@ -29,7 +30,7 @@ async def _tenant(services: Services, c: Certs, *names: str) -> Tenant:
         for name in names:
             await recipient_keys.import_keys(s, tid, c.pem[name])
         await s.commit()
-        tenant = await accounts.get_tenant(s, tid)
+        tenant = await get_tenant(s, tid)
     assert tenant is not None
     return tenant
 

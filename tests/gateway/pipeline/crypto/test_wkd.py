@@ -18,9 +18,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from core import accounts, recipient_keys
-from core.models import KeyLookup
+from core import recipient_keys
+from core.accounts.tenants import get_tenant
 from core.services import Services
+from gateway.models import KeyLookup
 from gateway.pipeline.crypto import wkd
 from tests.helpers import keygen
 from tests.helpers.keygen import PgpKeys
@@ -138,8 +139,8 @@ async def test_lookup_and_store_found_not_found_cached(
     server.publish("ed@recipient.test", pgp_keys.public["bob"])  # someone else's key
     kw = {"url_for": server.url_for, "context": server.client_ctx}
     async with services.db.session() as s:
-        tenant = await accounts.get_tenant(s, tid)
-        disabled = await accounts.get_tenant(s, off)
+        tenant = await get_tenant(s, tid)
+        disabled = await get_tenant(s, off)
         assert tenant is not None and disabled is not None
 
         assert not await wkd.lookup_and_store(services, s, disabled, "bob@recipient.test", **kw)

@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import keys
+from core.aead import new_key
 from core.db import Database
 from core.errors import ConfigError, IntegrityError, SealmailError, TransientError
 from core.models import KmsDerivationSecret, now
+from core.private_files import read_private
+from core.rootkey.protocol import DERIVE_AAD
 
 if TYPE_CHECKING:
-    from core.keys import KmsRootKey
+    from core.rootkey.kms_root import KmsRootKey
 
 ROW_NAME = "root"
 
@@ -91,11 +93,11 @@ def _legacy_blob(root: KmsRootKey, legacy_file: Path | None) -> tuple[bytes, str
     open through KMS; ``None`` if there is no file."""
     if legacy_file is None or not legacy_file.exists():
         return None
-    blob = keys.read_private(legacy_file, "derivation secret")
+    blob = read_private(legacy_file, "derivation secret")
     try:
         if blob[:1] != b"\x81":
             raise IntegrityError("not a KMS ciphertext")
-        return blob, root.wrapped_by(blob, keys.DERIVE_AAD)
+        return blob, root.wrapped_by(blob, DERIVE_AAD)
     except (IntegrityError, ConfigError) as exc:
         raise ConfigError(
             f"derivation secret {legacy_file} does not open with {root.uri} ({exc})"
@@ -111,7 +113,7 @@ async def ensure(db: Database, root: KmsRootKey, legacy_file: Path | None = None
     legacy = await asyncio.to_thread(_legacy_blob, root, legacy_file)
     if legacy is not None:
         return "imported" if await _insert_once(db, *legacy) else None
-    blob = await asyncio.to_thread(root.wrap, keys.new_key(), keys.DERIVE_AAD)
+    blob = await asyncio.to_thread(root.wrap, new_key(), DERIVE_AAD)
     return "created" if await _insert_once(db, blob, key_id) else None
 
 

@@ -1,0 +1,102 @@
+"""A tenant's settings (branding, notifications, OpenPGP, next hop, journal address), changed
+after validation and audited.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.accounts.domains import domain_of, tenant_domains
+from core.audit import audit
+from core.config.values import parse_relay
+from core.errors import PermanentError
+from core.models import Tenant
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+async def update_tenant(
+    session: AsyncSession,
+    tenant: Tenant,
+    actor: str,
+    *,
+    display_name: str | None = None,
+    logo_url: str | None = None,
+    brand_color: str | None = None,
+    hide_subject: bool | None = None,
+    sensitivity_trigger: bool | None = None,
+    notification_from: str | None = None,
+    wkd_lookup: bool | None = None,
+    pgp_protect_subject: bool | None = None,
+    relay: str | None = None,
+    journal_address: str | None = None,
+) -> dict[str, Any]:
+    """Change a tenant's settings; returns what changed (audited)."""
+    changes: dict[str, Any] = {}
+    if display_name is not None:
+        if not display_name.strip() or len(display_name) > 200:
+            raise PermanentError("display name must be 1 to 200 characters")
+        changes["display_name"] = display_name.strip()
+    if logo_url is not None:
+        if logo_url and (not logo_url.startswith("https://") or any(c.isspace() for c in logo_url)):
+            raise PermanentError("logo URL must start with https:// (or be empty)")
+        changes["logo_url"] = logo_url
+    if brand_color is not None:
+        if not _COLOR.match(brand_color):
+            raise PermanentError("brand color must look like #1f4e79")
+        changes["brand_color"] = brand_color.lower()
+    if hide_subject is not None:
+        changes["hide_subject"] = hide_subject
+    if sensitivity_trigger is not None:
+        changes["sensitivity_trigger"] = sensitivity_trigger
+    if wkd_lookup is not None:
+        changes["wkd_lookup"] = wkd_lookup
+    if pgp_protect_subject is not None:
+        changes["pgp_protect_subject"] = pgp_protect_subject
+    if notification_from is not None:
+        address = notification_from.strip().lower()
+        if address and domain_of(address) not in await tenant_domains(session, tenant.id):
+            raise PermanentError(
+                f"notification address {address!r} is not in one of the tenant's domains"
+            )
+        changes["notification_from"] = address
+    if journal_address is not None:
+        # Exchange Online journals only to an address outside the organisation, so this
+        # is usually one in the MSP's domain; it names the tenant, so it is unique.
+        address = journal_address.strip().lower()
+        local, _, domain = address.partition("@")
+        if address and (
+            not local or "." not in domain or "@" in domain or any(c.isspace() for c in address)
+        ):
+            raise PermanentError(f"journal address {address!r} is not an email address")
+        if address:
+            other = (
+                await session.execute(
+                    select(Tenant.name).where(
+                        Tenant.journal_address == address, Tenant.id != tenant.id
+                    )
+                )
+            ).scalar_one_or_none()
+            if other is not None:
+                raise PermanentError(f"journal address {address!r} belongs to another tenant")
+        changes["journal_address"] = address
+    if relay is not None:
+        hop = relay.strip()
+        if hop:
+            try:
+                hop = parse_relay(hop)
+            except ValueError:
+                raise PermanentError(
+                    f"next hop {relay!r}: expected host:port, mx, or '' for the global relay"
+                ) from None
+        changes["relay"] = hop
+    changes = {k: v for k, v in changes.items() if getattr(tenant, k) != v}
+    for key, value in changes.items():
+        setattr(tenant, key, value)
+    if changes:
+        await audit(session, tenant.id, actor, "tenant.update", tenant.id, **changes)
+    return changes

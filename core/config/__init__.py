@@ -1,0 +1,1 @@
+"""Configuration: one TOML file, ``SEALMAIL_*`` environment overrides, validated and frozen."""
