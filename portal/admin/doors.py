@@ -1,6 +1,6 @@
 """Who is signed in, through which door: the two doors of tenant users (``/admin`` and
 ``/sent``), the signed-in :class:`Admin`, and the CSRF check of a signed-in form post.
-Signing in itself is :mod:`portal.admin.auth`."""
+Signing in itself is :mod:`portal.admin.auth` on :mod:`portal.signin`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from core.models import PortalSession, Tenant, User
 from portal import sessions
 from portal.forms import field, read_form
 from portal.security import check_session_token, same_origin_request
+from portal.signin.by_address import AddressDoor
 from portal.state import portal
 
 ADMIN_ROLES = ("admin", "compliance")
@@ -42,6 +43,11 @@ class Door:
     @property
     def login_path(self) -> str:
         return f"{self.home}/login"
+
+    @property
+    def signin(self) -> AddressDoor:
+        """This door in the email-code sign-in (:mod:`portal.signin`)."""
+        return AddressDoor(self.name, self.pending_kind, self.pending_cookie, self.login_path)
 
 
 ADMIN_DOOR = Door(

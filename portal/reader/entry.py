@@ -17,31 +17,38 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from branding.mail import compose
-from branding.notifications import format_time, render_code_email
-from core import outbox
+from branding.notifications import format_time
 from core.audit import audit
 from core.hashing import sha256_hex
 from core.ids import new_token
 from core.models import Message, PortalAccess, Tenant, now
-from portal import codes, ratelimit, sessions
-from portal.codes import CODE_MAIL_LIFETIME, mask_address
+from portal import sessions
 from portal.forms import field, read_form
 from portal.pages import branding_of
 from portal.security import (
-    PRE_COOKIE,
-    check_pre_session,
     check_session_token,
     pre_session_token,
     same_origin_request,
 )
+from portal.signin import codes
+from portal.signin.codes import mask_address
+from portal.signin.steps import (
+    TOO_MANY,
+    Limits,
+    count,
+    limited,
+    mail_code,
+    nonce_of,
+    open_session,
+    pre_checked,
+    with_nonce,
+)
+from portal.signin.stores import AccessCodes
 from portal.state import PortalState, client_ip, portal
 
 log = logging.getLogger("sealmail.portal")
-CODE_SENDS_PER_ACCESS = 5  # per hour
-CODE_SENDS_PER_IP = 20
-FAILURES_PER_ACCESS = 10  # per hour, across codes
-FAILURES_PER_IP = 30
+# per hour: 5 sends per link and 20 per IP, 10 failures per link (across codes) and 30 per IP
+LIMITS = Limits("", failures_per_subject=10)
 _MAX_TOKEN = 200
 
 
@@ -82,11 +89,6 @@ async def expired_message(session: AsyncSession, token: str) -> Tenant | None:
     return None if tenant is None or tenant.standing == "terminated" else tenant
 
 
-def _nonce(request: Request) -> str | None:
-    value = request.cookies.get(PRE_COOKIE)
-    return value if value and len(value) <= 64 else None
-
-
 def _page_context(
     st: PortalState, token: str, access: PortalAccess, tenant: Tenant, nonce: str
 ) -> dict[str, Any]:
@@ -97,7 +99,7 @@ def _page_context(
         "expires": format_time(access.expires_at),
         "csrf": pre_session_token(st.csrf_key, nonce, access.token_hash),
         "digits": codes.CODE_DIGITS,
-        "minutes": int(codes.CODE_LIFETIME // 60),
+        "minutes": codes.minutes(),
         "error": "",
         "notice": "",
     }
@@ -121,26 +123,17 @@ async def show(request: Request) -> Response:
             and current.email == access.recipient.strip().lower()
         ):
             return RedirectResponse(f"/messages/{access.message_id}", status_code=303)
-    nonce = _nonce(request) or new_token(24)
+    nonce = nonce_of(request) or new_token(24)
     response = st.pages.render("reader/entry.html", _page_context(st, token, access, tenant, nonce))
-    if nonce != request.cookies.get(PRE_COOKIE):
-        response.set_cookie(
-            PRE_COOKIE, nonce, path="/", secure=True, httponly=True, samesite="strict"
-        )
-    return response
+    return with_nonce(request, response, nonce)
 
 
 async def _checked_post(request: Request) -> tuple[PortalState, str, FormData]:
     """Origin and the signed double-submit token, before anything touches the database."""
-    st = portal(request)
     token = request.path_params["token"]
-    if not same_origin_request(request, st.origins):
+    if len(token) > _MAX_TOKEN:
         raise HTTPException(403)
-    form = await read_form(request)
-    if len(token) > _MAX_TOKEN or not check_pre_session(
-        st.csrf_key, _nonce(request), field(form, "csrf"), sha256_hex(token)
-    ):
-        raise HTTPException(403)
+    st, form, _nonce = await pre_checked(request, sha256_hex(token))
     return st, token, form
 
 
@@ -152,42 +145,18 @@ async def send_code(request: Request) -> Response:
         if found is None:
             return st.pages.error(404)
         access, tenant = found
-        buckets = [
-            (f"code-send:{access.id}", CODE_SENDS_PER_ACCESS),
-            (f"code-send-ip:{ip}", CODE_SENDS_PER_IP),
-        ]
-        if await ratelimit.exceeded(s, buckets, ratelimit.HOUR):
+        buckets = LIMITS.sends(access.id, ip)
+        if await limited(s, buckets):
             await audit(s, tenant.id, access.recipient, "portal.code.limited", access.id)
             await s.commit()
-            return st.pages.error(429, headers={"Retry-After": "3600"})
-        code = await codes.issue(s, st.code_key, access)
-        mail_from = tenant.notification_from or st.settings.sender_address
-        raw = compose(
-            from_addr=mail_from,
-            to_addr=access.recipient,
-            rendered=render_code_email(
-                tenant,
-                code=code,
-                recipient=access.recipient,
-                minutes=int(codes.CODE_LIFETIME // 60),
-            ),
-            headers={"Auto-Submitted": "auto-generated"},
-        )
-        sealed = await st.services.vault.seal(s, tenant.id, raw, kind="outbound")
-        item = await outbox.enqueue(
-            s,
-            kind="code",
-            tenant_id=tenant.id,
-            mail_from=mail_from,
-            recipients=[access.recipient],
-            object_id=sealed.id,
-            lifetime=CODE_MAIL_LIFETIME,
-        )
-        await ratelimit.record(s, [b for b, _ in buckets], ratelimit.HOUR)
+            return st.pages.error(429, headers=TOO_MANY)
+        code = await AccessCodes(access.id).issue(s, st.code_key)
+        item = await mail_code(st, s, tenant, access.recipient, code)
+        await count(s, buckets)
         await audit(s, tenant.id, access.recipient, "portal.code.sent", access.id, outbox=item.id)
         await s.commit()
     log.info("portal: code sent for access %s (outbox %s)", access.id, item.id)
-    nonce = _nonce(request) or ""
+    nonce = nonce_of(request) or ""
     ctx = _page_context(st, token, access, tenant, nonce)
     ctx["notice"] = "We have sent you a new code."
     return st.pages.render("reader/code.html", ctx)
@@ -208,29 +177,32 @@ async def verify(request: Request) -> Response:
         if found is None:
             return st.pages.error(404)
         access, tenant = found
-        buckets = [
-            (f"verify-fail:{access.id}", FAILURES_PER_ACCESS),
-            (f"verify-fail-ip:{ip}", FAILURES_PER_IP),
-        ]
-        if await ratelimit.exceeded(s, buckets, ratelimit.HOUR):
-            return st.pages.error(429, headers={"Retry-After": "3600"})
-        outcome = await codes.verify(s, st.code_key, access, field(form, "code"))
+        buckets = LIMITS.failures(access.id, ip)
+        if await limited(s, buckets):
+            return st.pages.error(429, headers=TOO_MANY)
+        store = AccessCodes(access.id)
+        held = await store.newest(s)
+        outcome = await codes.check(s, st.code_key, store, held, field(form, "code"))
         if outcome.ok:
-            await sessions.destroy(s, request)  # never carry a session across identities
-            secret, _row = await sessions.create(s, tenant.id, access.recipient)
+            response = await open_session(
+                s,
+                request,
+                tenant_id=tenant.id,
+                email=access.recipient,
+                kind="recipient",
+                home=f"/messages/{access.message_id}",
+            )
             if access.first_opened_at is None:
                 access.first_opened_at = now()
             await audit(s, tenant.id, access.recipient, "portal.verified", access.id, ip=ip)
             await s.commit()
-            response = RedirectResponse(f"/messages/{access.message_id}", status_code=303)
-            sessions.set_cookie(response, secret)
             return response
-        await ratelimit.record(s, [b for b, _ in buckets], ratelimit.HOUR)
+        await count(s, buckets)
         await audit(
             s, tenant.id, access.recipient, "portal.code.failed", access.id, reason=outcome.reason
         )
         await s.commit()
-    ctx = _page_context(st, token, access, tenant, _nonce(request) or "")
+    ctx = _page_context(st, token, access, tenant, nonce_of(request) or "")
     left = outcome.tries_left
     ctx["error"] = _FAILURE_TEXT[outcome.reason].format(left=left, s="" if left == 1 else "s")
     return st.pages.render("reader/code.html", ctx, status=400)

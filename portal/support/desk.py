@@ -24,16 +24,14 @@ from core.models import PortalSession
 from portal import ratelimit, sessions
 from portal.forms import field
 from portal.security import DOWNLOAD_CSP, pre_session_token
+from portal.signin.steps import nonce_of, pre_checked, with_nonce
 from portal.state import PortalState, client_ip, portal
 from portal.support.common import (
     AGENT_LOGIN_FAILURES,
     caller_address,
     mailer,
-    nonce_of,
-    pre_checked,
     session_form,
     session_of,
-    with_nonce,
 )
 from support import agents, notify, pins
 from support.desk import contacts_for

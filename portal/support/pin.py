@@ -10,12 +10,9 @@ once and the contact is emailed that it changed.
 
 from __future__ import annotations
 
-import hmac
 import logging
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import delete
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -23,34 +20,34 @@ from starlette.responses import RedirectResponse, Response
 
 from core.audit import audit
 from core.errors import PermanentError
-from core.hashing import sha256_hex
 from core.ids import new_token
-from core.models import PortalSession, now
-from portal import codes, ratelimit, sessions
-from portal.codes import CODE_MAIL_LIFETIME, mask_address
+from core.models import PortalSession
+from portal import sessions
 from portal.forms import field
 from portal.security import pre_session_token
-from portal.state import PortalState, client_ip, portal
-from portal.support.common import (
-    caller_address,
-    mailer,
+from portal.signin import codes
+from portal.signin.by_address import AddressDoor, pending_of, start
+from portal.signin.codes import CODE_MAIL_LIFETIME, mask_address
+from portal.signin.steps import (
+    TOO_MANY,
+    count,
+    limited,
     nonce_of,
+    open_session,
     pre_checked,
-    session_form,
-    session_of,
+    set_pending_cookie,
     with_nonce,
 )
+from portal.state import PortalState, client_ip, portal
+from portal.support.common import caller_address, mailer, session_form, session_of
 from support import notify, pins
 from support.desk import contacts_for
 
 log = logging.getLogger("sealmail.portal.support")
 
-PIN_PENDING_KIND = "pin-code"
-PIN_PENDING_COOKIE = "__Host-sealmail_pin_pending"
 PIN_SESSION_KIND = "pin"
-SENDS_PER_ADDRESS = 5  # per hour
-SENDS_PER_IP = 20
-FAILURES_PER_IP = 30
+# 5 sends per address and 20 per IP, 5 wrong tries per code and 30 per IP, per hour
+PIN_DOOR = AddressDoor("pin", "pin-code", "__Host-sealmail_pin_pending", "/pin")
 
 
 def _pin_start(
@@ -68,7 +65,7 @@ def _pin_code_page(
         "csrf": pre_session_token(st.csrf_key, nonce, "pin-verify"),
         "masked": mask_address(email) if email else "",
         "digits": codes.CODE_DIGITS,
-        "minutes": int(codes.CODE_LIFETIME // 60),
+        "minutes": codes.minutes(),
         "error": error,
     }
     return st.pages.render("support/pin_enter_code.html", ctx, status=status)
@@ -103,37 +100,12 @@ async def pin_send_code(request: Request) -> Response:
     if not email:
         return _pin_start(st, nonce, error="Enter your email address.", status=400)
     ip = client_ip(request)
-    buckets = [
-        (f"pin-code-send:{sha256_hex(email)}", SENDS_PER_ADDRESS),
-        (f"pin-code-send-ip:{ip}", SENDS_PER_IP),
-    ]
-    secret = new_token(32)
+    buckets = PIN_DOOR.send_limits(email, ip)
     async with st.services.db.session() as s:
-        if await ratelimit.exceeded(s, buckets, ratelimit.HOUR):
-            return st.pages.error(429, headers={"Retry-After": "3600"})
-        old = request.cookies.get(PIN_PENDING_COOKIE)
-        if old and len(old) <= 200:
-            await s.execute(
-                delete(PortalSession).where(
-                    PortalSession.id_hash == sha256_hex(old),
-                    PortalSession.kind == PIN_PENDING_KIND,
-                )
-            )
+        if await limited(s, buckets):
+            return st.pages.error(429, headers=TOO_MANY)
         views = await contacts_for(s, email)
-        id_hash = sha256_hex(secret)
-        code = codes.new_code()
-        created = now()
-        s.add(
-            PortalSession(
-                id_hash=id_hash,
-                tenant_id="",  # a pending sign-in is nobody's session
-                email=email if views else "",
-                kind=PIN_PENDING_KIND,
-                csrf_token=codes.hash_code(st.code_key, id_hash, code),
-                created_at=created,
-                expires_at=created + codes.CODE_LIFETIME,
-            )
-        )
+        secret, code = await start(s, request, PIN_DOOR, st.code_key, email if views else "")
         if views:
             first = views[0]
             await notify.send_pin_code(
@@ -142,19 +114,15 @@ async def pin_send_code(request: Request) -> Response:
                 views,
                 email=email,
                 code=code,
-                minutes=int(codes.CODE_LIFETIME // 60),
+                minutes=codes.minutes(),
                 lifetime=CODE_MAIL_LIFETIME,
             )
             await audit(s, first.account.tenant_id, email, "pin.code.sent", first.contact.id, ip=ip)
         else:
             log.info("pin code asked for an address that is no account contact")
-        await ratelimit.record(s, [b for b, _ in buckets], ratelimit.HOUR)
+        await count(s, buckets)
         await s.commit()
-    response = _pin_code_page(st, nonce, email)
-    response.set_cookie(
-        PIN_PENDING_COOKIE, secret, path="/", secure=True, httponly=True, samesite="strict"
-    )
-    return response
+    return set_pending_cookie(_pin_code_page(st, nonce, email), PIN_DOOR.pending_cookie, secret)
 
 
 _WRONG = "That code is not right, or it can no longer be used. Try again or ask for a new one."
@@ -162,44 +130,34 @@ _WRONG = "That code is not right, or it can no longer be used. Try again or ask 
 
 async def pin_verify(request: Request) -> Response:
     st, form, nonce = await pre_checked(request, "pin-verify")
-    secret = request.cookies.get(PIN_PENDING_COOKIE) or ""
-    if not secret or len(secret) > 200:
-        return RedirectResponse("/pin", status_code=303)
-    ip = client_ip(request)
-    id_hash = sha256_hex(secret)
-    buckets = [
-        (f"pin-verify-fail:{id_hash}", codes.MAX_FAILURES),
-        (f"pin-verify-fail-ip:{ip}", FAILURES_PER_IP),
-    ]
+    found = pending_of(request, PIN_DOOR, client_ip(request))
+    if found is None:
+        return RedirectResponse(PIN_DOOR.start_path, status_code=303)
+    pending, buckets = found
     async with st.services.db.session() as s:
-        if await ratelimit.exceeded(s, buckets, ratelimit.HOUR):
-            return st.pages.error(429, headers={"Retry-After": "3600"})
-        row = await s.get(PortalSession, id_hash)
-        if row is None or row.kind != PIN_PENDING_KIND or row.expires_at <= now():
-            return RedirectResponse("/pin", status_code=303)
-        given = codes.hash_code(st.code_key, id_hash, codes.normalize(field(form, "code")))
-        if row.email and hmac.compare_digest(row.csrf_token, given):
-            email = row.email
-            taken = cast(
-                CursorResult[Any],
-                await s.execute(
-                    delete(PortalSession).where(
-                        PortalSession.id_hash == id_hash, PortalSession.kind == PIN_PENDING_KIND
-                    )
-                ),
+        if await limited(s, buckets):
+            return st.pages.error(429, headers=TOO_MANY)
+        held = await pending.newest(s)
+        if held is None:
+            return RedirectResponse(PIN_DOOR.start_path, status_code=303)
+        email = held.subject
+        outcome = await codes.check(
+            s, st.code_key, pending, held, field(form, "code"), allowed=bool(email)
+        )
+        if outcome.ok:
+            response = await open_session(
+                s,
+                request,
+                tenant_id="",
+                email=email,
+                kind=PIN_SESSION_KIND,
+                home="/pin",
+                pending_cookie=PIN_DOOR.pending_cookie,
             )
-            if taken.rowcount == 1:
-                await sessions.destroy(s, request)  # never carry a session across identities
-                cookie, _ = await sessions.create(s, "", email, PIN_SESSION_KIND)
-                await audit(s, None, email, "pin.signin", "", ip=ip)
-                await s.commit()
-                response = RedirectResponse("/pin", status_code=303)
-                sessions.set_cookie(response, cookie)
-                response.delete_cookie(
-                    PIN_PENDING_COOKIE, path="/", secure=True, httponly=True, samesite="strict"
-                )
-                return response
-        await ratelimit.record(s, [b for b, _ in buckets], ratelimit.HOUR)
+            await audit(s, None, email, "pin.signin", "", ip=client_ip(request))
+            await s.commit()
+            return response
+        await count(s, buckets)
         await s.commit()
     return _pin_code_page(st, nonce, "", error=_WRONG, status=400)
 
