@@ -162,14 +162,14 @@ def billing_mailer(
                 rendered=rendered,
                 headers={"Auto-Submitted": "auto-generated"},
             )
-            sealed = await services.vault.seal(session, tenant_id, raw, kind="outbound")
-            await outbox.enqueue(
+            await outbox.post(
                 session,
+                services.vault,
                 kind="notification",
                 tenant_id=tenant_id,
                 mail_from=mail_from,
                 recipients=[rcpt],
-                object_id=sealed.id,
+                raw=raw,
                 lifetime=MAIL_LIFETIME,
             )
         return True

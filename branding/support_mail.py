@@ -120,14 +120,14 @@ def support_mailer(
             rendered=rendered,
             headers={"Auto-Submitted": "auto-generated"},
         )
-        sealed = await vault.seal(session, tenant_id, raw, kind="outbound")
-        await outbox.enqueue(
+        await outbox.post(
             session,
+            vault,
             kind=outbox_kind,
             tenant_id=tenant_id,
             mail_from=mail_from,
             recipients=[to],
-            object_id=sealed.id,
+            raw=raw,
             lifetime=lifetime,
         )
 

@@ -50,7 +50,9 @@ async def enqueue(
     lifetime: float,
     message_id: str | None = None,
 ) -> OutboxItem:
-    """Add an item; the caller commits (in the same transaction as what caused it)."""
+    """Add an item for an object already sealed; the caller commits (in the same
+    transaction as what caused it). Mail to send goes through :func:`post`, which seals
+    and then calls this; nothing else in the project queues by hand."""
     if kind not in KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}")
     created = now()
@@ -87,7 +89,10 @@ async def post(
     waits in the queue in clear) and queue it for ``recipients``. Notifications, one-time
     codes, DSNs and notices, billing and support mail, and the copies the pipeline relays
     all come through here. The caller commits, in the same transaction as what caused it;
-    ``require_tls`` makes delivery send it only over verified TLS."""
+    ``require_tls`` makes delivery send it only over verified TLS. An unknown ``kind`` is
+    refused before anything is sealed."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown outbox kind {kind!r}")
     sealed = await vault.seal(session, tenant_id, raw, kind="outbound")
     item = await enqueue(
         session,

@@ -232,14 +232,14 @@ async def reject(
         from_addr = tenant.notification_from or services.settings.sender_address
         made = (compose_notice or plain_notice)(tenant, held, note, msg.mail_from, from_addr)
         raw = made if isinstance(made, bytes) else await made
-        obj = await services.vault.seal(session, tenant_id, raw, kind="outbound")
-        item = await outbox.enqueue(
+        item = await outbox.post(
             session,
+            services.vault,
             kind="dsn",
             tenant_id=tenant_id,
             mail_from="",
             recipients=[msg.mail_from],
-            object_id=obj.id,
+            raw=raw,
             lifetime=NOTICE_LIFETIME,
             message_id=msg.id,
         )

@@ -117,7 +117,7 @@ async def queue_dsn(
     action: str = "failed",
     retry_until: float | None = None,
 ) -> None:
-    """Build the DSN, seal it and put it in the outbox from the null sender (the caller
+    """Build the DSN and post it to the outbox from the null sender (the caller
     commits). The caller makes sure ``to_addr`` is not the null sender: no bounce to a
     bounce."""
     settings = services.settings
@@ -131,14 +131,14 @@ async def queue_dsn(
         action=action,
         retry_until=retry_until,
     )
-    obj = await services.vault.seal(session, tenant_id, body, kind="outbound")
-    await outbox.enqueue(
+    await outbox.post(
         session,
+        services.vault,
         kind="dsn",
         tenant_id=tenant_id,
         mail_from="",
         recipients=[to_addr],
-        object_id=obj.id,
+        raw=body,
         lifetime=settings.queue_lifetime,
         message_id=message_id,
     )

@@ -37,14 +37,14 @@ async def notify_recipient(ctx: Context, rcpts: list[MessageRecipient]) -> None:
 
         # Templates and MIME composition are CPU work: off the loop that serves SMTP.
         data = await asyncio.to_thread(build)
-        obj = await ctx.services.vault.seal(ctx.session, ctx.tenant.id, data, kind="outbound")
-        await outbox.enqueue(
+        await outbox.post(
             ctx.session,
+            ctx.services.vault,
             kind="notification",
             tenant_id=ctx.tenant.id,
             mail_from=ctx.message.mail_from,
             recipients=[r.rcpt],
-            object_id=obj.id,
+            raw=data,
             lifetime=settings.queue_lifetime,
             message_id=ctx.message.id,
         )

@@ -22,16 +22,16 @@ async def to_outbox_tls(ctx: Context, rcpts: list[MessageRecipient]) -> None:
 async def enqueue_copy(
     ctx: Context, rcpts: list[MessageRecipient], data: bytes, *, kind: str, require_tls: bool
 ) -> None:
-    """``data`` sealed and put in the outbox for ``rcpts``."""
-    obj = await ctx.services.vault.seal(ctx.session, ctx.tenant.id, data, kind="outbound")
-    item = await outbox.enqueue(
+    """``data`` sealed and put in the outbox for ``rcpts`` (through :func:`outbox.post`)."""
+    await outbox.post(
         ctx.session,
+        ctx.services.vault,
         kind=kind,
         tenant_id=ctx.tenant.id,
         mail_from=ctx.message.mail_from,
         recipients=[r.rcpt for r in rcpts],
-        object_id=obj.id,
+        raw=data,
         lifetime=ctx.services.settings.queue_lifetime,
         message_id=ctx.message.id,
+        require_tls=require_tls,
     )
-    item.require_tls = require_tls
