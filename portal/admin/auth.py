@@ -32,6 +32,7 @@ from starlette.responses import RedirectResponse, Response
 from branding.mail import compose
 from branding.notifications import render_code_email
 from core import outbox
+from core.addresses import normalize, problem
 from core.audit import audit
 from core.hashing import sha256_hex
 from core.ids import new_token
@@ -129,8 +130,8 @@ async def _officer(
 async def send_code(request: Request, door: Door = ADMIN_DOOR) -> Response:
     st, form = await _pre_checked(request, f"{door.name}-login")
     nonce = _nonce(request) or ""
-    email = field(form, "email").strip().lower()
-    if "@" not in email or any(c.isspace() for c in email):
+    email = normalize(field(form, "email"))
+    if problem(email) is not None:
         return _login_page(
             st, door, nonce, error="Enter your email address.", status=400, email=email
         )

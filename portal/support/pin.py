@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from core.addresses import valid_or_empty
 from core.audit import audit
 from core.errors import PermanentError
 from core.hashing import sha256_hex
@@ -32,7 +33,6 @@ from portal.forms import field
 from portal.security import pre_session_token
 from portal.state import PortalState, client_ip, portal
 from portal.support.common import (
-    caller_address,
     mailer,
     nonce_of,
     pre_checked,
@@ -99,7 +99,7 @@ async def pin_page(request: Request) -> Response:
 
 async def pin_send_code(request: Request) -> Response:
     st, form, nonce = await pre_checked(request, "pin-login")
-    email = caller_address(field(form, "email"))
+    email = valid_or_empty(field(form, "email"))
     if not email:
         return _pin_start(st, nonce, error="Enter your email address.", status=400)
     ip = client_ip(request)
