@@ -74,6 +74,8 @@ def normalise_address(value: str) -> str:
 
 
 def domain_of(address: str) -> str:
+    # not core.addresses.domain_of ("" without an @, no lower/rstrip): blind-index tokens made
+    # from it must not change, or archives indexed before would stop being searchable
     return address.rpartition("@")[2] if "@" in address else ""
 
 

@@ -29,6 +29,7 @@ from billing_hooks.schedule import RESUME
 from billing_hooks.state import load, today
 from core.accounts.partners import find_partner
 from core.accounts.tenants import find_tenant
+from core.addresses import normalize, problem
 from core.config.settings import Settings
 from core.db import Database
 from core.errors import NotFound, TransientError
@@ -167,8 +168,8 @@ async def account_created(ctx: Ctx) -> None:
         if not isinstance(raw, dict):
             raise EventError("each contact must be an object")
         sub = Ctx(ctx.session, ctx.settings, ctx.mailer, ctx.created, raw)
-        email = sub.text("email", limit=320).lower()
-        if "@" not in email or any(ch.isspace() for ch in email):
+        email = normalize(sub.text("email", limit=320))
+        if problem(email) is not None:
             raise EventError(f"invalid contact email {email!r}")
         if email in existing:
             continue

@@ -12,13 +12,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from branding.mail import Rendered, compose
 from branding.templating import DEFAULT_BRAND_COLOR, render
 from core import outbox
-from core.models import BillingAccount, Tenant
+from core.accounts.billing_accounts import sealing_tenant_id
+from core.models import BillingAccount
 
 log = logging.getLogger("sealmail.billing")
 MAIL_LIFETIME = 5 * 86400.0
@@ -125,21 +125,6 @@ def render_billing_email(kind: str, context: dict[str, Any]) -> Rendered:
     )
 
 
-async def _seal_tenant(session: AsyncSession, account: BillingAccount) -> str | None:
-    """Our mail is sealed under a tenant's keys: the account's, or its partner's first."""
-    if account.tenant_id:
-        return account.tenant_id
-    if account.partner_id:
-        stmt = (
-            select(Tenant.id)
-            .where(Tenant.partner_id == account.partner_id)
-            .order_by(Tenant.created_at, Tenant.id)
-            .limit(1)
-        )
-        return (await session.execute(stmt)).scalar()
-    return None
-
-
 def billing_mailer(
     services: Any,
 ) -> Callable[[AsyncSession, BillingAccount, list[str], str, dict[str, Any]], Awaitable[bool]]:
@@ -150,7 +135,7 @@ def billing_mailer(
         kind: str,
         context: dict[str, Any],
     ) -> bool:
-        tenant_id = await _seal_tenant(session, account)
+        tenant_id = await sealing_tenant_id(session, account)
         if tenant_id is None or kind not in _TEXTS:
             return False
         rendered = render_billing_email(kind, context)

@@ -20,6 +20,7 @@ class Rendered:
 
 
 def _domain(address: str) -> str:
+    # not core.addresses.domain_of: a From with a display name, case kept, for a Message-ID
     domain = email.utils.parseaddr(address)[1].rpartition("@")[2].strip().rstrip(".")
     return domain or "localhost"
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.addresses import InvalidAddress, parse_address
 from core.audit import audit
 from core.errors import NotFound, PermanentError
 from core.hashing import sha256_hex
@@ -20,12 +21,10 @@ from support.models import SupportAgent
 
 
 def _agent_email(email: str) -> str:
-    address = email.strip().lower()
-    if address.count("@") != 1 or len(address) > 320:
-        raise PermanentError(f"not an email address: {email!r}")
-    if any(c.isspace() or not c.isprintable() for c in address):
-        raise PermanentError(f"not an email address: {email!r}")
-    return address
+    try:
+        return parse_address(email)
+    except InvalidAddress:
+        raise PermanentError(f"not an email address: {email!r}") from None
 
 
 async def add_agent(

@@ -126,6 +126,7 @@ async def find_named(session: AsyncSession, text: str, scope: Scope = OPERATOR) 
     ref = text.strip()
     if not ref:
         return None
+    # not core.addresses.domain_of, which would also drop a space after the @ of what is typed
     domain = ref.lower().rstrip(".").rpartition("@")[2]
     in_domain = select(TenantDomain.tenant_id).where(TenantDomain.domain == domain)
     stmt = select(Tenant).where(

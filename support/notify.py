@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.models import BillingAccount, Tenant, now
+from core.accounts.billing_accounts import sealing_tenant_id
+from core.models import Tenant, now
 from support.desk import ContactView
 from support.pins import MAX_FAILURES
 
@@ -47,22 +47,6 @@ class Mailer(Protocol):
     ) -> None: ...
 
 
-async def mail_tenant_id(session: AsyncSession, account: BillingAccount) -> str | None:
-    """The tenant whose keys seal mail to this account's contacts: the account's tenant, or
-    for a partner account the partner's oldest tenant (None if it has none yet)."""
-    if account.tenant_id:
-        return account.tenant_id
-    if account.partner_id:
-        stmt = (
-            select(Tenant.id)
-            .where(Tenant.partner_id == account.partner_id)
-            .order_by(Tenant.created_at, Tenant.id)
-            .limit(1)
-        )
-        return (await session.execute(stmt)).scalar()
-    return None
-
-
 def brand_of(view: ContactView) -> Tenant | None:
     """Whose branding the mail wears: a tenant account's own; a partner account's mail is
     sealed under one of its tenants' keys but wears no tenant's branding."""
@@ -81,7 +65,7 @@ async def mail_contact(
 ) -> bool:
     """Have one mail to one contact sealed and queued (the caller commits). False when the
     account has no tenant whose keys could seal it (a partner account with no tenant yet)."""
-    tenant_id = await mail_tenant_id(session, view.account)
+    tenant_id = await sealing_tenant_id(session, view.account)
     if tenant_id is None:
         log.warning("support: no tenant to seal mail for account %s", view.account.id)
         return False

@@ -24,10 +24,6 @@ def normalize_domain(domain: str) -> str:
     return d
 
 
-def domain_of(address: str) -> str:
-    return address.rpartition("@")[2].strip().lower().rstrip(".")
-
-
 async def tenant_domains(session: AsyncSession, tenant_id: str) -> list[str]:
     stmt = select(TenantDomain.domain).where(TenantDomain.tenant_id == tenant_id)
     return sorted((await session.execute(stmt)).scalars().all())

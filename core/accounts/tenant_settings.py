@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts.domains import domain_of, tenant_domains
+from core.accounts.domains import tenant_domains
+from core.addresses import domain_of, normalize, problem
 from core.audit import audit
 from core.config.values import parse_relay
 from core.errors import PermanentError
@@ -58,20 +59,19 @@ async def update_tenant(
     if pgp_protect_subject is not None:
         changes["pgp_protect_subject"] = pgp_protect_subject
     if notification_from is not None:
-        address = notification_from.strip().lower()
+        address = normalize(notification_from)
         if address and domain_of(address) not in await tenant_domains(session, tenant.id):
             raise PermanentError(
                 f"notification address {address!r} is not in one of the tenant's domains"
             )
+        if address and problem(address) is not None:
+            raise PermanentError(f"notification address {address!r} is not an email address")
         changes["notification_from"] = address
     if journal_address is not None:
         # Exchange Online journals only to an address outside the organisation, so this
         # is usually one in the MSP's domain; it names the tenant, so it is unique.
-        address = journal_address.strip().lower()
-        local, _, domain = address.partition("@")
-        if address and (
-            not local or "." not in domain or "@" in domain or any(c.isspace() for c in address)
-        ):
+        address = normalize(journal_address)
+        if address and problem(address) is not None:
             raise PermanentError(f"journal address {address!r} is not an email address")
         if address:
             other = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.addresses import normalize
 from core.audit import audit
 from core.errors import PermanentError
 from core.ids import new_id
@@ -15,7 +16,7 @@ ROLES = ("admin", "compliance", "sender")
 async def add_user(session: AsyncSession, tenant: Tenant, email: str, role: str) -> User:
     if role not in ROLES:
         raise PermanentError(f"invalid role {role!r}")
-    user = User(id=new_id("u_"), tenant_id=tenant.id, email=email.strip().lower(), role=role)
+    user = User(id=new_id("u_"), tenant_id=tenant.id, email=normalize(email), role=role)
     session.add(user)
     await audit(session, tenant.id, "cli", "user.add", user.id, email=user.email, role=role)
     return user

@@ -51,6 +51,7 @@ def _glob_any(value: str, patterns: tuple[str, ...]) -> bool:
 
 
 def _domain(address: str) -> str:
+    # not core.addresses.domain_of: no strip(), so "a@ x.example" never matches x.example
     return address.rpartition("@")[2].lower().rstrip(".")
 
 

@@ -46,6 +46,7 @@ def hop_for(tenant_relay: str, settings: Settings) -> str:
 
 
 def domain_of(address: str) -> str:
+    # not core.addresses.domain_of: no strip(), a queued recipient is routed by its domain as is
     return address.rpartition("@")[2].rstrip(".").lower()
 
 

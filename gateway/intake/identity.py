@@ -12,8 +12,9 @@ import ipaddress
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.accounts.domains import domain_of, tenant_domains
+from core.accounts.domains import tenant_domains
 from core.accounts.networks import tenant_networks
+from core.addresses import domain_of
 from core.models import AllowedNetwork, Tenant
 from gateway.intake.replies import REPLY_RELAY_DENIED, REPLY_SUSPENDED, REPLY_TERMINATED
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from core.addresses import normalize, problem
 from core.audit import audit
 from core.ids import new_token
 from core.models import Tenant, User
@@ -102,8 +103,8 @@ async def _officer(
 
 async def send_code(request: Request, door: Door = ADMIN_DOOR) -> Response:
     st, form, nonce = await pre_checked(request, f"{door.name}-login")
-    email = field(form, "email").strip().lower()
-    if "@" not in email or any(c.isspace() for c in email):
+    email = normalize(field(form, "email"))
+    if problem(email) is not None:
         return _login_page(
             st, door, nonce, error="Enter your email address.", status=400, email=email
         )

@@ -8,9 +8,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from core.addresses import valid_or_empty
 from portal import ratelimit
 from portal.state import client_ip, portal
-from portal.support.common import AGENT_LOGIN_FAILURES, caller_address, mailer
+from portal.support.common import AGENT_LOGIN_FAILURES, mailer
 from support import agents, notify, pins
 
 
@@ -42,14 +43,14 @@ async def api_verify(request: Request) -> Response:
         if not isinstance(body, dict):
             return _api_error(400, "the body must be a JSON object")
         email, pin, account = body.get("email"), body.get("pin"), body.get("account")
-        if not isinstance(email, str) or not caller_address(email):
+        if not isinstance(email, str) or not valid_or_empty(email):
             return _api_error(400, "email: an email address is required")
         if not isinstance(pin, str) or not pin.strip() or len(pin) > 40:
             return _api_error(400, "pin: a string is required")
         if account is not None and not isinstance(account, str):
             return _api_error(400, "account: a string (billing account id) or absent")
         result = await pins.check_pin(
-            s, pins.email_key(st.services.root_key), caller_address(email), pin,
+            s, pins.email_key(st.services.root_key), valid_or_empty(email), pin,
             agent=agent.email, scope=agents.scope_of(agent), account_id=account or None,
         )  # fmt: skip
         await notify.notify_locked(s, mailer(st), result.locked_now)

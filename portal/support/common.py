@@ -1,6 +1,6 @@
 """What the support area's handlers share: the session of one kind and the CSRF check of its
-forms, the caller's address, and the support mailer built from the portal's state. (The
-pre-session forms of the sign-in pages are :mod:`portal.signin.steps`.)"""
+forms and the support mailer built from the portal's state. (The pre-session forms of the
+sign-in pages are :mod:`portal.signin.steps`.)"""
 
 from __future__ import annotations
 
@@ -44,15 +44,3 @@ async def session_form(request: Request, row: PortalSession) -> FormData:
 async def session_of(s: AsyncSession, request: Request, kind: str) -> PortalSession | None:
     row = await sessions.load(s, request)
     return row if row is not None and row.kind == kind else None
-
-
-def caller_address(text: str) -> str:
-    """The address typed, lower-cased; "" when it is not one."""
-    address = text.strip().lower()
-    if address.count("@") != 1 or len(address) > 320:
-        return ""
-    # no spaces, no control characters (PostgreSQL cannot even store a NUL)
-    if any(c.isspace() or not c.isprintable() for c in address):
-        return ""
-    local, _, domain = address.partition("@")
-    return address if local and "." in domain else ""

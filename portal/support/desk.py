@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from core.addresses import valid_or_empty
 from core.audit import audit
 from core.hashing import sha256_hex
 from core.ids import new_token
@@ -28,7 +29,6 @@ from portal.signin.steps import nonce_of, pre_checked, with_nonce
 from portal.state import PortalState, client_ip, portal
 from portal.support.common import (
     AGENT_LOGIN_FAILURES,
-    caller_address,
     mailer,
     session_form,
     session_of,
@@ -70,7 +70,7 @@ async def desk_login_form(request: Request) -> Response:
 
 async def desk_login(request: Request) -> Response:
     st, form, nonce = await pre_checked(request, "support-login")
-    email = caller_address(field(form, "email"))
+    email = valid_or_empty(field(form, "email"))
     ip = client_ip(request)
     buckets = [
         (f"support-login-fail:{sha256_hex(email)}", AGENT_LOGIN_FAILURES),
@@ -120,7 +120,7 @@ async def _desk_post(
         return RedirectResponse("/support/login", status_code=303)
     row, agent = found
     form = await session_form(request, row)
-    return row, agent, form, caller_address(field(form, "email"))
+    return row, agent, form, valid_or_empty(field(form, "email"))
 
 
 async def desk_home(request: Request) -> Response:

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from core.addresses import valid_or_empty
 from core.audit import audit
 from core.errors import PermanentError
 from core.ids import new_token
@@ -39,7 +40,7 @@ from portal.signin.steps import (
     with_nonce,
 )
 from portal.state import PortalState, client_ip, portal
-from portal.support.common import caller_address, mailer, session_form, session_of
+from portal.support.common import mailer, session_form, session_of
 from support import notify, pins
 from support.desk import contacts_for
 
@@ -96,7 +97,7 @@ async def pin_page(request: Request) -> Response:
 
 async def pin_send_code(request: Request) -> Response:
     st, form, nonce = await pre_checked(request, "pin-login")
-    email = caller_address(field(form, "email"))
+    email = valid_or_empty(field(form, "email"))
     if not email:
         return _pin_start(st, nonce, error="Enter your email address.", status=400)
     ip = client_ip(request)

@@ -1,6 +1,6 @@
 """What every ``sealmail`` command shares (SPEC §1): the ``--config`` and ``--json``
-options, the one-line ``Failure``, running a coroutine, reading the settings, printing JSON
-and times, the progress bar, opening the services.
+options, the one-line ``Failure``, an email argument's check, running a coroutine, reading
+the settings, printing JSON and times, the progress bar, opening the services.
 
 Exit codes: 0 success, 1 a failure explained in one line on stderr, 2 wrong usage.
 Every command takes ``--config PATH``; commands that print data take ``--json``.
@@ -22,6 +22,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from core.addresses import InvalidAddress, parse_address
 from core.config.loading import load_settings
 from core.config.settings import Settings
 from core.errors import SealmailError
@@ -37,6 +38,15 @@ class Failure(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         click.echo(f"sealmail: {self.format_message()}", err=True)
+
+
+def email_argument(text: str, hint: str = "EMAIL") -> str:
+    """An email address given on the command line, normalized by the one validator
+    (:mod:`core.addresses`); anything else is wrong usage (exit 2) naming the argument."""
+    try:
+        return parse_address(text)
+    except InvalidAddress:
+        raise click.BadParameter(f"not an email address: {text!r}", param_hint=hint) from None
 
 
 def _settings(ctx: click.Context) -> Settings:

@@ -13,11 +13,11 @@ from sealmail.cli.common import (
     _settings,
     _ts,
     config_option,
+    email_argument,
     handles_errors,
     json_option,
     out,
 )
-from sealmail.cli.support_caller import _address
 
 
 @click.group("agent")
@@ -40,7 +40,7 @@ def agent_add(
     ctx: click.Context, email: str, partner: str | None, config: str | None, as_json: bool
 ) -> None:
     """Add a desk agent; prints the agent key once."""
-    address = _address(email)
+    address = email_argument(email)
 
     from core.accounts.partners import find_partner
     from core.services import Services
@@ -74,7 +74,7 @@ def agent_add(
 @handles_errors
 def agent_key(ctx: click.Context, email: str, config: str | None, as_json: bool) -> None:
     """Give an agent a new key (the old one stops working); prints it once."""
-    address = _address(email)
+    address = email_argument(email)
 
     from core.services import Services
     from support import agents
@@ -139,7 +139,7 @@ def agent_list(ctx: click.Context, config: str | None, as_json: bool) -> None:
 @handles_errors
 def agent_remove(ctx: click.Context, email: str, config: str | None) -> None:
     """Remove a desk agent; their /support session ends at once."""
-    address = _address(email)
+    address = email_argument(email)
 
     from core.services import Services
     from support import agents

@@ -3,8 +3,7 @@
 ``verify EMAIL`` checks a caller's PIN, read from the terminal without echo or from standard
 input — never from the command line, where it would stay in shell history and ``ps``. It
 prints match or no match, the account's standing and what the desk may do; exit 0 on a
-match, 1 otherwise. ``letter`` writes the PDF for a caller with no contact record. Also the
-checks of an email argument and the default agent name that ``support agent`` shares.
+match, 1 otherwise. ``letter`` writes the PDF for a caller with no contact record.
 """
 
 from __future__ import annotations
@@ -24,23 +23,11 @@ from sealmail.cli.common import (
     _run,
     _settings,
     config_option,
+    email_argument,
     handles_errors,
     json_option,
     out,
 )
-
-
-def _address(email: str, hint: str = "EMAIL") -> str:
-    address = email.strip().lower()
-    local, _, domain = address.partition("@")
-    if (
-        address.count("@") != 1
-        or not local
-        or "." not in domain
-        or any(c.isspace() or not c.isprintable() for c in address)
-    ):
-        raise click.BadParameter(f"not an email address: {email!r}", param_hint=hint)
-    return address
 
 
 def _read_pin() -> str:
@@ -91,7 +78,7 @@ def verify(
         raise click.UsageError(
             "the PIN is never an argument: type it at the prompt or pipe it on standard input"
         )
-    address = _address(email)
+    address = email_argument(email)
     pin = _read_pin()
 
     from branding.support_mail import support_mailer
@@ -166,7 +153,7 @@ def letter(
     as_json: bool,
 ) -> None:
     """Write the PDF letter for a caller with no contact record."""
-    address = _address(email)
+    address = email_argument(email)
 
     from core.audit import audit
     from core.services import Services

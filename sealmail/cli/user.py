@@ -18,6 +18,7 @@ from sealmail.cli.common import (
     _settings,
     _ts,
     config_option,
+    email_argument,
     handles_errors,
     json_option,
     out,
@@ -57,9 +58,7 @@ def user_add(
     from core.models import User
     from core.services import Services
 
-    address = email.strip().lower()
-    if "@" not in address or any(c.isspace() for c in address) or len(address) > 320:
-        raise click.BadParameter(f"not an email address: {email!r}", param_hint="EMAIL")
+    address = email_argument(email)
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))

@@ -309,3 +309,28 @@ def test_cancelled_subscription_terminates_and_is_not_dunned(billing: Billing) -
     # paying an old invoice does not bring a terminated account back
     billing.send("c4", "invoice.paid", account="acct_l", invoice="in_l")
     assert billing.query(standing) == ("terminated", "terminated")
+
+
+def test_contact_emails_use_the_one_validator(billing: Billing) -> None:
+    """A contact email the one validator (core.addresses) refuses is a 400 naming it, and
+    nothing of the event is kept; the billing system is told, not retried."""
+    tenant_id = billing.tenant("Acme", "acme.example")
+    for n, bad in enumerate(("ann@acme", "a@b@acme.example", "@acme.example", "ann@.example")):
+        body = event(
+            f"c{n}", "account.created", account="acct_c", kind="tenant", tenant=tenant_id,
+            contacts=[{"email": bad, "role": "billing"}],
+        )  # fmt: skip
+        r = billing.post(body)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"] == f"invalid contact email {bad!r}"
+    assert counts(billing)["account_contacts"] == 0
+    good = event(
+        "c_ok", "account.created", account="acct_c", kind="tenant", tenant=tenant_id,
+        contacts=[{"email": " Ann@Acme.example ", "role": "billing"}],
+    )  # fmt: skip
+    assert billing.post(good).json()["status"] == "applied"
+
+    async def stored(s: Any) -> list[str]:
+        return [c.email for c in (await s.execute(select(AccountContact))).scalars()]
+
+    assert billing.query(stored) == ["ann@acme.example"]

@@ -197,3 +197,25 @@ async def test_standing_changes_are_audited(services: Services) -> None:
         ]
         assert all(r.tenant_id == a.tenant_id and r.subject_id == a.tenant_id for r in rows)
         assert (await find_tenant(s, "Acme")).standing == "active"
+
+
+async def test_tenant_addresses_use_the_one_validator(services: Services) -> None:
+    """The notification and journal addresses of a tenant are checked by core.addresses: a
+    domain of the tenant is not enough for a notification address that is no address."""
+    from core.accounts.tenant_settings import update_tenant
+
+    creds = await create(services, "Acme", ["acme.example"])
+    async with services.db.session() as s:
+        tenant = await find_tenant(s, creds.tenant_id)
+        for bad in ("no tices@acme.example", "a@b@acme.example", "ann\x07@acme.example"):
+            with pytest.raises(PermanentError, match="is not an email address"):
+                await update_tenant(s, tenant, "test", notification_from=bad)
+        with pytest.raises(PermanentError, match="not in one of the tenant's domains"):
+            await update_tenant(s, tenant, "test", notification_from="ann@other.example")
+        for bad in ("journal@localhost", "journal@msp.example.", "jour\x00nal@msp.example"):
+            with pytest.raises(PermanentError, match="is not an email address"):
+                await update_tenant(s, tenant, "test", journal_address=bad)
+        changed = await update_tenant(
+            s, tenant, "test", notification_from=" Notices@ACME.example", journal_address=""
+        )
+        assert changed == {"notification_from": "notices@acme.example"}

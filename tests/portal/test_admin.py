@@ -309,3 +309,13 @@ def test_admin_session_is_not_a_recipient_session(world: World) -> None:
     setup(world)
     sign_in(world, "officer@acme.example")
     assert world.client.get("/inbox").status_code == 401
+
+
+def test_sign_in_addresses_use_the_one_validator(world: World) -> None:
+    """The admin/sender sign-in form refuses what core.addresses refuses with its own page
+    (400, "Enter your email address."), and sends nothing."""
+    setup(world)
+    for bad in ("officer@acme", "officer@@acme.example", "officer@acme.example\x07", ""):
+        r = ask_code(world.client, bad)
+        assert r.status_code == 400 and "Enter your email address." in r.text, bad
+    assert world.codes() == []

@@ -388,3 +388,17 @@ def test_pin_code_sends_are_rate_limited(world: World) -> None:
         for n in range(6)
     ]
     assert got == [400] * 5 + [429]
+
+
+def test_caller_addresses_use_the_one_validator(world: World) -> None:
+    """The desk's API refuses what core.addresses refuses (a 400 naming ``email``)."""
+    w = world
+    _, cid = w.run(make_account, w.services, "Acme", "acme.test", ANN, partner="MSP-A")
+    pin = w.run(give_pin, w.services, cid)
+    auth = {"Authorization": f"Bearer {w.run(add_agent, w.services, 'desk@msp-a.test', 'MSP-A')}"}
+    for bad in ("ann@acme", "ann@acme.test.", "@acme.test", "ann@.acme.test"):
+        r = w.client.post("/api/v1/support/verify", json={"email": bad, "pin": pin}, headers=auth)
+        assert r.status_code == 400 and r.json()["error"].startswith("email:"), (bad, r.text)
+    r = w.client.post("/api/v1/support/verify", json={"email": " Ann@Acme.test ", "pin": pin},
+                      headers=auth)  # fmt: skip
+    assert r.status_code == 200 and r.json()["result"] == "match"
