@@ -12,6 +12,10 @@ import hmac
 from core.hashing import hmac_sha256
 from gateway.headers import header_value, prepend_field, strip_fields
 
+# a message that arrived with our valid stamp for its tenant: relayed as it is, never processed
+# again (intake marks it, the pipeline honours it)
+DISPOSITION_LOOP = "loop"
+
 STAMP_HEADER = "X-Sealmail-Processed"
 
 

@@ -23,11 +23,10 @@ from gateway.intake import identity, replies
 from gateway.intake.committer import GroupCommitter
 from gateway.intake.smtp_server import GatewayEnvelope, GatewaySMTP
 from gateway.pipeline.journal import JOURNAL_HEADER
-from gateway.stamp import has_valid_stamp
+from gateway.stamp import DISPOSITION_LOOP, has_valid_stamp
 
 log = logging.getLogger("sealmail.gateway.intake")
 
-DISPOSITION_LOOP = "loop"  # carries our valid stamp: relay as it is
 HEADER_LIMIT = 1024 * 1024  # header bytes kept to find a connector token; the rest streams
 
 

@@ -9,8 +9,7 @@ from gateway.pipeline.decide import Verdict
 from gateway.pipeline.decide import decide as policy_decide
 from gateway.pipeline.journal import DISPOSITION_JOURNAL, is_journal_report
 from gateway.pipeline.triggers import encrypt_reason
-
-DISPOSITION_LOOP = "loop"
+from gateway.stamp import DISPOSITION_LOOP
 
 REROUTED = Verdict(
     disposition="portal",
