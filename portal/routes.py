@@ -6,10 +6,11 @@ before ``/sent/{message_id}``): the first match wins.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from branding.templating import STATIC_DIR
 from portal import ops
 from portal.admin import archive as admin_archive
 from portal.admin import auth as admin_auth
@@ -26,6 +27,7 @@ from portal.support import api as support_api
 from portal.support import desk, pin
 
 GET, POST, PUT, DELETE = ["GET"], ["POST"], ["PUT"], ["DELETE"]
+STATIC_DIR = Path(__file__).parent / "static"  # the pages' stylesheets and icons
 
 
 def routes() -> list[BaseRoute]:

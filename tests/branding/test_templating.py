@@ -9,7 +9,6 @@ import pytest
 from jinja2.exceptions import SecurityError
 
 from branding.templating import (
-    TEMPLATES_DIR,
     environment,
     render_string,
     safe_color,
@@ -85,10 +84,3 @@ def test_portal_templates_obey_the_csp_and_load_nothing_from_elsewhere() -> None
         if path.name != "body.html":  # the body frame has its own CSP allowing inline CSS
             assert "style=" not in source and "<style" not in source, path
         assert not re.search(r"(src|href)=\"(https?:)?//", source), path
-
-
-def test_stylesheet_is_self_contained() -> None:
-    css = (TEMPLATES_DIR.parent / "static" / "portal.css").read_text()
-    assert "@import" not in css and "@font-face" not in css
-    assert not re.search(r"url\(\s*['\"]?(https?:)?//", css)
-    assert "@media (max-width" in css  # laid out for phones too
