@@ -24,8 +24,9 @@ from sqlalchemy.orm import aliased
 from archive import index
 from archive.models import ArchiveEntry, ArchiveTerm
 from core import sealed
+from core.audit import audit
 from core.errors import IntegrityError, NotFound, SealmailError
-from core.models import AuditEvent, SealedObject
+from core.models import SealedObject
 from core.services import Services
 
 log = logging.getLogger("sealmail.archive")
@@ -402,13 +403,4 @@ async def audit_search(
         "results": count,
         **extra,
     }
-    # core.accounts.audit's row, written here: archive.search stays free of the account
-    # module (its Argon2 set-up costs 64 MiB of peak memory in a CLI export)
-    session.add(
-        AuditEvent(
-            tenant_id=tenant_id,
-            actor=actor,
-            action=action,
-            detail=json.dumps(detail, sort_keys=True, default=str),
-        )
-    )
+    await audit(session, tenant_id, actor, action, **detail)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import json
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -23,8 +22,9 @@ from sqlalchemy import func, select
 from archive.index import Summary
 from archive.models import ArchiveEntry
 from core import sealed
+from core.audit import audit
 from core.errors import IntegrityError, NotFound, SealmailError
-from core.models import AuditEvent, SealedObject
+from core.models import SealedObject
 from core.services import Services
 
 PAGE = 200
@@ -179,16 +179,9 @@ async def verify(
                 if progress:
                     progress(report.checked, total)
     async with services.db.session() as s:
-        # written here rather than through core.accounts.audit: importing core.accounts
-        # computes an Argon2 hash (64 MiB), which would be most of this command's memory
-        s.add(
-            AuditEvent(
-                tenant_id=tenant_id,
-                actor="verify",
-                action="archive.verify",
-                subject_id=tenant_id or "",
-                detail=json.dumps({"checked": report.checked, "damaged": len(report.damaged)}),
-            )
-        )
+        await audit(
+            s, tenant_id, "verify", "archive.verify", tenant_id or "",
+            checked=report.checked, damaged=len(report.damaged),
+        )  # fmt: skip
         await s.commit()
     return report

@@ -27,8 +27,8 @@ import asyncio, hashlib, json, os, re, sys
 sys.path.insert(0, sys.argv[2])
 from archive import index
 from core.services import Services
-from core import accounts
-from core.config import load_settings
+from core.accounts.tenants import create_tenant
+from core.config.loading import load_settings
 
 def hwm_kb():
     return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
@@ -48,7 +48,7 @@ async def main():
     try:
         await asyncio.to_thread(svc.verify_store)
         async with svc.db.session() as s:
-            creds = await accounts.create_tenant(s, svc.keyring, "Big", ["big.example"])
+            creds = await create_tenant(s, svc.keyring, "Big", ["big.example"])
             await s.commit()
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
