@@ -45,9 +45,16 @@ def _wait_port(port: int, timeout: float = 60.0) -> None:
 
 
 class Product:
-    """A working directory and the ``sealmail serve`` process running on it."""
+    """A working directory and the ``sealmail serve`` process running on it.
+
+    Every instance is remembered until the end of its test, when the autouse fixture
+    :func:`_no_server_outlives_its_test` stops whatever is still running, whether the test
+    passed, failed or timed out."""
+
+    live: list[Product] = []
 
     def __init__(self, root: Path, relay_port: int) -> None:
+        Product.live.append(self)
         self.root = root
         self.smtp_port = free_port()
         self.portal_port = free_port()
@@ -93,6 +100,8 @@ class Product:
         return json.loads(self.cli("tenant", "create", name, "--domain", domain, "--json").stdout)
 
     def start(self, env: dict[str, str] | None = None) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()  # never two servers on one directory, never one left behind
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [*SEALMAIL, "--config", str(self.config), "serve"],
@@ -126,6 +135,19 @@ class Product:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture(autouse=True)
+def _no_server_outlives_its_test() -> Iterator[None]:
+    """Stop every ``sealmail serve`` a test started and did not stop (a test that builds its
+    own :class:`Product` included), and say so: a server left running holds its ports and
+    keeps working on a deleted directory long after the run."""
+    Product.live.clear()
+    yield
+    for p in Product.live:
+        if p.proc is not None:
+            p.stop()
+    Product.live.clear()
 
 
 @pytest.fixture

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import SEALMAIL, _wait_port
+from tests.e2e.conftest import (  # noqa: F401 - stops every Product a test left running
+    _no_server_outlives_its_test as _no_server_outlives_its_test,
+)
 from tests.e2e.conftest import sink as sink  # noqa: F401 - the capturing relay
 from tests.helpers.private_pg import PrivatePostgres
 
