@@ -55,6 +55,8 @@ def test_database_stopped_under_load_gives_451_and_loses_nothing(
         result = wait_delivered(sink, senders, timeout=120)
         done_at = time.monotonic() - t0
         assert product.proc is not None and product.proc.poll() is None, "sealmail died"
+        # what the queue says about anything not delivered, so a loss names its state
+        queue = product.cli("queue", "list", check=False).stdout if result.lost else ""
     finally:
         product.stop()
     print(
@@ -69,7 +71,7 @@ def test_database_stopped_under_load_gives_451_and_loses_nothing(
     assert tempfails_during > 0, "nobody was told to try again while the database was down"
     assert not senders.permanent, senders.permanent[:5]
     assert len(senders.accepted) == MESSAGES, "senders ran out of time"
-    assert not result.lost, result.lost[:10]
+    assert not result.lost, (result.lost[:10], queue, product.logs()[-4000:])
     assert result.unexplained == 0  # a 451 never hid a message that was kept
     # a copy the next hop took while the database went away is written when it returns,
     # never sent again
