@@ -28,9 +28,10 @@ PAGE_CSP = (
     "font-src 'self'; connect-src 'self'; frame-src 'self'; child-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# The message body frame: sanitized HTML, inline styles only, no network at all.
+# The message body frame: sanitized HTML, inline styles only, no network at all (no images:
+# the sanitizer keeps only cid: ones, which no page serves yet).
 BODY_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src 'none'; "
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; font-src 'none'; "
     "form-action 'none'; base-uri 'none'; frame-ancestors 'self'; "
     "sandbox allow-popups allow-popups-to-escape-sandbox"
 )
