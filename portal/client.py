@@ -33,8 +33,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 UNKNOWN = "unknown"
-_HOST_PORT = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$")
-_BRACKETED = re.compile(r"^\[([^\]]+)\](?::\d{1,5})?$")
+_HOST_PORT = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$")
+_BRACKETED = re.compile(r"^\[([^\]]+)\](?::(\d{1,5}))?$")
 
 
 def parse_node(text: str) -> Address | None:
@@ -45,6 +45,8 @@ def parse_node(text: str) -> Address | None:
     for pattern in (_HOST_PORT, _BRACKETED):
         m = pattern.match(text)
         if m:
+            if m.group(2) and int(m.group(2)) > 65535:
+                return None
             text = m.group(1)
             break
     try:
@@ -54,6 +56,14 @@ def parse_node(text: str) -> Address | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def _forwarded_node(value: str) -> Address | None:
+    """RFC 7239 writes an IPv6 node in brackets (``"[2001:db8::1]:4711"``); bare, it is
+    not a valid node."""
+    if value.count(":") > 1 and not value.startswith("["):
+        return None
+    return parse_node(value)
 
 
 def split_outside_quotes(value: str, separator: str) -> list[str]:
@@ -131,7 +141,7 @@ class TrustedProxies:
         forwarded = headers.getlist("forwarded")
         if forwarded:
             elements = forwarded_elements(",".join(forwarded))
-            found.add(self._walk(peer, [parse_node(e.get("for", "")) for e in elements]))
+            found.add(self._walk(peer, [_forwarded_node(e.get("for", "")) for e in elements]))
         xff = headers.getlist("x-forwarded-for")
         if xff:
             entries = ",".join(xff).split(",")
