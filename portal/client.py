@@ -67,7 +67,9 @@ def _forwarded_node(value: str) -> Address | None:
 
 
 def split_outside_quotes(value: str, separator: str) -> list[str]:
-    parts, current, quoted, escaped = [], [], False, False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
     for ch in value:
         if escaped:
             escaped = False
