@@ -1,5 +1,11 @@
 """The portal's Starlette application: ``create_app(settings, services)``; nothing happens at
-import time. Without ``services`` the app opens them in its lifespan and closes them after."""
+import time. Without ``services`` the app opens them in its lifespan and closes them after.
+
+No response is built from the request's ``Host``: Starlette's own slash redirect (an
+absolute URL from ``Host`` and the connection's scheme, so ``http`` behind a TLS proxy) is
+replaced by a relative one. Requests are not refused by ``Host`` either: a tenant's portal
+host is set at run time (``/admin``, ``tenant update``), so an allow-list would mean a query
+per request or a stale cache, and load balancers probe by address; nothing here needs it."""
 
 from __future__ import annotations
 
@@ -8,11 +14,11 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Match
 
 from core.config.settings import Settings
 from core.errors import NotFound, TransientError
@@ -20,7 +26,7 @@ from core.services import Services
 from portal.billing_guard import SuspendedTenantGuard
 from portal.pages import Pages
 from portal.routes import routes
-from portal.security import SecurityHeadersMiddleware, add_security_headers
+from portal.security import SecuredStarlette
 from portal.state import PortalState
 
 log = logging.getLogger("sealmail.portal")
@@ -43,6 +49,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            other = _slash_twin(request)
+            if other is not None:
+                return RedirectResponse(other, status_code=307)
         return pages.error(exc.status_code, headers=exc.headers)
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -53,18 +63,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         return pages.error(503, headers={"Retry-After": "30"})
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        # ServerErrorMiddleware sits outside our middleware: add the headers here
         log.error("portal: unhandled %s in %s", type(exc).__name__, _route_name(request))
-        response = pages.error(500)
-        add_security_headers(MutableHeaders(raw=response.raw_headers), request.url.path)
-        return response
+        return pages.error(500)
 
-    app = Starlette(
+    app = SecuredStarlette(
         routes=routes(),
-        middleware=[
-            Middleware(SecurityHeadersMiddleware),
-            Middleware(SuspendedTenantGuard),
-        ],
+        middleware=[Middleware(SuspendedTenantGuard)],
         exception_handlers={
             HTTPException: http_error,
             NotFound: not_found,
@@ -73,9 +77,26 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         },
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # absolute, from Host: _slash_twin instead
     if services is not None:
         app.state.portal = PortalState.build(settings, services, pages)
     return app
+
+
+def _slash_twin(request: Request) -> str | None:
+    """For a GET that found no route, the same path with its trailing slash added or taken
+    away, when a route has it: as a relative URL (never ``//host``), query kept."""
+    path: str = request.scope["path"]
+    if request.method not in ("GET", "HEAD") or path == "/" or "\\" in path:
+        return None
+    other = path.rstrip("/") if path.endswith("/") else path + "/"
+    if not other.startswith("/") or other.startswith("//"):
+        return None
+    scope = {**request.scope, "path": other}
+    if not any(route.matches(scope)[0] is not Match.NONE for route in request.app.router.routes):
+        return None
+    query = request.url.query
+    return f"{other}?{query}" if query else other
 
 
 def _route_name(request: Request) -> str:

@@ -13,10 +13,10 @@ from starlette.responses import Response, StreamingResponse
 
 from archive import export
 from archive.search import Query, QueryError, audit_search
+from portal.security import DOWNLOAD_CSP
 from portal.state import PortalState
 
 PAGE_SIZE = 50
-DOWNLOAD_CSP = "default-src 'none'; sandbox"
 MEDIA = {"mbox": "application/mbox", "zip": "application/zip"}
 CRITERIA = ("from", "to", "after", "before", "subject", "has_attachment", "decision")
 SEARCH_FIELDS = ("from", "to", "subject", "after", "before", "has_attachment", "decision")

@@ -28,6 +28,7 @@ from core.config.values import parse_hostport
 from core.metrics import CONTENT_TYPE, metrics
 from core.models import Tenant
 from core.services import Services
+from portal.security import SecuredStarlette
 from portal.state import portal
 
 log = logging.getLogger("sealmail.portal")
@@ -176,8 +177,9 @@ async def metrics_page(request: Request) -> Response:
 
 
 def metrics_app(services: Services) -> Starlette:
-    """``/metrics``, ``/healthz`` and ``/readyz`` alone, for a process without the portal."""
-    app = Starlette(
+    """``/metrics``, ``/healthz`` and ``/readyz`` alone, for a process without the portal
+    (with the portal's response headers all the same)."""
+    app = SecuredStarlette(
         routes=[
             Route("/metrics", metrics_page, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),

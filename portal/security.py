@@ -16,6 +16,7 @@ import hmac
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,9 +28,10 @@ PAGE_CSP = (
     "font-src 'self'; connect-src 'self'; frame-src 'self'; child-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# The message body frame: sanitized HTML, inline styles only, no network at all.
+# The message body frame: sanitized HTML, inline styles only, no network at all (no images:
+# the sanitizer keeps only cid: ones, which no page serves yet).
 BODY_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src 'none'; "
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; font-src 'none'; "
     "form-action 'none'; base-uri 'none'; frame-ancestors 'self'; "
     "sandbox allow-popups allow-popups-to-escape-sandbox"
 )
@@ -54,7 +56,8 @@ _DEFAULTS: tuple[tuple[str, str], ...] = (
 
 class SecurityHeadersMiddleware:
     """Adds the security headers to every response that does not set its own (the body
-    frame and downloads set a stricter CSP and their own framing rule)."""
+    frame and downloads set a stricter CSP and their own framing rule); a CSP a handler
+    sets without ``frame-ancestors`` gets ``frame-ancestors 'none'`` added."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -73,10 +76,22 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+class SecuredStarlette(Starlette):
+    """Starlette with :class:`SecurityHeadersMiddleware` outside everything, Starlette's own
+    ``ServerErrorMiddleware`` included: one place covers pages, JSON, downloads, static
+    files, redirects, 404s and 500s alike."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
+
+
 def add_security_headers(headers: MutableHeaders, path: str) -> None:
     for name, value in _DEFAULTS:
         if name not in headers:
             headers[name] = value
+    csp = headers["content-security-policy"]
+    if "frame-ancestors" not in csp:
+        headers["content-security-policy"] = f"{csp.rstrip('; ')}; frame-ancestors 'none'"
     if "cache-control" not in headers:
         static = path.startswith(STATIC_PREFIXES)
         headers["cache-control"] = "public, max-age=3600" if static else "no-store"
@@ -95,8 +110,10 @@ def same_origin_request(request: Request, allowed_origins: Iterable[str]) -> boo
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
         return True
-    own = f"{request.url.scheme}://{request.url.netloc}"
-    return origin in {own, *allowed_origins}
+    # our host under either scheme: behind a TLS-terminating proxy we see http, the browser
+    # says https; a page on our own host is ours under both
+    own = {f"https://{request.url.netloc}", f"http://{request.url.netloc}"}
+    return origin in {*own, *allowed_origins}
 
 
 def origin_of(url: str) -> str:

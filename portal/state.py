@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from core.config.settings import Settings
 from core.services import Services
+from portal.client import TrustedProxies
 from portal.pages import Pages
 from portal.security import origin_of
 
@@ -20,6 +21,7 @@ class PortalState:
     csrf_key: bytes
     code_key: bytes
     origins: tuple[str, ...]
+    proxies: TrustedProxies = TrustedProxies()
 
     @classmethod
     def build(cls, settings: Settings, services: Services, pages: Pages) -> PortalState:
@@ -30,6 +32,7 @@ class PortalState:
             csrf_key=services.root_key.derive("portal-csrf"),
             code_key=services.root_key.derive("portal-code"),
             origins=(origin_of(settings.portal_base_url),),
+            proxies=TrustedProxies.parse(settings.portal_trusted_proxies),
         )
 
 
@@ -38,4 +41,6 @@ def portal(request: Request) -> PortalState:
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address, the one every rate limit and audit row uses: the TCP peer, or
+    what a trusted proxy says it is (:mod:`portal.client`)."""
+    return portal(request).proxies.client_address(request.scope)

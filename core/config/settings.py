@@ -68,6 +68,8 @@ class Settings:
     dns_resolver: str = ""  # "host:port" of the DNS resolver to ask ("" = the system's)
     portal_listen: str = "127.0.0.1:8025"
     portal_base_url: str = "http://127.0.0.1:8025"
+    # reverse proxies whose X-Forwarded-For / Forwarded / X-Forwarded-Proto the portal believes
+    portal_trusted_proxies: tuple[str, ...] = ()
     metrics_listen: str = ""  # /metrics for the smtp and worker roles ("" = off)
     portal_link_lifetime: float = 30 * 86400.0
     portal_retention: float = 90 * 86400.0  # how long the portal copy of a message is kept

@@ -1,5 +1,5 @@
 """Parsers of configuration values: durations, retentions, sizes, host:port, next hops, URLs,
-choices. Each returns the value or raises ``ValueError`` saying what was expected.
+choices, networks. Each returns the value or raises ``ValueError`` saying what was expected.
 """
 
 from __future__ import annotations
@@ -239,3 +239,25 @@ def parse_timezone(value: Any) -> str:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValueError("expected an IANA time zone such as UTC or Europe/Berlin") from None
     return text
+
+
+def parse_networks(value: Any) -> tuple[str, ...]:
+    """A list of CIDRs (IPv4 or IPv6; a bare address is its own /32 or /128), as a TOML list
+    or, from the environment, comma-separated; returned in canonical form."""
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+    elif isinstance(value, list | tuple):
+        items = [v.strip() if isinstance(v, str) else v for v in value]
+    else:
+        raise ValueError('expected a list of CIDRs such as ["10.0.0.0/8", "::1/128"]')
+    networks = []
+    for item in items:
+        if item == "":
+            continue
+        if not isinstance(item, str):
+            raise ValueError("expected a list of CIDRs (strings)")
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"{item[:60]!r} is not a CIDR such as 10.0.0.0/8") from None
+    return tuple(networks)

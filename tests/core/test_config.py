@@ -182,6 +182,11 @@ def test_unknown_key_is_a_one_line_error(cwd: Path, source: str, key: str) -> No
         ("log_format", "xml"),
         ("trigger_keywords", []),
         ("smtp_hostname", ["a", "b"]),
+        ("portal_trusted_proxies", ["10.0.0.0/33"]),
+        ("portal_trusted_proxies", ["proxy.example"]),
+        ("portal_trusted_proxies", "10.0.0.0/8, nonsense"),
+        ("portal_trusted_proxies", [10]),
+        ("portal_trusted_proxies", 10),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(cwd: Path, key: str, value: object) -> None:
@@ -189,6 +194,14 @@ def test_bad_values_are_refused_naming_the_key(cwd: Path, key: str, value: objec
         load_settings(env={}, overrides={key: value})
     assert repr(key) in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_trusted_proxies_are_cidrs_from_file_or_environment(cwd: Path) -> None:
+    assert load_settings(env={}).portal_trusted_proxies == ()
+    (cwd / "sealmail.toml").write_text('portal_trusted_proxies = ["10.0.0.1/8", "::1"]\n')
+    assert load_settings(env={}).portal_trusted_proxies == ("10.0.0.0/8", "::1/128")
+    env = {"SEALMAIL_PORTAL_TRUSTED_PROXIES": "192.0.2.0/24, 2001:db8::/32"}
+    assert load_settings(env=env).portal_trusted_proxies == ("192.0.2.0/24", "2001:db8::/32")
 
 
 def test_bad_values_in_the_environment_are_refused(cwd: Path) -> None:

@@ -286,12 +286,13 @@ def test_html_body_is_sanitized_and_framed(world: World) -> None:
     assert "tracker.example" not in html and "evil.example" not in html
     assert "javascript:" not in html
     assert "<iframe" not in html and "<form" not in html and "<input" not in html
-    assert 'src="data:image/png;base64,ivborw0kggo="' in html  # inline data stays
+    assert "data:" not in html  # data: images are refused like remote ones
+    assert 'alt="inline"' in html  # the image's words stay
     assert 'href="https://example.org/info"' in html
     assert 'rel="noopener noreferrer"' in html
     csp = body.headers["content-security-policy"]
     assert "default-src 'none'" in csp
-    assert "img-src data:" in csp
+    assert "img-src 'none'" in csp
     assert "script-src" not in csp  # falls back to default-src 'none'
     assert "sandbox" in csp
 
