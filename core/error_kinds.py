@@ -13,14 +13,19 @@ go away, so after a few quick tries the message ends with a bounce naming the re
 
 from __future__ import annotations
 
+import email.errors
+
 from sqlalchemy import exc as sa_exc
 
-from core.errors import IntegrityError, NotFound, TransientError
+from core.errors import IntegrityError, NotFound, PermanentError, TransientError
 
 OUTAGE = "outage"
 CONTENT = "content"
 
 OUTAGE_RETRY_SECONDS = 3.0  # our outage: try again this soon (no attempt counted)
+CONTENT_TRIES = 3  # a content error: this many passes, then the message is bounced
+CONTENT_RETRY_SECONDS = 30.0  # the first wait between those passes (doubling)
+CONTENT_STATUS = "5.6.0"  # RFC 3463: other or undefined media error
 
 _SA_OUTAGE = (
     sa_exc.OperationalError,
@@ -82,6 +87,30 @@ def is_outage(error: BaseException) -> bool:
     return any(_outage_link(e) for e in _chain(error))
 
 
+def content_reason(error: BaseException) -> str:
+    """What a person reads in the bounce: why this message could not be processed."""
+    if isinstance(error, PermanentError) and str(error):
+        return f"the message could not be processed: {error}"
+    return f"the message could not be processed: {_what(error)}"
+
+
+def _what(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "its MIME structure is nested too deeply"
+    if isinstance(error, email.errors.HeaderParseError):
+        return "a header could not be decoded"
+    if isinstance(error, UnicodeError):
+        return "part of it could not be decoded"
+    if isinstance(error, email.errors.MessageError):
+        return "its MIME structure could not be read"
+    text = str(error).lower()
+    if isinstance(error, sa_exc.DataError) or "\x00" in text or "null character" in text:
+        return "it holds a character that cannot be stored (such as a NUL in a header)"
+    if type(error) is LookupError:  # codecs: "unknown encoding" (not KeyError, IndexError)
+        return "it names a character set that does not exist"
+    return f"its content could not be handled ({type(error).__name__})"
+
+
 def kind_of(last_error: str) -> str:
     """The kind recorded in a ``last_error`` column: ``outage``, ``content`` or ``""``."""
     head, sep, _ = (last_error or "").partition(": ")
@@ -91,3 +120,23 @@ def kind_of(last_error: str) -> str:
 def labelled(kind: str, text: str) -> str:
     """``text`` with its kind in front, as stored in ``last_error`` (500 characters)."""
     return f"{kind}: {text}"[:500]
+
+
+def status_of_message(state: str, last_error: str, attempts: int) -> str:
+    """What ``sealmail queue`` says of an incoming message's last error: whether it is
+    being retried (our outage, or encryption that cannot happen yet), will be bounced (a
+    content error, and how many tries are left) or was bounced, and why."""
+    if not last_error:
+        return ""
+    kind = kind_of(last_error)
+    text = last_error[len(kind) + 2 :] if kind else last_error
+    if state == "failed":
+        return f"bounced because {text}"
+    if state != "received":
+        return ""
+    if kind == OUTAGE:
+        return f"retrying (our outage): {text}"
+    if kind == CONTENT:
+        left = max(0, CONTENT_TRIES - attempts)
+        return f"will be bounced (content error, {left} more tries): {text}"
+    return f"retrying: {text}"

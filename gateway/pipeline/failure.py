@@ -1,9 +1,15 @@
 """The failure policy of the pipeline, by the kind of failure (:mod:`core.error_kinds`):
-our outage (database, store, key service) is tried again a few seconds later with no
-attempt counted, so the message goes as soon as the service is back; anything else waits
-with backoff and is retried; past ``queue_lifetime`` the pending recipients are bounced to
-the sender. Encryption that cannot happen now (:class:`EncryptionFailed`) never turns into
-a copy in clear."""
+
+- **our outage** (database, store, key service): tried again a few seconds later, no
+  attempt counted, so the message goes as soon as the service is back;
+- **encryption that cannot happen now** (:class:`EncryptionFailed`): retried with backoff,
+  and past ``queue_lifetime`` the pending recipients bounce with ``5.7.0``. Never a copy in
+  clear;
+- **a content error** (anything else: the message itself cannot be processed): a few quick
+  tries (a passing fault should not bounce mail), then the pending recipients bounce with
+  ``5.6.0`` and a reason a person understands; the message is ``failed``, kept sealed for
+  an operator.
+"""
 
 from __future__ import annotations
 
@@ -36,15 +42,26 @@ async def record_failure(
             return
         message.claimed_by = ""
         expired = now() - message.received_at > settings.queue_lifetime
-        if error_kinds.is_outage(error) and not _is_encryption_failure(error):
-            message.last_error = error_kinds.labelled(error_kinds.OUTAGE, _describe(error))
-            delay = min(settings.queue_min_backoff, error_kinds.OUTAGE_RETRY_SECONDS)
-        else:
+        if _is_encryption_failure(error):
             message.attempts += 1
             message.last_error = _describe(error)
             delay = backoff(
                 message.attempts, settings.queue_min_backoff, settings.queue_max_backoff
             )
+        elif error_kinds.is_outage(error):
+            message.last_error = error_kinds.labelled(error_kinds.OUTAGE, _describe(error))
+            delay = min(settings.queue_min_backoff, error_kinds.OUTAGE_RETRY_SECONDS)
+        else:
+            message.attempts += 1
+            reason = error_kinds.content_reason(error)
+            message.last_error = error_kinds.labelled(
+                error_kinds.CONTENT, f"{reason} [{type(error).__name__}]"
+            )
+            if message.attempts >= error_kinds.CONTENT_TRIES or expired:
+                await _bounce(services, s, message, error_kinds.CONTENT_STATUS, reason)
+                return
+            first = min(settings.queue_min_backoff, error_kinds.CONTENT_RETRY_SECONDS)
+            delay = backoff(message.attempts, first, max(first, 4 * first))
         if not expired:
             message.next_attempt_at = now() + delay
             await s.commit()

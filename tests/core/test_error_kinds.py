@@ -35,7 +35,7 @@ OUTAGES = [
     _wrapped(sa_exc.OperationalError, Exception("server closed the connection")),
     _wrapped(sa_exc.InterfaceError, Exception("connection is closed")),
 ]
-NOT_OUTAGES = [
+CONTENT = [
     (RecursionError("maximum recursion depth exceeded"), "nested too deeply"),
     (email.errors.HeaderParseError("bad"), "a header could not be decoded"),
     (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), "could not be decoded"),
@@ -109,6 +109,8 @@ def test_the_kind_is_read_back_from_last_error() -> None:
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize(("error", "words"), NOT_OUTAGES, ids=lambda e: type(e).__name__)
-def test_not_our_outage(error: Exception, words: str) -> None:
+@pytest.mark.parametrize(("error", "words"), CONTENT, ids=lambda e: type(e).__name__)
+def test_content_error_and_its_reason(error: Exception, words: str) -> None:
     assert not error_kinds.is_outage(error)
+    reason = error_kinds.content_reason(error)
+    assert reason.startswith("the message could not be processed: ") and words in reason
