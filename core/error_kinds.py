@@ -14,6 +14,7 @@ go away, so after a few quick tries the message ends with a bounce naming the re
 from __future__ import annotations
 
 import email.errors
+import re
 
 from sqlalchemy import exc as sa_exc
 
@@ -104,8 +105,8 @@ def _what(error: BaseException) -> str:
     if isinstance(error, email.errors.MessageError):
         return "its MIME structure could not be read"
     text = str(error).lower()
-    if isinstance(error, sa_exc.DataError) or "\x00" in text or "null character" in text:
-        return "it holds a character that cannot be stored (such as a NUL in a header)"
+    if isinstance(error, sa_exc.DataError) or "\x00" in text or re.search(r"\bnull? ", text + " "):
+        return "a header holds a character that cannot be used (such as a NUL or a line break)"
     if type(error) is LookupError:  # codecs: "unknown encoding" (not KeyError, IndexError)
         return "it names a character set that does not exist"
     return f"its content could not be handled ({type(error).__name__})"

@@ -54,8 +54,9 @@ async def record_failure(
         else:
             message.attempts += 1
             reason = error_kinds.content_reason(error)
+            kind = type(error).__name__
             message.last_error = error_kinds.labelled(
-                error_kinds.CONTENT, f"{reason} [{type(error).__name__}]"
+                error_kinds.CONTENT, reason if kind in reason else f"{reason} [{kind}]"
             )
             if message.attempts >= error_kinds.CONTENT_TRIES or expired:
                 await _bounce(services, s, message, error_kinds.CONTENT_STATUS, reason)

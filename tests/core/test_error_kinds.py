@@ -39,7 +39,9 @@ CONTENT = [
     (RecursionError("maximum recursion depth exceeded"), "nested too deeply"),
     (email.errors.HeaderParseError("bad"), "a header could not be decoded"),
     (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), "could not be decoded"),
-    (ValueError("embedded null character"), "such as a NUL in a header"),
+    (ValueError("embedded null character"), "such as a NUL"),
+    (ValueError("header 'Subject' contains a line break or NUL"), "such as a NUL"),
+    (ValueError("not a number"), "(ValueError)"),
     (LookupError("unknown encoding: x-klingon"), "character set"),
     (KeyError("content-type"), "(KeyError)"),
     (TypeError("NoneType"), "(TypeError)"),
@@ -114,3 +116,19 @@ def test_content_error_and_its_reason(error: Exception, words: str) -> None:
     assert not error_kinds.is_outage(error)
     reason = error_kinds.content_reason(error)
     assert reason.startswith("the message could not be processed: ") and words in reason
+
+
+@pytest.mark.timeout(10)
+def test_what_the_queue_says_of_each_kind() -> None:
+    say = error_kinds.status_of_message
+    outage = error_kinds.labelled("outage", "OperationalError")
+    content = error_kinds.labelled("content", "the message could not be processed: x")
+    assert say("received", outage, 0) == "retrying (our outage): OperationalError"
+    assert say("received", content, 1) == (
+        "will be bounced (content error, 2 more tries): the message could not be processed: x"
+    )
+    assert say("failed", content, 3) == "bounced because the message could not be processed: x"
+    assert say("received", "EncryptionFailed: no key yet", 2) == (
+        "retrying: EncryptionFailed: no key yet"
+    )
+    assert say("processed", "", 0) == ""
