@@ -190,8 +190,17 @@ async def mark_sent(session: AsyncSession, rid: int, owner: str, reply: str) -> 
 
 
 async def mark_deferred(
-    session: AsyncSession, rid: int, owner: str, reply: str, next_attempt_at: float
+    session: AsyncSession,
+    rid: int,
+    owner: str,
+    reply: str,
+    next_attempt_at: float,
+    *,
+    count: bool = True,
 ) -> bool:
+    """Try again at ``next_attempt_at``; ``count=False`` when the failure was our own
+    outage (the attempt does not lengthen the recipient's backoff)."""
+    attempts = OutboxRecipient.attempts + 1 if count else OutboxRecipient.attempts
     return await _finish(
         session,
         rid,
@@ -199,7 +208,7 @@ async def mark_deferred(
         state="deferred",
         last_reply=reply[:500],
         next_attempt_at=next_attempt_at,
-        attempts=OutboxRecipient.attempts + 1,
+        attempts=attempts,
     )
 
 

@@ -22,7 +22,7 @@ from collections import defaultdict
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import logcontext, outbox
+from core import error_kinds, logcontext, outbox
 from core.backoff import backoff
 from core.errors import TransientError
 from core.metrics import metrics
@@ -100,7 +100,10 @@ async def deliver_due(
             except Exception as exc:  # noqa: BLE001 - deferred with backoff, retried later
                 log.error("delivery of %s failed: %s", group[0].outbox_id, exc, exc_info=exc)
                 why = f"451 4.3.0 local error: {type(exc).__name__}"
-                await kept.write_or_keep(functools.partial(_defer, services, owner, group, why))
+                outage = error_kinds.is_outage(exc)
+                await kept.write_or_keep(
+                    functools.partial(_defer, services, owner, group, why, outage=outage)
+                )
             return len(group)
 
     try:
@@ -110,12 +113,22 @@ async def deliver_due(
             await hops.close()
 
 
-async def _defer(services: Services, owner: str, group: list[outbox.Claimed], why: str) -> None:
-    """Failed on our side before an outcome: try again after the usual backoff (only
-    while the lease is still ours: otherwise whoever holds it decides)."""
+async def _defer(
+    services: Services, owner: str, group: list[outbox.Claimed], why: str, *, outage: bool
+) -> None:
+    """Failed on our side before an outcome: try again (only while the lease is still
+    ours: otherwise whoever holds it decides). Our outage (:mod:`core.error_kinds`) costs
+    no attempt and waits only seconds, so the mail goes as soon as the service is back;
+    anything else waits the usual backoff."""
     settings = services.settings
     async with services.db.write_gate.hold(), services.db.session() as s:
         for c in group:
+            if outage:
+                delay = min(settings.queue_min_backoff, error_kinds.OUTAGE_RETRY_SECONDS)
+                await outbox.mark_deferred(
+                    s, c.recipient_id, owner, why, now() + delay, count=False
+                )
+                continue
             delay = backoff(c.attempts + 1, settings.queue_min_backoff, settings.queue_max_backoff)
             await outbox.mark_deferred(s, c.recipient_id, owner, why, now() + delay)
         await s.commit()

@@ -51,8 +51,8 @@ class PipelineState:
 
     ``unrecorded``: failed passes that could not be recorded (the database was down too).
     Left alone, such a message would wait out its whole claim (:func:`claim_seconds`) after
-    the database came back; each round first records them, and they are retried after the
-    usual backoff.
+    the database came back; each round first records them, and (the failure being our
+    outage) they are retried seconds later (:mod:`gateway.pipeline.failure`).
 
     ``claim_unsure``: owners whose last claim failed with the database: the claim may have
     committed all the same (a connection lost at COMMIT), which would leave messages

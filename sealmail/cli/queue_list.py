@@ -32,6 +32,7 @@ def queue_list(
     """List mail waiting to be sent (per recipient)."""
     from sqlalchemy import select
 
+    from core import error_kinds
     from core.accounts.tenants import find_tenant
     from core.models import Message, OutboxItem, OutboxRecipient, Tenant
 
@@ -89,6 +90,10 @@ def queue_list(
                                 "attempts": m.attempts,
                                 "next_attempt": _ts(m.next_attempt_at),
                                 "last_reply": m.last_error,
+                                "error_kind": error_kinds.kind_of(m.last_error),
+                                "status": error_kinds.status_of_message(
+                                    m.state, m.last_error, m.attempts
+                                ),
                                 "created_at": _ts(m.received_at),
                                 "expires_at": "-",
                             }
@@ -117,7 +122,7 @@ def queue_list(
             r["state"],
             str(r["attempts"]),
             r["next_attempt"],
-            (r["last_reply"] or "")[:60],
+            (r.get("status") or r["last_reply"] or "")[:60],
         )
     out.print(table)
     out.print(f"{len(rows)} entries")

@@ -56,7 +56,7 @@ async def _lookup(s: Any, queue_id: str) -> dict[str, Any]:
     """What ``queue_id`` names, as printable data; a one-line failure when nothing."""
     from sqlalchemy import select
 
-    from core import outbox
+    from core import error_kinds, outbox
     from core.models import Message, MessageRecipient, OutboxItem, Tenant
 
     names = dict((await s.execute(select(Tenant.id, Tenant.name))).all())
@@ -91,6 +91,10 @@ async def _lookup(s: Any, queue_id: str) -> dict[str, Any]:
         "attempts": message.attempts,
         "next_attempt": _ts(message.next_attempt_at) if message.state == "received" else "-",
         "last_error": message.last_error,
+        "error_kind": error_kinds.kind_of(message.last_error),
+        "status": error_kinds.status_of_message(
+            message.state, message.last_error, message.attempts
+        ),
         "created_at": _ts(message.received_at),
         "processed_at": _ts(message.processed_at),
         "recipients": [
@@ -115,8 +119,8 @@ def _print_entry(data: dict[str, Any], indent: str = "") -> None:
     if data["type"] == "message":
         out.print(f"{indent}state      {data['state']}  attempts {data['attempts']}")
         out.print(f"{indent}received   {data['created_at']} UTC")
-        if data["last_error"]:
-            out.print(f"{indent}last error {data['last_error']}")
+        if data["status"]:
+            out.print(f"{indent}last error {data['status']}", markup=False)
         table = Table("to", "state", "disposition", "reason")
         for r in data["recipients"]:
             table.add_row(r["recipient"], r["state"], r["disposition"], r["reason"][:80])
