@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Product
+from tests.e2e.conftest import Product, _wait_port
 from tests.e2e.mail import make_message
 from tests.helpers.smtp_sink import SmtpSink, free_port
 
@@ -39,8 +39,10 @@ def test_metrics_are_not_public(tmp_path: Path, sink: SmtpSink) -> None:
 
     # no token: the portal answers 404; the listener of its own (role all) serves them
     listen = f"127.0.0.1:{free_port()}"
+    port = int(listen.rsplit(":", 1)[1])
     product.init(metrics_listen=listen)
     product.start()
+    _wait_port(port)  # it opens after the portal
     status, _ = get(f"{product.portal_url}/metrics")
     assert status == 404
     status, body = get(f"http://{listen}/metrics")
@@ -57,6 +59,7 @@ def test_metrics_are_not_public(tmp_path: Path, sink: SmtpSink) -> None:
     # a token: bearer on the portal and on the listener, nothing without it
     product.init(metrics_listen=listen, metrics_token=TOKEN)
     product.start()
+    _wait_port(port)
     for url in (f"{product.portal_url}/metrics", f"http://{listen}/metrics"):
         assert get(url)[0] == 401, url
         assert get(url, TOKEN[:-1] + "y")[0] == 401, url
