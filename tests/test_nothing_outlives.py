@@ -1,5 +1,5 @@
 """The leak check itself (tests/helpers/processes.py): a test that leaves a process running,
-a process group, a detached daemon or a GnuPG agent errs, even when it timed out, and what
+a process group, a GnuPG home's agent or a watched directory errs, even when it timed out, and what
 it left is gone afterwards; a test that stops what it starts passes."""
 
 from __future__ import annotations
@@ -68,6 +68,17 @@ def child():
     processes.stop_group(p)
 
 
+def test_leaves_a_gpg_agent(tmp_path):
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    processes.watch_gpg_home(home)
+    subprocess.run(
+        ["gpg-connect-agent", "--homedir", str(home), "/bye"],
+        check=True, capture_output=True, timeout=30,
+    )
+    note(processes._agents_of(str(home))[0])
+
+
 def test_leaves_a_watched_directory(tmp_path_factory):
     d = Path(os.environ["LEAK_DIR"])
     d.mkdir()
@@ -114,6 +125,7 @@ def test_a_test_that_leaves_a_process_running_errs(tmp_path: Path) -> None:
             "test_leaves_a_child",
             "test_leaves_a_grandchild_in_its_group",
             "test_times_out_with_a_child",
+            "test_leaves_a_gpg_agent",
             "test_leaves_a_watched_directory",
         ):
             assert f"ERROR test_inner.py::{name} - Failed: test_inner.py::{name} left" in text
@@ -123,7 +135,8 @@ def test_a_test_that_leaves_a_process_running_errs(tmp_path: Path) -> None:
         assert "FAILED test_inner.py::test_fails_but_its_fixture_stops_the_child" in text
         assert "ERROR test_inner.py::test_fails_but" not in text
         assert "time.sleep(120)" in text  # the error names what was left
-        assert len(noted) == 6, noted
+        assert "left 1 running (stopped now): gpg-agent on " in text
+        assert len(noted) == 7, noted
         assert not [p for p in noted if _alive(p)], "the check left processes running"
         assert not (tmp_path / "outside").exists()
         assert elapsed < 60
