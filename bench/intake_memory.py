@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import smtplib
 import subprocess
 import sys
@@ -90,6 +91,7 @@ def measure(size_mb: int) -> tuple[int, int]:
             stdout=subprocess.PIPE,
             cwd=ROOT,
             text=True,
+            start_new_session=True,  # its own group: stopped with whatever it started
         )
         try:
             assert proc.stdin and proc.stdout
@@ -109,7 +111,8 @@ def measure(size_mb: int) -> tuple[int, int]:
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def main() -> None:

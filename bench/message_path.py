@@ -231,6 +231,7 @@ class Product:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**self.env, "MESSAGE_PATH_OUT": str(self.trace)},
+            start_new_session=True,  # its own group: stopped with whatever it started
         )
         wait_port(self.smtp_port)
         wait_port(self.portal_port)
@@ -257,7 +258,7 @@ class Product:
         try:
             self.proc.wait(timeout=WAIT)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self.proc = None
 

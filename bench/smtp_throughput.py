@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -261,10 +262,11 @@ class Server:
             stdout=subprocess.PIPE,
             cwd=ROOT,
             text=True,
+            start_new_session=True,  # its own group: stopped with whatever it started
         )
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("READY "):
-            self.proc.kill()
+            self.close()
             raise RuntimeError(f"{args[0]} did not start")
         self.port = int(line.split()[1])
 
@@ -274,7 +276,8 @@ class Server:
         try:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
 
 async def bench(args: argparse.Namespace) -> None:

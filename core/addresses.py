@@ -3,7 +3,8 @@
 Every door that takes an address from outside (the CLI, the portal's sign-in forms, the
 support desk and its API, the billing system's events, tenant settings) checks it here, so
 that an address accepted in one place is accepted in all of them. Envelope addresses in the
-SMTP dialogue are aiosmtpd's to parse; this is for addresses we store or look up.
+SMTP dialogue are aiosmtpd's to parse; the gateway refuses there what
+:func:`routing_problem` and :func:`is_source_route` name (a relay-abuse vector, not a mailbox).
 """
 
 from __future__ import annotations
@@ -39,7 +40,34 @@ def problem(address: str) -> str | None:
         return "nothing before the @"
     if "." not in domain or domain.startswith(".") or domain.endswith("."):
         return "the part after the @ is not a domain name"
+    return routing_problem(address)
+
+
+def routing_problem(address: str) -> str | None:
+    """Why ``address`` asks a host to route mail onwards instead of naming a mailbox, or None.
+
+    ``user%other.example@our.example`` (the "%-hack") and ``host!user@our.example`` (a UUCP
+    bang path) make a host that honours them relay to a third party. RFC 5321 (2.3.11) leaves
+    the local part to the receiving host; we refuse ``%`` and ``!`` in it even when quoted
+    (``"a%b"@our.example``): the SMTP library hands the address on unquoted, so relaying it
+    would turn it into the hack at the next hop, and no mailbox we serve needs them."""
+    local = address.rpartition("@")[0]
+    if "%" in local:
+        return "the %-hack (a % in the local part) is not accepted"
+    if "!" in local:
+        return "a bang path (a ! in the local part) is not accepted"
     return None
+
+
+def is_source_route(path: str) -> bool:
+    """Whether an SMTP path as the client sent it (``<@hop.example:user@our.example>``,
+    ``<@a.example,@b.example:user@our.example>``) carries an RFC 5321 (4.1.2, C) source route.
+    Receivers SHOULD ignore a route; we refuse the whole path instead, as a relay-abuse
+    vector."""
+    text = path.strip()
+    if text.startswith("<"):
+        text = text[1:].lstrip()
+    return text.startswith("@")
 
 
 def parse_address(text: str) -> str:

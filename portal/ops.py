@@ -5,25 +5,33 @@ metrics, and the tenant's brand stylesheet (the CSP forbids inline styles, so th
 comes as a file).
 
 ``/metrics`` needs no session and shows no addresses or content: counts by tenant id,
-disposition, kind and reply code (:mod:`core.metrics`). :func:`metrics_app` serves it
-alone, for ``serve --role smtp|worker`` with ``metrics_listen`` set.
+disposition, kind and reply code (:mod:`core.metrics`). It is not public: with
+``metrics_token`` set it asks for ``Authorization: Bearer <token>`` (on every listener);
+without one the portal answers 404 there, and :func:`metrics_app` serves it on
+``metrics_listen`` (any role), an address the operator keeps private. No exception is made
+for loopback peers: behind a reverse proxy on the same host every request comes from
+loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from branding.templating import safe_color
 from core import outbox
+from core.config.settings import Secret
 from core.config.values import parse_hostport
 from core.metrics import CONTENT_TYPE, metrics
 from core.models import Tenant
@@ -164,9 +172,30 @@ async def relay_state(relay: str) -> str:
     return "ok" if ok else "unavailable"
 
 
+def bearer_matches(request: Request, token: Secret) -> bool:
+    """Whether the request carries ``Authorization: Bearer <token>``, compared in constant
+    time (digests of equal length, so neither content nor length leaks)."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    want = hashlib.sha256(token.reveal().encode()).digest()
+    got = hashlib.sha256(given.strip().encode("utf-8", "replace")).digest()
+    return hmac.compare_digest(want, got)
+
+
 async def metrics_page(request: Request) -> Response:
     """Prometheus text format; the queue gauges are read from the database now."""
     services = _services(request)
+    token = services.settings.metrics_token
+    if token:
+        if not bearer_matches(request, token):
+            return PlainTextResponse(
+                "metrics need Authorization: Bearer <metrics_token>\n",
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+    elif not getattr(request.app.state, "metrics_listener", False):
+        raise HTTPException(404)  # no token: only metrics_listen serves them
     m = metrics()
     try:
         async with services.db.session() as s:
@@ -177,8 +206,8 @@ async def metrics_page(request: Request) -> Response:
 
 
 def metrics_app(services: Services) -> Starlette:
-    """``/metrics``, ``/healthz`` and ``/readyz`` alone, for a process without the portal
-    (with the portal's response headers all the same)."""
+    """``/metrics``, ``/healthz`` and ``/readyz`` alone, on ``metrics_listen`` (with the
+    portal's response headers all the same)."""
     app = SecuredStarlette(
         routes=[
             Route("/metrics", metrics_page, methods=["GET"]),
@@ -187,6 +216,7 @@ def metrics_app(services: Services) -> Starlette:
         ]
     )
     app.state.services = services
+    app.state.metrics_listener = True
     return app
 
 

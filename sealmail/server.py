@@ -119,7 +119,8 @@ async def serve(
             http_servers.append(await _serve_http(app, settings.portal_listen, "portal", tasks))
             announce(f"portal  listening on {settings.portal_listen} ({settings.portal_base_url})")
         if settings.metrics_listen:
-            # counters live in this process: a process without the portal serves them here
+            # counters live in this process; any role (the portal's own /metrics answers
+            # only with metrics_token set)
             from portal.ops import metrics_app
 
             app = metrics_app(services)

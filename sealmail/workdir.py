@@ -45,6 +45,10 @@ smtp_hostname = "localhost"
 relay = "127.0.0.1:2526"
 portal_listen = "127.0.0.1:8025"
 portal_base_url = "http://127.0.0.1:8025"
+# /metrics is not public: scrape it on a private listener of its own (any role) ...
+# metrics_listen = "127.0.0.1:9025"
+# ... and/or set a bearer token (24+ characters); without one the portal answers 404 there
+# metrics_token = ""   # e.g. the output of: openssl rand -hex 32
 # queue_min_backoff = "300s"
 # queue_max_backoff = "4000s"
 # queue_lifetime = "5d"

@@ -19,7 +19,9 @@ from core.config.settings import Settings
 from core.db import migrate
 from core.rootkey.file_root import FileRootKey
 from core.services import Services
+from tests.helpers import processes
 from tests.helpers.moto_server import MotoServer
+from tests.helpers.processes import _nothing_outlives_its_test  # noqa: F401 - autouse, every test
 
 PG_BASE = os.environ.get("SEALMAIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -113,4 +115,13 @@ def moto_server() -> Iterator[MotoServer]:
     for k, v in MotoServer.ENV.items():
         os.environ.setdefault(k, v)
     with MotoServer() as server:
+        processes.lives_for_session(server.pid)
         yield server
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Whatever a session-scoped fixture left running (its test already ended) is stopped."""
+    left = processes.stop_everything()
+    if left:
+        print(f"\nstopped at the end of the session, still running: {'; '.join(left)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -37,6 +37,7 @@ from core.config.values import (
     parse_size,
     parse_str,
     parse_timezone,
+    parse_token,
     parse_url,
 )
 from core.errors import ConfigError
@@ -83,6 +84,7 @@ _PARSERS: dict[str, Any] = {
     "portal_base_url": parse_base_url,
     "portal_trusted_proxies": parse_networks,
     "metrics_listen": parse_optional_listen,
+    "metrics_token": parse_token,
     "portal_link_lifetime": parse_duration,
     "portal_retention": parse_retention,
     "archive_retention": parse_retention,
@@ -196,13 +198,16 @@ def load_settings(
         try:
             values[name] = _PARSERS[name](value)
         except ValueError as exc:
-            raise ConfigError(f"config key {name!r}: {exc} (got {value!r})") from None
+            # a secret's value is never echoed, not even a wrong one
+            got = "" if _PARSERS[name] in (parse_secret, parse_token) else f" (got {value!r})"
+            raise ConfigError(f"config key {name!r}: {exc}{got}") from None
     data_dir = values.get("data_dir", Settings.data_dir)
     for name, default in _defaults_for(data_dir).items():
         values.setdefault(name, default)
     defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
     merged = {k: v for k, v in defaults.items() if v is not dataclasses.MISSING}
     merged["relay_password"] = Secret("")
+    merged["metrics_token"] = Secret("")
     merged["billing_webhook_secret"] = Secret("")
     merged["billing_outbound_secret"] = Secret("")
     merged.update(values)

@@ -68,9 +68,11 @@ class Settings:
     dns_resolver: str = ""  # "host:port" of the DNS resolver to ask ("" = the system's)
     portal_listen: str = "127.0.0.1:8025"
     portal_base_url: str = "http://127.0.0.1:8025"
-    # reverse proxies whose X-Forwarded-For / Forwarded / X-Forwarded-Proto the portal believes
+    # reverse proxies whose X-Forwarded-For / Forwarded give the client address
     portal_trusted_proxies: tuple[str, ...] = ()
-    metrics_listen: str = ""  # /metrics for the smtp and worker roles ("" = off)
+    metrics_listen: str = ""  # a listener of its own for /metrics, any role ("" = off)
+    # bearer token for /metrics; "" = the portal answers 404 there (scrape metrics_listen)
+    metrics_token: Secret = dataclasses.field(default_factory=lambda: Secret(""))
     portal_link_lifetime: float = 30 * 86400.0
     portal_retention: float = 90 * 86400.0  # how long the portal copy of a message is kept
     archive_retention: float = 2557 * 86400.0  # "7y": the archive copy; S3 Object Lock date

@@ -133,6 +133,20 @@ def parse_secret(value: Any) -> Secret:
     return Secret(parse_str(value))
 
 
+TOKEN_MIN_LENGTH = 24
+
+
+def parse_token(value: Any) -> Secret:
+    """A bearer token we compare with (``""`` = none): at least :data:`TOKEN_MIN_LENGTH`
+    printable characters without spaces, so it can be sent in an HTTP header as it is."""
+    text = parse_str(value).strip()
+    if text and len(text) < TOKEN_MIN_LENGTH:
+        raise ValueError(f"must be at least {TOKEN_MIN_LENGTH} characters (or empty: none)")
+    if any(not c.isprintable() or c.isspace() or not c.isascii() for c in text):
+        raise ValueError("must be printable ASCII without spaces")
+    return Secret(text)
+
+
 def parse_keywords(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         items = [v.strip() for v in value.split(",")]

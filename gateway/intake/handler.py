@@ -93,6 +93,8 @@ class IntakeHandler:
         mail_options: list[str],
     ) -> str:
         logcontext.set_context(None, None)  # a new transaction: nothing known yet
+        if server.path_problem:
+            return replies.REPLY_SENDER_ROUTED.format(why=server.path_problem)
         size = _size_param(mail_options)
         if size is None:
             return replies.REPLY_BAD_SIZE_PARAM
@@ -140,6 +142,8 @@ class IntakeHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if server.path_problem:
+            return replies.REPLY_RCPT_ROUTED.format(why=server.path_problem)
         if envelope.deny:
             return envelope.deny
         if envelope.tenant_id is None:

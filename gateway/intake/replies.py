@@ -21,6 +21,11 @@ REPLY_LINE_TOO_LONG = "500 5.5.2 line too long (RFC 5321 4.5.3.1.6)"
 REPLY_BARE_NEWLINE = "550 5.5.2 bare CR or LF next to a lone dot is not allowed"
 REPLY_SYNTAX_MAIL = "501 5.5.4 syntax: MAIL FROM:<address> [parameters]"
 REPLY_BAD_SIZE_PARAM = "501 5.5.4 SIZE takes a number of octets"
+# a source route, the %-hack or a bang path: a valid path, but one that asks us to relay on
+# (RFC 5321 553 "mailbox name not allowed"; RFC 3463 X.1.7 for a sender, X.1.3 a recipient)
+REPLY_SENDER_ROUTED = "553 5.1.7 sender address not accepted: {why}"
+REPLY_RCPT_ROUTED = "553 5.1.3 recipient address not accepted: {why}"
+SOURCE_ROUTE_REFUSED = "source routes (<@host:user@domain>) are not accepted"
 
 REPLY_AUTH_FAILED = "535 5.7.8 authentication credentials invalid"
 REPLY_AUTH_TEMPFAIL = "454 4.7.0 temporary authentication failure"

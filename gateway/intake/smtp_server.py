@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope
 
+from core.addresses import is_source_route, routing_problem
 from core.metrics import metrics
 from gateway.intake import replies
 from gateway.intake.data_reader import DataDecoder, DataState
@@ -85,6 +86,8 @@ class GatewaySMTP(SMTP):
         self._auth_failures = 0
         self._admitted = False
         self._refusal: str | None = None
+        # why the path of the MAIL or RCPT being handled asks us to route mail onwards
+        self.path_problem: str | None = None
         for name, method in list(self._smtp_methods.items()):
             self._smtp_methods[name] = self._guarded(name, method)
 
@@ -106,6 +109,18 @@ class GatewaySMTP(SMTP):
             self.close()
             return
         await super()._handle_client()
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd drops a source route and the quotes of a local part; the path as the
+        client sent it is judged here, for the handler's MAIL and RCPT hooks."""
+        address, params = super()._getaddr(arg)
+        self.path_problem = None
+        if address:
+            if is_source_route(arg):
+                self.path_problem = replies.SOURCE_ROUTE_REFUSED
+            else:
+                self.path_problem = routing_problem(address)
+        return address, params
 
     def _create_envelope(self) -> GatewayEnvelope:
         return GatewayEnvelope()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from core.addresses import InvalidAddress, domain_of, parse_address, valid_or_empty
+from core.addresses import (
+    InvalidAddress,
+    domain_of,
+    is_source_route,
+    parse_address,
+    valid_or_empty,
+)
 
 
 @pytest.mark.parametrize(
@@ -36,6 +42,8 @@ def test_addresses_are_normalized(given: str, stored: str) -> None:
         ("alice@exa\x00mple.com", "space or a control character"),
         ("alice@example.com\r\nBcc: x@y.z", "space or a control character"),
         ("a" * 310 + "@example.com", "longer than 320"),
+        ("bob%third.example@example.com", "%-hack"),
+        ("third.example!bob@example.com", "bang path"),
     ],
 )
 def test_non_addresses_are_refused_with_a_reason(given: str, why: str) -> None:
@@ -48,3 +56,10 @@ def test_non_addresses_are_refused_with_a_reason(given: str, why: str) -> None:
 def test_domain_of() -> None:
     assert domain_of("Alice@Example.COM.") == "example.com"
     assert domain_of("example.org") == "example.org"
+
+
+def test_source_routes_are_recognised_as_the_client_sent_them() -> None:
+    assert is_source_route("<@hop.example:bob@example.com>")
+    assert is_source_route("< @a.example,@b.example:bob@example.com> SIZE=10")
+    assert not is_source_route("<bob@example.com>")
+    assert not is_source_route("<>")

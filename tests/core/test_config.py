@@ -287,6 +287,18 @@ def test_secret_never_shows_its_value(cwd: Path) -> None:
     assert load_settings(env={}).relay_password.reveal() == ""
 
 
+def test_metrics_token_is_a_long_secret_never_echoed(cwd: Path) -> None:
+    assert not load_settings(env={}).metrics_token  # none by default: /metrics is not public
+    token = "Zq7" * 10
+    s = load_settings(env={"SEALMAIL_METRICS_TOKEN": token})
+    assert isinstance(s.metrics_token, Secret) and s.metrics_token.reveal() == token
+    assert token not in repr(s)
+    for bad in ("short-but-secret", "a long token with spaces in it", "ÄÖÜ" * 10):
+        with pytest.raises(ConfigError, match="metrics_token") as e:
+            load_settings(env={}, overrides={"metrics_token": bad})
+        assert bad not in str(e.value) and "\n" not in str(e.value)
+
+
 def test_settings_are_frozen(cwd: Path) -> None:
     s = load_settings(env={})
     with pytest.raises(dataclasses.FrozenInstanceError):

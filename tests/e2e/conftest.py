@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import processes
 from tests.helpers.smtp_sink import SmtpSink, free_port
 
 SEALMAIL = [sys.executable, "-m", "sealmail"]
@@ -103,11 +104,10 @@ class Product:
         if self.proc is not None and self.proc.poll() is None:
             self.stop()  # never two servers on one directory, never one left behind
         self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
+        self.proc = processes.start(
             [*SEALMAIL, "--config", str(self.config), "serve"],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         _wait_port(self.smtp_port)
@@ -115,19 +115,14 @@ class Product:
 
     def kill(self) -> None:
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
+        processes.stop_group(self.proc, signal.SIGKILL)
         self.proc = None
 
     def stop(self) -> int:
         if self.proc is None:
             return 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
+        # the group: whatever serve started (a gpg it runs) goes with it
+        code = processes.stop_group(self.proc, signal.SIGTERM, timeout=60)
         self.proc = None
         if self._log:
             self._log.close()

@@ -12,16 +12,14 @@ import pytest
 
 from tests.e2e.conftest import Product
 from tests.e2e.mail import make_message
-from tests.helpers.private_pg import PrivatePostgres
+from tests.helpers.private_pg import PrivatePostgres, private_postgres
 from tests.helpers.smtp_sink import SmtpSink
 
 
 @pytest.fixture
 def private_pg() -> Iterator[PrivatePostgres]:
-    pg = PrivatePostgres().init()
-    pg.start()
-    yield pg
-    pg.cleanup()
+    with private_postgres() as pg:
+        yield pg
 
 
 def _session(port: int, user: str, password: str) -> smtplib.SMTP:

@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.e2e.conftest import Product
 from tests.e2e.mail import make_message, parse, send
+from tests.helpers import processes
 from tests.helpers.smtp_sink import SmtpSink
 
 CARD = "4111 1111 1111 1111"  # a test number that passes the Luhn check
@@ -30,6 +31,7 @@ CARD = "4111 1111 1111 1111"  # a test number that passes the Luhn check
 def _gpg_home(tmp: Path, uid: str) -> Path:
     home = tmp / f"gnupg-{secrets.token_hex(3)}"
     home.mkdir(mode=0o700)
+    processes.watch_gpg_home(home)
     subprocess.run(
         ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback",
          "--passphrase", "", "--quick-gen-key", uid, "future-default", "default", "never"],

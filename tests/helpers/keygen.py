@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.helpers import processes
+
 
 @dataclasses.dataclass
 class PgpKeys:
@@ -66,6 +68,7 @@ def _make(home: Path, uid: str, primary: str, sub: str | None, expire: str, *opt
 
 def make_pgp_keys(home: Path) -> PgpKeys:
     home.mkdir(mode=0o700)
+    processes.watch_gpg_home(home)
     past = ("--faked-system-time", "20200101T000000")
     future = ("--faked-system-time", "20400101T000000!")
     specs = {

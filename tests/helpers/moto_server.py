@@ -13,6 +13,8 @@ import sys
 import time
 import urllib.request
 
+from tests.helpers import processes
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -37,7 +39,7 @@ class MotoServer:
 
     def start(self, timeout: float = 30.0) -> MotoServer:
         env = {**os.environ, **self.ENV}
-        self._proc = subprocess.Popen(
+        self._proc = processes.start(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -61,14 +63,14 @@ class MotoServer:
         with urllib.request.urlopen(req, timeout=10):
             pass
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is not None:
+            processes.stop_group(self._proc, timeout=10)
         self._proc = None
 
     def __enter__(self) -> MotoServer:

@@ -3,14 +3,17 @@ machine's shared server): ``initdb`` + ``pg_ctl`` on a free loopback port."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from tests.helpers import processes
 from tests.helpers.smtp_sink import free_port
 
 
@@ -32,6 +35,9 @@ class PrivatePostgres:
         self.as_postgres = os.geteuid() == 0
         if self.as_postgres:
             shutil.chown(self.dir, "postgres")
+        # pg_ctl's postgres detaches (no child of ours) and the directory is outside
+        # tmp_path (the postgres user must reach it): the leak check watches both
+        processes.watch(f"private PostgreSQL in {self.dir}", self.dir.exists, self.cleanup)
 
     @property
     def url(self) -> str:
@@ -63,9 +69,24 @@ class PrivatePostgres:
         self._run(_bin("pg_ctl"), "-s", "-w", "-D", str(self.data), "-m", mode, "stop")
 
     def cleanup(self) -> None:
-        try:
-            self.stop("fast")
-        except subprocess.CalledProcessError:
-            pass
+        if (self.data / "postmaster.pid").exists():
+            try:
+                self.stop("fast")
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                with contextlib.suppress(subprocess.SubprocessError):
+                    self.stop("immediate")
         time.sleep(0.1)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A started private PostgreSQL, stopped and removed at the end of the block, whether
+    the block (or the start itself) failed or not."""
+    pg = PrivatePostgres()
+    try:
+        pg.init()
+        pg.start()
+        yield pg
+    finally:
+        pg.cleanup()

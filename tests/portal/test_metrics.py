@@ -4,12 +4,13 @@ queue gauges read from the database, no session needed, no addresses or content 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from core.config.settings import Settings
+from core.config.settings import Secret, Settings
 from core.services import Services
 from gateway.worker import run_once
 from portal.app import create_app
@@ -123,10 +124,14 @@ async def test_deferred_and_bounced_are_counted_and_the_outbox_depth_shows(
     assert value(after, "sealmail_queue_oldest_age_seconds", queue="outbox") > 0
 
 
-def test_portal_serves_metrics_without_a_session(settings: Settings, services: Services) -> None:
-    app = create_app(settings, services)
+def test_portal_serves_metrics_with_the_token_and_no_session(
+    settings: Settings, services: Services
+) -> None:
+    token = "t" * 32
+    settings = dataclasses.replace(settings, metrics_token=Secret(token))
+    app = create_app(settings, dataclasses.replace(services, settings=settings))
     with TestClient(app, base_url=BASE) as client:
-        r = client.get("/metrics")
+        r = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200
         assert "sealmail_queue_depth" in r.text
         assert "sealmail_messages_accepted_total" in r.text or "# HELP" in r.text
@@ -136,7 +141,6 @@ def test_portal_serves_metrics_without_a_session(settings: Settings, services: S
 
 async def test_standalone_metrics_listener_in_serve(gw_settings: Settings, tenant) -> None:  # noqa: ANN001
     """``serve --role worker`` with ``metrics_listen`` answers /metrics on that address."""
-    import dataclasses
     import socket
 
     from sealmail.server import serve

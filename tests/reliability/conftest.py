@@ -17,15 +17,14 @@ from tests.e2e.conftest import (  # noqa: F401 - stops every Product a test left
     _no_server_outlives_its_test as _no_server_outlives_its_test,
 )
 from tests.e2e.conftest import sink as sink  # noqa: F401 - the capturing relay
-from tests.helpers.private_pg import PrivatePostgres
+from tests.helpers import processes
+from tests.helpers.private_pg import PrivatePostgres, private_postgres
 
 
 @pytest.fixture
 def private_pg() -> Iterator[PrivatePostgres]:
-    pg = PrivatePostgres().init()
-    pg.start()
-    yield pg
-    pg.cleanup()
+    with private_postgres() as pg:
+        yield pg
 
 
 class RoleProcess:
@@ -47,11 +46,10 @@ class RoleProcess:
         prefix: list[str] = []
         if hostname is not None:
             prefix = ["unshare", "--uts", "sh", "-c", f'hostname {hostname} && exec "$@"', "sh"]
-        self.proc = subprocess.Popen(
+        self.proc = processes.start(
             [*prefix, *SEALMAIL, "--config", str(config), "serve", "--role", role],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
         )
 
@@ -66,13 +64,7 @@ class RoleProcess:
             time.sleep(0.1)
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        processes.stop_group(self.proc, signal.SIGTERM, timeout=60)
         self._log.close()
         return self.proc.returncode
 

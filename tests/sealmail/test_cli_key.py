@@ -166,6 +166,7 @@ async def test_killed_rotation_runs_again_to_the_end(
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
     finally:
+        proc.kill()  # whatever happened above: never left running
         proc.wait(30)
     moved = await count_v2()
     assert 0 < moved < n, f"the kill came too late ({moved} of {n} moved)"
