@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.audit import audit
+from core.mime_text import MAX_DEPTH
 from portal.reader.access import load_message, recipient_session, signed_in_context
 from portal.sanitize import sanitize_html
 from portal.security import BODY_CSP
@@ -51,6 +52,8 @@ async def message(request: Request) -> Response:
         to=list(pm.to),
         cc=list(pm.cc),
         date=pm.date,
+        not_shown=pm.not_shown,
+        max_depth=MAX_DEPTH,
         view=view,
         text=text,
         has_text=bool(pm.text_object_id),
