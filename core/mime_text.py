@@ -24,6 +24,7 @@ NOT_SHOWN_TYPE = "application/octet-stream"
 _WORD = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?\s]*)\?=")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROLS_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _unescape(value: str) -> str:
@@ -77,6 +78,12 @@ def clean(text: str) -> str:
     """One line of displayable text: control characters (NUL included) become spaces,
     runs of white space one space, undecodable bytes U+FFFD."""
     return " ".join(_CONTROLS.sub(" ", _unescape(text)).split())
+
+
+def clean_lines(text: str) -> str:
+    """A body for display: lines and tabs kept, other control characters (NUL included)
+    removed, undecodable bytes U+FFFD."""
+    return _CONTROLS_BUT_LINES.sub("", _unescape(text))
 
 
 def text_of(value: object) -> str:

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core.mime_text import clean
 from core.models import Message, PortalAccess
 from core.portal_message import PortalMessage
 from portal.reader.access import live_access, recipient_session, signed_in_context
@@ -54,8 +55,8 @@ async def inbox(request: Request) -> Response:
             items.append(
                 {
                     "id": msg.id,
-                    "sender": pm.sender_name or pm.sender,
-                    "subject": pm.subject,
+                    "sender": clean(pm.sender_name or pm.sender),
+                    "subject": clean(pm.subject),
                     "date": _short_date(pm.date) if pm.date else "",
                 }
             )

@@ -7,8 +7,9 @@ import io
 from collections.abc import Iterable
 from email.generator import BytesGenerator
 from email.message import EmailMessage, MIMEPart
-from email.parser import BytesParser
-from email.policy import SMTP, default
+from email.policy import SMTP
+
+from core.mime_text import parse_message
 
 # Headers a reader sees; copied into the encrypted part when the subject is protected
 # (draft-autocrypt-lamps-protected-headers, "protected-headers=v1").
@@ -18,9 +19,7 @@ INTERNAL_PREFIX = "x-sealmail-"
 
 
 def parse(raw: bytes) -> EmailMessage:
-    msg = BytesParser(policy=default).parsebytes(raw)
-    assert isinstance(msg, EmailMessage)
-    return msg
+    return parse_message(raw)
 
 
 def to_bytes(part: MIMEPart) -> bytes:
