@@ -280,7 +280,11 @@ def test_real_world_message_is_sealed_shown_and_archived(
         assert time.monotonic() < deadline, "never archived"
         time.sleep(0.2)
     assert len(found) == 1 and found[0]["decision"] == "portal", found
+    assert case.notified in found[0]["subject"] and "\x00" not in found[0]["subject"], found
 
-    waiting = json.loads(served.cli("queue", "list", "--json").stdout)
-    assert [w for w in waiting if rcpt in json.dumps(w)] == [], waiting
+    # nothing left waiting: no retry of the message, no notification or code mail queued
+    deadline = time.monotonic() + 10
+    while waiting := json.loads(served.cli("queue", "list", "--json").stdout):
+        assert time.monotonic() < deadline, waiting
+        time.sleep(0.2)
     assert "Traceback" not in served.logs(), served.logs()[-4000:]
