@@ -125,6 +125,15 @@ def header_addresses(msg: Message, name: str, first_only: bool = False) -> list[
     return [(n, a) for n, a in out if n or a]
 
 
+def part_filename(part: Message) -> str:
+    """A part's file name (RFC 2231 or RFC 2047 encoded, or raw 8-bit) as text, or ``""``."""
+    try:
+        name = part.get_filename()
+    except Exception:  # noqa: BLE001 - a malformed parameter counts as no name
+        return ""
+    return text_of(name) if name else ""
+
+
 def shown_address(display_name: str, address: str) -> str:
     """``Name <address>``, or whichever of the two there is."""
     if display_name and address:

@@ -20,6 +20,7 @@ from core.mime_text import (
     b64_tolerant,
     header_addresses,
     header_text,
+    part_filename,
     part_text,
     parts_not_shown,
     shown_address,
@@ -131,14 +132,14 @@ async def seal_parts(
             continue
         digest = _Digest()
         obj = await vault.seal(session, tenant_id, digest.over(decoded_chunks(leaf)), kind="part")
-        content_id = (leaf.get("Content-ID") or "").strip().strip("<>")
+        content_id = header_text(leaf, "Content-ID").strip("<>")
         inline = leaf.get_content_disposition() == "inline" or (
             bool(content_id) and leaf.get_content_disposition() != "attachment"
         )
         attachments.append(
             Part(
                 object_id=obj.id,
-                filename=leaf.get_filename() or f"attachment-{n}",
+                filename=part_filename(leaf) or f"attachment-{n}",
                 content_type=leaf.get_content_type(),
                 size=digest.size,
                 sha256=digest.sha.hexdigest(),

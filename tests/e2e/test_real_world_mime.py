@@ -186,6 +186,27 @@ CASES = [
         replaced=True,  # =C3 alone is half a UTF-8 character
     ),
     Case(
+        "attachment-names",
+        [
+            b"From: <alice@acme.example>",
+            b"To: <RCPT>",
+            b"Subject: [secure] Attachment names",
+            *_BASE,
+            b"MIME-Version: 1.0",
+            b'Content-Type: multipart/mixed; boundary="x"',
+        ],
+        b"--x\r\nContent-Type: text/plain\r\n\r\nThree files.\r\n"
+        b"--x\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; "
+        b'filename="r\xe9sum\xe9.pdf"\r\n\r\n%PDF-1.4\r\n'
+        b"--x\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; "
+        b'filename="=?utf-8?q?gr=C3=BC=00n.txt?="\r\n\r\ngreen\r\n'
+        b"--x\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; "
+        b"filename*=bogus''%FF%00.txt\r\nContent-ID: <\xff@x>\r\n\r\nodd\r\n--x--\r\n",
+        shown=("r\ufffdsum\ufffd.pdf", "gr\u00fc n.txt", "Three files."),
+        notified="Attachment names",
+        replaced=True,
+    ),
+    Case(
         "nested-200",
         [
             b"From: <alice@acme.example>",
