@@ -1,6 +1,8 @@
-"""/sent lists messages whose subject holds raw 8-bit bytes (a clear copy: read from the
-sealed original) or undecodable text stored before headers were cleaned (a portal copy:
-read from its sealed summary): 200, with U+FFFD where bytes could not be decoded."""
+"""Pages that show headers of received mail answer 200 whatever bytes those hold: /sent
+lists messages whose subject holds raw 8-bit bytes (a clear copy: read from the sealed
+original) or undecodable text stored before headers were cleaned (a portal copy: read from
+its sealed summary), and the recipient's message page and inbox show such a summary, with
+U+FFFD where bytes could not be decoded and no control characters."""
 
 from __future__ import annotations
 
@@ -72,3 +74,25 @@ def test_sent_list_shows_undecodable_subjects(world: World) -> None:
     text = html.unescape(listing.text)
     assert "Gr\ufffd\ufffde nul word" in text
     assert "K\ufffdln report" in text
+
+
+def test_message_page_shows_a_summary_stored_with_raw_bytes(world: World) -> None:
+    tenant = world.tenant("Acme", "acme.example")
+    bob = "bob@client.example"
+    sealed = world.seal(
+        tenant,
+        recipients=[bob],
+        subject="K\udcf6ln\x00report",  # as an earlier version stored them
+        sender="J\udcfcrgen <alice@acme.example>",
+        text="line one\x00\nline two\n",
+        date="Tue, 04 Mar 2025 10:15:00 +0000\x07",
+    )
+    world.sign_in(sealed.tokens[bob])
+    page = world.client.get(f"/messages/{sealed.message_id}")
+    assert page.status_code == 200, page.text
+    text = html.unescape(page.text)
+    assert "K\ufffdln report" in text and "J\ufffdrgen" in text
+    assert "line one\nline two" in text
+    assert "\x00" not in text and "\x07" not in text
+    inbox = world.client.get("/inbox")
+    assert inbox.status_code == 200 and "K\ufffdln report" in html.unescape(inbox.text)
