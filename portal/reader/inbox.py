@@ -20,7 +20,7 @@ INBOX_LIMIT = 200
 def _short_date(header: str) -> str:
     try:
         when = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return header[:40]
     return when.strftime("%d %b %Y")
 
@@ -57,7 +57,7 @@ async def inbox(request: Request) -> Response:
                     "id": msg.id,
                     "sender": clean(pm.sender_name or pm.sender),
                     "subject": clean(pm.subject),
-                    "date": _short_date(pm.date) if pm.date else "",
+                    "date": _short_date(clean(pm.date)) if pm.date else "",
                 }
             )
         ctx = await signed_in_context(s, current)

@@ -85,7 +85,7 @@ def test_message_page_shows_a_summary_stored_with_raw_bytes(world: World) -> Non
         subject="K\udcf6ln\x00report",  # as an earlier version stored them
         sender="J\udcfcrgen <alice@acme.example>",
         text="line one\x00\nline two\n",
-        date="Tue, 04 Mar 2025 10:15:00 +0000\x07",
+        date="Tue, 04 Mar 2025 10:15:00 +0000 (\udcff)\x07",
     )
     world.sign_in(sealed.tokens[bob])
     page = world.client.get(f"/messages/{sealed.message_id}")
@@ -96,3 +96,4 @@ def test_message_page_shows_a_summary_stored_with_raw_bytes(world: World) -> Non
     assert "\x00" not in text and "\x07" not in text
     inbox = world.client.get("/inbox")
     assert inbox.status_code == 200 and "K\ufffdln report" in html.unescape(inbox.text)
+    assert "\x00" not in inbox.text and "\x07" not in inbox.text
