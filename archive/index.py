@@ -19,13 +19,14 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from email.message import EmailMessage, Message
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive.models import ArchiveEntry, ArchiveTerm
 from core.ids import new_id
+from core.mime_text import header_addresses, header_text
 from core.models import Tenant, now
 from core.rootkey.protocol import RootKey
 from core.services import Services
@@ -128,22 +129,9 @@ class Summary:
         return t
 
 
-def _header(msg: Message, name: str) -> str:
-    try:
-        value = msg.get(name)
-    except Exception:  # noqa: BLE001 - a header the parser cannot make sense of
-        return ""
-    return "" if value is None else str(value)
-
-
 def _addresses(msg: Message, name: str) -> list[str]:
     out: list[str] = []
-    try:
-        values = msg.get_all(name) or []
-        pairs = getaddresses([str(v) for v in values])
-    except Exception:  # noqa: BLE001
-        return out
-    for _name, addr in pairs:
+    for _name, addr in header_addresses(msg, name):
         a = normalise_address(addr)
         if a and "@" in a and a not in out:
             out.append(a)
@@ -188,9 +176,9 @@ def summarise(
         to=to,
         cc=cc,
         bcc=[a for a in bcc if a],
-        subject=_header(msg, "Subject"),
-        date=_header(msg, "Date"),
-        message_id_header=_header(msg, "Message-ID"),
+        subject=header_text(msg, "Subject"),
+        date=header_text(msg, "Date"),
+        message_id_header=header_text(msg, "Message-ID"),
         attachments=_attachments(msg),
         size=size,
         sha256=sha256,

@@ -40,6 +40,7 @@ class PortalMessage:
     html_object_id: str | None  # text/html body as received (sanitized when shown), sealed
     attachments: tuple[Part, ...] = ()
     version: int = FORMAT
+    not_shown: int = 0  # parts nested too deep to be parsed (core.mime_text.MAX_DEPTH)
 
     def to_json(self) -> bytes:
         return json.dumps(dataclasses.asdict(self), separators=(",", ":")).encode()

@@ -9,14 +9,13 @@ has. Nothing here raises on a bad message. It is blocking CPU work: run it in a 
 from __future__ import annotations
 
 import dataclasses
-import email
-import email.policy
 import io
 import time
 import warnings
 import zipfile
 from email.message import Message
 
+from core.mime_text import header_text, parse_message, text_of
 from core.policy.textutil import html_to_text, sniff_type
 
 CHUNK = 64 * 1024
@@ -88,11 +87,11 @@ class _Budget:
 
 def extract_facts(raw: bytes, limits: Limits = Limits()) -> MessageFacts:  # noqa: B008
     budget = _Budget(limits)
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    msg = parse_message(raw)
     headers = []
     for name, value in msg.raw_items():
-        headers.append((name.lower(), _header_text(msg, name, value)))
-    subject = _decoded(msg, "subject")
+        headers.append((name.lower(), text_of(value)))
+    subject = header_text(msg, "subject")
     body: list[str] = []
     texts: list[str] = []
     attachments: list[Attachment] = []
@@ -120,7 +119,7 @@ def extract_facts(raw: bytes, limits: Limits = Limits()) -> MessageFacts:  # noq
     return MessageFacts(
         subject=subject,
         headers=tuple(headers),
-        from_header=_decoded(msg, "from"),
+        from_header=header_text(msg, "from"),
         size=len(raw),
         body="\n".join(t for t in body if t),
         attachment_text="\n".join(t for t in texts if t),
@@ -282,18 +281,3 @@ def _filename(part: Message) -> str | None:
         return part.get_filename()
     except Exception:  # noqa: BLE001 - a malformed parameter counts as no name
         return None
-
-
-def _decoded(msg: Message, name: str) -> str:
-    try:
-        value = msg.get(name)
-    except Exception:  # noqa: BLE001 - a malformed header counts as absent
-        return ""
-    return " ".join(str(value).split()) if value is not None else ""
-
-
-def _header_text(msg: Message, name: str, value: object) -> str:
-    try:
-        return " ".join(str(msg.policy.header_fetch_parse(name, value)).split())  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001
-        return " ".join(str(value).split())

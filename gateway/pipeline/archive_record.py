@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from email.message import EmailMessage
-from email.parser import BytesParser
-from email.policy import default as default_policy
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +20,7 @@ from archive import index
 from archive.models import ArchiveEntry, JournalEntry
 from core.errors import NotFound
 from core.hashing import sha256_hex
+from core.mime_text import parse_message
 from core.models import Message
 from core.services import Services
 from gateway.pipeline.journal import DISPOSITION_JOURNAL, MalformedReport, parse_report
@@ -69,10 +68,10 @@ def _journal_summary(raw: bytes, envelope_from: str) -> index.Summary:
     try:
         report = parse_report(raw)
     except (MalformedReport, Exception):  # noqa: BLE001 - archived whole, as journal.py does
-        msg = BytesParser(policy=default_policy).parsebytes(raw)
+        msg = parse_message(raw)
         return index.summarise(msg, len(raw), sha256_hex(raw), envelope_from)
     original = report.original
-    msg = BytesParser(policy=default_policy).parsebytes(original)
+    msg = parse_message(original)
     rcpts: list[str] = []
     for r in report.recipients:
         rcpts.append(r.address)

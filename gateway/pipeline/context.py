@@ -8,11 +8,11 @@ from email.message import EmailMessage
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.mime_text import header_text
 from core.models import Message, MessageRecipient, Tenant
 from core.services import Services
 from gateway.headers import replace_field, strip_fields
 from gateway.pipeline.decide import Verdict
-from gateway.pipeline.triggers import header_text
 
 
 @dataclasses.dataclass

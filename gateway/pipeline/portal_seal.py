@@ -8,16 +8,25 @@ sealed, so a large file is not held decoded in memory on top of the parsed messa
 from __future__ import annotations
 
 import asyncio
-import binascii
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from email.message import EmailMessage
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.addresses import valid_or_empty
+from core.mime_text import (
+    b64_tolerant,
+    header_addresses,
+    header_text,
+    part_filename,
+    part_text,
+    parts_not_shown,
+    shown_address,
+)
 from core.portal_message import Part, PortalMessage
 from core.storage.vault import Vault
-from gateway.pipeline.triggers import header_text
 
 B64_SLICE = 1024 * 1024  # characters of base64 text decoded at a time
 
@@ -35,16 +44,18 @@ class _Digest:
 
 
 def _b64_chunks(text: str) -> Iterator[bytes]:
-    carry = ""
+    """Decoded slice by slice; characters outside the alphabet are skipped, as readers do."""
+    carry = b""
     for i in range(0, len(text), B64_SLICE):
-        piece = carry + "".join(text[i : i + B64_SLICE].split())
+        piece = carry + re.sub(
+            rb"[^A-Za-z0-9+/]", b"", text[i : i + B64_SLICE].encode("ascii", "ignore")
+        )
         cut = len(piece) - len(piece) % 4
         if cut:
-            yield binascii.a2b_base64(piece[:cut])
+            yield b64_tolerant(piece[:cut])
         carry = piece[cut:]
-    carry = carry.rstrip("=")
-    if len(carry) > 1:
-        yield binascii.a2b_base64(carry + "=" * (-len(carry) % 4))
+    if carry:
+        yield b64_tolerant(carry)
 
 
 def decoded_chunks(part: EmailMessage) -> Iterator[bytes]:
@@ -59,7 +70,11 @@ def decoded_chunks(part: EmailMessage) -> Iterator[bytes]:
     ):
         yield from _b64_chunks(payload)
         return
-    yield part.get_payload(decode=True) or b""
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001 - a broken transfer encoding: keep the raw text
+        payload = str(part.get_payload()).encode("utf-8", "surrogateescape")
+    yield payload if isinstance(payload, bytes) else b""
 
 
 def _leaves(part: EmailMessage) -> Iterator[EmailMessage]:
@@ -73,35 +88,23 @@ def _leaves(part: EmailMessage) -> Iterator[EmailMessage]:
 
 
 def _addresses(msg: EmailMessage, name: str) -> tuple[str, ...]:
-    try:
-        header = msg.get(name)
-        if header is None:
-            return ()
-        return tuple(str(a) for a in header.addresses)
-    except Exception:  # noqa: BLE001 - malformed address header: show it as text
-        return (header_text(msg, name),)
+    return tuple(shown_address(n, a) for n, a in header_addresses(msg, name))
 
 
 def sender_of(msg: EmailMessage, fallback: str) -> tuple[str, str, str]:
-    """``(as displayed, display name, address)`` of the From header."""
-    try:
-        header = msg.get("From")
-        if header is not None and header.addresses:
-            addr = header.addresses[0]
-            return str(addr), addr.display_name, addr.addr_spec
-    except Exception:  # noqa: BLE001, S110 - a malformed From: fall back to the envelope
-        pass
-    return fallback, "", fallback
+    """``(as displayed, display name, address)`` of the (first) From header; the envelope
+    sender stands in for an address that is missing or is not one."""
+    found = header_addresses(msg, "From", first_only=True)
+    name, addr = found[0] if found else ("", "")
+    if not valid_or_empty(addr):
+        return shown_address(name, fallback), name, fallback
+    return shown_address(name, addr), name, addr
 
 
 def _body_text(part: EmailMessage | None) -> bytes | None:
     if part is None:
         return None
-    try:
-        content = part.get_content()
-    except (LookupError, ValueError):  # unknown charset: keep the bytes readable
-        content = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
-    return content.encode("utf-8") if isinstance(content, str) else bytes(content)
+    return part_text(part).encode("utf-8")
 
 
 async def seal_parts(
@@ -129,14 +132,14 @@ async def seal_parts(
             continue
         digest = _Digest()
         obj = await vault.seal(session, tenant_id, digest.over(decoded_chunks(leaf)), kind="part")
-        content_id = (leaf.get("Content-ID") or "").strip().strip("<>")
+        content_id = header_text(leaf, "Content-ID").strip("<>")
         inline = leaf.get_content_disposition() == "inline" or (
             bool(content_id) and leaf.get_content_disposition() != "attachment"
         )
         attachments.append(
             Part(
                 object_id=obj.id,
-                filename=leaf.get_filename() or f"attachment-{n}",
+                filename=part_filename(leaf) or f"attachment-{n}",
                 content_type=leaf.get_content_type(),
                 size=digest.size,
                 sha256=digest.sha.hexdigest(),
@@ -153,6 +156,7 @@ async def seal_parts(
         cc=_addresses(msg, "Cc"),
         date=header_text(msg, "Date"),
         message_id_header=header_text(msg, "Message-ID"),
+        not_shown=parts_not_shown(msg),
         text_object_id=text_id,
         html_object_id=html_id,
         attachments=tuple(attachments),

@@ -19,21 +19,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from email.message import EmailMessage
-from email.parser import BytesParser
-from email.policy import default as default_policy
 
 from sqlalchemy import select, update
 
 from core import logcontext
 from core.config.settings import Settings
 from core.leases import owner_id
+from core.mime_text import header_text, parse_message
 from core.models import Message, MessageRecipient, Tenant, now
 from core.services import Services
 from gateway.pipeline import archive_record, failure
 from gateway.pipeline.context import Context
 from gateway.pipeline.outcome import record_outcome
 from gateway.pipeline.table import HANDLERS, PIPELINES
-from gateway.pipeline.triggers import header_text, strip_keywords
+from gateway.pipeline.triggers import strip_keywords
 from gateway.pipeline.verdicts import verdicts_for
 
 log = logging.getLogger("sealmail.gateway.pipeline")
@@ -79,7 +78,7 @@ _ONE_OFF_ROUNDS = PipelineState()
 
 
 def _parse(raw: bytes) -> EmailMessage:
-    return BytesParser(policy=default_policy).parsebytes(raw)  # type: ignore[return-value]
+    return parse_message(raw)
 
 
 async def _claim(services: Services, limit: int, owner: str) -> list[tuple[str, float]]:

@@ -11,19 +11,11 @@ import re
 from collections.abc import Iterable
 from email.message import EmailMessage
 
+from core.mime_text import header_text
 from core.models import Tenant
 
 ENCRYPT_HEADER = "X-Sealmail-Encrypt"
 _YES = ("yes", "true", "1", "on")
-
-
-def header_text(msg: EmailMessage, name: str) -> str:
-    """A header's decoded, unfolded value (RFC 2047 words joined), or ``""``."""
-    try:
-        value = msg.get(name)
-    except Exception:  # noqa: BLE001 - a malformed header counts as absent
-        return ""
-    return " ".join(str(value).split()) if value is not None else ""
 
 
 def subject_keyword(subject: str, keywords: Iterable[str]) -> str | None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import html
 from email.message import EmailMessage
-from email.parser import BytesParser
-from email.policy import default as default_policy
 from typing import Any
 
 import nh3
@@ -23,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from core import quarantine
 from core.audit import audit
 from core.errors import NotFound
+from core.mime_text import clean_lines, header_text, parse_message
 from core.models import Message
 from portal.admin.context import page_context, quarantine_officer
 from portal.admin.decisions import decisions_of
@@ -66,8 +65,7 @@ def _plain(part: EmailMessage) -> str:
 def _preview(raw: bytes) -> dict[str, Any]:
     """Subject, the text of the body (HTML reduced to text: nothing of it is rendered) and
     attachment names; CPU work, run off the loop."""
-    msg = BytesParser(policy=default_policy).parsebytes(raw)
-    assert isinstance(msg, EmailMessage)
+    msg = parse_message(raw)
     body = msg.get_body(("plain", "html"))
     text = ""
     if isinstance(body, EmailMessage):
@@ -86,10 +84,10 @@ def _preview(raw: bytes) -> dict[str, Any]:
             }
         )
     return {
-        "subject": str(msg.get("subject", "")),
-        "from_header": str(msg.get("from", "")),
-        "to_header": str(msg.get("to", "")),
-        "text": text,
+        "subject": header_text(msg, "subject"),
+        "from_header": header_text(msg, "from"),
+        "to_header": header_text(msg, "to"),
+        "text": clean_lines(text),
         "attachments": attachments,
     }
 

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core.mime_text import clean
 from core.models import Message, PortalAccess
 from core.portal_message import PortalMessage
 from portal.reader.access import live_access, recipient_session, signed_in_context
@@ -19,7 +20,7 @@ INBOX_LIMIT = 200
 def _short_date(header: str) -> str:
     try:
         when = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return header[:40]
     return when.strftime("%d %b %Y")
 
@@ -54,9 +55,9 @@ async def inbox(request: Request) -> Response:
             items.append(
                 {
                     "id": msg.id,
-                    "sender": pm.sender_name or pm.sender,
-                    "subject": pm.subject,
-                    "date": _short_date(pm.date) if pm.date else "",
+                    "sender": clean(pm.sender_name or pm.sender),
+                    "subject": clean(pm.subject),
+                    "date": _short_date(clean(pm.date)) if pm.date else "",
                 }
             )
         ctx = await signed_in_context(s, current)

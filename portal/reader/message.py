@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.audit import audit
+from core.mime_text import MAX_DEPTH, clean, clean_lines
 from portal.reader.access import load_message, recipient_session, signed_in_context
 from portal.sanitize import sanitize_html
 from portal.security import BODY_CSP
@@ -40,17 +41,20 @@ async def message(request: Request) -> Response:
         text = None
         if view == "text" and pm.text_object_id:
             raw = await st.services.vault.read(s, current.tenant_id, pm.text_object_id)
-            text = raw.decode("utf-8", "replace")
+            text = clean_lines(raw.decode("utf-8", "replace"))
         ctx = await signed_in_context(s, current)
         await audit(s, current.tenant_id, current.email, "portal.message.viewed", msg.id)
         await s.commit()
     ctx.update(
         message_id=msg.id,
-        subject=pm.subject,
-        sender=pm.sender,
-        to=list(pm.to),
-        cc=list(pm.cc),
-        date=pm.date,
+        # cleaned again: a message sealed before core.mime_text may hold raw bytes
+        subject=clean(pm.subject),
+        sender=clean(pm.sender),
+        to=[clean(a) for a in pm.to],
+        cc=[clean(a) for a in pm.cc],
+        date=clean(pm.date),
+        not_shown=pm.not_shown,
+        max_depth=MAX_DEPTH,
         view=view,
         text=text,
         has_text=bool(pm.text_object_id),

@@ -26,6 +26,7 @@ from starlette.responses import RedirectResponse, Response
 from core import quarantine
 from core.audit import audit
 from core.errors import NotFound, PermanentError
+from core.mime_text import clean, header_text
 from core.models import Message
 from core.portal_message import PortalMessage
 from portal.admin.context import page_context
@@ -62,7 +63,7 @@ async def _subject(st: PortalState, s: AsyncSession, msg: Message) -> str:
     try:
         if msg.meta_object_id:
             meta = await st.services.vault.read(s, msg.tenant_id, msg.meta_object_id)
-            return PortalMessage.from_json(meta).subject
+            return clean(PortalMessage.from_json(meta).subject)
         head = bytearray()
         stream = await st.services.vault.stream(s, msg.tenant_id, msg.raw_object_id)
         async with contextlib.aclosing(stream):  # type: ignore[type-var]
@@ -71,7 +72,7 @@ async def _subject(st: PortalState, s: AsyncSession, msg: Message) -> str:
                 if b"\r\n\r\n" in head or b"\n\n" in head or len(head) >= HEADER_LIMIT:
                     break
         parsed = BytesHeaderParser(policy=default_policy).parsebytes(bytes(head[:HEADER_LIMIT]))
-        return " ".join(str(parsed.get("subject", "")).split())
+        return header_text(parsed, "subject")
     except (NotFound, PermanentError, ValueError, LookupError):
         return "(not available)"
 

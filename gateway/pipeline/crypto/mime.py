@@ -7,8 +7,9 @@ import io
 from collections.abc import Iterable
 from email.generator import BytesGenerator
 from email.message import EmailMessage, MIMEPart
-from email.parser import BytesParser
-from email.policy import SMTP, default
+from email.policy import SMTP
+
+from core.mime_text import parse_message
 
 # Headers a reader sees; copied into the encrypted part when the subject is protected
 # (draft-autocrypt-lamps-protected-headers, "protected-headers=v1").
@@ -18,15 +19,22 @@ INTERNAL_PREFIX = "x-sealmail-"
 
 
 def parse(raw: bytes) -> EmailMessage:
-    msg = BytesParser(policy=default).parsebytes(raw)
-    assert isinstance(msg, EmailMessage)
-    return msg
+    return parse_message(raw)
 
 
 def to_bytes(part: MIMEPart) -> bytes:
     buf = io.BytesIO()
     BytesGenerator(buf, mangle_from_=False, policy=SMTP).flatten(part)
     return buf.getvalue()
+
+
+def _add(msg: EmailMessage, name: str, value: object) -> None:
+    """Add a header, skipping a second copy of one that may appear once (From, Subject,
+    Content-Type...): the first counts, as it does for the portal and the policy."""
+    limit = msg.policy.header_max_count(name)
+    if limit is not None and len(msg.get_all(name, ())) >= limit:
+        return
+    msg[name] = value
 
 
 def _is_content(name: str) -> bool:
@@ -45,9 +53,9 @@ def split(raw: bytes, *, protect: bool) -> tuple[list[tuple[str, object]], Email
     if protect:
         for n, v in outer:
             if n.lower() in PROTECTED:
-                msg[n] = v
+                _add(msg, n, v)
     for n, v in content:
-        msg[n] = v
+        _add(msg, n, v)
     if protect:
         if msg.get("Content-Type") is None:
             msg["Content-Type"] = "text/plain; charset=us-ascii"
@@ -61,7 +69,7 @@ def start(outer: Iterable[tuple[str, object]]) -> EmailMessage:
     """A new message carrying the ``outer`` headers (and ``MIME-Version``), no body yet."""
     msg = EmailMessage(policy=SMTP)
     for n, v in outer:
-        msg[n] = v
+        _add(msg, n, v)
     if msg.get("MIME-Version") is None:
         msg["MIME-Version"] = "1.0"
     return msg
