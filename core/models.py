@@ -274,6 +274,8 @@ class PortalSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float, default=now)
     expires_at: Mapped[float] = mapped_column(Float)
+    # a pending sign-in's code tries, counted before each compare (portal.signin.stores)
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 # --- outbox --------------------------------------------------------------------------------
