@@ -4,6 +4,10 @@
 loopback, one browser's cookies, on SQLite and on PostgreSQL): the failure audit rows say
 how many guesses were compared with the code, at most 5; afterwards the right code is
 refused and no session was opened.
+
+SMTP AUTH tries are limited per client address and per username across sessions (10 in 15
+minutes each): over either limit the right password gets ``454 4.7.0``; loopback addresses
+127.0.0.x stand for different clients.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import asyncio
 import html
 import json
 import re
+import smtplib
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -184,3 +190,57 @@ def test_parallel_wrong_guesses_get_at_most_five_compares(
             email=email,
             pending_kind=kinds[door],
         )
+
+
+# --- SMTP AUTH ------------------------------------------------------------------------------
+
+AUTH_LIMIT = 10
+
+
+def _auth(product: Product, source: str, username: str, password: str) -> int:
+    """One session from ``source``: STARTTLS, one AUTH; the reply code."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP(
+        "127.0.0.1", product.smtp_port, timeout=HTTP_TIMEOUT, source_address=(source, 0)
+    ) as smtp:
+        smtp.starttls(context=ctx)
+        smtp.ehlo()
+        smtp.user, smtp.password = username, password
+        try:
+            smtp.auth("PLAIN", smtp.auth_plain)  # one try (login() tries every mechanism)
+        except smtplib.SMTPResponseException as err:
+            return err.smtp_code
+        return 235
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_smtp_auth_is_limited_per_address_and_per_username_across_sessions(
+    tmp_path: Path, sink: SmtpSink, db_url: str
+) -> None:
+    product = Product(tmp_path / "sealmail", sink.port)
+    product.init(database_url=db_url)
+    acme = product.create_tenant("Acme", "acme.example")
+    beta = product.create_tenant("Beta", "beta.example")
+    product.start()
+    a_user, a_pass = acme["smtp_username"], acme["smtp_password"]
+    b_user, b_pass = beta["smtp_username"], beta["smtp_password"]
+
+    # one address, many sessions in parallel, wrong passwords and unknown usernames alike:
+    # exactly AUTH_LIMIT are checked (535, the same for both), the rest get 454
+    guesses = [(a_user, "wrong") if i % 6 == 0 else (f"nobody{i}", "wrong") for i in range(24)]
+    with ThreadPoolExecutor(12) as pool:
+        codes = list(pool.map(lambda g: _auth(product, "127.0.0.2", *g), guesses))
+    assert sorted(codes) == [454] * (24 - AUTH_LIMIT) + [535] * AUTH_LIMIT, codes
+    assert _auth(product, "127.0.0.2", a_user, a_pass) == 454  # the right password too
+    # another address is not held back by it, and its success frees nothing for 127.0.0.2
+    assert _auth(product, "127.0.0.1", a_user, a_pass) == 235
+    assert _auth(product, "127.0.0.2", b_user, b_pass) == 454
+
+    # one username from several addresses, each under its own limit
+    for n in range(AUTH_LIMIT):
+        assert _auth(product, f"127.0.0.{10 + n % 5}", b_user, "wrong") == 535
+    assert _auth(product, "127.0.0.20", b_user, b_pass) == 454
+    assert _auth(product, "127.0.0.20", a_user, a_pass) == 235  # that address may still

@@ -1,4 +1,5 @@
-"""a pending sign-in counts its code tries on its own row
+"""a pending sign-in counts its code tries on its own row; SMTP AUTH failures counted
+per client address and username
 
 Revision ID: 0010
 Revises: 0009
@@ -19,8 +20,16 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("portal_sessions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("tries", sa.Integer(), server_default="0", nullable=False))
+    op.create_table(
+        "smtp_auth_failures",
+        sa.Column("key", sa.String(length=80), nullable=False),
+        sa.Column("tries", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("window_start", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("smtp_auth_failures")
     with op.batch_alter_table("portal_sessions", schema=None) as batch_op:
         batch_op.drop_column("tries")
