@@ -38,17 +38,3 @@ class KeyLookup(Base):
     email: Mapped[str] = mapped_column(String(320), primary_key=True)
     found: Mapped[bool] = mapped_column(Boolean, default=False)
     checked_at: Mapped[float] = mapped_column(Float, default=now)
-
-
-# --- SMTP AUTH failures (issue 11) ------------------------------------------------------------
-
-
-class AuthFailureCount(Base):
-    """SMTP AUTH tries counted per client address and per username across sessions and
-    processes (:mod:`gateway.intake.auth_limits`). ``key`` is ``ip:<address>`` or
-    ``user:<SHA-256 of the username>``; ``tries`` counts since ``window_start``."""
-
-    __tablename__ = "smtp_auth_failures"
-    key: Mapped[str] = mapped_column(String(80), primary_key=True)
-    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    window_start: Mapped[float] = mapped_column(Float, default=now)

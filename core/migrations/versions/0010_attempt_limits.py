@@ -1,5 +1,5 @@
-"""a pending sign-in counts its code tries on its own row; SMTP AUTH failures counted
-per client address and username
+"""a pending sign-in counts its code tries on its own row; tries at a secret (SMTP AUTH,
+agent keys) counted per key in attempt_counters
 
 Revision ID: 0010
 Revises: 0009
@@ -21,8 +21,8 @@ def upgrade() -> None:
     with op.batch_alter_table("portal_sessions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("tries", sa.Integer(), server_default="0", nullable=False))
     op.create_table(
-        "smtp_auth_failures",
-        sa.Column("key", sa.String(length=80), nullable=False),
+        "attempt_counters",
+        sa.Column("key", sa.String(length=120), nullable=False),
         sa.Column("tries", sa.Integer(), server_default="0", nullable=False),
         sa.Column("window_start", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("key"),
@@ -30,6 +30,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("smtp_auth_failures")
+    op.drop_table("attempt_counters")
     with op.batch_alter_table("portal_sessions", schema=None) as batch_op:
         batch_op.drop_column("tries")
