@@ -274,6 +274,22 @@ class PortalSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float, default=now)
     expires_at: Mapped[float] = mapped_column(Float)
+    # a pending sign-in's code tries, counted before each compare (portal.signin.stores)
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+# --- attempt limits ---------------------------------------------------------------------------
+
+
+class AttemptCounter(Base):
+    """Tries at a secret counted per key (``ip:...``, ``user:...``) in a window, taken
+    before the secret is checked (:mod:`core.attempts`): SMTP AUTH, the support desk's
+    agent keys."""
+
+    __tablename__ = "attempt_counters"
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    window_start: Mapped[float] = mapped_column(Float, default=now)
 
 
 # --- outbox --------------------------------------------------------------------------------

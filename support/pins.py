@@ -5,8 +5,10 @@ included — can read it back: "seeing" one's PIN in the portal means getting a 
 once) or choosing one. Five failed checks within 24 hours lock the PIN: every later check
 answers ``locked``, even with the right PIN, until the contact resets it at ``/pin``. The
 lock is taken by a conditional UPDATE, so exactly one check sees it happen and the contact is
-emailed once. Every check is recorded (:class:`support.models.SupportPinCheck`) and audited;
-the PIN itself never is.
+emailed once. A check takes the PIN's row lock before it counts and compares, so parallel
+checks of one PIN are compared one after another and the fifth miss stops the rest. Every
+check is recorded (:class:`support.models.SupportPinCheck`) and audited; the PIN itself
+never is.
 
 This module returns what happened (``CheckResult.locked_now``); :mod:`support.notify` tells
 the contacts.
@@ -165,6 +167,22 @@ async def _failures(session: AsyncSession, contact_id: str, since: float) -> int
     return int((await session.execute(stmt)).scalar() or 0)
 
 
+async def _hold(session: AsyncSession, views: list[ContactView]) -> None:
+    """Take the write lock on each PIN about to be compared, then read it again: checks of
+    one PIN run one after the other until the caller commits, so each counts the misses
+    before it and at most ``MAX_FAILURES`` compares ever happen, however many checks run
+    in parallel (a row lock on PostgreSQL, the database's write lock on SQLite)."""
+    held = sorted((v for v in views if v.pin is not None), key=lambda v: v.contact.id)
+    for v in held:
+        assert v.pin is not None
+        await session.execute(
+            update(SupportPin)
+            .where(SupportPin.contact_id == v.contact.id)
+            .values(set_at=SupportPin.set_at)
+        )
+        await session.refresh(v.pin)
+
+
 async def _record(
     session: AsyncSession,
     key: bytes,
@@ -218,7 +236,15 @@ async def check_pin(
         await asyncio.to_thread(verify_password, _dummy_hash(), given)  # same time either way
         await _record(session, key, None, address, agent, Result.NO_CONTACT, t)
         return CheckResult(address, Result.NO_CONTACT, None, [], [], 0)
+    await _hold(session, views)
     usable = [v for v in views if v.pin is not None and v.pin.locked_at is None]
+    for v in usable:
+        assert v.pin is not None
+        if await _failures(session, v.contact.id, max(t - FAILURE_WINDOW, v.pin.set_at)) >= (
+            MAX_FAILURES
+        ):
+            usable = []  # five misses already (a lock not yet taken): compare nothing
+            break
     for v in usable:
         assert v.pin is not None
         right: bool = await asyncio.to_thread(verify_password, v.pin.pin_hash, given)

@@ -24,7 +24,7 @@ from core.accounts.tenants import get_tenant
 from core.models import Tenant
 from core.services import Services
 from core.writegate import WriteGate
-from gateway.intake import identity, replies
+from gateway.intake import auth_limits, identity, replies
 from gateway.intake.committer import GroupCommitter
 from gateway.intake.incoming import IncomingMessage
 from gateway.intake.listener import Gateway
@@ -70,9 +70,17 @@ class IntakeHandler:
             user, secret = login.decode("utf-8"), password.decode("utf-8")
         except UnicodeDecodeError:
             return False
+        db = self.services.db
+        counters = auth_limits.keys(server.client_ip or "", user)
         try:
-            async with self.services.db.session() as s:
+            # count the try first; over a limit the password is not looked at
+            if not await auth_limits.claim(db, counters):
+                log.warning("AUTH refused for %r from %s: too many tries", user, server.client_ip)
+                return replies.REPLY_AUTH_TEMPFAIL
+            async with db.session() as s:
                 tenant = await authenticate_smtp(s, user, secret)
+            if tenant is not None:
+                await auth_limits.give_back(db, counters)
         except Exception as exc:  # noqa: BLE001 - our failure: the client retries
             log.error("AUTH check failed: %s", exc)
             return replies.REPLY_AUTH_TEMPFAIL

@@ -163,7 +163,16 @@ async def verify(request: Request, door: Door = ADMIN_DOOR) -> Response:
             return response
         await count(s, buckets)
         if user is not None:
-            await audit(s, user.tenant_id, user.email, f"{door.name}.code.failed", user.id, ip=ip)
+            await audit(
+                s,
+                user.tenant_id,
+                user.email,
+                f"{door.name}.code.failed",
+                user.id,
+                ip=ip,
+                reason=outcome.reason,
+                checked=outcome.checked,
+            )
         await s.commit()
     return _code_page(st, door, nonce, "", error=_WRONG, status=400)
 

@@ -199,7 +199,13 @@ async def verify(request: Request) -> Response:
             return response
         await count(s, buckets)
         await audit(
-            s, tenant.id, access.recipient, "portal.code.failed", access.id, reason=outcome.reason
+            s,
+            tenant.id,
+            access.recipient,
+            "portal.code.failed",
+            access.id,
+            reason=outcome.reason,
+            checked=outcome.checked,
         )
         await s.commit()
     ctx = _page_context(st, token, access, tenant, nonce_of(request) or "")

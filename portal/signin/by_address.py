@@ -56,5 +56,4 @@ def pending_of(
     pending = PendingSignin(door.pending_kind, secret)
     if not pending.id_hash:
         return None
-    buckets = door.limits.failures(pending.id_hash, ip)
-    return PendingSignin(door.pending_kind, secret, buckets[0][0]), buckets
+    return pending, door.limits.failures(pending.id_hash, ip)

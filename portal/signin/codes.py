@@ -1,7 +1,9 @@
 """The one-time code and its check: 6 digits from :mod:`secrets`, stored only as a keyed hash
 bound to the row that holds it, 10 minutes, single use (a conditional statement only one
-request can win), 5 tries, and only the newest code counts. Where a code rests differs by
-door (:mod:`portal.signin.stores`); how it is checked does not (:func:`check`)."""
+request can win), 5 tries (each counted by a conditional statement before the code is
+compared, so parallel guesses cannot share one count), and only the newest code counts.
+Where a code rests differs by door (:mod:`portal.signin.stores`); how it is checked does
+not (:func:`check`)."""
 
 from __future__ import annotations
 
@@ -65,12 +67,13 @@ class Store(Protocol):
 
     async def newest(self, session: AsyncSession) -> Held | None: ...
 
-    async def take(self, session: AsyncSession, held: Held) -> bool:
-        """Use ``held`` up; True for exactly one of any number of concurrent callers."""
+    async def claim(self, session: AsyncSession, held: Held) -> int | None:
+        """Count one try at ``held`` before its code is compared, in one conditional
+        statement; the tries now, or None when it has none left (nothing may be compared)."""
         ...
 
-    async def fail(self, session: AsyncSession, held: Held) -> int:
-        """Count a wrong try; returns the failures now."""
+    async def take(self, session: AsyncSession, held: Held) -> bool:
+        """Use ``held`` up; True for exactly one of any number of concurrent callers."""
         ...
 
 
@@ -79,6 +82,7 @@ class Outcome:
     ok: bool
     reason: str = ""  # "", "wrong", "dead" (used up, expired, too many tries), "none"
     tries_left: int = 0
+    checked: bool = False  # the code was compared (a try was counted first)
 
 
 async def check(
@@ -96,10 +100,14 @@ async def check(
         return Outcome(False, "none")
     if held.used or held.failures >= MAX_FAILURES or held.expires_at <= now():
         return Outcome(False, "dead")
+    # count the try first: of any number of concurrent tries, at most MAX_FAILURES get past
+    tries = await store.claim(session, held)
+    if tries is None:
+        return Outcome(False, "dead")
     given = hash_code(key, held.row_id, normalize(submitted))
     if hmac.compare_digest(held.code_hash, given) and allowed:
         if await store.take(session, held):
-            return Outcome(True)
-        return Outcome(False, "dead")
-    left = max(0, MAX_FAILURES - await store.fail(session, held))
-    return Outcome(False, "wrong" if left else "dead", left)
+            return Outcome(True, checked=True)
+        return Outcome(False, "dead", checked=True)
+    left = max(0, MAX_FAILURES - tries)
+    return Outcome(False, "wrong" if left else "dead", left, checked=True)

@@ -2,12 +2,17 @@
 
 - :class:`AccessCodes`: a recipient's codes, rows of ``portal_codes`` bound to the
   ``PortalAccess`` of their link, so any browser holding the link may enter the code; the
-  row counts its own wrong tries and is used up by a conditional ``UPDATE``.
+  row counts its own tries (``failures``, the right one included) and is used up by a
+  conditional ``UPDATE``.
 - :class:`PendingSignin`: a typed-address door's code (``/admin``, ``/sent``, ``/pin``), held
   by the browser that asked for it: a random secret in the door's pending cookie whose
   SHA-256 keys a ``portal_sessions`` row of the door's pending kind with no tenant (so it can
-  never act as a session), the identity it is for and the keyed hash of the code. Its wrong
-  tries are the door's rate-limit bucket for it; it is used up by a conditional ``DELETE``.
+  never act as a session), the identity it is for and the keyed hash of the code. The row
+  counts its own tries (``tries``); it is used up by a conditional ``DELETE``.
+
+Both count a try with ``UPDATE ... SET n = n + 1 WHERE id = ? AND n < 5`` before the code
+is compared, and compare only when that statement changed the row: the database serialises
+the statements, so 40 parallel guesses get at most 5 compares.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.hashing import sha256_hex
 from core.ids import new_id, new_token
 from core.models import OneTimeCode, PortalSession, now
-from portal import ratelimit
 from portal.signin.codes import CODE_LIFETIME, MAX_FAILURES, Held, hash_code, new_code
 
 _MAX_SECRET = 200
@@ -68,35 +72,38 @@ class AccessCodes:
             CursorResult[Any],
             await session.execute(
                 update(OneTimeCode)
-                .where(
-                    OneTimeCode.id == held.row_id,
-                    OneTimeCode.used.is_(False),
-                    OneTimeCode.failures < MAX_FAILURES,
-                )
+                .where(OneTimeCode.id == held.row_id, OneTimeCode.used.is_(False))
                 .values(used=True)
             ),
         )
         return result.rowcount == 1
 
-    async def fail(self, session: AsyncSession, held: Held) -> int:
-        await session.execute(
-            update(OneTimeCode)
-            .where(OneTimeCode.id == held.row_id)
-            .values(failures=OneTimeCode.failures + 1)
+    async def claim(self, session: AsyncSession, held: Held) -> int | None:
+        result = cast(
+            CursorResult[Any],
+            await session.execute(
+                update(OneTimeCode)
+                .where(
+                    OneTimeCode.id == held.row_id,
+                    OneTimeCode.used.is_(False),
+                    OneTimeCode.failures < MAX_FAILURES,
+                )
+                .values(failures=OneTimeCode.failures + 1)
+            ),
         )
+        if result.rowcount != 1:
+            return None
         stmt = select(OneTimeCode.failures).where(OneTimeCode.id == held.row_id)
         return int((await session.execute(stmt)).scalar_one())
 
 
 class PendingSignin:
     """One browser's pending sign-in at a typed-address door (a ``portal_sessions`` row of
-    kind ``kind``). ``secret`` is the pending cookie's value ("" or junk: none);
-    ``failure_bucket`` counts its wrong tries."""
+    kind ``kind``). ``secret`` is the pending cookie's value ("" or junk: none)."""
 
-    def __init__(self, kind: str, secret: str, failure_bucket: str = "") -> None:
+    def __init__(self, kind: str, secret: str) -> None:
         self.kind = kind
         self.id_hash = sha256_hex(secret) if secret and len(secret) <= _MAX_SECRET else ""
-        self.failure_bucket = failure_bucket
 
     @classmethod
     def fresh(cls, kind: str) -> tuple[PendingSignin, str]:
@@ -139,8 +146,26 @@ class PendingSignin:
         row = await session.get(PortalSession, self.id_hash)
         if row is None or row.kind != self.kind or row.expires_at <= now():
             return None
-        failures = await ratelimit.count(session, self.failure_bucket, ratelimit.HOUR)
-        return Held(row.id_hash, row.csrf_token, row.expires_at, failures, subject=row.email)
+        return Held(row.id_hash, row.csrf_token, row.expires_at, row.tries, subject=row.email)
+
+    async def claim(self, session: AsyncSession, held: Held) -> int | None:
+        result = cast(
+            CursorResult[Any],
+            await session.execute(
+                update(PortalSession)
+                .where(
+                    PortalSession.id_hash == held.row_id,
+                    PortalSession.kind == self.kind,
+                    PortalSession.tries < MAX_FAILURES,
+                    PortalSession.expires_at > now(),
+                )
+                .values(tries=PortalSession.tries + 1)
+            ),
+        )
+        if result.rowcount != 1:
+            return None
+        stmt = select(PortalSession.tries).where(PortalSession.id_hash == held.row_id)
+        return int((await session.execute(stmt)).scalar_one())
 
     async def take(self, session: AsyncSession, held: Held) -> bool:
         result = cast(
@@ -152,7 +177,3 @@ class PendingSignin:
             ),
         )
         return result.rowcount == 1
-
-    async def fail(self, session: AsyncSession, held: Held) -> int:
-        # the door records the failure in ``failure_bucket`` with its other limits
-        return held.failures + 1

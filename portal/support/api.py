@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from core import attempts
 from core.addresses import valid_or_empty
 from portal import ratelimit
 from portal.state import client_ip, portal
@@ -28,14 +29,14 @@ async def api_verify(request: Request) -> Response:
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip() or len(key) > 200:
         return _api_error(401, "missing bearer agent key", {"WWW-Authenticate": "Bearer"})
+    # the try is counted before the key is checked, so parallel tries cannot pass the limit
+    if not await attempts.claim(st.services.db, [(bucket, AGENT_LOGIN_FAILURES)], ratelimit.HOUR):
+        return _api_error(429, "too many failed attempts", {"Retry-After": "3600"})
     async with st.services.db.session() as s:
-        if await ratelimit.exceeded(s, [(bucket, AGENT_LOGIN_FAILURES)], ratelimit.HOUR):
-            return _api_error(429, "too many failed attempts", {"Retry-After": "3600"})
         agent = await agents.agent_by_bearer(s, key)
         if agent is None:
-            await ratelimit.record(s, [bucket], ratelimit.HOUR)
-            await s.commit()
             return _api_error(401, "invalid agent key", {"WWW-Authenticate": "Bearer"})
+        await attempts.give_back(st.services.db, [bucket])
         try:
             body = await request.json()
         except (ValueError, RecursionError):  # RecursionError: nested too deep

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from core import attempts
 from core.addresses import valid_or_empty
 from core.audit import audit
 from core.hashing import sha256_hex
@@ -76,14 +77,14 @@ async def desk_login(request: Request) -> Response:
         (f"support-login-fail:{sha256_hex(email)}", AGENT_LOGIN_FAILURES),
         (f"support-login-fail-ip:{ip}", AGENT_LOGIN_FAILURES),
     ]
+    # the try is counted before the key is checked, so parallel tries cannot pass the limit
+    if not await attempts.claim(st.services.db, buckets, ratelimit.HOUR):
+        return st.pages.error(429, headers={"Retry-After": "3600"})
     async with st.services.db.session() as s:
-        if await ratelimit.exceeded(s, buckets, ratelimit.HOUR):
-            return st.pages.error(429, headers={"Retry-After": "3600"})
         agent = await agents.agent_by_key(s, email, field(form, "key")) if email else None
         if agent is None:
-            await ratelimit.record(s, [b for b, _ in buckets], ratelimit.HOUR)
-            await s.commit()
             return _login_page(st, nonce, error="That address and key do not match.", status=400)
+        await attempts.give_back(st.services.db, [b for b, _ in buckets])
         await sessions.destroy(s, request)
         cookie, _ = await sessions.create(s, "", agent.email, AGENT_SESSION_KIND)
         await audit(s, None, agent.email, "support.signin", agent.id, ip=ip)

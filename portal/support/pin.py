@@ -159,6 +159,17 @@ async def pin_verify(request: Request) -> Response:
             await s.commit()
             return response
         await count(s, buckets)
+        if email:
+            await audit(
+                s,
+                None,
+                email,
+                "pin.code.failed",
+                "",
+                ip=client_ip(request),
+                reason=outcome.reason,
+                checked=outcome.checked,
+            )
         await s.commit()
     return _pin_code_page(st, nonce, "", error=_WRONG, status=400)
 

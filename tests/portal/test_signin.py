@@ -15,11 +15,10 @@ from starlette.requests import Request
 
 from core.models import OneTimeCode, PortalAccess, PortalSession
 from core.services import Services
-from portal import ratelimit
 from portal.signin import codes
 from portal.signin.by_address import AddressDoor, pending_of, start
 from portal.signin.codes import MAX_FAILURES, Store
-from portal.signin.stores import AccessCodes, PendingSignin
+from portal.signin.stores import AccessCodes
 from tests.portal.conftest import make_tenant, seal_message
 
 KEY = b"k" * 32
@@ -85,14 +84,6 @@ def _wrong(code: str) -> str:
     return f"{(int(code) + 1) % 1_000_000:06d}"
 
 
-async def _record_failure(services: Services, store: Store) -> None:
-    """What a typed-address door does after a wrong try: count it in the failure bucket."""
-    if isinstance(store, PendingSignin):
-        async with services.db.session() as s:
-            await ratelimit.record(s, [store.failure_bucket], ratelimit.HOUR)
-            await s.commit()
-
-
 @pytest.mark.parametrize("where", sorted(MAKERS))
 async def test_of_two_concurrent_right_answers_exactly_one_wins(
     services: Services, where: str
@@ -119,11 +110,35 @@ async def test_the_sixth_try_is_refused(services: Services, where: str) -> None:
     store, code, fresh = await MAKERS[where](services)
     for n in range(MAX_FAILURES):
         outcome = await _check(services, fresh(), _wrong(code))
-        await _record_failure(services, store)
         assert not outcome.ok
         assert outcome.reason == ("wrong" if n < MAX_FAILURES - 1 else "dead")
     outcome = await _check(services, fresh(), code)
     assert (outcome.ok, outcome.reason) == (False, "dead")
+
+
+@pytest.mark.parametrize("where", sorted(MAKERS))
+@pytest.mark.timeout(60)
+async def test_parallel_wrong_guesses_that_all_read_the_code_first_get_five_compares(
+    services: Services, where: str
+) -> None:
+    _store, code, fresh = await MAKERS[where](services)
+    guesses = 12
+    all_read = asyncio.Barrier(guesses)
+
+    async def attempt() -> codes.Outcome:
+        store = fresh()
+        async with services.db.session() as s:
+            held = await store.newest(s)
+            await all_read.wait()  # every guess has seen the code with no tries yet
+            outcome = await codes.check(s, KEY, store, held, _wrong(code))
+            await s.commit()
+        return outcome
+
+    outcomes = await asyncio.gather(*(attempt() for _ in range(guesses)))
+    assert sum(o.checked for o in outcomes) == MAX_FAILURES
+    assert not any(o.ok for o in outcomes)
+    outcome = await _check(services, fresh(), code)
+    assert (outcome.ok, outcome.checked, outcome.reason) == (False, False, "dead")
 
 
 @pytest.mark.parametrize("where", sorted(MAKERS))

@@ -151,6 +151,27 @@ async def test_five_failures_lock_even_the_right_pin_until_reset(services: Servi
         assert (await check(services, "ann@acme.test", pin)).result is pins.Result.NO_MATCH
 
 
+@pytest.mark.timeout(60)
+async def test_parallel_wrong_pins_get_five_compares_then_the_pin_is_locked(
+    services: Services,
+) -> None:
+    _, cid = await make_account(services, "Acme", "acme.test", "ann@acme.test")
+    pin = await give_pin(services, cid)
+    wrong = "000000" if pin != "000000" else "000001"
+
+    async def attempt() -> pins.CheckResult:
+        async with services.db.session() as s:
+            result = await pins.check_pin(s, KEY, "ann@acme.test", wrong, agent="a")
+            await s.commit()
+        return result
+
+    results = await asyncio.gather(*(attempt() for _ in range(12)))
+    compared = [r for r in results if r.result is pins.Result.NO_MATCH]
+    assert len(compared) == pins.MAX_FAILURES, [r.result for r in results]
+    assert sum(bool(r.locked_now) for r in results) == 1
+    assert (await check(services, "ann@acme.test", pin)).result is pins.Result.LOCKED
+
+
 async def test_failures_older_than_a_day_do_not_count(services: Services) -> None:
     _, cid = await make_account(services, "Acme", "acme.test", "ann@acme.test")
     pin = await give_pin(services, cid)
