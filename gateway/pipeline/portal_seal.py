@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from email.message import EmailMessage
 
@@ -34,15 +35,20 @@ class _Digest:
             yield chunk
 
 
+_NOT_B64 = re.compile(r"[^A-Za-z0-9+/]")
+
+
 def _b64_chunks(text: str) -> Iterator[bytes]:
+    """Decode leniently, as mail readers do: characters outside the alphabet (dots, stray
+    punctuation, padding in the middle) are dropped before the quartets are counted;
+    otherwise ``binascii`` skips them itself and a broken body fails the whole message."""
     carry = ""
     for i in range(0, len(text), B64_SLICE):
-        piece = carry + "".join(text[i : i + B64_SLICE].split())
+        piece = carry + _NOT_B64.sub("", text[i : i + B64_SLICE])
         cut = len(piece) - len(piece) % 4
         if cut:
             yield binascii.a2b_base64(piece[:cut])
         carry = piece[cut:]
-    carry = carry.rstrip("=")
     if len(carry) > 1:
         yield binascii.a2b_base64(carry + "=" * (-len(carry) % 4))
 

@@ -176,9 +176,10 @@ def body_bytes(draw: st.DrawFn, encoding: str) -> bytes:
     broken = draw(st.booleans())
     if encoding == "base64":
         out = base64.encodebytes(data)
-        if broken:
+        if broken:  # truncated, or junk (outside the alphabet, or padding) inside
             cut = draw(st.integers(0, len(out)))
-            out = out[:cut] + draw(st.sampled_from((b"", b"=", b"!!", b"\x00", b"====")))
+            junk = draw(st.sampled_from((b"", b"=", b"!!", b"\x00", b"====", b"...", b" x ")))
+            out = out[:cut] + junk + (out[cut:] if draw(st.booleans()) else b"")
     elif encoding == "quoted-printable":
         out = quopri.encodestring(data)
         if broken:
