@@ -10,6 +10,7 @@ import email
 import email.policy
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,11 +152,24 @@ def _setup(world: FuzzWorld) -> None:
     world.sign_in(m.group(1).decode())
 
 
-@pytest.fixture
-def fuzz_settings(tmp_path: Path) -> Settings:
-    url = f"sqlite:///{tmp_path}/sealmail.db"
+def fuzz_dir() -> tempfile.TemporaryDirectory[str]:
+    """Where a fuzz world keeps its database and objects: in memory when the machine has a
+    tmpfs (every object and commit is fsync'd; thousands of examples would wait on the
+    disk), else the usual temporary directory."""
+    shm = Path("/dev/shm")
+    return tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None, prefix="sealfuzz")
+
+
+def open_settings(directory: Path) -> Settings:
+    url = f"sqlite:///{directory}/sealmail.db"
     migrate(url)
-    return make_settings(tmp_path, url, portal_base_url="https://portal.test")
+    return make_settings(directory, url, portal_base_url="https://portal.test")
+
+
+@pytest.fixture
+def fuzz_settings() -> Iterator[Settings]:
+    with fuzz_dir() as directory:
+        yield open_settings(Path(directory))
 
 
 @pytest.fixture

@@ -45,11 +45,11 @@ def check(world: FuzzWorld, generated: Generated) -> Outcome:
         assert generated.marker in shown
     if generated.subject_text is not None:
         assert " ".join(generated.subject_text.split()) in shown
-    if f"/messages/{out.message_id}/body" in page.text:
+    if f"/messages/{out.message_id}/body" in page.text:  # an HTML body: its frame, the text view
         frame = world.client.get(f"/messages/{out.message_id}/body")
         assert frame.status_code == 200, frame.text[-2000:]
-    text = world.client.get(f"/messages/{out.message_id}?view=text")
-    assert text.status_code == 200, text.text[-2000:]
+        text = world.client.get(f"/messages/{out.message_id}?view=text")
+        assert text.status_code == 200, text.text[-2000:]
     return out
 
 
