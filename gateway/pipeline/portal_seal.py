@@ -107,6 +107,17 @@ def _body_text(part: EmailMessage | None) -> bytes | None:
     return part_text(part).encode("utf-8")
 
 
+def _get_body(msg: EmailMessage, subtype: str) -> EmailMessage | None:
+    """The body part of that subtype, or ``None``. The standard library's search fails on
+    a multipart whose parts could not be parsed (e.g. a ``multipart/related`` with only a
+    closing delimiter: its payload is a string); such a message then has no body of its own
+    and its content is kept as an attachment."""
+    try:
+        return msg.get_body(preferencelist=(subtype,))  # type: ignore[return-value]
+    except (AttributeError, TypeError, IndexError):
+        return None
+
+
 async def seal_parts(
     session: AsyncSession,
     vault: Vault,
@@ -116,8 +127,8 @@ async def seal_parts(
     envelope_sender: str,
 ) -> PortalMessage:
     """Seal bodies and attachments (kind ``part``); return what the portal will show."""
-    text_part = msg.get_body(preferencelist=("plain",))
-    html_part = msg.get_body(preferencelist=("html",))
+    text_part = _get_body(msg, "plain")
+    html_part = _get_body(msg, "html")
     text_id = html_id = None
     text = await asyncio.to_thread(_body_text, text_part)  # type: ignore[arg-type]
     if text is not None:
