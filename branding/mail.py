@@ -8,6 +8,13 @@ import email.utils
 from email.message import EmailMessage
 
 _FORBIDDEN_IN_HEADERS = ("\r", "\n", "\x00")
+_ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to", "sender"})
+# The email package decodes anything that looks like an RFC 2047 word in a value it is
+# given, even where our own reader kept it as literal text (a subject such as
+# "=?utf-8?Q?=00=80 ?="): its bytes could then be anything, NULs included. A zero-width
+# space after "=" keeps such text literal, and the reader sees the same characters.
+_WORD_START = "=?"
+_WORD_START_KEPT = "=\u200b?"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +71,8 @@ def compose(
         _check_header(name, value)
         fields[name.lower()] = (name, value)  # a caller's header replaces a standard one
     for name, value in fields.values():
+        if name.lower() not in _ADDRESS_HEADERS:
+            value = value.replace(_WORD_START, _WORD_START_KEPT)
         msg[name] = value
     # quoted-printable keeps the bodies 7-bit, so no relay needs 8BITMIME for our own mail
     msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")

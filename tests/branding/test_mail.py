@@ -77,3 +77,17 @@ def test_internationalised_recipient_address() -> None:
     msg = _parse(data)
     assert msg["To"] == "jürgen@müller.example"
     assert _lf(msg.get_body(("plain",)).get_content()) == R.text
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["Zqmark =?utf-8?Q?=00=80 ?= \ufffd", "=?utf-8?b?AA==?=", "a =?x?q?=0D=0A?= b"],
+)
+def test_text_that_looks_like_an_encoded_word_stays_literal(subject: str) -> None:
+    # the email package would decode such text on its own (NULs and line breaks included)
+    raw = compose(
+        from_addr="a@b.example", to_addr="c@d.example", rendered=Rendered(subject, "t", "<p>h</p>")
+    )
+    shown = str(email.message_from_bytes(raw, policy=email.policy.default)["Subject"])
+    assert shown.replace("\u200b", "") == subject
+    assert not {"\x00", "\r", "\n"} & set(shown)
