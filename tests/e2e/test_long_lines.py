@@ -5,14 +5,16 @@ bound gets ``500 5.5.2`` and the connection carries on."""
 from __future__ import annotations
 
 import re
+import secrets
 import smtplib
 import ssl
+from pathlib import Path
 
 import pytest
 
 from gateway.intake.data_reader import MAX_LINE_CONTENT
 from tests.e2e.conftest import Product
-from tests.e2e.mail import parse
+from tests.e2e.mail import find_link, parse
 from tests.helpers.smtp_sink import SmtpSink
 
 PLAIN = ("plain words \u00e9t\u00e9 " * 1300)[:20000]
@@ -86,3 +88,27 @@ def test_long_lines_accepted_and_delivered_within_998(product: Product, sink: Sm
     assert b"Subject: Long lines in clear" in data
     assert _texts(data) == _texts(raw) == [PLAIN + "\nshort last line", HTML]
     assert b"quoted-printable" in data
+
+
+@pytest.mark.e2e
+@pytest.mark.browser
+@pytest.mark.timeout(90)
+def test_sealed_message_with_long_lines_shown_in_portal(
+    product: Product, sink: SmtpSink, tmp_path: Path
+) -> None:
+    from tests.e2e.test_first_message import _read_in_browser
+
+    tenant = product.create_tenant("Acme", "acme.example")
+    product.start()
+    marker = "LONGLINE-" + secrets.token_hex(6)
+    html = "<p>" + marker + HTML[3:]  # the portal shows the HTML alternative
+    with _client(product, tenant) as smtp:
+        code, text = _transaction(smtp, _raw("[secure] Long lines", html=html))
+        assert code == 250, (code, text)
+    note = sink.wait_for(lambda m: "bob@recipient.test" in m.rcpt_tos)[0]
+    assert _longest(note.data) <= 998
+    assert marker.encode() not in note.data
+    link = find_link(note.data, product.portal_url)
+    content, _ = _read_in_browser(sink, link, tmp_path / "long.png", files=())
+    assert marker in content
+    assert "caf\u00e9 html" in content and content.count("bold") >= 900
