@@ -50,6 +50,14 @@ class IntakeHandler:
         log.error("SMTP session error: %s", type(error).__name__, exc_info=error)
         return replies.REPLY_TEMPFAIL
 
+    def _log_wait(self, step: str) -> None:
+        """Our own work outlasted ``smtp_step_timeout``: the client got a 4xx, not silence."""
+        log.error(
+            "%s waited %.0f s for the database (smtp_step_timeout); replied with a 4xx",
+            step,
+            self.settings.smtp_step_timeout,
+        )
+
     # --- EHLO, AUTH ---------------------------------------------------------------------
 
     async def handle_EHLO(
@@ -71,8 +79,12 @@ class IntakeHandler:
         except UnicodeDecodeError:
             return False
         try:
-            async with self.services.db.session() as s:
-                tenant = await authenticate_smtp(s, user, secret)
+            async with asyncio.timeout(self.settings.smtp_step_timeout):
+                async with self.services.db.session() as s:
+                    tenant = await authenticate_smtp(s, user, secret)
+        except TimeoutError:
+            self._log_wait("AUTH")
+            return replies.REPLY_AUTH_TEMPFAIL
         except Exception as exc:  # noqa: BLE001 - our failure: the client retries
             log.error("AUTH check failed: %s", exc)
             return replies.REPLY_AUTH_TEMPFAIL
@@ -99,7 +111,11 @@ class IntakeHandler:
         if size > self.settings.smtp_max_message_size:
             return replies.REPLY_TOO_BIG
         try:
-            reply = await self._judge_sender(server, envelope, address)
+            async with asyncio.timeout(self.settings.smtp_step_timeout):
+                reply = await self._judge_sender(server, envelope, address)
+        except TimeoutError:
+            self._log_wait("MAIL")
+            return replies.REPLY_TEMPFAIL
         except Exception as exc:  # noqa: BLE001
             log.error("MAIL check failed: %s", exc)
             return replies.REPLY_TEMPFAIL
@@ -144,7 +160,11 @@ class IntakeHandler:
             return envelope.deny
         if envelope.tenant_id is None:
             try:
-                reply = await self._journal_recipient(server, envelope, address)
+                async with asyncio.timeout(self.settings.smtp_step_timeout):
+                    reply = await self._journal_recipient(server, envelope, address)
+            except TimeoutError:
+                self._log_wait("RCPT")
+                return replies.REPLY_TEMPFAIL
             except Exception as exc:  # noqa: BLE001
                 log.error("RCPT check failed: %s", exc)
                 return replies.REPLY_TEMPFAIL
