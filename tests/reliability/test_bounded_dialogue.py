@@ -18,7 +18,7 @@ from tests.helpers.private_pg import PrivatePostgres
 from tests.helpers.smtp_sink import SmtpSink
 
 BOUND = 2.0  # smtp_step_timeout in this test
-LOCKED = "tenants, smtp_credentials, tenant_domains, allowed_networks"
+LOCKED = "tenants, smtp_credentials, tenant_domains, allowed_networks, tenant_keys"
 
 
 def _lock(url: str) -> subprocess.Popen[str]:
@@ -61,6 +61,12 @@ def test_commands_waiting_on_a_locked_database_answer_4xx_within_the_bound(
     authed.login(user, password)
     fresh = smtplib.SMTP("127.0.0.1", product.smtp_port, timeout=BOUND + 8)
     fresh.ehlo()
+    # a transaction that reaches DATA while the database hangs
+    data_first = smtplib.SMTP("127.0.0.1", product.smtp_port, timeout=BOUND + 8)
+    data_first.ehlo()
+    data_first.login(user, password)
+    assert data_first.mail("alice@acme.example")[0] == 250
+    assert data_first.rcpt("bob@recipient.test")[0] == 250
 
     holder = _lock(private_pg.url)
     try:
@@ -68,6 +74,10 @@ def test_commands_waiting_on_a_locked_database_answer_4xx_within_the_bound(
         assert (code, text[:5]) == (454, b"4.7.0"), (code, text)
         assert BOUND - 0.5 < took < BOUND + 3, took
         code, text, took = _timed(authed.mail, "alice@acme.example")
+        assert (code, text[:5]) == (451, b"4.3.0"), (code, text)
+        assert BOUND - 0.5 < took < BOUND + 3, took
+        body = make_message("refused while locked", "body").as_bytes()
+        code, text, took = _timed(data_first.data, body)
         assert (code, text[:5]) == (451, b"4.3.0"), (code, text)
         assert BOUND - 0.5 < took < BOUND + 3, took
     finally:
@@ -79,14 +89,17 @@ def test_commands_waiting_on_a_locked_database_answer_4xx_within_the_bound(
     # the database answers again: the same sessions carry on and nothing is lost
     code, text = fresh.docmd("AUTH", "PLAIN " + plain)
     assert code == 235, (code, text)
-    for smtp, subject in ((authed, "after the lock 1"), (fresh, "after the lock 2")):
+    sessions = ((authed, "after the lock 1"), (fresh, "after the lock 2"))
+    for smtp, subject in (*sessions, (data_first, "after the lock 3")):
         assert smtp.mail("alice@acme.example")[0] == 250
         assert smtp.rcpt("bob@recipient.test")[0] == 250
         code, text = smtp.data(make_message(subject, "body").as_bytes())
         assert code == 250, (code, text)
         smtp.quit()
-    got = sink.wait_for(lambda m: "bob@recipient.test" in m.rcpt_tos, count=2)
-    assert sorted(m.data.count(b"after the lock") for m in got) == [1, 1]
+    got = sink.wait_for(lambda m: "bob@recipient.test" in m.rcpt_tos, count=3)
+    assert sorted(m.data.count(b"after the lock") for m in got) == [1, 1, 1]
+    assert not any(b"refused while locked" in m.data for m in sink.messages)
     logs = product.logs()
     assert "AUTH waited 2 s for the database" in logs
     assert "MAIL waited 2 s for the database" in logs
+    assert "DATA waited 2 s for the database and the tenant key" in logs

@@ -35,7 +35,7 @@ def reference(stream: bytes, max_size: int | None, max_content: int = 999):
 
 
 def decode(stream: bytes, cuts: list[int], max_size: int | None):
-    d = DataDecoder(max_size)
+    d = DataDecoder(max_size, max_line=1001)  # a small bound keeps the examples small
     points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
     for a, b in zip(points, points[1:], strict=False):
         rest = d.feed(stream[a:b])
