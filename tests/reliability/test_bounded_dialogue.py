@@ -52,6 +52,11 @@ def test_commands_waiting_on_a_locked_database_answer_4xx_within_the_bound(
     product.init(database_url=private_pg.url, smtp_auth_require_tls="false", smtp_step_timeout="2s")
     product.cli("migrate")
     tenant = product.create_tenant("Acme", "acme.example")
+    # Globex's Microsoft 365 connector sends from loopback: its sessions have no tenant
+    # until RCPT (a journal address) or the token in DATA
+    product.cli(
+        "tenant", "create", "Globex", "--domain", "globex.example", "--network", "127.0.0.0/8"
+    )
     product.start()
     user, password = tenant["smtp_username"], tenant["smtp_password"]
     plain = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
@@ -68,12 +73,19 @@ def test_commands_waiting_on_a_locked_database_answer_4xx_within_the_bound(
     assert data_first.mail("alice@acme.example")[0] == 250
     assert data_first.rcpt("bob@recipient.test")[0] == 250
 
+    connector = smtplib.SMTP("127.0.0.1", product.smtp_port, timeout=BOUND + 8)
+    connector.ehlo()
+    assert connector.mail("bob@globex.example")[0] == 250
+
     holder = _lock(private_pg.url)
     try:
         code, text, took = _timed(fresh.docmd, "AUTH", "PLAIN " + plain)
         assert (code, text[:5]) == (454, b"4.7.0"), (code, text)
         assert BOUND - 0.5 < took < BOUND + 3, took
         code, text, took = _timed(authed.mail, "alice@acme.example")
+        assert (code, text[:5]) == (451, b"4.3.0"), (code, text)
+        assert BOUND - 0.5 < took < BOUND + 3, took
+        code, text, took = _timed(connector.rcpt, "someone@globex.example")
         assert (code, text[:5]) == (451, b"4.3.0"), (code, text)
         assert BOUND - 0.5 < took < BOUND + 3, took
         body = make_message("refused while locked", "body").as_bytes()
@@ -89,6 +101,8 @@ def test_commands_waiting_on_a_locked_database_answer_4xx_within_the_bound(
     # the database answers again: the same sessions carry on and nothing is lost
     code, text = fresh.docmd("AUTH", "PLAIN " + plain)
     assert code == 235, (code, text)
+    assert connector.rcpt("someone@globex.example")[0] == 250
+    connector.quit()
     sessions = ((authed, "after the lock 1"), (fresh, "after the lock 2"))
     for smtp, subject in (*sessions, (data_first, "after the lock 3")):
         assert smtp.mail("alice@acme.example")[0] == 250
@@ -102,4 +116,5 @@ def test_commands_waiting_on_a_locked_database_answer_4xx_within_the_bound(
     logs = product.logs()
     assert "AUTH waited 2 s for the database" in logs
     assert "MAIL waited 2 s for the database" in logs
+    assert "RCPT waited 2 s for the database" in logs
     assert "DATA waited 2 s for the database and the tenant key" in logs
