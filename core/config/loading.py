@@ -42,6 +42,15 @@ from core.config.values import (
 )
 from core.errors import ConfigError
 
+
+def parse_positive_duration(value: Any) -> float:
+    """A duration that must be more than zero (a deadline of 0 s would refuse everything)."""
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("must be more than 0s")
+    return seconds
+
+
 DEFAULT_CONFIG_NAME = "sealmail.toml"
 ENV_PREFIX = "SEALMAIL_"
 # Environment names under the prefix that are not settings: the config file's path, and the
@@ -67,6 +76,7 @@ _PARSERS: dict[str, Any] = {
     "smtp_max_recipients": parse_int,
     "smtp_auth_require_tls": parse_bool,
     "smtp_timeout": parse_duration,
+    "smtp_step_timeout": parse_positive_duration,
     "smtp_max_commands": parse_int,
     "smtp_max_sessions": parse_int,
     "trigger_keywords": parse_keywords,

@@ -53,6 +53,9 @@ class Settings:
     smtp_max_recipients: int = 1000
     smtp_auth_require_tls: bool = True
     smtp_timeout: float = 300.0
+    # how long one SMTP step (AUTH, MAIL, RCPT, opening DATA) waits on our own work (the database)
+    # before it answers with a 4xx instead of leaving the client in silence
+    smtp_step_timeout: float = 30.0
     smtp_max_commands: int = 10000
     smtp_max_sessions: int = 200
     trigger_keywords: tuple[str, ...] = ("[secure]", "[encrypt]", "#secure")

@@ -50,6 +50,14 @@ class IntakeHandler:
         log.error("SMTP session error: %s", type(error).__name__, exc_info=error)
         return replies.REPLY_TEMPFAIL
 
+    def _log_wait(self, step: str) -> None:
+        """Our own work outlasted ``smtp_step_timeout``: the client got a 4xx, not silence."""
+        log.error(
+            "%s waited %.0f s for the database (smtp_step_timeout); replied with a 4xx",
+            step,
+            self.settings.smtp_step_timeout,
+        )
+
     # --- EHLO, AUTH ---------------------------------------------------------------------
 
     async def handle_EHLO(
@@ -73,14 +81,20 @@ class IntakeHandler:
         db = self.services.db
         counters = auth_limits.keys(server.client_ip or "", user)
         try:
-            # count the try first; over a limit the password is not looked at
-            if not await auth_limits.claim(db, counters):
-                log.warning("AUTH refused for %r from %s: too many tries", user, server.client_ip)
-                return replies.REPLY_AUTH_TEMPFAIL
-            async with db.session() as s:
-                tenant = await authenticate_smtp(s, user, secret)
-            if tenant is not None:
-                await auth_limits.give_back(db, counters)
+            async with asyncio.timeout(self.settings.smtp_step_timeout):
+                # count the try first; over a limit the password is not looked at
+                if not await auth_limits.claim(db, counters):
+                    log.warning(
+                        "AUTH refused for %r from %s: too many tries", user, server.client_ip
+                    )
+                    return replies.REPLY_AUTH_TEMPFAIL
+                async with db.session() as s:
+                    tenant = await authenticate_smtp(s, user, secret)
+                if tenant is not None:
+                    await auth_limits.give_back(db, counters)
+        except TimeoutError:
+            self._log_wait("AUTH")
+            return replies.REPLY_TEMPFAIL
         except Exception as exc:  # noqa: BLE001 - our failure: the client retries
             log.error("AUTH check failed: %s", exc)
             return replies.REPLY_AUTH_TEMPFAIL
@@ -109,7 +123,11 @@ class IntakeHandler:
         if size > self.settings.smtp_max_message_size:
             return replies.REPLY_TOO_BIG
         try:
-            reply = await self._judge_sender(server, envelope, address)
+            async with asyncio.timeout(self.settings.smtp_step_timeout):
+                reply = await self._judge_sender(server, envelope, address)
+        except TimeoutError:
+            self._log_wait("MAIL")
+            return replies.REPLY_TEMPFAIL
         except Exception as exc:  # noqa: BLE001
             log.error("MAIL check failed: %s", exc)
             return replies.REPLY_TEMPFAIL
@@ -156,7 +174,11 @@ class IntakeHandler:
             return envelope.deny
         if envelope.tenant_id is None:
             try:
-                reply = await self._journal_recipient(server, envelope, address)
+                async with asyncio.timeout(self.settings.smtp_step_timeout):
+                    reply = await self._journal_recipient(server, envelope, address)
+            except TimeoutError:
+                self._log_wait("RCPT")
+                return replies.REPLY_TEMPFAIL
             except Exception as exc:  # noqa: BLE001
                 log.error("RCPT check failed: %s", exc)
                 return replies.REPLY_TEMPFAIL

@@ -100,6 +100,28 @@ class IncomingMessage:
         head, self._head = bytes(self._head), bytearray()
         services = self.handler.services
         tenant_id = self.envelope.tenant_id
+        bound = services.settings.smtp_step_timeout
+        try:
+            async with asyncio.timeout(bound):
+                tenant_id = await self._open(head, tenant_id)
+        except TimeoutError:
+            log.error(
+                "DATA waited %.0f s for the database and the tenant key (smtp_step_timeout);"
+                " replied with a 4xx",
+                bound,
+            )
+            raise
+        if tenant_id is None:
+            return
+        assert self._writer is not None
+        self.loop = has_valid_stamp(self.handler.stamp_key, tenant_id, head)
+        await self._writer.write(_trace_header(self.server, self.session, self.qid))
+        await self._writer.write(head)
+
+    async def _open(self, head: bytes, tenant_id: str | None) -> str | None:
+        """The tenant (by token, for a connector) and an open writer under its key; None
+        with :attr:`reply` set when the message is refused."""
+        services = self.handler.services
         async with services.db.session() as s:
             if tenant_id is None:
                 token = header_value(head, identity.TOKEN_HEADER)
@@ -110,7 +132,7 @@ class IncomingMessage:
                 )
                 if tenant is None:
                     self.reply = replies.REPLY_RELAY_DENIED
-                    return
+                    return None
                 refusal = await identity.sender_refusal(s, tenant, self.envelope.mail_from or "")
                 if refusal == replies.REPLY_RELAY_DENIED and _journal_report(
                     tenant, head, self.envelope.rcpt_tos
@@ -118,13 +140,11 @@ class IncomingMessage:
                     refusal = None  # a journal report from Exchange's own address
                 if refusal:
                     self.reply = refusal
-                    return
+                    return None
                 tenant_id = tenant.id
                 logcontext.set_tenant(tenant_id)
             self._writer = await services.vault.writer(s, tenant_id, kind="raw")
-        self.loop = has_valid_stamp(self.handler.stamp_key, tenant_id, head)
-        await self._writer.write(_trace_header(self.server, self.session, self.qid))
-        await self._writer.write(head)
+        return tenant_id
 
     async def _give_up(self, exc: Exception) -> None:
         log.error("could not queue a message from %s: %s", self.server.client_ip, exc)
