@@ -185,7 +185,9 @@ class IncomingMessage:
         rcpts = [MessageRecipient(message_id=self.qid, rcpt=r) for r in self.envelope.rcpt_tos]
         # Committed (with the others arriving now) before we answer; on failure the
         # committer has deleted the object and we answer 451.
-        await self.handler.committer.commit(obj, message, rcpts)
+        await self.handler.committer.commit(
+            obj, message, rcpts, self.handler.services.settings.smtp_step_timeout
+        )
         metrics().accepted.labels(tenant=writer.tenant_id).inc()
         if self.handler.wakeup is not None:
             self.handler.wakeup.set()

@@ -385,3 +385,55 @@ async def test_unusable_sqlite_during_data_is_451(tmp_path, sink):
         await gw.stop(1)
     finally:
         await svc.close()
+
+
+async def test_data_commit_stuck_before_it_begins_is_451_and_stores_nothing(gw_services, caplog):
+    """A commit that cannot begin within smtp_step_timeout (here: the write gate is held)
+    answers 451 4.3.0 instead of silence, and leaves no row and no object behind."""
+    from dataclasses import replace
+
+    if not gw_services.db.is_sqlite:
+        pytest.skip("PostgreSQL has no write gate: a commit begins at once")
+    await make_tenant(gw_services, "Lan", ("lan.example",), networks=(("127.0.0.0/8", True),))
+    settings = replace(gw_services.settings, smtp_step_timeout=1.0)
+    gw = build_gateway(type(gw_services)(**{**gw_services.__dict__, "settings": settings}))
+    address = await gw.start()
+    written: list[str] = []
+    real_put = gw_services.store.put
+
+    def put(name, data, retain_until=None):  # noqa: ANN001, ANN202 - records what was stored
+        written.append(name)
+        return real_put(name, data, retain_until)
+
+    gw_services.store.put = put
+    try:
+        async with gw_services.db.write_gate.hold():
+            with pytest.raises(smtplib.SMTPDataError) as err:
+                await asyncio.wait_for(
+                    asend(
+                        address,
+                        make_message(sender="a@lan.example"),
+                        "a@lan.example",
+                        ["b@partner.example"],
+                        starttls=False,
+                    ),
+                    10,
+                )
+        assert (err.value.smtp_code, err.value.smtp_error[:5]) == (451, b"4.3.0")
+        assert "waited" in caplog.text and "database commit" in caplog.text
+        assert written and not any(gw_services.store.exists(n) for n in written)
+        async with gw_services.db.session() as s:
+            assert (await s.execute(select(Message))).scalars().all() == []
+        # the gate free again, the same message is taken
+        await asend(
+            address,
+            make_message(sender="a@lan.example"),
+            "a@lan.example",
+            ["b@partner.example"],
+            starttls=False,
+        )
+        async with gw_services.db.session() as s:
+            assert len((await s.execute(select(Message))).scalars().all()) == 1
+    finally:
+        gw_services.store.put = real_put
+        await gw.stop(1)
