@@ -20,7 +20,6 @@ import aiosmtplib
 from core.config.settings import Settings
 from core.config.values import parse_hostport
 from core.errors import ConfigError, TransientError
-from gateway.delivery.linefold import fit_lines
 
 log = logging.getLogger("sealmail.gateway.relay")
 
@@ -235,7 +234,7 @@ async def transaction(
         await client.rset()
         return results
     try:
-        response = await client.data(fit_lines(data))
+        response = await client.data(data)
         reply = Reply(response.code, " ".join(response.message.split())[:450])
     except aiosmtplib.SMTPDataError as err:
         reply = _reply(err)

@@ -10,13 +10,9 @@ only for the unusual chunks that need it. Rules (RFC 5321 4.1.1.4, 4.5.2, 4.5.3.
   and later relay has one unambiguous line structure (the SMTP smuggling family,
   CVE-2023-51764). A lone dot next to a bare CR or LF (``\\n.\\r\\n``, ``\\r\\n.\\n``, ...)
   is what a smuggling attempt looks like: the message is rejected.
-- A line longer than ``max_line`` octets is rejected; so is a message over ``max_size``.
-  RFC 5321 allows 1,000 octets with CRLF, but real mail (Outlook's one-line HTML bodies)
-  carries longer lines, and Postfix accepts them; we accept up to 64 KiB of line content
-  (:data:`MAX_LINE_CONTENT`) and leave it to delivery to re-encode the affected parts so the
-  next hop never sees a line over 998 octets (``gateway.delivery.linefold``). Either way
-  the rest of the data is read (and thrown away) up to the real end, so the reply lands
-  where the client expects it.
+- A line longer than ``max_line`` octets (1000 with CRLF, plus a transparent dot) is
+  rejected; so is a message over ``max_size``. Either way the rest of the data is read
+  (and thrown away) up to the real end, so the reply lands where the client expects it.
 - A leading dot is removed from every line (transparency).
 """
 
@@ -26,12 +22,7 @@ import enum
 import re
 
 CRLF = b"\r\n"
-# The longest line accepted, without its line break. 64 KiB: well above the longest lines
-# seen in real mail (single-line HTML bodies of some tens of KB) and still a small,
-# fixed amount held per connection while a line is incomplete; a message over it gets
-# ``500 5.5.2`` (RFC 5321 4.5.3.1.6), the rest of the connection carries on.
-MAX_LINE_CONTENT = 65536
-MAX_LINE = MAX_LINE_CONTENT + 3  # plus CRLF and one transparent dot
+MAX_LINE = 1001  # RFC 5321: 998 octets + CRLF, plus one transparent dot
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n)")
 
 

@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 
 from core.models import Message, MessageRecipient
-from gateway.intake.data_reader import MAX_LINE_CONTENT
 from gateway.intake.handler import build_gateway
 from tests.conftest import make_settings
 from tests.gateway.conftest import asend, client_tls, make_message, make_tenant
@@ -246,7 +245,7 @@ async def test_private_network_identifies_tenant(gateway, gw_services):
 
 
 async def test_malformed_input_gets_5xx_syntax_replies(gateway, tenant):
-    long_line = b"Subject: x\r\n\r\n" + b"a" * (MAX_LINE_CONTENT + 100) + b"\r\n.\r\n"
+    long_line = b"Subject: x\r\n\r\n" + b"a" * 1200 + b"\r\n.\r\n"
     smuggle = b"Subject: x\r\n\r\nhello\n.\r\nMAIL FROM:<a@acme.example>\r\n.\r\n"
     replies = await asyncio.to_thread(
         session_run,
