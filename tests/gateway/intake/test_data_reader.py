@@ -123,10 +123,10 @@ def test_bare_lf_elsewhere_is_normalised():
 
 def test_long_lines_and_size():
     d = DataDecoder()
-    d.feed(b"x" * 999 + b"\r\n")
+    d.feed(b"x" * 20_000 + b"\r\n")
     assert d.state is DataState.NOMINAL
-    d.feed(b"y" * 5000)
-    d.feed(b"y" * 5000 + b"\r\n.\r\n")
+    d.feed(b"y" * 40_000)
+    d.feed(b"y" * 40_000 + b"\r\n.\r\n")
     assert d.done and d.state is DataState.TOO_LONG and d.message == b""
     d = DataDecoder(max_size=10)
     assert d.feed(b"0123456789abc\r\n.\r\n") == b""
