@@ -14,8 +14,9 @@ only for the unusual chunks that need it. Rules (RFC 5321 4.1.1.4, 4.5.2, 4.5.3.
   dot) is rejected; so is a message over ``max_size``. RFC 5321 allows 998, but real
   senders (Outlook's HTML, generated reports) send longer lines and Postfix accepts them;
   what we relay onwards is re-encoded to fit 998 (:mod:`core.line_length`). The bound
-  keeps what one session buffers for an unfinished line small. Either way the rest of the data is read
-  (and thrown away) up to the real end, so the reply lands where the client expects it.
+  keeps what one session buffers for an unfinished line small. Either way the rest of the
+  data is read (and thrown away) up to the real end, so the reply lands where the client
+  expects it.
 - A leading dot is removed from every line (transparency).
 """
 
