@@ -14,6 +14,7 @@ import html
 import json
 import smtplib
 import ssl
+import subprocess
 import time
 import zipfile
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ import pytest
 
 from tests.e2e.conftest import Product
 from tests.e2e.mail import find_link, parse
+from tests.e2e.test_policy import _cert, _gpg_decrypt, _gpg_export, _gpg_home, _kill_agent, _policy
 from tests.e2e.test_upgrade_from_previous import open_in_portal
 from tests.helpers.smtp_sink import SmtpSink
 
@@ -195,3 +197,48 @@ def test_line_over_64_kib_is_refused_and_the_session_goes_on(
     assert len(got) == 1 and b"After the refusal" in got[0].data
     _assert_fits(got[0].data)
     assert b"too long" not in got[0].data
+
+
+def test_pgp_and_smime_output_fit_and_decrypt_to_the_long_lines(
+    served: Product, sink_m: SmtpSink, tmp_path: Path
+) -> None:
+    erin = _gpg_home(tmp_path, "Erin <erin@recipient.test>")
+    try:
+        served.cli("keys", "import", "Acme", str(_gpg_export(erin, tmp_path / "erin.asc")))
+        cert, key = _cert(tmp_path, "frank@recipient.test")
+        served.cli("keys", "import", "Acme", str(cert))
+        _policy(
+            served,
+            "rules:\n"
+            "  - name: pgp partner\n"
+            "    when: {recipient: [erin@recipient.test]}\n"
+            "    action: encrypt\n"
+            "    method: pgp\n"
+            "  - name: smime partner\n"
+            "    when: {recipient: [frank@recipient.test]}\n"
+            "    action: encrypt\n"
+            "    method: smime\n",
+        )
+        for rcpt in ("erin@recipient.test", "frank@recipient.test"):
+            _send(served, _raw(rcpt, "Figures", rcpt.split("@")[0]), rcpt)
+
+        pgp = sink_m.wait_for(lambda m: "erin@recipient.test" in m.rcpt_tos, timeout=60)[0]
+        _assert_fits(pgp.data)
+        outer = parse(pgp.data)
+        assert outer.get_content_type() == "multipart/encrypted"
+        armored = outer.get_payload()[1].get_payload(decode=True)
+        inner = _gpg_decrypt(erin, armored)
+        assert PLAIN in inner and HTML in inner  # the sealed entity is the original's
+
+        smime = sink_m.wait_for(lambda m: "frank@recipient.test" in m.rcpt_tos, timeout=60)[0]
+        _assert_fits(smime.data)
+        assert parse(smime.data).get_content_type() == "application/pkcs7-mime"
+        (tmp_path / "out.eml").write_bytes(smime.data)
+        out = subprocess.run(
+            ["openssl", "cms", "-decrypt", "-in", str(tmp_path / "out.eml"),
+             "-recip", str(cert), "-inkey", str(key)],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert PLAIN in out.stdout and HTML in out.stdout
+    finally:
+        _kill_agent(erin)
