@@ -10,8 +10,8 @@ only for the unusual chunks that need it. Rules (RFC 5321 4.1.1.4, 4.5.2, 4.5.3.
   and later relay has one unambiguous line structure (the SMTP smuggling family,
   CVE-2023-51764). A lone dot next to a bare CR or LF (``\\n.\\r\\n``, ``\\r\\n.\\n``, ...)
   is what a smuggling attempt looks like: the message is rejected.
-- A line longer than :data:`MAX_LINE_OCTETS` (64 KiB without its CRLF and transparent
-  dot) is rejected; so is a message over ``max_size``. RFC 5321 allows 998, but real
+- A line longer than :data:`MAX_LINE_OCTETS` (64 KiB as sent, without its CRLF) is
+  rejected; so is a message over ``max_size``. RFC 5321 allows 998, but real
   senders (Outlook's HTML, generated reports) send longer lines and Postfix accepts them;
   what we relay onwards is re-encoded to fit 998 (:mod:`core.line_length`). The bound
   keeps what one session buffers for an unfinished line small. Either way the rest of the
@@ -26,8 +26,8 @@ import enum
 import re
 
 CRLF = b"\r\n"
-MAX_LINE_OCTETS = 65536  # the longest line accepted, without its CRLF
-MAX_LINE = MAX_LINE_OCTETS + 3  # + CRLF, plus one transparent dot
+MAX_LINE_OCTETS = 65536  # the longest line accepted as sent (a transparency dot included)
+MAX_LINE = MAX_LINE_OCTETS + 2  # + CRLF
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n)")
 
 
