@@ -41,7 +41,8 @@ def _longest(body: str) -> int:
 def fit_line_length(raw: bytes, limit: int = MAX_LINE) -> bytes:
     """``raw`` itself when no line is longer than ``limit``; else the message with every
     body part that has a longer line re-encoded (text as quoted-printable, anything else
-    as base64). A header line over the limit is left as it is (see the module's notes)."""
+    as base64), and every header line of the message's own header block over it folded
+    (:func:`fold_header_lines`)."""
     if max(map(len, raw.split(b"\n"))) <= limit + 1 or longest_line(raw) <= limit:
         return raw
     msg = email.message_from_bytes(raw, policy=_POLICY)
@@ -54,13 +55,32 @@ def fit_line_length(raw: bytes, limit: int = MAX_LINE) -> bytes:
             continue
         _reencode(part)
         changed = True
-    if not changed:  # the long line is in a header: nothing a body encoding can do
-        return raw
-    if "MIME-Version" not in msg:
-        msg["MIME-Version"] = "1.0"
-    out = BytesIO()
-    BytesGenerator(out, mangle_from_=False, policy=_POLICY).flatten(msg)
-    return out.getvalue()
+    if changed:
+        if "MIME-Version" not in msg:
+            msg["MIME-Version"] = "1.0"
+        out = BytesIO()
+        BytesGenerator(out, mangle_from_=False, policy=_POLICY).flatten(msg)
+        raw = out.getvalue()
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    return fold_header_lines(head, limit) + sep + body if sep else raw
+
+
+def fold_header_lines(head: bytes, limit: int = MAX_LINE) -> bytes:
+    """The header block ``head`` (CRLF line ends) with each line over ``limit`` octets
+    folded before white space (RFC 5322 2.2.3: unfolding gives the same field back). A
+    line with no white space to fold at stays as it is."""
+    out: list[bytes] = []
+    for line in head.split(b"\r\n"):
+        while len(line) > limit:
+            # not right after the colon: a value wholly on the next line is no shorter
+            start = 1 if line[:1] in (b" ", b"\t") else line.find(b":") + 2
+            cut = max(line.rfind(b" ", start, limit), line.rfind(b"\t", start, limit))
+            if cut < start or not line[:cut].strip():
+                break
+            out.append(line[:cut])
+            line = line[cut:]
+        out.append(line)
+    return b"\r\n".join(out)
 
 
 def _reencode(part: Message) -> None:

@@ -49,6 +49,15 @@ def test_long_non_text_part_becomes_base64_and_a_bare_message_gets_mime_version(
     assert msg.get_payload(decode=True) == data
 
 
-def test_long_header_line_is_left_alone() -> None:
+def test_long_header_line_is_folded_at_white_space() -> None:
+    refs = b" ".join(b"<%d.abcdefghij@acme.example>" % i for i in range(400))
+    raw = b"From: a@acme.example\r\nReferences: " + refs + b"\r\nTo: b@p.example\r\n\r\nbody\r\n"
+    out = fit_line_length(raw)
+    assert longest_line(out) <= 998 and out.endswith(b"\r\nTo: b@p.example\r\n\r\nbody\r\n")
+    msg = email.message_from_bytes(out, policy=email.policy.compat32)
+    assert msg["References"].replace("\r\n", "").encode() == refs  # unfolds to the same field
+
+
+def test_long_header_line_without_white_space_is_left_alone() -> None:
     raw = b"X-Long: " + b"h" * 2000 + b"\r\n\r\nbody\r\n"
-    assert fit_line_length(raw) is raw
+    assert fit_line_length(raw) == raw

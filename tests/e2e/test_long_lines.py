@@ -45,10 +45,12 @@ def _line(unit: str, marker: str, size: int = LONG) -> bytes:
 PLAIN = _line("Zahlen für Q3 – geprüft; ", "END-OF-PLAIN")
 HTML = b"<html><body><p>" + _line("<b>Zelle</b> &amp; mehr ", "END-OF-HTML</p>", LONG - 15)
 DATA = _line("a,b,c,12.5,", "END-OF-CSV", 5_000)
+REFS = " ".join(f"<{i}.thread@acme.example>" for i in range(500))  # one 12,000-octet line
 
 
-def _raw(rcpt: str, subject: str, msgid: str) -> bytes:
+def _raw(rcpt: str, subject: str, msgid: str, *extra: str) -> bytes:
     head = [
+        *extra,
         f"From: Alice <{SENDER}>",
         f"To: <{rcpt}>",
         f"Subject: {subject}",
@@ -118,7 +120,7 @@ def test_clear_copy_is_reencoded_to_fit_and_decodes_the_same(
     served: Product, sink_m: SmtpSink, tmp_path: Path
 ) -> None:
     rcpt = "carol@recipient.test"
-    raw = _raw(rcpt, "Quarterly figures", "clear")
+    raw = _raw(rcpt, "Quarterly figures", "clear", f"References: {REFS}")
     assert max(map(len, raw.split(CRLF))) == LONG
     _send(served, raw, rcpt)
 
@@ -126,6 +128,8 @@ def test_clear_copy_is_reencoded_to_fit_and_decodes_the_same(
     _assert_fits(got)
     msg = parse(got)
     assert str(msg["Subject"]) == "Quarterly figures"
+    folded = got[got.index(b"References: ") :].split(b"\r\nFrom:")[0]
+    assert folded.count(CRLF) >= 12 and folded.replace(CRLF, b"") == f"References: {REFS}".encode()
     plain, page = (p for p in msg.walk() if p.get_content_maintype() == "text")
     assert plain["Content-Transfer-Encoding"] == "quoted-printable"
     assert plain.get_content().replace("\r\n", "\n") == PLAIN.decode() + "\nsecond line  "
@@ -149,6 +153,7 @@ def test_clear_copy_is_reencoded_to_fit_and_decodes_the_same(
         time.sleep(0.3)
     (original,) = (k for k in kept if b"<clear@acme.example>" in k)
     assert original.endswith(raw[raw.index(b"Date:") :]), original[:500]
+    assert f"References: {REFS}\r\n".encode() in original  # not folded either
 
 
 def test_sealed_message_with_long_lines_is_shown_in_the_portal(
