@@ -16,6 +16,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.ids import queue_id
+from core.line_length import fit_line_length
 from core.models import OutboxItem, OutboxRecipient, now
 from core.storage.vault import Vault
 
@@ -90,9 +91,11 @@ async def post(
     codes, DSNs and notices, billing and support mail, and the copies the pipeline relays
     all come through here. The caller commits, in the same transaction as what caused it;
     ``require_tls`` makes delivery send it only over verified TLS. An unknown ``kind`` is
-    refused before anything is sealed."""
+    refused before anything is sealed. A body line over 998 octets (accepted at intake)
+    is re-encoded here, so no copy leaves with one (:mod:`core.line_length`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}")
+    raw = fit_line_length(raw)
     sealed = await vault.seal(session, tenant_id, raw, kind="outbound")
     item = await enqueue(
         session,

@@ -10,9 +10,13 @@ only for the unusual chunks that need it. Rules (RFC 5321 4.1.1.4, 4.5.2, 4.5.3.
   and later relay has one unambiguous line structure (the SMTP smuggling family,
   CVE-2023-51764). A lone dot next to a bare CR or LF (``\\n.\\r\\n``, ``\\r\\n.\\n``, ...)
   is what a smuggling attempt looks like: the message is rejected.
-- A line longer than ``max_line`` octets (1000 with CRLF, plus a transparent dot) is
-  rejected; so is a message over ``max_size``. Either way the rest of the data is read
-  (and thrown away) up to the real end, so the reply lands where the client expects it.
+- A line longer than :data:`MAX_LINE_OCTETS` (64 KiB as sent, without its CRLF) is
+  rejected; so is a message over ``max_size``. RFC 5321 allows 998, but real
+  senders (Outlook's HTML, generated reports) send longer lines and Postfix accepts them;
+  what we relay onwards is re-encoded to fit 998 (:mod:`core.line_length`). The bound
+  keeps what one session buffers for an unfinished line small. Either way the rest of the
+  data is read (and thrown away) up to the real end, so the reply lands where the client
+  expects it.
 - A leading dot is removed from every line (transparency).
 """
 
@@ -22,7 +26,8 @@ import enum
 import re
 
 CRLF = b"\r\n"
-MAX_LINE = 1001  # RFC 5321: 998 octets + CRLF, plus one transparent dot
+MAX_LINE_OCTETS = 65536  # the longest line accepted as sent (a transparency dot included)
+MAX_LINE = MAX_LINE_OCTETS + 2  # + CRLF
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n)")
 
 

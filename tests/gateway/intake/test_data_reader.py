@@ -7,7 +7,7 @@ import re
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway.intake.data_reader import DataDecoder, DataState
+from gateway.intake.data_reader import MAX_LINE_OCTETS, DataDecoder, DataState
 
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n)")
 
@@ -35,7 +35,8 @@ def reference(stream: bytes, max_size: int | None, max_content: int = 999):
 
 
 def decode(stream: bytes, cuts: list[int], max_size: int | None):
-    d = DataDecoder(max_size)
+    # the RFC's 1000-octet lines, so that the generated streams reach the bound
+    d = DataDecoder(max_size, max_line=1001)
     points = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
     for a, b in zip(points, points[1:], strict=False):
         rest = d.feed(stream[a:b])
@@ -123,11 +124,21 @@ def test_bare_lf_elsewhere_is_normalised():
 
 def test_long_lines_and_size():
     d = DataDecoder()
-    d.feed(b"x" * 999 + b"\r\n")
+    d.feed(b"x" * 20_000 + b"\r\n")
     assert d.state is DataState.NOMINAL
-    d.feed(b"y" * 5000)
-    d.feed(b"y" * 5000 + b"\r\n.\r\n")
+    d.feed(b"y" * 40_000)
+    d.feed(b"y" * 40_000 + b"\r\n.\r\n")
     assert d.done and d.state is DataState.TOO_LONG and d.message == b""
+    for line, state in (
+        (b"." * MAX_LINE_OCTETS, DataState.NOMINAL),  # the longest line, as sent
+        (b"a" * MAX_LINE_OCTETS, DataState.NOMINAL),
+        (b"a" * (MAX_LINE_OCTETS + 1), DataState.TOO_LONG),
+    ):
+        d = DataDecoder()
+        assert d.feed(b"x\r\n" + line + b"\r\n.\r\n") == b""
+        assert d.state is state, len(line)
+        if state is DataState.NOMINAL:
+            assert d.message == b"x\r\n" + line.removeprefix(b".") + b"\r\n"
     d = DataDecoder(max_size=10)
     assert d.feed(b"0123456789abc\r\n.\r\n") == b""
     assert d.state is DataState.TOO_BIG

@@ -245,7 +245,7 @@ async def test_private_network_identifies_tenant(gateway, gw_services):
 
 
 async def test_malformed_input_gets_5xx_syntax_replies(gateway, tenant):
-    long_line = b"Subject: x\r\n\r\n" + b"a" * 1200 + b"\r\n.\r\n"
+    long_line = b"Subject: x\r\n\r\n" + b"a" * 70_000 + b"\r\n.\r\n"
     smuggle = b"Subject: x\r\n\r\nhello\n.\r\nMAIL FROM:<a@acme.example>\r\n.\r\n"
     replies = await asyncio.to_thread(
         session_run,
