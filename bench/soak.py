@@ -277,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         help="directory for soak.json and soak.png",
     )
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the server is stopped in ``run``'s finally
+    signal.signal(signal.SIGTERM, _terminate)
     if args.duration <= 0 or args.sessions < 1 or args.readers < 0 or args.readers > 60000:
         parser.error("need --duration > 0, --sessions >= 1, 0 <= --readers <= 60000")
     result = run(args)
@@ -285,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     write_chart(result, args.output / "soak.png")
     print_summary(result, args.output)
     return 1 if result["lost"] else 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def print_summary(result: dict, output: Path) -> None:
