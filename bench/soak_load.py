@@ -5,6 +5,7 @@ reports to a :class:`bench.soak_report.Recorder`; every wait is bounded by ``WAI
 from __future__ import annotations
 
 import base64
+import html
 import http.client
 import random
 import re
@@ -210,22 +211,28 @@ class Browser:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = urllib.parse.urlencode(form) if form is not None else None
         t0 = time.monotonic()
-        try:
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(
-                    "127.0.0.1", self.port, timeout=WAIT, source_address=(self.source, 0)
-                )
-            self.conn.request("POST" if form is not None else "GET", path, body, headers)
-            resp = self.conn.getresponse()
-            data = resp.read().decode(errors="replace")
-        except TimeoutError:
-            self.rec.error("http timeout")
-            self._drop()
-            return 0, "", ""
-        except (http.client.HTTPException, OSError):
-            self.rec.error("http connection")
-            self._drop()
-            return 0, "", ""
+        for attempt in (1, 2):
+            reused = self.conn is not None
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection(
+                        "127.0.0.1", self.port, timeout=WAIT, source_address=(self.source, 0)
+                    )
+                self.conn.request("POST" if form is not None else "GET", path, body, headers)
+                resp = self.conn.getresponse()
+                data = resp.read().decode(errors="replace")
+                break
+            except TimeoutError:
+                self.rec.error("http timeout")
+                self._drop()
+                return 0, "", ""
+            except (http.client.HTTPException, OSError):
+                self._drop()
+                # the server closed an idle keep-alive connection: a browser sends again
+                # on a new one, and so does this, once
+                if not (reused and attempt == 1):
+                    self.rec.error("http connection")
+                    return 0, "", ""
         for line in resp.headers.get_all("Set-Cookie") or []:
             name, _, rest = line.partition("=")
             self.cookies[name.strip()] = rest.split(";", 1)[0]
@@ -248,8 +255,9 @@ def portal_reader(
         link = sink.wait(sink.links, addr, 0, stop_at)
         if link is None:
             return  # no sealed mail reached this reader during the run
-        if not _sign_in(browser, link, addr, sink, stop_at):
-            rec.error("sign-in failed")
+        failed = _sign_in(browser, link, addr, sink, stop_at)
+        if failed:
+            rec.error(f"sign-in failed: {failed}")
             return
         rec.count("signed_in")
         pages: list[str] = []
@@ -269,25 +277,26 @@ def portal_reader(
         browser._drop()
 
 
-def _sign_in(browser: Browser, link: str, addr: str, sink: CountingSink, until: float) -> bool:
+def _sign_in(browser: Browser, link: str, addr: str, sink: CountingSink, until: float) -> str:
+    """Open the link, have a code mailed, enter it; the step that failed, or ""."""
     status, _, page = browser.request(link)
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     if status != 200 or csrf is None:
-        return False
-    form = {"csrf": csrf.group(1).replace("&#34;", '"').replace("&amp;", "&")}
+        return f"link {status}"
+    form = {"csrf": html.unescape(csrf.group(1))}
     with sink.cond:
         before = len(sink.codes.get(addr, []))
     status, _, page = browser.request(f"{link}/code", form)
     if status not in (200, 303):
-        return False
+        return f"code request {status}"
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     if csrf is not None:
-        form = {"csrf": csrf.group(1).replace("&#34;", '"').replace("&amp;", "&")}
-    code = sink.wait(sink.codes, addr, before, min(until, time.monotonic() + WAIT))
+        form = {"csrf": html.unescape(csrf.group(1))}
+    code = sink.wait(sink.codes, addr, before, max(until, time.monotonic() + WAIT))
     if code is None:
-        return False
+        return "no code mail"
     status, location, _ = browser.request(f"{link}/verify", {**form, "code": code})
-    return status == 303 and "/messages/" in location
+    return "" if status == 303 and "/messages/" in location else f"verify {status}"
 
 
 def lost_messages(rec: Recorder, sink: CountingSink) -> list[str]:
