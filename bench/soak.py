@@ -153,6 +153,10 @@ class Server:
             return None
         return None
 
+    def disk_usage(self) -> int:
+        """Bytes under the working directory: the database (SQLite) and the sealed store."""
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
     def stop(self) -> None:
         if self.proc is None:
             return
@@ -227,8 +231,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                         )
                         time.sleep(1.0)
                     bar.update(task, completed=args.duration)
-                    for t in threads:
-                        t.join(timeout=max(0.0, stop_at + WAIT + 5 - time.monotonic()))
+                    # a session finishes its message, a reader its sign-in: bounded by WAIT
+                    join_until = stop_at + WAIT + 5
+                    while any(t.is_alive() for t in threads) and time.monotonic() < join_until:
+                        rec.sample_rss(server.rss())
+                        time.sleep(0.5)
                     rec.end_load()
                     drain = bar.add_task("drain", total=max(1, len(rec.accepted_ids)), info="")
                     drain_until = time.monotonic() + args.drain
@@ -247,10 +254,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 stuck = [t.name for t in threads if t.is_alive()]
                 if stuck:
                     rec.error("client thread still running at the end")
+                disk = server.disk_usage()
             finally:
                 tail = server.log_tail()
                 server.stop()
         result = summarize(rec, args, lost, sink.strays)
+        result["working_dir_mb"] = round(disk / 2**20, 1)
         if lost:
             result["server_log_tail"] = tail
     return result
@@ -306,7 +315,7 @@ def print_summary(result: dict, output: Path) -> None:
     )
     print(
         f"errors: {result['errors'] or 'none'}; server RSS max {result['rss_max_mb']:.0f} MB; "
-        f"drain {result['drain_seconds']:.1f} s"
+        f"drain {result['drain_seconds']:.1f} s; working dir {result['working_dir_mb']:.0f} MB"
     )
     print(f"lost: {len(result['lost'])}" + (f" {result['lost'][:10]}" if result["lost"] else ""))
     print(f"wrote {output / 'soak.json'} and {output / 'soak.png'}")

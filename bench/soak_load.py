@@ -254,7 +254,8 @@ def portal_reader(
     try:
         link = sink.wait(sink.links, addr, 0, stop_at)
         if link is None:
-            return  # no sealed mail reached this reader during the run
+            rec.count("reader_without_mail")  # no sealed mail reached it during the run
+            return
         failed = _sign_in(browser, link, addr, sink, stop_at)
         if failed:
             rec.error(f"sign-in failed: {failed}")

@@ -145,6 +145,7 @@ def summarize(
                 "p99_ms": percentile(pages, 0.99) * 1000,
             },
             "readers_signed_in": rec.totals["signed_in"],
+            "readers_without_mail": rec.totals["reader_without_mail"],
             "errors": dict(rec.errors),
             "rss_max_mb": max((b for _, b in rec.rss), default=0) / 2**20,
             "lost": lost,
