@@ -231,12 +231,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                         )
                         time.sleep(1.0)
                     bar.update(task, completed=args.duration)
+                    rec.end_load()
                     # a session finishes its message, a reader its sign-in: bounded by WAIT
                     join_until = stop_at + WAIT + 5
                     while any(t.is_alive() for t in threads) and time.monotonic() < join_until:
                         rec.sample_rss(server.rss())
                         time.sleep(0.5)
-                    rec.end_load()
                     drain = bar.add_task("drain", total=max(1, len(rec.accepted_ids)), info="")
                     drain_until = time.monotonic() + args.drain
                     while True:

@@ -221,10 +221,10 @@ def write_chart(result: dict, path: Path) -> None:
             result["load_seconds"] + result["drain_seconds"],
             color="grey",
             alpha=0.15,
-            label="drain (no new load)",
+            label="drain: no new load, the queue empties" if ax is top else None,
         )
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
