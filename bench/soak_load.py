@@ -68,6 +68,9 @@ class CountingSink:
         found = SUBJECT_ID.search(subject)
         now = time.monotonic()
         with self.cond:
+            book = self.notified if subject.startswith("Secure message") else self.delivered
+            if found and found.group(1) in book:
+                self.recorder.count("duplicate")  # a second copy of one message
             if found and subject.startswith("Secure message"):
                 self.notified[found.group(1)] = now
                 self.recorder.count("delivered")
@@ -128,7 +131,6 @@ class Mix:
         self.rnd = random.Random(seed)
         self.n = self.secure_n = 0
         self.lock = threading.Lock()
-        self.secure_ids: set[str] = set()
 
     def next(self, session: int) -> tuple[str, int, bool, str]:
         with self.lock:

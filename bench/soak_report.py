@@ -138,6 +138,7 @@ def summarize(
                 "p99_ms": percentile(smtp, 0.99) * 1000,
             },
             "delivered": rec.totals["delivered"],
+            "duplicates_at_sink": rec.totals["duplicate"],
             "pages": {
                 "served": rec.totals["pages"],
                 "per_second": rec.totals["pages"] / load,

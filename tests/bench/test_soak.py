@@ -38,6 +38,7 @@ def test_a_short_soak_loses_nothing_and_writes_its_results(tmp_path: Path) -> No
     assert result["lost"] == []
     assert result["smtp"]["accepted_plain"] > 0 and result["smtp"]["accepted_sealed"] > 0
     assert result["delivered"] >= result["smtp"]["accepted"]
+    assert result["duplicates_at_sink"] == 0
     assert result["readers_signed_in"] == 2
     assert result["pages"]["served"] > 0
     assert not [kind for kind in result["errors"] if "5xx" in kind or kind.startswith("http 5")]
