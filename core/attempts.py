@@ -24,12 +24,16 @@ from core.models import AttemptCounter, now
 _MAX_KEY = 120
 
 
-async def claim(db: Database, counters: list[tuple[str, int]], window: float) -> bool:
+async def claim(
+    db: Database, counters: list[tuple[str, int]], window: float, urgent: bool = False
+) -> bool:
     """Count one try against every ``(key, limit)``, or against none when one is full
-    (then False: do not check the secret). Committed before it returns."""
+    (then False: do not check the secret). Committed before it returns. ``urgent``: a
+    client is waiting in a dialogue (SMTP AUTH): queue with intake at the write gate, not
+    behind it."""
     t = now()
     insert = sqlite_insert if db.is_sqlite else pg_insert
-    async with db.write_gate.hold(), db.session() as s:
+    async with db.write_gate.hold(urgent=urgent), db.session() as s:
         for key, limit in counters:
             key = key[:_MAX_KEY]
             await s.execute(
@@ -56,9 +60,9 @@ async def claim(db: Database, counters: list[tuple[str, int]], window: float) ->
     return True
 
 
-async def give_back(db: Database, keys: list[str]) -> None:
+async def give_back(db: Database, keys: list[str], urgent: bool = False) -> None:
     """The secret was right: its try does not count against these keys."""
-    async with db.write_gate.hold(), db.session() as s:
+    async with db.write_gate.hold(urgent=urgent), db.session() as s:
         for key in keys:
             await s.execute(
                 update(AttemptCounter)
