@@ -50,7 +50,8 @@ def fit_line_length(raw: bytes, limit: int = MAX_LINE) -> bytes:
     for part in msg.walk():
         if part.is_multipart():
             continue
-        body = part._payload  # the body as it came (get_payload() would decode a charset)
+        # the body as it came (get_payload() would decode a charset)
+        body = getattr(part, "_payload", None)
         if not isinstance(body, str) or _longest(body) <= limit:
             continue
         _reencode(part)
@@ -84,7 +85,8 @@ def fold_header_lines(head: bytes, limit: int = MAX_LINE) -> bytes:
 
 
 def _reencode(part: Message) -> None:
-    data = part.get_payload(decode=True) or b""
+    payload = part.get_payload(decode=True)
+    data = payload if isinstance(payload, bytes) else b""
     if part.get_content_maintype() == "text":
         text = data.replace(b"\r\n", b"\n")
         encoded = binascii.b2a_qp(text, quotetabs=False, istext=True, header=False)
