@@ -76,6 +76,12 @@ class Tenant(Base):
     # retention in days (None = the settings' archive_retention / portal_retention)
     archive_retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     portal_retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # secure conversations (issue 12): defaults a message's X-Sealmail-* options override
+    receipt_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    reply_default: Mapped[str] = mapped_column(String(8), default="all", server_default="all")
+    forward_default: Mapped[str] = mapped_column(String(8), default="yes", server_default="yes")
+    # who may sign in at /sent and /compose: "domain" (any address of its domains) | "listed"
+    sent_users: Mapped[str] = mapped_column(String(8), default="domain", server_default="domain")
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
@@ -218,6 +224,20 @@ class Message(Base):
     processed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     # when the sweep shredded the portal copy (portal retention over): "expired" page
     portal_expired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # --- secure conversations (issue 12; package ``conversations``) ---
+    # smtp | reply | forward | compose (the last three written in the portal)
+    origin: Mapped[str] = mapped_column(String(16), default="smtp", server_default="smtp")
+    # the conversation: the id of its first message ("" until the pipeline has run)
+    thread_id: Mapped[str] = mapped_column(String(32), default="", server_default="", index=True)
+    parent_id: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    # SHA-256 of the tenant id and the normalised Message-ID header: finds the parent of a
+    # reply by mail (In-Reply-To / References) without keeping the header in clear
+    msgid_hash: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)
+    # per-message options (X-Sealmail-Receipt / -Reply / -Forward; "" = the tenant's default)
+    receipt: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    receipt_sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reply_mode: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    forward_mode: Mapped[str] = mapped_column(String(8), default="", server_default="")
 
 
 class MessageRecipient(Base):
@@ -250,6 +270,14 @@ class PortalAccess(Base):
     expires_at: Mapped[float] = mapped_column(Float)
     first_opened_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # --- secure conversations (issue 12) ---
+    # recipient: notified with a link | author: the writer's own copy of a portal reply
+    kind: Mapped[str] = mapped_column(String(16), default="recipient", server_default="recipient")
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    first_downloaded_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    replied_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # the last reply
+    copy_requested_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class OneTimeCode(Base):

@@ -12,6 +12,7 @@ from sqlalchemy import MetaData
 
 import archive.models
 import billing_hooks.models
+import conversations.models
 import core.models
 import core.policy.models
 import gateway.models
@@ -22,6 +23,7 @@ FEATURE_MODELS = (
     core.policy.models,
     archive.models,
     billing_hooks.models,
+    conversations.models,
     gateway.models,
     portal.models,
     support.models,

@@ -125,3 +125,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if left:
         print(f"\nstopped at the end of the session, still running: {'; '.join(left)}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Where the browser tests left their screenshots (CI keeps that folder as artifacts)."""
+    from tests.helpers.pages import artifacts_dir
+
+    shots = artifacts_dir() / "screenshots"
+    if shots.is_dir() and any(shots.rglob("*.png")):
+        terminalreporter.write_line(f"screenshots of the pages: {shots}")

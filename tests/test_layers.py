@@ -2,7 +2,7 @@
 
 layer 3  sealmail/                 anything
 layer 2  gateway/  portal/         layers 0-1, never each other
-layer 1  archive/ branding/ billing_hooks/ support/   core only
+layer 1  archive/ branding/ billing_hooks/ support/ conversations/   core only
 layer 0  core/                     nothing of the project
 
 Inside every package, modules import each other without a cycle either: a cycle between two
@@ -24,6 +24,7 @@ PACKAGES = (
     "branding",
     "billing_hooks",
     "support",
+    "conversations",
     "gateway",
     "portal",
     "sealmail",
@@ -35,8 +36,9 @@ ALLOWED: dict[str, set[str]] = {
     "branding": LAYER1,
     "billing_hooks": LAYER1,
     "support": LAYER1,
-    "gateway": {"core", "archive", "branding", "billing_hooks", "support"},
-    "portal": {"core", "archive", "branding", "billing_hooks", "support"},
+    "conversations": LAYER1,
+    "gateway": {"core", "archive", "branding", "billing_hooks", "support", "conversations"},
+    "portal": {"core", "archive", "branding", "billing_hooks", "support", "conversations"},
     "sealmail": set(PACKAGES),
 }
 
