@@ -43,6 +43,8 @@ section "system packages"
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v swaks >/dev/null || missing+=(swaks)
+# libfaketime: end-to-end tests move the clock of a running `sealmail serve` (expiry)
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || missing+=(faketime)
 # swaks --tls needs Perl's TLS modules (not pulled in without recommends)
 perl -MNet::SSLeay -MIO::Socket::SSL -e 1 2>/dev/null || missing+=(libnet-ssleay-perl libio-socket-ssl-perl)
 command -v gpg >/dev/null || missing+=(gnupg)
@@ -54,7 +56,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -q
   as_root apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
 else
-  echo "all present (chromium, swaks, gnupg, openssl, postgresql, python venv)"
+  echo "all present (chromium, swaks, faketime, gnupg, openssl, postgresql, python venv)"
 fi
 
 # ---------------------------------------------------------------------------------------------
