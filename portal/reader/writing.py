@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import html as html_lib
+import re
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
@@ -65,9 +67,6 @@ async def load_original(st: PortalState, s: AsyncSession, request: Request) -> O
 
 def html_to_text(html: str) -> str:
     """A readable plain text of an HTML body: every tag dropped, block ends kept as lines."""
-    import html as html_lib
-    import re
-
     marked = re.sub(r"(?i)<\s*(br|/p|/div|/tr|/h[1-6]|/li)\b[^>]*>", "\n", html[: MAX_QUOTED * 4])
     stripped = nh3.clean(marked, tags=set(), clean_content_tags={"script", "style"})
     text = html_lib.unescape(stripped)
@@ -214,9 +213,16 @@ async def send(
     kind = events.REPLIED if origin == "reply" else events.FORWARDED
     async with st.services.db.session() as s:
         events.record(
-            s, msg.tenant_id, msg.id, kind, current.email, current.email, message=qid,
-            recipients=len(recipients), attachments=len(draft.attachments),
-        )  # fmt: skip
+            s,
+            msg.tenant_id,
+            msg.id,
+            kind,
+            current.email,
+            current.email,
+            message=qid,
+            recipients=len(recipients),
+            attachments=len(draft.attachments),
+        )
         if origin == "reply":
             await s.execute(
                 update(PortalAccess)
@@ -229,8 +235,14 @@ async def send(
             )
         await ratelimit.record(s, [b for b, _ in _buckets(current)], ratelimit.HOUR)
         await audit(
-            s, msg.tenant_id, current.email, f"portal.{origin}.sent", msg.id, message=qid,
-            recipients=len(recipients), attachments=len(draft.attachments),
-        )  # fmt: skip
+            s,
+            msg.tenant_id,
+            current.email,
+            f"portal.{origin}.sent",
+            msg.id,
+            message=qid,
+            recipients=len(recipients),
+            attachments=len(draft.attachments),
+        )
         await s.commit()
     return qid
