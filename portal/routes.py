@@ -20,7 +20,7 @@ from portal.api import archive as api_archive
 from portal.api import billing_webhook, holds, messages, openapi, policy, policy_dry_run
 from portal.api import keys as api_keys
 from portal.api import quarantine as api_quarantine
-from portal.reader import attachments, entry, inbox, message
+from portal.reader import attachments, entry, forward, inbox, message, reply
 from portal.sent import auth as sent_auth
 from portal.sent import pages as sent_pages
 from portal.support import api as support_api
@@ -41,6 +41,10 @@ def routes() -> list[BaseRoute]:
         Route("/messages/{message_id}", message.message, methods=GET),
         Route("/messages/{message_id}/body", message.body, methods=GET),
         Route("/messages/{message_id}/attachments/{n:int}", attachments.attachment, methods=GET),
+        Route("/messages/{message_id}/reply", reply.reply_form, methods=GET),
+        Route("/messages/{message_id}/reply", reply.reply_send, methods=POST),
+        Route("/messages/{message_id}/forward", forward.forward_form, methods=GET),
+        Route("/messages/{message_id}/forward", forward.forward_send, methods=POST),
         Route("/logout", entry.logout, methods=POST),
         # --- admin: the tenant's admins and compliance officers --------------------------
         Route("/admin", overview.overview, methods=GET),
