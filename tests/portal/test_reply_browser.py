@@ -136,7 +136,7 @@ def test_a_recipient_replies_with_a_2mb_file_in_a_real_browser(served) -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
             # axe-core is injected as an inline script, which the pages' CSP refuses
-            context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
             page = context.new_page()
             page.set_default_timeout(20_000)
             page.goto(f"{base}/m/{token}")
