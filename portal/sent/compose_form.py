@@ -71,6 +71,7 @@ def split_addresses(text: str) -> tuple[list[str], list[str]]:
     for chunk in _CHUNK.split(text):
         bracketed = _BRACKETED.findall(chunk)
         words = bracketed if bracketed else chunk.split()
+        rest: list[str] = []  # the words of this piece that are not addresses, kept together
         for word in words:
             word = word.strip().strip("<>\"'")
             if not word:
@@ -78,7 +79,9 @@ def split_addresses(text: str) -> tuple[list[str], list[str]]:
             try:
                 good.append(parse_address(word))
             except InvalidAddress:
-                bad.append(word[:80])
+                rest.append(word)
+        if rest:
+            bad.append(" ".join(rest)[:80])
     return good, bad
 
 
