@@ -89,6 +89,7 @@ def _render(
         usual_expiry=_expiry_label(st),
         max_size=_size_words(st.settings.smtp_max_message_size),
         max_recipients=st.settings.smtp_max_recipients,
+        hide_subject=bool(user.tenant.hide_subject),
         admin_link=user.session.kind == "admin",
     )
     return st.pages.render("sent/compose.html", ctx, status=status)

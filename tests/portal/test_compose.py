@@ -94,6 +94,8 @@ def test_composed_message_is_stored_for_the_pipeline(world: World) -> None:
     assert page.status_code == 200
     assert 'name="receipt" type="checkbox" value="yes" checked' in page.text  # tenant default
     assert '<option value="internal" selected>' in page.text
+    assert "tells recipients about the message shows the subject" in page.text
+    assert "at most 5 in all" in page.text
     pdf = b"%PDF-1.4\n" + os.urandom(120_000)
     notes = "Notizen: Grüße\n".encode()
     r = world.client.post(
@@ -154,8 +156,9 @@ def test_composed_message_is_stored_for_the_pipeline(world: World) -> None:
 
 
 def test_date_expiry_and_receipt(world: World) -> None:
-    _setup(world)
+    _setup(world, hide_subject=True)
     page = world.client.get("/compose")
+    assert "see the subject only after they open the message" in page.text
     assert 'name="receipt" type="checkbox" value="yes" aria' in page.text  # unchecked by default
     r = world.client.post(
         "/compose",
