@@ -119,7 +119,12 @@ def read(
         good, bad = split_addresses(getattr(f, name))
         if bad:
             f.errors[name] = _describe(bad)
-        f.addresses[name] = [a for a in good if not (a in seen or seen.add(a))]
+        kept: list[str] = []
+        for address in good:
+            if address not in seen:
+                seen.add(address)
+                kept.append(address)
+        f.addresses[name] = kept
     if not f.recipients and "to" not in f.errors:
         f.errors["to"] = "Add at least one recipient (To, Cc or Bcc)."
     if len(f.recipients) > max_recipients:
