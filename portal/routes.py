@@ -22,6 +22,7 @@ from portal.api import keys as api_keys
 from portal.api import quarantine as api_quarantine
 from portal.reader import attachments, entry, forward, inbox, message, reply
 from portal.sent import auth as sent_auth
+from portal.sent import compose as sent_compose
 from portal.sent import pages as sent_pages
 from portal.support import api as support_api
 from portal.support import desk, pin
@@ -75,6 +76,8 @@ def routes() -> list[BaseRoute]:
         Route("/sent/verify", sent_auth.verify, methods=POST),
         Route("/sent/logout", sent_auth.logout, methods=POST),
         Route("/sent/{message_id}", sent_pages.sent_message, methods=GET),
+        Route("/compose", sent_compose.compose_form, methods=GET),
+        Route("/compose", sent_compose.compose_send, methods=POST),
         # --- api: programs with a tenant's bearer API key; the billing system -----------
         Route("/api/v1/messages/{message_id}", messages.message_status, methods=GET),
         Route("/api/v1/openapi.json", openapi.openapi, methods=GET),

@@ -144,5 +144,6 @@ async def sent_message(request: Request) -> Response:
         recipients=recipients,
         decisions=decisions,
         admin_link=_officer(user),
+        composed=request.query_params.get("notice") == "composed",
     )
     return st.pages.render("sent/message.html", ctx)
