@@ -76,7 +76,7 @@ def test_compose_in_a_real_browser(served, tmp_path: Path) -> None:  # noqa: ANN
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
             # axe is injected as an inline script: the page's CSP (script-src 'self') would block it
-            page = browser.new_context(bypass_csp=True).new_page()
+            page = browser.new_context().new_page()
             page.goto(f"{base}/compose")  # not signed in: to the sign-in page
             assert page.url.endswith("/sent/login")
             page.fill("#email", SENDER)
