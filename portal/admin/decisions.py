@@ -15,12 +15,15 @@ from starlette.responses import Response
 from core import quarantine
 from core.models import Message, MessageRecipient
 from core.policy.models import HeldMessage, PolicyDecision
+from portal.admin import why
 from portal.admin.context import page_context, quarantine_officer
 from portal.state import portal
 
 
 def explain(decision: PolicyDecision) -> dict[str, Any]:
-    """The decision's explanation, made readable: rules looked at, detector counts, rest."""
+    """The decision's explanation, made readable (:mod:`portal.admin.why`): ``sentences``
+    (the first says why), ``trail`` (each rule looked at, as a sentence); the parsed
+    ``rules``, ``detectors`` and ``other`` stay for callers that want the fields."""
     try:
         data = json.loads(decision.explanation or "{}")
     except ValueError:
@@ -31,8 +34,20 @@ def explain(decision: PolicyDecision) -> dict[str, Any]:
     detectors = data.pop("detectors", {}) or {}
     if not isinstance(detectors, dict):
         detectors = {}
+    said = why.sentences(
+        decision.action or "",
+        decision.rule or "",
+        decision.disposition or "",
+        {**data, "detectors": detectors},
+    )
     other = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
-    return {"rules": rules, "detectors": detectors, "other": other}
+    return {
+        "rules": rules,
+        "detectors": detectors,
+        "other": other,
+        "sentences": said,
+        "trail": why.trail(rules),
+    }
 
 
 async def decisions_of(s: AsyncSession, message_id: str, tenant_id: str) -> list[dict[str, Any]]:
