@@ -193,9 +193,7 @@ def sentences(action: str, rule: str, disposition: str, data: dict[str, Any]) ->
     timeouts = data.get("regex_timeouts")
     if timeouts:
         n = len(timeouts) if isinstance(timeouts, list | dict) else 1
-        out.append(
-            f"{n} pattern{'s' if n != 1 else ''} ran out of time and counted as no match."
-        )
+        out.append(f"{n} pattern{'s' if n != 1 else ''} ran out of time and counted as no match.")
     if data.get("limits_hit"):
         out.append("Only part of the message could be checked: it was too large or too deep.")
     return out

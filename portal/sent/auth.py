@@ -20,11 +20,11 @@ from core.audit import audit
 from portal.admin import auth as admin_auth
 from portal.admin.doors import SENDER_DOOR
 from portal.forms import field
+from portal.sent.senders import sender_for, sender_of_subject
 from portal.signin import codes
 from portal.signin.by_address import pending_of, start
 from portal.signin.steps import TOO_MANY, count, limited, mail_code, open_session, pre_checked
 from portal.signin.steps import set_pending_cookie as _set_pending
-from portal.sent.senders import sender_for, sender_of_subject
 from portal.state import client_ip
 
 log = logging.getLogger("sealmail.portal.sent")

@@ -93,9 +93,7 @@ async def sender_for(s: AsyncSession, email: str, roles: tuple[str, ...]) -> Sen
     return Sender(tenant, _stand_in(tenant, email), False)
 
 
-async def sender_of_subject(
-    s: AsyncSession, subject: str, roles: tuple[str, ...]
-) -> Sender | None:
+async def sender_of_subject(s: AsyncSession, subject: str, roles: tuple[str, ...]) -> Sender | None:
     """The sender a pending sign-in was for, checked again now (the code may be entered
     after the tenant changed its mind)."""
     if not subject:

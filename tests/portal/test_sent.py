@@ -194,7 +194,6 @@ def test_sender_sees_own_messages_with_status(world: World) -> None:
         "sealed to the portal",
         "OpenPGP",
         "TLS only",
-        "notification delivered",
         "delivered",
         "bounced",
         "550 5.1.1 no such user",
@@ -202,7 +201,7 @@ def test_sender_sees_own_messages_with_status(world: World) -> None:
         "retrying (attempt 1)",
         "waiting for review",  # frank: held
         "opened ",
-        "not yet",  # erin: portal, not opened
+        "not yet opened",  # erin: portal, not opened
     ):
         assert shown in text, shown
     assert f'href="/sent/{ids["mine"]}"' in text
@@ -210,6 +209,7 @@ def test_sender_sees_own_messages_with_status(world: World) -> None:
     detail = world.client.get(f"/sent/{ids['mine']}")
     assert detail.status_code == 200
     assert "Quarterly figures" in detail.text
+    assert "Sent as sealed to the portal: notification delivered." in detail.text
     assert "Encrypted because rule &#39;cards&#39; found 2 credit card numbers." in detail.text
     assert CARD not in detail.text and "credit_card" not in detail.text
     assert detail.headers["content-security-policy"].endswith("frame-ancestors 'none'")
