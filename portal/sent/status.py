@@ -85,7 +85,8 @@ class RecipientStatus:
     def summary(self) -> str:
         """One short clause for the list: how it went and where it stands."""
         parts = [self.method]
-        delivery = self.delivery + (f" ({self.detail})" if self.detail else "")
+        delivery = "" if self.delivery == "-" else self.delivery
+        delivery += f" ({self.detail})" if self.detail else ""
         if self.portal:
             if self.revoked:
                 parts.append(self.revoked_words()[0].lower() + self.revoked_words()[1:])
@@ -103,7 +104,8 @@ class RecipientStatus:
 
     def lines(self) -> list[str]:
         """The detail page's sentences, in the order things happen."""
-        out = [f"Sent as {self.method}: {self.delivery}."]
+        shown = self.delivery not in ("", "-")
+        out = [f"Sent as {self.method}: {self.delivery}." if shown else f"Sent as {self.method}."]
         if self.detail:
             out.append(f"The last answer was: {self.detail}")
         if not self.portal:
@@ -220,7 +222,14 @@ async def statuses(
         .scalars()
         .all()
     )
-    for r in rcpts:
+    known = {(r.message_id, r.rcpt.lower()) for r in rcpts}
+    # a portal access whose recipient row is missing (written by another path) still shows
+    rows = list(rcpts) + [
+        MessageRecipient(message_id=m, rcpt=a.recipient, disposition="portal", state="done")
+        for (m, rcpt), a in sorted(access_of.items())
+        if (m, rcpt) not in known
+    ]
+    for r in rows:
         key = (r.message_id, r.rcpt.lower())
         label, detail = _delivery_label(copies.get(key, []), r.disposition)
         held = [h for h in held_rows if h.message_id == r.message_id]

@@ -55,4 +55,7 @@ def said(event: MessageEvent) -> Said:
         after=after_words,
         kind=event.kind.replace("_", " "),
     )
-    return Said(event.at, format_time(event.at), event.kind, text[0].upper() + text[1:] + ".")
+    first = text.split(" ", 1)[0]
+    if "@" not in first and ":" not in first:  # an address or "api-key:admin" keeps its case
+        text = text[0].upper() + text[1:]
+    return Said(event.at, format_time(event.at), event.kind, text + ".")
