@@ -29,21 +29,21 @@ DETECTORS = {
 }
 
 CONDITIONS = {
-    "subject_contains": "the subject contains",
-    "text_matches": "the text matches a pattern",
-    "detector": "a detector finds enough",
-    "min_count": "enough matches",
-    "attachment_name": "an attachment's name",
-    "attachment_extension": "an attachment's extension",
-    "attachment_type": "an attachment's type",
-    "sender": "the sender",
-    "sender_group": "the sender's group",
-    "recipient": "the recipient",
-    "recipient_group": "the recipient's group",
-    "recipient_domain": "the recipient's domain",
-    "header": "a header",
-    "size_over": "the size is over",
-    "size_under": "the size is under",
+    "subject_contains": "subject contains",
+    "text_matches": "text matches",
+    "detector": "detector",
+    "min_count": "at least",
+    "attachment_name": "attachment name",
+    "attachment_extension": "attachment extension",
+    "attachment_type": "attachment type",
+    "sender": "sender",
+    "sender_group": "sender group",
+    "recipient": "recipient",
+    "recipient_group": "recipient group",
+    "recipient_domain": "recipient domain",
+    "header": "header",
+    "size_over": "size over",
+    "size_under": "size under",
 }
 
 ACTIONS = {
@@ -110,7 +110,7 @@ def _missed(missed: str) -> str:
         return "did not apply because of one of its exceptions"
     block, _, key = missed.partition(".")
     if block == "when" and key:
-        return f"did not match ({CONDITIONS.get(key, key.replace('_', ' '))} did not match)"
+        return f"did not match: its “{CONDITIONS.get(key, key.replace('_', ' '))}” condition was not met"
     return "did not match"
 
 
