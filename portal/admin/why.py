@@ -110,7 +110,8 @@ def _missed(missed: str) -> str:
         return "did not apply because of one of its exceptions"
     block, _, key = missed.partition(".")
     if block == "when" and key:
-        return f"did not match: its “{CONDITIONS.get(key, key.replace('_', ' '))}” condition was not met"
+        words = CONDITIONS.get(key, key.replace("_", " "))
+        return f"did not match: its “{words}” condition was not met"
     return "did not match"
 
 
