@@ -36,11 +36,14 @@ class Options:
     warnings: tuple[str, ...] = ()
 
 
-def parse_when(value: str, now: float) -> float:
+def parse_when(value: str, now: float, *, allow_past: bool = False) -> float:
     """A duration from now (``90m``, ``2h``, ``7d``, ``2w``) or an RFC 3339 date-time (a
     date alone means the end of that day, UTC) as epoch seconds; ValueError otherwise, or
-    when it is not in the future."""
+    when it is not in the future. ``allow_past`` (a sender ending access at once) also
+    takes ``now`` and a date already past, returned as it is."""
     text = value.strip()
+    if allow_past and text.lower() == "now":
+        return now
     m = _DURATION.match(text)
     if m:
         seconds = int(m.group(1)) * _UNITS[m.group(2).lower()]
@@ -60,7 +63,7 @@ def parse_when(value: str, now: float) -> float:
             f"{text[:60]!r} is neither a duration (2h, 7d) nor an RFC 3339 date: {exc}"
         ) from None
     at = when.timestamp()
-    if at <= now:
+    if at <= now and not allow_past:
         raise ValueError(f"{text[:60]!r} is in the past")
     if at - now > MAX_DURATION:
         raise ValueError(f"{text[:60]!r} is more than ten years away")

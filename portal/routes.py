@@ -17,10 +17,19 @@ from portal.admin import auth as admin_auth
 from portal.admin import billing as admin_billing
 from portal.admin import decisions, keys, overview, quarantine, retention
 from portal.api import archive as api_archive
-from portal.api import billing_webhook, holds, messages, openapi, policy, policy_dry_run
+from portal.api import (
+    billing_webhook,
+    holds,
+    message_control,
+    messages,
+    openapi,
+    policy,
+    policy_dry_run,
+)
 from portal.api import keys as api_keys
 from portal.api import quarantine as api_quarantine
 from portal.reader import attachments, entry, forward, inbox, message, reply
+from portal.sent import actions as sent_actions
 from portal.sent import auth as sent_auth
 from portal.sent import compose as sent_compose
 from portal.sent import pages as sent_pages
@@ -58,6 +67,7 @@ def routes() -> list[BaseRoute]:
         Route("/admin/quarantine/{held_id}/release", quarantine.release, methods=POST),
         Route("/admin/quarantine/{held_id}/reject", quarantine.reject, methods=POST),
         Route("/admin/messages/{message_id}", decisions.message_decisions, methods=GET),
+        Route("/admin/messages/{message_id}/revoke", decisions.revoke, methods=POST),
         Route("/admin/keys", keys.keys_page, methods=GET),
         Route("/admin/keys", keys.import_keys, methods=POST),
         Route("/admin/keys/{key_id}/remove", keys.confirm_remove, methods=GET),
@@ -78,8 +88,19 @@ def routes() -> list[BaseRoute]:
         Route("/sent/{message_id}", sent_pages.sent_message, methods=GET),
         Route("/compose", sent_compose.compose_form, methods=GET),
         Route("/compose", sent_compose.compose_send, methods=POST),
+        Route("/sent/{message_id}/revoke", sent_actions.confirm_revoke, methods=GET),
+        Route("/sent/{message_id}/revoke", sent_actions.revoke, methods=POST),
+        Route("/sent/{message_id}/expiry", sent_actions.expiry, methods=POST),
+        Route("/sent/{message_id}/resend", sent_actions.resend_notification, methods=POST),
         # --- api: programs with a tenant's bearer API key; the billing system -----------
         Route("/api/v1/messages/{message_id}", messages.message_status, methods=GET),
+        Route("/api/v1/messages/{message_id}/revoke", message_control.revoke, methods=POST),
+        Route("/api/v1/messages/{message_id}/expiry", message_control.expiry, methods=POST),
+        Route(
+            "/api/v1/messages/{message_id}/resend",
+            message_control.resend_notification,
+            methods=POST,
+        ),
         Route("/api/v1/openapi.json", openapi.openapi, methods=GET),
         Route("/api/v1/keys", api_keys.list_keys, methods=GET),
         Route("/api/v1/keys", api_keys.import_keys, methods=POST),

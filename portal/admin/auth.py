@@ -48,7 +48,7 @@ from portal.state import PortalState, client_ip, portal
 log = logging.getLogger("sealmail.portal.admin")
 
 
-def _login_page(
+def login_page(
     st: PortalState,
     door: Door,
     nonce: str,
@@ -62,7 +62,7 @@ def _login_page(
     return st.pages.render(door.login_template, ctx, status=status)
 
 
-def _code_page(
+def code_page(
     st: PortalState, door: Door, nonce: str, email: str, *, error: str = "", status: int = 200
 ) -> Response:
     ctx: dict[str, Any] = {
@@ -81,7 +81,7 @@ async def login_form(request: Request, door: Door = ADMIN_DOOR) -> Response:
         if await current_user(s, request, door) is not None:
             return RedirectResponse(door.home, status_code=303)
     nonce = nonce_of(request) or new_token(24)
-    return with_nonce(request, _login_page(st, door, nonce), nonce)
+    return with_nonce(request, login_page(st, door, nonce), nonce)
 
 
 async def _officer(
@@ -105,7 +105,7 @@ async def send_code(request: Request, door: Door = ADMIN_DOOR) -> Response:
     st, form, nonce = await pre_checked(request, f"{door.name}-login")
     email = normalize(field(form, "email"))
     if problem(email) is not None:
-        return _login_page(
+        return login_page(
             st, door, nonce, error="Enter your email address.", status=400, email=email
         )
     ip = client_ip(request)
@@ -124,10 +124,10 @@ async def send_code(request: Request, door: Door = ADMIN_DOOR) -> Response:
             log.info("%s sign-in asked for an address that may not sign in", door.name)
         await count(s, buckets)
         await s.commit()
-    return set_pending_cookie(_code_page(st, door, nonce, email), door.pending_cookie, secret)
+    return set_pending_cookie(code_page(st, door, nonce, email), door.pending_cookie, secret)
 
 
-_WRONG = "That code is not right, or it can no longer be used. Try again or ask for a new one."
+WRONG = "That code is not right, or it can no longer be used. Try again or ask for a new one."
 
 
 async def verify(request: Request, door: Door = ADMIN_DOOR) -> Response:
@@ -174,7 +174,7 @@ async def verify(request: Request, door: Door = ADMIN_DOOR) -> Response:
                 checked=outcome.checked,
             )
         await s.commit()
-    return _code_page(st, door, nonce, "", error=_WRONG, status=400)
+    return code_page(st, door, nonce, "", error=WRONG, status=400)
 
 
 async def logout(request: Request, door: Door = ADMIN_DOOR) -> Response:

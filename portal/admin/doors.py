@@ -16,6 +16,7 @@ from core.models import PortalSession, Tenant, User
 from portal import sessions
 from portal.forms import field, read_form
 from portal.security import check_session_token, same_origin_request
+from portal.sent.senders import unlisted
 from portal.signin.by_address import AddressDoor
 from portal.state import portal
 
@@ -90,7 +91,8 @@ class Admin:
 
 async def current_user(s: AsyncSession, request: Request, door: Door) -> Admin | None:
     """The user signed in through ``door``; the role is checked on every request, so a
-    removed or demoted user loses access at once."""
+    removed or demoted user loses access at once. A sender session of an address that is
+    not a listed user stands for as long as its tenant lets any address of its domains in."""
     row = await sessions.load(s, request)
     if row is None or row.kind not in door.session_kinds:
         return None
@@ -104,7 +106,11 @@ async def current_user(s: AsyncSession, request: Request, door: Door) -> Admin |
     )
     found = (await s.execute(stmt)).first()
     if found is None:
-        return None
+        if row.kind != SENDER_SESSION_KIND:
+            return None
+        # an address of the tenant's domains that is not a listed user (portal.sent.senders)
+        sender = await unlisted(s, row.tenant_id, row.email)
+        return Admin(row, sender.user, sender.tenant) if sender is not None else None
     return Admin(row, found[0], found[1])
 
 

@@ -1,49 +1,83 @@
-"""``/api/v1/messages/{id}``: a message's delivery evidence (states, dispositions, times; never its
-content), so a tenant's admin can see what happened to a message and nothing of another
-tenant's. Unknown and foreign ids answer the same 404.
+"""``/api/v1/messages/{id}``: a message's delivery evidence (states, dispositions, times,
+the recipients' portal access and events; never its content), so a tenant's admin can see
+what happened to a message and nothing of another tenant's; and the sender's controls:
+``.../revoke``, ``.../expiry``, ``.../resend`` (an admin or compliance key), each through
+:mod:`conversations.control` (or :mod:`portal.sent.resend`), recorded and audited. Unknown
+and foreign ids answer the same 404; a bad value 422.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core.models import Message, MessageRecipient, OutboxItem, OutboxRecipient, PortalAccess
+from conversations import events
+from conversations.models import MessageEvent
+from core.models import (
+    Message,
+    MessageRecipient,
+    OutboxItem,
+    OutboxRecipient,
+    PortalAccess,
+    now,
+)
 from portal.api.common import error, tenant_of_key
 from portal.state import portal
 
 
-async def message_status(request: Request) -> Response:
-    found = await tenant_of_key(request)
-    if isinstance(found, Response):
-        return found
-    tenant, _role = found
-    message_id = request.path_params["message_id"][:40]
-    async with portal(request).services.db.session() as s:
-        msg = await s.get(Message, message_id)
-        if msg is None or msg.tenant_id != tenant.id:
-            return error(404, "no such message")
-        rcpts = (
-            (await s.execute(select(MessageRecipient).where(MessageRecipient.message_id == msg.id)))
-            .scalars()
-            .all()
-        )
-        access = {
-            a.recipient: a
-            for a in (
-                await s.execute(select(PortalAccess).where(PortalAccess.message_id == msg.id))
-            ).scalars()
-        }
-        deliveries = (
+def _access(a: PortalAccess | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    return {
+        "expires_at": a.expires_at,
+        "expired": not a.revoked and a.expires_at <= now(),
+        "revoked": a.revoked,
+        "revoked_at": a.revoked_at,
+        "revoked_by": a.revoked_by,
+        "first_opened_at": a.first_opened_at,
+        "first_downloaded_at": a.first_downloaded_at,
+        "replied_at": a.replied_at,
+    }
+
+
+def _event(e: MessageEvent) -> dict[str, Any]:
+    try:
+        detail = json.loads(e.detail or "{}")
+    except ValueError:
+        detail = {}
+    return {"kind": e.kind, "at": e.at, "actor": e.actor, "detail": detail}
+
+
+async def _body(s: AsyncSession, msg: Message) -> dict[str, Any]:
+    rcpts = (
+        (await s.execute(select(MessageRecipient).where(MessageRecipient.message_id == msg.id)))
+        .scalars()
+        .all()
+    )
+    access = {
+        a.recipient.lower(): a
+        for a in (
             await s.execute(
-                select(OutboxRecipient, OutboxItem)
-                .join(OutboxItem, OutboxItem.id == OutboxRecipient.outbox_id)
-                .where(OutboxItem.message_id == msg.id)
+                select(PortalAccess).where(
+                    PortalAccess.message_id == msg.id,
+                    PortalAccess.tenant_id == msg.tenant_id,
+                    PortalAccess.kind != "author",
+                )
             )
-        ).all()
+        ).scalars()
+    }
+    deliveries = (
+        await s.execute(
+            select(OutboxRecipient, OutboxItem)
+            .join(OutboxItem, OutboxItem.id == OutboxRecipient.outbox_id)
+            .where(OutboxItem.message_id == msg.id, OutboxItem.tenant_id == msg.tenant_id)
+        )
+    ).all()
     by_rcpt: dict[str, list[dict[str, Any]]] = {}
     for r, item in deliveries:
         by_rcpt.setdefault(r.rcpt.lower(), []).append(
@@ -55,7 +89,10 @@ async def message_status(request: Request) -> Response:
                 "updated_at": r.updated_at,
             }
         )
-    body = {
+    happened: dict[str, list[dict[str, Any]]] = {}
+    for e in await events.of_message(s, msg.tenant_id, msg.id):
+        happened.setdefault(e.recipient, []).append(_event(e))
+    return {
         "id": msg.id,
         "tenant_id": msg.tenant_id,
         "mail_from": msg.mail_from,
@@ -68,32 +105,130 @@ async def message_status(request: Request) -> Response:
                 "address": r.rcpt,
                 "disposition": r.disposition,
                 "reason": r.reason,
-                "opened_at": access[r.rcpt].first_opened_at if r.rcpt in access else None,
+                "opened_at": access[r.rcpt.lower()].first_opened_at
+                if r.rcpt.lower() in access
+                else None,
+                "access": _access(access.get(r.rcpt.lower())),
                 "deliveries": by_rcpt.get(r.rcpt.lower(), []),
+                "events": happened.get(r.rcpt.lower(), []),
             }
             for r in rcpts
         ],
+        "events": happened.get("", []),  # about every recipient at once
     }
-    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+async def tenant_message(s: AsyncSession, tenant_id: str, message_id: str) -> Message | None:
+    msg = await s.get(Message, message_id[:40])
+    return msg if msg is not None and msg.tenant_id == tenant_id else None
+
+
+async def message_status(request: Request) -> Response:
+    found = await tenant_of_key(request)
+    if isinstance(found, Response):
+        return found
+    tenant, _role = found
+    async with portal(request).services.db.session() as s:
+        msg = await tenant_message(s, tenant.id, request.path_params["message_id"])
+        if msg is None:
+            return error(404, "no such message")
+        body = await _body(s, msg)
+    return JSONResponse(body, headers=NO_STORE)
+
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+ID_PARAM = {"name": "message_id", "in": "path", "required": True, "schema": {"type": "string"}}
+ERROR = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"error": {"type": "string"}},
+            "required": ["error"],
+        }
+    }
+}
+_EVENT = {
+    "type": "object",
+    "properties": {
+        "kind": {
+            "type": "string",
+            "enum": list(events.KINDS),
+        },
+        "at": {"type": "number", "description": "Unix time"},
+        "actor": {"type": "string"},
+        "detail": {"type": "object"},
+    },
+}
+_ACCESS = {
+    "type": ["object", "null"],
+    "description": "the recipient's portal access (null when not sealed to the portal)",
+    "properties": {
+        "expires_at": {"type": "number"},
+        "expired": {"type": "boolean"},
+        "revoked": {"type": "boolean"},
+        "revoked_at": {"type": ["number", "null"]},
+        "revoked_by": {"type": "string"},
+        "first_opened_at": {"type": ["number", "null"]},
+        "first_downloaded_at": {"type": ["number", "null"]},
+        "replied_at": {"type": ["number", "null"]},
+    },
+}
+_MESSAGE = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "tenant_id": {"type": "string"},
+        "mail_from": {"type": "string"},
+        "state": {"type": "string"},
+        "size": {"type": "integer"},
+        "received_at": {"type": "number"},
+        "processed_at": {"type": ["number", "null"]},
+        "recipients": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "address": {"type": "string"},
+                    "disposition": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "opened_at": {"type": ["number", "null"]},
+                    "access": _ACCESS,
+                    "deliveries": {"type": "array", "items": {"type": "object"}},
+                    "events": {"type": "array", "items": _EVENT},
+                },
+            },
+        },
+        "events": {"type": "array", "items": _EVENT, "description": "events about everyone"},
+    },
+}
+
+
+def json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def errors(*codes: tuple[str, str]) -> dict[str, Any]:
+    out = {"401": {"description": "missing or invalid API key", "content": ERROR}}
+    for code, description in codes:
+        out[code] = {"description": description, "content": ERROR}
+    return out
 
 
 PATHS: dict[str, Any] = {
     "/api/v1/messages/{message_id}": {
         "get": {
-            "summary": "Delivery evidence of one of the tenant's messages (no content)",
-            "parameters": [
-                {
-                    "name": "message_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string"},
-                }
-            ],
+            "summary": "A message's delivery evidence and events per recipient (no content)",
+            "parameters": [ID_PARAM],
             "responses": {
-                "200": {"description": "the message's states per recipient"},
-                "401": {"description": "missing or invalid API key"},
-                "404": {"description": "no such message for this tenant"},
+                "200": ok("the message's states and events per recipient", _MESSAGE),
+                **errors(("404", "no such message for this tenant")),
             },
         }
-    }
+    },
 }

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from portal.api import archive, holds, keys, messages, policy, policy_dry_run
+from portal.api import archive, holds, keys, message_control, messages, policy, policy_dry_run
 from portal.support.api import SUPPORT_PATHS
 
 API_VERSION = "1"
@@ -27,6 +27,7 @@ def document() -> dict[str, Any]:
     specs yet, so it is not listed."""
     paths = {
         **messages.PATHS,
+        **message_control.CONTROL_PATHS,
         **keys.PATHS,
         **policy.PATHS,
         **policy_dry_run.PATHS,

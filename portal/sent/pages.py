@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from conversations import events
 from core import quarantine
 from core.audit import audit
 from core.errors import NotFound, PermanentError
@@ -33,6 +34,7 @@ from portal.admin.context import page_context
 from portal.admin.decisions import explain
 from portal.admin.doors import SENDER_DOOR, SESSION_KIND, Admin, current_user
 from portal.sent.status import statuses
+from portal.sent.timeline import said
 from portal.state import PortalState, portal
 
 PAGE_SIZE = 25
@@ -40,11 +42,14 @@ MAX_PAGE = 10_000
 HEADER_LIMIT = 64 * 1024  # how much of an original is read to find its Subject
 
 
-async def _signed_in(s: AsyncSession, request: Request) -> Admin | Response:
+async def signed_in(s: AsyncSession, request: Request) -> Admin | Response:
     user = await current_user(s, request, SENDER_DOOR)
     if user is None:
         return RedirectResponse(SENDER_DOOR.login_path, status_code=303)
     return user
+
+
+_signed_in = signed_in  # the earlier name, for callers that still use it
 
 
 def _officer(user: Admin) -> bool:
@@ -86,7 +91,7 @@ async def sent_list(request: Request) -> Response:
     st = portal(request)
     page = _page_number(request)
     async with st.services.db.session() as s:
-        user = await _signed_in(s, request)
+        user = await signed_in(s, request)
         if isinstance(user, Response):
             return user
         found = (
@@ -116,34 +121,78 @@ async def sent_list(request: Request) -> Response:
     return st.pages.render("sent/list.html", ctx)
 
 
-async def sent_message(request: Request) -> Response:
-    """One sent message: its recipients' status and "why was this encrypted?" (the same
-    decision rendering as ``/admin/messages/{id}``)."""
-    st = portal(request)
-    async with st.services.db.session() as s:
-        user = await _signed_in(s, request)
-        if isinstance(user, Response):
-            return user
-        message_id = request.path_params["message_id"][:40]
-        msg = (
-            await s.execute(select(Message).where(Message.id == message_id, *_own(user)))
-        ).scalar_one_or_none()
-        if msg is None:
-            raise HTTPException(404)
-        decisions = [
-            {"row": d, **explain(d)} for d in await quarantine.decisions(s, msg.id, user.tenant.id)
-        ]
-        recipients = (await statuses(s, user.tenant.id, [msg.id]))[msg.id]
-        subject = await _subject(st, s, msg)
-        await audit(s, user.tenant.id, user.actor, "sent.message.viewed", msg.id)
-        await s.commit()
+async def own_message(s: AsyncSession, user: Admin, message_id: str) -> Message:
+    """The signed-in sender's message; 404 for anyone else's (in this tenant or another) as
+    for one that does not exist."""
+    msg = (
+        await s.execute(select(Message).where(Message.id == message_id[:40], *_own(user)))
+    ).scalar_one_or_none()
+    if msg is None:
+        raise HTTPException(404)
+    return msg
+
+
+NOTICES = {
+    "revoked": "Done: the access was revoked. It stops working at once, also for a page "
+    "already open.",
+    "none-revoked": "Nobody's access was live, so nothing changed.",
+    "expiry": "Done: the new expiry applies to every recipient from now on.",
+    "resent": "Done: a new link is on its way. The old link no longer works.",
+}
+
+
+async def render_message(
+    st: PortalState,
+    s: AsyncSession,
+    user: Admin,
+    msg: Message,
+    *,
+    notice: str = "",
+    error: str = "",
+    expires: str = "",
+    status: int = 200,
+    composed: bool = False,
+) -> Response:
+    """One sent message: its recipients' status in sentences, its events, the sender's
+    actions and "why was this handled this way?" (the same as ``/admin/messages/{id}``)."""
+    decisions = [
+        {"row": d, **explain(d)} for d in await quarantine.decisions(s, msg.id, user.tenant.id)
+    ]
+    recipients = (await statuses(s, user.tenant.id, [msg.id]))[msg.id]
+    timeline = [said(e) for e in await events.of_message(s, user.tenant.id, msg.id)]
+    subject = await _subject(st, s, msg)
     ctx = page_context(
         user,
         message=msg,
         subject=subject,
         recipients=recipients,
+        live=[r for r in recipients if r.live],
+        portal_copies=any(r.portal for r in recipients),
+        timeline=timeline,
         decisions=decisions,
+        notice=NOTICES.get(notice, ""),
+        error=error,
+        expires=expires,
         admin_link=_officer(user),
-        composed=request.query_params.get("notice") == "composed",
+        composed=composed,
     )
-    return st.pages.render("sent/message.html", ctx)
+    return st.pages.render("sent/message.html", ctx, status=status)
+
+
+async def sent_message(request: Request) -> Response:
+    st = portal(request)
+    async with st.services.db.session() as s:
+        user = await signed_in(s, request)
+        if isinstance(user, Response):
+            return user
+        msg = await own_message(s, user, request.path_params["message_id"])
+        await audit(s, user.tenant.id, user.actor, "sent.message.viewed", msg.id)
+        await s.commit()
+        return await render_message(
+            st,
+            s,
+            user,
+            msg,
+            notice=request.query_params.get("done", "")[:20],
+            composed=request.query_params.get("notice") == "composed",
+        )
