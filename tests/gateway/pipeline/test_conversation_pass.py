@@ -282,3 +282,16 @@ async def test_a_bounce_carries_no_internal_header(gateway, tenant, gw_services,
     async with gw_services.db.session() as s:
         n = len((await s.execute(select(MessageEvent))).all())
     assert n == 0  # a DSN is no notice
+
+
+def test_encrypted_output_keeps_no_option_header_outside_or_inside() -> None:
+    """PGP/MIME and S/MIME wrap what :func:`mime.split` gives them: neither the headers left
+    outside nor the entity that is encrypted (protected headers included) carries one."""
+    from gateway.pipeline.crypto import mime
+
+    raw = make_message(subject="[secure] x", extra=OPTIONS + "X-Sealmail-Encrypt: yes\r\n")
+    for protect in (False, True):
+        outer, inner = mime.split(raw, protect=protect)
+        assert not [n for n, _ in outer if n.lower().startswith("x-sealmail-")]
+        assert _all_internal(mime.to_bytes(inner)) == set()
+        assert _all_internal(mime.envelope(outer, "multipart/mixed", [inner])) == set()
