@@ -1,5 +1,5 @@
-"""A tenant's settings (branding, notifications, OpenPGP, next hop, journal address), changed
-after validation and audited.
+"""A tenant's settings (branding, notifications, OpenPGP, next hop, journal address, the
+defaults of secure conversations), changed after validation and audited.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from core.errors import PermanentError
 from core.models import Tenant
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+REPLY_DEFAULTS = ("none", "sender", "all")
+FORWARD_DEFAULTS = ("no", "internal", "yes")
+SENT_USERS = ("domain", "listed")
 
 
 async def update_tenant(
@@ -35,6 +38,10 @@ async def update_tenant(
     pgp_protect_subject: bool | None = None,
     relay: str | None = None,
     journal_address: str | None = None,
+    receipt_default: bool | None = None,
+    reply_default: str | None = None,
+    forward_default: str | None = None,
+    sent_users: str | None = None,
 ) -> dict[str, Any]:
     """Change a tenant's settings; returns what changed (audited)."""
     changes: dict[str, Any] = {}
@@ -94,6 +101,20 @@ async def update_tenant(
                     f"next hop {relay!r}: expected host:port, mx, or '' for the global relay"
                 ) from None
         changes["relay"] = hop
+    # secure conversations (issue 12): what a message's X-Sealmail-* options default to
+    if receipt_default is not None:
+        changes["receipt_default"] = receipt_default
+    for key, value, allowed in (
+        ("reply_default", reply_default, REPLY_DEFAULTS),
+        ("forward_default", forward_default, FORWARD_DEFAULTS),
+        ("sent_users", sent_users, SENT_USERS),
+    ):
+        if value is None:
+            continue
+        word = value.strip().lower()
+        if word not in allowed:
+            raise PermanentError(f"{key.replace('_', ' ')} must be one of {', '.join(allowed)}")
+        changes[key] = word
     changes = {k: v for k, v in changes.items() if getattr(tenant, k) != v}
     for key, value in changes.items():
         setattr(tenant, key, value)

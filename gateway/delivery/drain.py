@@ -22,6 +22,7 @@ from collections import defaultdict
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from conversations import events
 from core import error_kinds, logcontext, outbox
 from core.backoff import backoff
 from core.errors import TransientError
@@ -214,7 +215,13 @@ async def _record(
         for c in group:
             reply = results.get(c.rcpt, Reply(451, "4.3.0 no reply"))
             if reply.ok:
-                await outbox.mark_sent(s, c.recipient_id, owner, str(reply))
+                sent = await outbox.mark_sent(s, c.recipient_id, owner, str(reply))
+                if sent and c.kind == "notification" and c.message_id and c.tenant_id:
+                    # the recipient's notice was accepted: the sender's /sent shows it
+                    events.record(
+                        s, c.tenant_id, c.message_id, events.NOTIFIED, c.rcpt, "delivery",
+                        reply=str(reply)[:300],
+                    )  # fmt: skip
             elif reply.permanent or expired:
                 if await outbox.mark_bounced(s, c.recipient_id, owner, str(reply)):
                     failures.append(Failure(c.rcpt, status_of(str(reply)), str(reply)))

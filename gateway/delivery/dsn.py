@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import outbox
 from core.services import Services
-from gateway.headers import split_header_block
+from gateway.headers import split_header_block, strip_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +92,8 @@ def build_dsn(
     msg.attach(status)
 
     headers = EmailMessage(policy=SMTP_POLICY)
-    block, _ = split_header_block(original)
+    # internal headers (connector token, per-message options) never leave, not even here
+    block, _ = split_header_block(strip_fields(original))
     headers.set_payload(block.decode("utf-8", "replace"))
     headers["Content-Type"] = "text/rfc822-headers"
     headers["Content-Transfer-Encoding"] = "8bit"

@@ -8,6 +8,7 @@ from email.message import EmailMessage
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from conversations.options import Options
 from core.mime_text import header_text
 from core.models import Message, MessageRecipient, Tenant
 from core.services import Services
@@ -30,6 +31,12 @@ class Context:
     new_recipients: set[str] = dataclasses.field(default_factory=set)
     verdicts: dict[str, Verdict] = dataclasses.field(default_factory=dict)
     holds: dict[tuple[str, str], list[str]] = dataclasses.field(default_factory=dict)
+    # the conversation (issue 12): per-message options and threading, read before the
+    # write transaction by gateway.pipeline.conversation
+    options: Options = dataclasses.field(default_factory=Options)
+    msgid_hash: str = ""
+    thread_id: str = ""
+    parent_id: str = ""
 
     def outbound_raw(self) -> bytes:
         """The original bytes for the next hop: internal headers removed and, when a

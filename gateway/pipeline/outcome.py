@@ -1,5 +1,6 @@
 """The outcome of one pass over a message: every write of it (recipients done, decisions,
-retention, holds, new recipients, state ``processed``) in one short transaction."""
+retention, holds, new recipients, its options and thread, state ``processed``) in one
+short transaction."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from archive import retention
 from core.metrics import metrics
 from core.models import Message, MessageRecipient, Recipient, now
 from gateway.pipeline.context import Context
+from gateway.pipeline.conversation import conversation_values
 from gateway.pipeline.decide import record as record_decisions
 
 log = logging.getLogger("sealmail.gateway.pipeline")
@@ -61,6 +63,7 @@ async def record_outcome(
             processed_at=now(),
             last_error="",
             claimed_by="",
+            **conversation_values(ctx),
         )
         .execution_options(synchronize_session=False)
     )

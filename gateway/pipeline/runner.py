@@ -30,6 +30,8 @@ from core.models import Message, MessageRecipient, Tenant, now
 from core.services import Services
 from gateway.pipeline import archive_record, failure
 from gateway.pipeline.context import Context
+from gateway.pipeline.conversation import read_conversation
+from gateway.pipeline.handlers.grant_author import AUTHOR_ORIGINS, grant_author
 from gateway.pipeline.outcome import record_outcome
 from gateway.pipeline.table import HANDLERS, PIPELINES
 from gateway.pipeline.triggers import strip_keywords
@@ -139,6 +141,7 @@ async def _process(services: Services, message_id: str, lease: float) -> None:
         # compose (no autoflush): the write transaction below, which holds SQLite's lock,
         # stays short.
         with s.no_autoflush:
+            await read_conversation(ctx)
             ctx.verdicts = await verdicts_for(ctx, pending)
             groups: dict[str, list[MessageRecipient]] = {}
             for r in pending:
@@ -146,6 +149,8 @@ async def _process(services: Services, message_id: str, lease: float) -> None:
             for disposition in sorted(groups, key=lambda d: d != "portal"):
                 for name in PIPELINES[disposition]:
                     await HANDLERS[name](ctx, groups[disposition])
+            if message.origin in AUTHOR_ORIGINS:
+                await grant_author(ctx)
             await archive_record.record_accepted(
                 services, s, message, raw, msg, groups, [r.rcpt for r in rcpts]
             )

@@ -1,5 +1,6 @@
 """The verdict for each pending recipient of one pass: a journal report, the loop stamp,
-a reroute to the portal, or the tenant's policy (:mod:`gateway.pipeline.decide`)."""
+a reroute to the portal, or the tenant's policy (:mod:`gateway.pipeline.decide`; for a
+message written in the portal through :mod:`gateway.pipeline.portal_origin`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from gateway.pipeline.context import Context
 from gateway.pipeline.decide import Verdict
 from gateway.pipeline.decide import decide as policy_decide
 from gateway.pipeline.journal import DISPOSITION_JOURNAL, is_journal_report
+from gateway.pipeline.portal_origin import PORTAL_ORIGINS, portal_verdicts
 from gateway.pipeline.triggers import encrypt_reason
 from gateway.stamp import DISPOSITION_LOOP
 
@@ -51,7 +53,10 @@ async def verdicts_for(ctx: Context, pending: list[MessageRecipient]) -> dict[st
         return {r.rcpt: LOOPED for r in pending}
     verdicts = {r.rcpt: REROUTED for r in pending if r.override == "portal"}
     rest = [r for r in pending if r.rcpt not in verdicts]
-    if rest:
+    if rest and ctx.message.origin in PORTAL_ORIGINS:
+        released = frozenset(r.rcpt for r in rest if r.override == "released")
+        verdicts.update(await portal_verdicts(ctx, rest, released))
+    elif rest:
         trigger = encrypt_reason(ctx.msg, ctx.tenant, ctx.services.settings.trigger_keywords)
         verdicts.update(
             await policy_decide(

@@ -16,6 +16,7 @@ from sealmail.cli.archive import archive
 from sealmail.cli.billing import billing
 from sealmail.cli.init import init
 from sealmail.cli.key_rotation import key
+from sealmail.cli.message import message
 from sealmail.cli.migrate import migrate
 from sealmail.cli.partner import partner
 from sealmail.cli.policy import policy
@@ -50,6 +51,7 @@ COMMANDS: tuple[click.Command, ...] = (
     key,
     billing,
     support,
+    message,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

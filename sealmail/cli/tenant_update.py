@@ -1,5 +1,6 @@
 """``sealmail tenant update``: change a tenant's branding, notices, key look-up, next hop,
-retention and networks."""
+retention, networks and the defaults of secure conversations (receipt, reply, forward, who
+may sign in at ``/sent``)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,33 @@ from sealmail.cli.common import _print_json, _run, _settings, config_option, jso
     default=None,
     help="How long recipients can read a portal message, e.g. 30d ('' = portal_retention).",
 )
+@click.option(
+    "--receipt-default",
+    type=click.Choice(["yes", "no"]),
+    default=None,
+    help="Send the sender one 'opened' mail when the first recipient opens a message, "
+    "unless X-Sealmail-Receipt says otherwise.",
+)
+@click.option(
+    "--reply-default",
+    type=click.Choice(["none", "sender", "all"]),
+    default=None,
+    help="What recipients may reply to in the portal, unless X-Sealmail-Reply says otherwise.",
+)
+@click.option(
+    "--forward-default",
+    type=click.Choice(["no", "internal", "yes"]),
+    default=None,
+    help="Whether recipients may forward from the portal (internal: only to the tenant's "
+    "domains), unless X-Sealmail-Forward says otherwise.",
+)
+@click.option(
+    "--sent-users",
+    type=click.Choice(["domain", "listed"]),
+    default=None,
+    help="Who may sign in at /sent and /compose: any address of the tenant's domains, or "
+    "only its listed users.",
+)
 @click.option("--network", "networks", multiple=True, help="Add a connector network (CIDR).")
 @click.option(
     "--private-network", "private_networks", multiple=True, help="Add a private network (CIDR)."
@@ -79,6 +107,10 @@ def tenant_update(
     relay: str | None,
     archive_retention: str | None,
     portal_retention: str | None,
+    receipt_default: str | None,
+    reply_default: str | None,
+    forward_default: str | None,
+    sent_users: str | None,
     networks: tuple[str, ...],
     private_networks: tuple[str, ...],
     config: str | None,
@@ -111,6 +143,10 @@ def tenant_update(
                     pgp_protect_subject=pgp_protect_subject,
                     relay=relay,
                     journal_address=journal_address,
+                    receipt_default=None if receipt_default is None else receipt_default == "yes",
+                    reply_default=reply_default,
+                    forward_default=forward_default,
+                    sent_users=sent_users,
                 )
                 changes.update(
                     await retention.set_tenant_retention(

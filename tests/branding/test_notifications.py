@@ -99,3 +99,11 @@ def test_code_email() -> None:
 def test_format_time() -> None:
     assert format_time(EXPIRES) == "14 March 2025, 09:30 UTC"
     assert format_time(0) == "1 January 1970, 00:00 UTC"
+
+
+def test_notification_steers_to_the_portal_reply() -> None:
+    r = _notice()
+    for body in (r.text, r.html):
+        flat = " ".join(body.split())
+        assert "press Reply" in flat and "your answer stays encrypted" in flat
+        assert "would not be encrypted and would not reach Alice Sender" in flat

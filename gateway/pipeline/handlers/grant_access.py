@@ -9,9 +9,10 @@ from gateway.pipeline.context import Context
 
 
 async def grant_access(ctx: Context, rcpts: list[MessageRecipient]) -> None:
-    """One link per recipient: ≥ 256 random bits, only its SHA-256 stored."""
+    """One link per recipient: ≥ 256 random bits, only its SHA-256 stored. It works until
+    the message's ``X-Sealmail-Expires`` when it has one, else for the default lifetime."""
     settings = ctx.services.settings
-    expires = now() + settings.portal_link_lifetime
+    expires = ctx.options.expires_at or now() + settings.portal_link_lifetime
     for r in rcpts:
         email = r.rcpt.strip().lower()
         token = new_token()

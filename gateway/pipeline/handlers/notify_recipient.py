@@ -1,4 +1,6 @@
-"""Handler ``notify_recipient``: the tenant's notification mail with the portal link."""
+"""Handler ``notify_recipient``: the tenant's notification mail with the portal link. It
+steers the recipient to the portal's Reply button: no ``Reply-To`` to the original sender,
+and marked automatic so that auto-replies stay away."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from core import outbox
 from core.models import MessageRecipient
 from gateway.pipeline.context import Context
 from gateway.pipeline.portal_seal import sender_of
+
+NOTICE_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
 
 
 async def notify_recipient(ctx: Context, rcpts: list[MessageRecipient]) -> None:
@@ -33,7 +37,11 @@ async def notify_recipient(ctx: Context, rcpts: list[MessageRecipient]) -> None:
                 expires_at=expires,
                 portal_base_url=settings.portal_base_url,
             )
-            return compose(from_addr=from_addr, to_addr=rcpt, rendered=rendered, reply_to=address)
+            # No Reply-To: a reply to the notice would leave in clear and never reach the
+            # sender; the headers ask auto-responders (Exchange's too) to stay quiet.
+            return compose(
+                from_addr=from_addr, to_addr=rcpt, rendered=rendered, headers=NOTICE_HEADERS
+            )
 
         # Templates and MIME composition are CPU work: off the loop that serves SMTP.
         data = await asyncio.to_thread(build)
