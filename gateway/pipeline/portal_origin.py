@@ -5,7 +5,7 @@ if the encrypt trigger had fired (``auto``: OpenPGP with a key, S/MIME with a ce
 else the portal). A policy rule that holds or rejects still stands for both.
 
 The explanation says it in words' stead: ``portal_origin`` (reply | forward | compose) and
-``portal_route`` (internal | external); :func:`conversations.explain.portal_origin_words`
+``portal_route`` (internal | external); :mod:`portal.admin.why`
 turns them into a sentence.
 """
 

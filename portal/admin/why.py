@@ -10,8 +10,8 @@ in one of these shapes, each read here:
   ``wkd`` and ``released_from`` (:mod:`gateway.pipeline.decide`);
 - ``reroute`` (verified TLS required, not offered), ``loop_stamp``, ``journal``
   (:mod:`gateway.pipeline.verdicts`);
-- ``portal_origin`` (reply | forward | compose) with ``internal``: a message written in
-  the secure portal.
+- ``portal_origin`` (reply | forward | compose) with ``portal_route`` (internal |
+  external; :mod:`gateway.pipeline.portal_origin`): a message written in the secure portal.
 
 Never a raw field on the page: what is not understood is left out, not dumped.
 """
@@ -147,7 +147,7 @@ def _policy_reason(action: str, rule: str, data: dict[str, Any]) -> str:
 
 def _portal_origin(data: dict[str, Any], disposition: str) -> str:
     what = ORIGINS.get(str(data.get("portal_origin")), "a message")
-    if data.get("internal"):
+    if data.get("portal_route") == "internal":
         return (
             f"Written in the secure portal as {what}: delivered by mail, because the "
             "recipient is in one of the organisation's own domains"

@@ -122,7 +122,7 @@ def _said(action: str, rule: str, disposition: str, data: dict) -> list[str]:
             "pass",
             "",
             "clear",
-            {"portal_origin": "reply", "internal": True},
+            {"portal_origin": "reply", "portal_route": "internal"},
             "Written in the secure portal as a reply: delivered by mail, because the recipient is "
             "in one of the organisation's own domains.",
         ),
@@ -130,7 +130,7 @@ def _said(action: str, rule: str, disposition: str, data: dict) -> list[str]:
             "encrypt",
             "",
             "portal",
-            {"portal_origin": "forward", "internal": False},
+            {"portal_origin": "forward", "portal_route": "external"},
             "Written in the secure portal as a forwarded message: protected like any sealed "
             "message, because the recipient is outside the organisation.",
         ),
@@ -138,7 +138,7 @@ def _said(action: str, rule: str, disposition: str, data: dict) -> list[str]:
             "encrypt",
             "",
             "portal",
-            {"portal_origin": "compose", "internal": False},
+            {"portal_origin": "compose", "portal_route": "external"},
             "Written in the secure portal as a new message: protected like any sealed message, "
             "because the recipient is outside the organisation.",
         ),
