@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import select
+
 from conversations import options, threads
 from core.mime_text import header_text
-from core.models import Message, now
+from core.models import Message, MessageRecipient, now
 from gateway.pipeline.context import Context
 
 log = logging.getLogger("sealmail.gateway.pipeline")
@@ -53,6 +55,32 @@ async def read_conversation(ctx: Context) -> None:
     ctx.options = opts
     ctx.msgid_hash = own_msgid_hash(ctx)
     ctx.thread_id, ctx.parent_id = await _thread(ctx)
+
+
+SEALED = ("portal", "pgp", "smime")
+THREAD_TRIGGER = "it answers a secure conversation"
+
+
+async def answers_sealed(ctx: Context) -> bool:
+    """Whether this message answers (by In-Reply-To / References, or as a portal reply) a
+    message of the tenant that was sealed for someone: such an answer is sealed too, so a
+    conversation that started secure stays secure when someone presses Reply in Outlook."""
+    if not ctx.parent_id:
+        return False
+    found = await ctx.session.execute(
+        select(MessageRecipient.id)
+        .join(Message, Message.id == MessageRecipient.message_id)
+        .where(
+            Message.tenant_id == ctx.tenant.id,
+            Message.thread_id == (ctx.thread_id or ctx.parent_id),
+            MessageRecipient.disposition.in_(SEALED),
+        )
+        .limit(1)
+    )
+    if found.first() is not None:
+        return True
+    parent = await ctx.session.get(Message, ctx.parent_id)
+    return parent is not None and parent.tenant_id == ctx.tenant.id and parent.disposition in SEALED
 
 
 def conversation_values(ctx: Context) -> dict[str, object]:

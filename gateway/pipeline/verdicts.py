@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from core.models import MessageRecipient
 from gateway.pipeline.context import Context
+from gateway.pipeline.conversation import THREAD_TRIGGER, answers_sealed
 from gateway.pipeline.decide import Verdict
 from gateway.pipeline.decide import decide as policy_decide
 from gateway.pipeline.journal import DISPOSITION_JOURNAL, is_journal_report
@@ -58,6 +59,8 @@ async def verdicts_for(ctx: Context, pending: list[MessageRecipient]) -> dict[st
         verdicts.update(await portal_verdicts(ctx, rest, released))
     elif rest:
         trigger = encrypt_reason(ctx.msg, ctx.tenant, ctx.services.settings.trigger_keywords)
+        if trigger is None and await answers_sealed(ctx):
+            trigger = THREAD_TRIGGER
         verdicts.update(
             await policy_decide(
                 ctx.services,

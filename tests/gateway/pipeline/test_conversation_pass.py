@@ -140,6 +140,15 @@ async def test_a_reply_by_mail_joins_its_thread(gateway, tenant, gw_services, si
     assert a.thread_id == a.id and a.msgid_hash == msgid_hash(tenant.id, "a1@acme.example")
     assert (b.thread_id, b.parent_id) == (a.id, a.id)
     assert c.thread_id == c.id and c.parent_id == ""
+    # "Re: start" has no keyword, yet it answers a sealed message: it is sealed too
+    assert (a.disposition, b.disposition, c.disposition) == ("portal", "portal", "clear")
+    async with gw_services.db.session() as s:
+        why = (
+            (await s.execute(select(PolicyDecision).where(PolicyDecision.message_id == b.id)))
+            .scalars()
+            .one()
+        )
+    assert json.loads(why.explanation)["trigger"] == "it answers a secure conversation"
 
 
 async def _portal_reply(gw_services, tenant_id: str, parent: Message, rcpts: list[str]) -> str:  # noqa: ANN001
