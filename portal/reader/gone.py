@@ -49,9 +49,7 @@ def reason_of(access: PortalAccess, msg: Message) -> str | None:
     return None
 
 
-async def gone_by_token(
-    s: AsyncSession, token: str
-) -> tuple[PortalAccess, Message, Tenant] | None:
+async def gone_by_token(s: AsyncSession, token: str) -> tuple[PortalAccess, Message, Tenant] | None:
     """The revoked or expired access behind a notice's link (of a tenant still served)."""
     if not token or len(token) > _MAX_TOKEN:
         return None
