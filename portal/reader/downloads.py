@@ -41,7 +41,7 @@ def _set_header(msg: EmailMessage, name: str, value: str) -> None:
         return
     try:
         msg[name] = value
-    except (ValueError, TypeError, IndexError):  # unparseable as that header: keep the words
+    except (ValueError, TypeError, IndexError, RecursionError):  # not that header: keep words
         msg[f"X-Original-{name}"] = value.encode("ascii", "replace").decode("ascii")
 
 

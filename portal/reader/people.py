@@ -13,11 +13,19 @@ _MONTHS = (
     "January February March April May June July August September October November December"
 ).split()
 MAX_NAMED = 8  # more recipients than this: "and 12 others"
+MAX_ADDRESS_TEXT = 998  # a longer "address" is not one (and can exhaust the parser's stack)
 
 
 def split_address(value: str) -> tuple[str, str]:
-    """``("Alice Smith", "alice@acme.example")`` from a header value; the name may be ""."""
-    name, addr = email.utils.parseaddr(clean(value))
+    """``("Alice Smith", "alice@acme.example")`` from a header value; the name may be "".
+    Text that is no address comes back as the name (cut short), with no address."""
+    text = clean(value)
+    if len(text) > MAX_ADDRESS_TEXT:
+        return text[:120] + "…", ""
+    try:
+        name, addr = email.utils.parseaddr(text)
+    except (RecursionError, ValueError, IndexError, TypeError):
+        return text, ""
     return clean(name).strip("'\" "), addr.strip().lower()
 
 
