@@ -11,8 +11,9 @@ download of an access is recorded (event ``downloaded``); every download is audi
 from __future__ import annotations
 
 import asyncio
+import email.header
 import email.policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
 
@@ -35,14 +36,21 @@ from portal.state import PortalState, portal
 _HEADERS = ("From", "To", "Cc", "Date", "Subject", "Message-ID")
 
 
-def _set_header(msg: EmailMessage, name: str, value: str) -> None:
+def _set_header(msg: Message, name: str, value: str) -> None:
+    """Set a header from displayed text. Some values the email package parses but cannot
+    fold again (an encoded word ending in a full-width comma, an ``@`` alone); those are
+    stored as one RFC 2047 encoded text instead, which every reader shows."""
     value = clean(value)
     if not value:
         return
     try:
         msg[name] = value
-    except (ValueError, TypeError, IndexError, RecursionError):  # not that header: keep words
-        msg[f"X-Original-{name}"] = value.encode("ascii", "replace").decode("ascii")
+        email.policy.SMTP.fold_binary(name, msg[name])
+        return
+    except (ValueError, TypeError, IndexError, UnicodeError, RecursionError):
+        del msg[name]
+    encoded = email.header.Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    msg.set_raw(name, encoded)
 
 
 async def _text(st: PortalState, s: AsyncSession, tenant_id: str, object_id: str | None) -> str:
@@ -140,7 +148,7 @@ async def _eml(request: Request, whole: bool) -> Response:
     if not whole:
         return _download(as_bytes(built[0]), "message/rfc822", _file_name(subject, "eml"))
     digest = MIMEMultipart("digest", policy=email.policy.SMTP)
-    _set_header(digest, "Subject", subject)  # type: ignore[arg-type]
+    _set_header(digest, "Subject", subject)
     for one in built:
         digest.attach(MIMEMessage(one, policy=email.policy.SMTP))
     return _download(as_bytes(digest), "message/rfc822", _file_name(subject, "eml"))
