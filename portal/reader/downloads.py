@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import email.header
 import email.policy
+import re
 from email.message import EmailMessage, Message
 from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
@@ -37,9 +38,10 @@ _HEADERS = ("From", "To", "Cc", "Date", "Subject", "Message-ID")
 
 
 def _set_header(msg: Message, name: str, value: str) -> None:
-    """Set a header from displayed text. Some values the email package parses but cannot
-    fold again (an encoded word ending in a full-width comma, an ``@`` alone); those are
-    stored as one RFC 2047 encoded text instead, which every reader shows."""
+    """Set a header from displayed text. Some values the email package cannot parse as
+    that header (a group in From) or parses but cannot fold again (an encoded word ending
+    in a full-width comma); those are stored as one RFC 2047 encoded text instead, which
+    every reader shows."""
     value = clean(value)
     if not value:
         return
@@ -47,7 +49,7 @@ def _set_header(msg: Message, name: str, value: str) -> None:
         msg[name] = value
         email.policy.SMTP.fold_binary(name, msg[name])
         return
-    except (ValueError, TypeError, IndexError, UnicodeError, RecursionError):
+    except Exception:  # noqa: BLE001 - on hostile input the parser raises many kinds
         del msg[name]
     encoded = email.header.Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
     msg.set_raw(name, encoded)
@@ -93,7 +95,19 @@ async def rebuild(
         if not maintype or not subtype or maintype in ("multipart", "message"):
             maintype, subtype = "application", "octet-stream"  # bytes as they are, base64
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=part.filename)
+        _foldable_name(msg.get_payload()[-1], part.filename)
     return msg
+
+
+def _foldable_name(part: EmailMessage, filename: str) -> None:
+    """Keep a file name the email package cannot fold as an ASCII stand-in (the bytes are
+    what matter; the portal's own page shows the real name)."""
+    try:
+        email.policy.SMTP.fold_binary("Content-Disposition", part["Content-Disposition"])
+    except Exception:  # noqa: BLE001 - see _set_header
+        del part["Content-Disposition"]
+        plain = re.sub(r"[^A-Za-z0-9._ -]", "_", clean(filename)).strip() or "attachment"
+        part.add_header("Content-Disposition", "attachment", filename=plain[:120])
 
 
 def as_bytes(msg: EmailMessage | MIMEMultipart) -> bytes:
