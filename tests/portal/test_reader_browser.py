@@ -18,7 +18,7 @@ from core.hashing import sha256_hex
 from core.ids import new_id, new_token
 from core.models import Message, PortalAccess
 from core.services import Services
-from tests.helpers.pages import ARGS, CHROMIUM, look_at
+from tests.helpers.pages import ARGS, CHROMIUM, look_at, screenshots_dir
 
 from .conftest import make_tenant, seal_message
 from .test_browser import _latest_code, served  # noqa: F401 - the served portal fixture
@@ -127,6 +127,10 @@ def test_recipient_pages_look_right(served) -> None:  # noqa: F811 - the fixture
                 assert not page.get_by_role("link", name=name).first.is_visible(), name
             assert not page.get_by_role("button", name="Sign out").is_visible()
             assert page.get_by_text("Page 3 is fine; I signed it.").is_visible()
+            page.set_viewport_size({"width": 800, "height": 1100})  # about A4 at 96 dpi
+            page.screenshot(
+                path=str(screenshots_dir() / "reader" / "conversation-print.png"), full_page=True
+            )
             page.emulate_media(media="screen")
 
             page.get_by_role("link", name="Inbox").click()
