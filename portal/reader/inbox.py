@@ -17,7 +17,7 @@ from portal.reader.access import READABLE_KINDS, live_access, recipient_session,
 from portal.reader.people import join_names, short_date, short_name
 from portal.state import portal
 
-INBOX_LIMIT = 500  # accesses read for one page (a conversation counts each of its messages)
+INBOX_LIMIT = 200  # messages read for one page (a conversation counts each of its messages)
 
 
 @dataclasses.dataclass
