@@ -34,6 +34,7 @@ from portal.reader.thread import Item, thread_items
 from portal.security import DOWNLOAD_CSP
 from portal.state import PortalState, portal
 
+_CID = re.compile(r"[!#-;=?-~]{1,200}")  # printable ASCII without space, quotes or <>
 _HEADERS = ("From", "To", "Cc", "Date", "Subject", "Message-ID")
 
 
@@ -79,24 +80,43 @@ async def rebuild(
         _set_header(msg, name, values[name])
     text = await _text(st, s, tenant_id, pm.text_object_id)
     html = await _text(st, s, tenant_id, pm.html_object_id)
+    html_part: EmailMessage | None = None
     if pm.text_object_id:
         msg.set_content(clean_lines(text), charset="utf-8")
         if pm.html_object_id:
             msg.add_alternative(html, subtype="html", charset="utf-8")
+            html_part = msg.get_payload()[-1]
     elif pm.html_object_id:
         msg.set_content(html, subtype="html", charset="utf-8")
+        html_part = msg
     else:
         msg.set_content("", charset="utf-8")
-    for part in pm.attachments:
+    # images the HTML shows by cid: travel beside it (multipart/related), the rest attached
+    related = [p for p in pm.attachments if p.inline and _CID.fullmatch(p.content_id)]
+    related = related if html_part is not None else []
+    for part in related:
+        assert html_part is not None
         data = await st.services.vault.read(s, tenant_id, part.object_id)
-        maintype, _, subtype = (
-            (part.content_type or "").split(";")[0].strip().lower().partition("/")
-        )
-        if not maintype or not subtype or maintype in ("multipart", "message"):
-            maintype, subtype = "application", "octet-stream"  # bytes as they are, base64
+        maintype, subtype = _type_of(part.content_type)
+        html_part.add_related(data, maintype=maintype, subtype=subtype, cid=f"<{part.content_id}>")
+    for part in pm.attachments:
+        if part in related:
+            continue
+        data = await st.services.vault.read(s, tenant_id, part.object_id)
+        maintype, subtype = _type_of(part.content_type)
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=part.filename)
         _foldable_name(msg.get_payload()[-1], part.filename)
     return msg
+
+
+def _type_of(content_type: str) -> tuple[str, str]:
+    """(maintype, subtype) to attach bytes as they are (base64); containers and anything
+    malformed become application/octet-stream."""
+    base = (content_type or "").split(";")[0].strip().lower()
+    maintype, _, subtype = base.partition("/")
+    if not maintype or not subtype or maintype in ("multipart", "message"):
+        return "application", "octet-stream"
+    return maintype, subtype
 
 
 def _foldable_name(part: EmailMessage, filename: str) -> None:

@@ -350,3 +350,39 @@ def test_landing_page(world: World) -> None:
     assert r.status_code == 200
     assert "secure-message portal" in r.text and "never ask for a password" in r.text
     assert "testserver" in r.text or world.settings.portal_base_url in r.text
+
+
+def test_eml_keeps_inline_images_beside_the_html(world: World) -> None:
+    import dataclasses
+
+    from core.portal_message import PortalMessage
+
+    t = world.tenant("Acme", "acme.example")
+    logo = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
+    sealed = world.seal(
+        t,
+        recipients=[BOB],
+        html='<p>Our logo: <img src="cid:logo1@acme"></p>',
+        attachments=[("logo.png", "image/png", logo), ("terms.pdf", "application/pdf", b"%PDF")],
+    )
+
+    async def mark_inline() -> None:  # as the pipeline stores a cid: image
+        async with world.services.db.session() as s:
+            msg = await s.get(Message, sealed.message_id)
+            assert msg is not None and msg.meta_object_id is not None
+            vault = world.services.vault
+            pm = PortalMessage.from_json(await vault.read(s, t, msg.meta_object_id))
+            image = dataclasses.replace(pm.attachments[0], inline=True, content_id="logo1@acme")
+            pm = dataclasses.replace(pm, attachments=(image, pm.attachments[1]))
+            msg.meta_object_id = (await vault.seal(s, t, pm.to_json(), "meta")).id
+            await s.commit()
+
+    world.run(mark_inline)
+    world.sign_in(sealed.tokens[BOB])
+    r = world.client.get(f"/messages/{sealed.message_id}/download.eml")
+    msg = email.message_from_bytes(r.content, policy=email.policy.default)
+    related = [p for p in msg.walk() if p.get_content_type() == "multipart/related"]
+    assert len(related) == 1
+    image = [p for p in related[0].iter_parts() if p["Content-ID"] == "<logo1@acme>"]
+    assert image and image[0].get_payload(decode=True) == logo
+    assert {a.get_filename() for a in msg.iter_attachments()} == {"terms.pdf"}
