@@ -28,7 +28,18 @@ from portal.api import (
 )
 from portal.api import keys as api_keys
 from portal.api import quarantine as api_quarantine
-from portal.reader import attachments, entry, forward, inbox, message, reply
+from portal.reader import (
+    attachments,
+    downloads,
+    entry,
+    forward,
+    gone,
+    inbox,
+    landing,
+    message,
+    reply,
+    thread,
+)
 from portal.sent import actions as sent_actions
 from portal.sent import auth as sent_auth
 from portal.sent import compose as sent_compose
@@ -46,10 +57,17 @@ def routes() -> list[BaseRoute]:
         # --- reader: the recipient of a sealed message -----------------------------------
         Route("/m/{token}", entry.show, methods=GET),
         Route("/m/{token}/code", entry.send_code, methods=POST),
+        Route("/", landing.landing, methods=GET),
         Route("/m/{token}/verify", entry.verify, methods=POST),
+        Route("/m/{token}/ask", gone.ask_by_token, methods=POST),
         Route("/inbox", inbox.inbox, methods=GET),
-        Route("/messages/{message_id}", message.message, methods=GET),
+        Route("/messages/{message_id}", thread.conversation, methods=GET),
+        Route("/messages/{message_id}/ask", gone.ask_signed_in, methods=POST),
         Route("/messages/{message_id}/body", message.body, methods=GET),
+        Route("/messages/{message_id}/download.eml", downloads.message_eml, methods=GET),
+        Route("/messages/{message_id}/download.pdf", downloads.message_pdf, methods=GET),
+        Route("/messages/{message_id}/thread.eml", downloads.thread_eml, methods=GET),
+        Route("/messages/{message_id}/thread.pdf", downloads.thread_pdf, methods=GET),
         Route("/messages/{message_id}/attachments/{n:int}", attachments.attachment, methods=GET),
         Route("/messages/{message_id}/reply", reply.reply_form, methods=GET),
         Route("/messages/{message_id}/reply", reply.reply_send, methods=POST),

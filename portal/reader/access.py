@@ -2,7 +2,8 @@
 
 Every lookup is scoped by the session's tenant and address: a message is shown only when a
 live ``PortalAccess`` for exactly that pair exists; otherwise the same 404 as for a message
-that does not exist.
+that does not exist. The conversation page itself tells a revoked or expired access apart
+(:func:`accesses_to`), to say so with a 410 page that names the sender.
 """
 
 from __future__ import annotations
@@ -26,6 +27,30 @@ def live_access() -> tuple[ColumnElement[bool], ...]:
     return (PortalAccess.revoked.is_(False), PortalAccess.expires_at > now())
 
 
+READABLE_KINDS = ("recipient", "author")  # a notified recipient, or the writer of a reply
+
+
+def is_live(access: PortalAccess, at: float | None = None) -> bool:
+    return not access.revoked and access.expires_at > (now() if at is None else at)
+
+
+async def accesses_to(
+    s: AsyncSession, current: PortalSession, message_id: str
+) -> list[PortalAccess]:
+    """Every access of the session's address to one message of its tenant, live or not
+    (recipient ones first)."""
+    if len(message_id) > 64:
+        return []
+    stmt = select(PortalAccess).where(
+        PortalAccess.message_id == message_id,
+        PortalAccess.tenant_id == current.tenant_id,
+        func.lower(PortalAccess.recipient) == current.email,
+        PortalAccess.kind.in_(READABLE_KINDS),
+    )
+    rows = list((await s.execute(stmt)).scalars().all())
+    return sorted(rows, key=lambda a: (a.kind != "recipient", a.id))
+
+
 async def recipient_session(s: AsyncSession, request: Request) -> PortalSession:
     current = await sessions.load(s, request)
     if current is None or current.kind != "recipient":  # admin and sender sessions: not here
@@ -36,6 +61,15 @@ async def recipient_session(s: AsyncSession, request: Request) -> PortalSession:
 async def load_message(
     st: PortalState, s: AsyncSession, current: PortalSession, message_id: str
 ) -> tuple[Message, PortalMessage]:
+    msg, pm, _access = await load_with_access(st, s, current, message_id)
+    return msg, pm
+
+
+async def load_with_access(
+    st: PortalState, s: AsyncSession, current: PortalSession, message_id: str
+) -> tuple[Message, PortalMessage, PortalAccess]:
+    """The message, what the portal shows of it and the live access that opens it (a
+    recipient's before an author's); 404 for anything else, 410 once its copy expired."""
     if len(message_id) > 64:
         raise HTTPException(404)
     expired = await s.execute(
@@ -52,23 +86,14 @@ async def load_message(
     )
     if expired.first() is not None:  # the sweep ended its portal retention
         raise HTTPException(410)
-    stmt = (
-        select(PortalAccess.id)
-        .where(
-            PortalAccess.message_id == message_id,
-            PortalAccess.tenant_id == current.tenant_id,
-            func.lower(PortalAccess.recipient) == current.email,
-            *live_access(),
-        )
-        .limit(1)
-    )
-    if (await s.execute(stmt)).scalar() is None:
+    live = [a for a in await accesses_to(s, current, message_id) if is_live(a)]
+    if not live:
         raise HTTPException(404)
     msg = await s.get(Message, message_id)
     if msg is None or msg.tenant_id != current.tenant_id or not msg.meta_object_id:
         raise HTTPException(404)
     meta = await st.services.vault.read(s, current.tenant_id, msg.meta_object_id)
-    return msg, PortalMessage.from_json(meta)
+    return msg, PortalMessage.from_json(meta), live[0]
 
 
 async def signed_in_context(s: AsyncSession, current: PortalSession) -> dict[str, Any]:

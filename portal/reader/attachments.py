@@ -13,7 +13,8 @@ from starlette.responses import Response, StreamingResponse
 
 from core.audit import audit
 from core.models import SealedObject
-from portal.reader.access import load_message, recipient_session
+from portal.reader.access import load_with_access, recipient_session
+from portal.reader.receipts import mark_downloaded
 from portal.security import DOWNLOAD_CSP
 from portal.state import portal
 
@@ -60,7 +61,7 @@ async def attachment(request: Request) -> Response:
     n: int = request.path_params["n"]
     async with st.services.db.session() as s:
         current = await recipient_session(s, request)
-        msg, pm = await load_message(st, s, current, request.path_params["message_id"])
+        msg, pm, access = await load_with_access(st, s, current, request.path_params["message_id"])
         if not 0 <= n < len(pm.attachments):
             raise HTTPException(404)
         part = pm.attachments[n]
@@ -68,6 +69,7 @@ async def attachment(request: Request) -> Response:
         if row is None or row.tenant_id != current.tenant_id:
             raise HTTPException(404)
         stream = await st.services.vault.stream(s, current.tenant_id, part.object_id)
+        await mark_downloaded(s, access, "attachment")
         await audit(
             s, current.tenant_id, current.email, "portal.attachment.downloaded", msg.id, part=n
         )

@@ -1,8 +1,10 @@
 """``/m/{token}``: from the notification's link to a verified session, and
 signing out again (``/logout``).
 
-The token alone never opens a message. A random, expired or revoked token, or one of a
-terminated tenant, gets the same 404 page as any unknown address.
+The token alone never opens a message. A random token, or one of a terminated tenant, gets
+the same 404 page as any unknown address; the link of a revoked or expired access gets the
+410 page of :mod:`portal.reader.gone`, which names the sender and offers to ask for a new
+copy. The first verified opening of an access is recorded (:mod:`portal.reader.receipts`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from core.models import Message, PortalAccess, Tenant, now
 from portal import sessions
 from portal.forms import field, read_form
 from portal.pages import branding_of
+from portal.reader import gone, receipts
 from portal.security import (
     check_session_token,
     pre_session_token,
@@ -60,33 +63,12 @@ async def find_access(session: AsyncSession, token: str) -> tuple[PortalAccess, 
     if access is None or access.revoked or access.expires_at <= now():
         return None
     msg = await session.get(Message, access.message_id)
-    if msg is None or msg.portal_expired_at is not None:  # see expired_message
+    if msg is None or msg.portal_expired_at is not None:  # see portal.reader.gone
         return None
     tenant = await session.get(Tenant, access.tenant_id)
     if tenant is None or tenant.standing == "terminated":
         return None
     return access, tenant
-
-
-async def expired_message(session: AsyncSession, token: str) -> Tenant | None:
-    """The tenant of the message behind ``token`` if the sweep expired its portal copy
-    (portal retention over), else None."""
-    if not token or len(token) > _MAX_TOKEN:
-        return None
-    stmt = (
-        select(PortalAccess)
-        .join(Message, Message.id == PortalAccess.message_id)
-        .where(
-            PortalAccess.token_hash == sha256_hex(token),
-            PortalAccess.revoked.is_(False),
-            Message.portal_expired_at.is_not(None),
-        )
-    )
-    access = (await session.execute(stmt)).scalars().first()
-    if access is None:
-        return None
-    tenant = await session.get(Tenant, access.tenant_id)
-    return None if tenant is None or tenant.standing == "terminated" else tenant
 
 
 def _page_context(
@@ -111,9 +93,9 @@ async def show(request: Request) -> Response:
     async with st.services.db.session() as s:
         found = await find_access(s, token)
         if found is None:
-            expired = await expired_message(s, token)
-            if expired is not None:  # retention over: say so, not "invalid link"
-                return st.pages.error(410, **branding_of(expired))
+            ended = await gone.show_by_token(request, s, token)
+            if ended is not None:  # revoked or expired: say so and by whom, not "invalid link"
+                return ended
             return st.pages.error(404)
         access, tenant = found
         current = await sessions.load(s, request)
@@ -192,10 +174,10 @@ async def verify(request: Request) -> Response:
                 kind="recipient",
                 home=f"/messages/{access.message_id}",
             )
-            if access.first_opened_at is None:
-                access.first_opened_at = now()
             await audit(s, tenant.id, access.recipient, "portal.verified", access.id, ip=ip)
             await s.commit()
+            if access.first_opened_at is None:
+                await receipts.mark_opened(st, access.id)
             return response
         await count(s, buckets)
         await audit(

@@ -135,6 +135,10 @@ def test_every_corpus_message_is_sealed_and_opens(product: Product, sink: SmtpSi
             status, _, _ = visitor.request(f"/messages/{qid}")
             if status == 200:
                 del pending[name]
+                for download in ("download.eml", "download.pdf"):  # rebuilt from the parts
+                    got, _, _ = visitor.request(f"/messages/{qid}/{download}")
+                    if got != 200:
+                        failed[f"{name} {download}"] = got
             elif status != 404:  # 404: not processed yet
                 failed[name] = status
                 del pending[name]

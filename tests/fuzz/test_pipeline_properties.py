@@ -45,6 +45,9 @@ def check(world: FuzzWorld, generated: Generated) -> Outcome:
         assert generated.marker in shown
     if generated.subject_text is not None:
         assert " ".join(generated.subject_text.split()) in shown
+    for download in ("download.eml", "download.pdf"):  # rebuilt from the sealed parts
+        got = world.client.get(f"/messages/{out.message_id}/{download}")
+        assert got.status_code == 200, (download, got.text[-2000:])
     if f"/messages/{out.message_id}/body" in page.text:  # an HTML body: its frame, the text view
         frame = world.client.get(f"/messages/{out.message_id}/body")
         assert frame.status_code == 200, frame.text[-2000:]

@@ -190,17 +190,22 @@ def test_only_the_newest_code_counts(world: World) -> None:
     assert world.submit_code(token, second).status_code == 303
 
 
-def test_random_expired_and_revoked_tokens_get_the_same_404(world: World) -> None:
+def test_random_token_gets_404_and_expired_or_revoked_ones_say_so(world: World) -> None:
     t = world.tenant("Acme", "acme.example")
     expired = world.seal(t, recipients=[BOB], expires_in=-60).tokens[BOB]
     revoked = world.seal(t, recipients=[BOB], revoked=True).tokens[BOB]
     random = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5"
     responses = [world.open_link(tok) for tok in (random, expired, revoked)]
-    assert [r.status_code for r in responses] == [404, 404, 404]
-    assert responses[0].text == responses[1].text == responses[2].text
+    assert [r.status_code for r in responses] == [404, 410, 410]
     assert "This link is not valid" in responses[0].text
     assert responses[0].headers.get("set-cookie") is None
-    assert responses[1].headers.get("set-cookie") is None
+    # issue 12: a revoked or expired link says so and who sent it, and offers a new copy
+    assert "This message has expired" in responses[1].text
+    assert "This message was revoked" in responses[2].text
+    for r in responses[1:]:
+        assert "Alice Sender &lt;alice@acme.example&gt;" in r.text
+        assert "Ask Alice Sender for a new copy" in r.text
+        assert "Quarterly figures" not in r.text  # no subject for a bare link
     # the code form is closed to them too
     for tok in (expired, revoked):
         assert world.client.get(f"/m/{tok}/code").status_code == 405

@@ -84,7 +84,10 @@ def test_revoked_access_closes_the_message_for_a_signed_in_recipient(world: Worl
             await s.commit()
 
     world.run(revoke)
-    assert world.client.get(f"/messages/{sealed.message_id}").status_code == 404
+    page = world.client.get(f"/messages/{sealed.message_id}")
+    assert page.status_code == 410 and "revoked" in page.text  # issue 12: says so
+    for sub in ("body", "attachments/0", "download.eml", "download.pdf", "thread.pdf"):
+        assert world.client.get(f"/messages/{sealed.message_id}/{sub}").status_code == 404
 
 
 def test_pages_need_a_session(world: World) -> None:

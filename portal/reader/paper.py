@@ -1,0 +1,101 @@
+"""A message or a whole conversation as a readable PDF (fpdf2): per message who sent it,
+when, to whom, the subject, the text body and the attachments with their SHA-256, so the
+paper copy can be matched against the files.
+
+The text is set in DejaVu Sans when the system has it (any script it covers); without it,
+in the PDF core font, where characters outside Latin-1 become "?".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from fpdf import FPDF
+
+FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
+MAX_BODY_CHARS = 400_000  # per message: a longer body is cut, saying so
+
+
+@dataclasses.dataclass(frozen=True)
+class PaperMessage:
+    sentence: str  # "Alice Smith sent this on ... to you and Carol."
+    sender: str
+    to: list[str]
+    cc: list[str]
+    date: str
+    subject: str
+    text: str  # the plain text body ("" when the message has only HTML)
+    attachments: list[tuple[str, int, str]]  # (file name, size in bytes, SHA-256)
+    html_only: bool = False
+
+
+def _font(pdf: FPDF) -> tuple[str, bool]:
+    for folder in FONT_DIRS:
+        regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
+        if regular.is_file() and bold.is_file():
+            pdf.add_font("DejaVu", "", str(regular))
+            pdf.add_font("DejaVu", "B", str(bold))
+            return "DejaVu", True
+    return "Helvetica", False
+
+
+def render_pdf(title: str, messages: list[PaperMessage], footer: str) -> bytes:
+    """The PDF bytes (blocking: run it in a thread for big bodies)."""
+    pdf = FPDF(format="A4")
+    family, unicode_ok = _font(pdf)
+
+    def t(text: str) -> str:
+        text = text.replace("\t", "    ")
+        if unicode_ok:
+            # no glyph for control characters and none outside the BMP in this font
+            return "".join(c if c >= " " or c == "\n" else " " for c in text if ord(c) < 0x10000)
+        return text.encode("latin-1", "replace").decode("latin-1")
+
+    pdf.set_title(t(title)[:200])
+    pdf.set_creator("sealmail")
+    pdf.set_margins(18, 18, 18)
+    pdf.set_auto_page_break(auto=True, margin=18)
+    pdf.add_page()
+    width = pdf.epw
+
+    def line(text: str, size: float, style: str = "", height: float = 5.5) -> None:
+        pdf.set_font(family, style, size)
+        pdf.multi_cell(width, height, t(text), new_x="LMARGIN", new_y="NEXT", wrapmode="CHAR")
+
+    line(title or "(no subject)", 16, "B", 8)
+    pdf.ln(2)
+    for n, m in enumerate(messages):
+        if n:
+            pdf.ln(4)
+            pdf.set_draw_color(160, 160, 160)
+            pdf.line(pdf.l_margin, pdf.get_y(), pdf.l_margin + width, pdf.get_y())
+            pdf.ln(4)
+        line(m.sentence, 11.5, "B", 6)
+        line(f"From: {m.sender}", 9.5)
+        if m.to:
+            line(f"To: {', '.join(m.to)}", 9.5)
+        if m.cc:
+            line(f"Cc: {', '.join(m.cc)}", 9.5)
+        if m.date:
+            line(f"Date: {m.date}", 9.5)
+        line(f"Subject: {m.subject or '(no subject)'}", 9.5)
+        pdf.ln(3)
+        body = m.text
+        if len(body) > MAX_BODY_CHARS:
+            body = body[:MAX_BODY_CHARS] + "\n[... the rest is in the .eml download]"
+        if body.strip():
+            line(body, 10.5, "", 5.2)
+        elif m.html_only:
+            line("This message has only a formatted (HTML) body: see it in the portal.", 10)
+        else:
+            line("This message has no text.", 10)
+        if m.attachments:
+            pdf.ln(3)
+            line(f"Attachments ({len(m.attachments)})", 10.5, "B", 6)
+            for name, size, digest in m.attachments:
+                line(f"{name} ({size:,} bytes)", 10)
+                line(f"SHA-256 {digest}", 8)
+    pdf.ln(6)
+    line(footer, 8, "", 4.5)
+    return bytes(pdf.output())

@@ -1,0 +1,187 @@
+"""``/messages/{id}``: the conversation that message belongs to, every message of it the
+signed-in recipient may open (a live access of kind ``recipient`` or ``author`` for the
+session's tenant and address), oldest first, the requested one marked.
+
+A message sealed before conversations existed has no ``thread_id``: it is its own thread.
+A revoked or expired access answers the 410 page of :mod:`portal.reader.gone`; no access at
+all is the plain 404, the same as a message that does not exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from conversations.modes import forward_mode, reply_mode
+from core.audit import audit
+from core.mime_text import MAX_DEPTH, clean, clean_lines
+from core.models import Message, PortalAccess, PortalSession, Tenant
+from core.portal_message import PortalMessage
+from portal.reader import gone, receipts
+from portal.reader.access import (
+    READABLE_KINDS,
+    accesses_to,
+    is_live,
+    live_access,
+    recipient_session,
+    signed_in_context,
+)
+from portal.reader.message import human_size
+from portal.reader.people import full_name, sent_sentence
+from portal.state import PortalState, portal
+
+MAX_THREAD = 100  # messages of one conversation shown on one page
+NOTICES = {
+    "replied": "Your reply was sent securely.",
+    "forwarded": "Your message was forwarded securely.",
+}
+
+
+@dataclasses.dataclass
+class Item:
+    """One message of the conversation with the access that opens it."""
+
+    msg: Message
+    access: PortalAccess
+    pm: PortalMessage
+
+
+def thread_of(msg: Message) -> str:
+    return msg.thread_id or msg.id
+
+
+async def thread_items(
+    st: PortalState, s: AsyncSession, current: PortalSession, msg: Message
+) -> list[Item]:
+    """The conversation's messages this session may open, oldest first (one access each,
+    a recipient's before an author's)."""
+    tid = thread_of(msg)
+    stmt = (
+        select(Message, PortalAccess)
+        .join(PortalAccess, PortalAccess.message_id == Message.id)
+        .where(
+            Message.tenant_id == current.tenant_id,
+            PortalAccess.tenant_id == current.tenant_id,
+            func.lower(PortalAccess.recipient) == current.email,
+            PortalAccess.kind.in_(READABLE_KINDS),
+            or_(Message.thread_id == tid, Message.id == tid),
+            Message.meta_object_id.is_not(None),
+            Message.portal_expired_at.is_(None),
+            *live_access(),
+        )
+        .order_by(Message.received_at, Message.id)
+    )
+    chosen: dict[str, tuple[Message, PortalAccess]] = {}
+    for m, a in (await s.execute(stmt)).all():
+        held = chosen.get(m.id)
+        if held is None or (held[1].kind != "recipient" and a.kind == "recipient"):
+            chosen[m.id] = (m, a)
+    pairs = list(chosen.values())
+    if len(pairs) > MAX_THREAD:  # the newest ones, and always the one asked for
+        keep = {m.id for m, _a in pairs[-MAX_THREAD:]} | {msg.id}
+        pairs = [p for p in pairs if p[0].id in keep]
+    items = []
+    for m, a in pairs:
+        assert m.meta_object_id is not None
+        meta = await st.services.vault.read(s, current.tenant_id, m.meta_object_id)
+        items.append(Item(m, a, PortalMessage.from_json(meta)))
+    return items
+
+
+async def _view_of(
+    st: PortalState,
+    s: AsyncSession,
+    current: PortalSession,
+    tenant: Tenant,
+    item: Item,
+    *,
+    wanted: bool,
+    text_view: bool,
+) -> dict[str, Any]:
+    pm, msg = item.pm, item.msg
+    text = None
+    if pm.text_object_id:
+        raw = await st.services.vault.read(s, current.tenant_id, pm.text_object_id)
+        text = clean_lines(raw.decode("utf-8", "replace"))
+    frame = bool(pm.html_object_id) and not text_view
+    mine = item.access.kind == "author"
+    replies = reply_mode(msg, tenant) if not mine else "none"
+    forwards = forward_mode(msg, tenant) if not mine else "no"
+    return {
+        "id": msg.id,
+        "wanted": wanted,
+        "mine": mine,
+        # cleaned again: a message sealed before core.mime_text may hold raw bytes
+        "subject": clean(pm.subject),
+        "sentence": sent_sentence(pm.sender, pm.date, pm.to, pm.cc, me=current.email, mine=mine),
+        "sender": full_name(pm.sender) if pm.sender else clean(msg.mail_from),
+        "to": [full_name(a) for a in pm.to],
+        "cc": [full_name(a) for a in pm.cc],
+        "date": clean(pm.date),
+        "frame": frame,
+        "text": text,
+        "has_html": bool(pm.html_object_id),
+        "not_shown": pm.not_shown,
+        "can_reply": replies in ("sender", "all"),
+        "can_reply_all": replies == "all" and len(pm.to) + len(pm.cc) > 1,
+        "can_forward": forwards in ("internal", "yes"),
+        "forward_internal": forwards == "internal",
+        "attachments": [
+            {
+                "index": i,
+                "filename": part.filename or f"attachment-{i + 1}",
+                "size": human_size(part.size),
+                "sha256": part.sha256,
+            }
+            for i, part in enumerate(pm.attachments)
+        ],
+    }
+
+
+async def conversation(request: Request) -> Response:
+    st = portal(request)
+    message_id: str = request.path_params["message_id"]
+    async with st.services.db.session() as s:
+        current = await recipient_session(s, request)
+        rows = await accesses_to(s, current, message_id)
+        msg = await s.get(Message, message_id) if rows else None
+        tenant = await s.get(Tenant, current.tenant_id)
+        if msg is None or tenant is None or msg.tenant_id != current.tenant_id:
+            raise HTTPException(404)
+        live = [a for a in rows if is_live(a)]
+        if not live or msg.portal_expired_at is not None or not msg.meta_object_id:
+            ended = [a for a in rows if gone.reason_of(a, msg)]
+            if not ended:
+                raise HTTPException(404)
+            return await gone.gone_page(st, s, ended[0], msg, tenant, current=current)
+        items = await thread_items(st, s, current, msg)
+        text_view = request.query_params.get("view") == "text"
+        views = [
+            await _view_of(
+                st, s, current, tenant, it, wanted=it.msg.id == msg.id, text_view=text_view
+            )
+            for it in items
+        ]
+        ctx = await signed_in_context(s, current)
+        await audit(s, current.tenant_id, current.email, "portal.message.viewed", msg.id)
+        await s.commit()
+    unopened = [it.access.id for it in items if it.access.first_opened_at is None]
+    for access_id in unopened:  # reading the thread opens every message shown in it
+        await receipts.mark_opened(st, access_id)
+    wanted = next((v for v in views if v["wanted"]), views[-1] if views else None)
+    ctx.update(
+        message_id=msg.id,
+        subject=(views[0]["subject"] if views else "") or (wanted or {}).get("subject", ""),
+        messages=views,
+        count=len(views),
+        text_view=text_view,
+        max_depth=MAX_DEPTH,
+        notice=NOTICES.get(request.query_params.get("notice", ""), ""),
+    )
+    return st.pages.render("reader/thread.html", ctx)
