@@ -146,7 +146,11 @@ def test_reply_with_an_attachment_and_reply_all_in_a_real_browser(
     assert len(files) == 1
     sha = hashlib.sha256(files[0].get_content()).hexdigest()
     assert sha == hashlib.sha256(signed).hexdigest()
-    assert not [n for n in got.keys() if n.lower().startswith("x-sealmail-") and n.lower() != "x-sealmail-processed"]
+    assert not [
+        n
+        for n in got.keys()
+        if n.lower().startswith("x-sealmail-") and n.lower() != "x-sealmail-processed"
+    ]
 
     # Reply all: alice by mail, carol (external) sealed: a notice, not the text
     marker_all = "ALL-" + secrets.token_hex(6)
@@ -306,9 +310,7 @@ def test_expiry_receipt_and_option_headers_with_the_clock_moved(
 
     def receipts() -> list[Any]:
         return [
-            m
-            for m in _mails_to(sink, ALICE)
-            if "opened" in str(parse(m.data)["Subject"]).lower()
+            m for m in _mails_to(sink, ALICE) if "opened" in str(parse(m.data)["Subject"]).lower()
         ]
 
     first = _wait("the opened receipt", receipts)

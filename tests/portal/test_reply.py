@@ -144,8 +144,14 @@ def test_reply_goes_to_the_sender_threaded_with_the_attachment(world: World) -> 
     assert att.get_filename() == "signed.bin"
     assert hashlib.sha256(att.get_content()).hexdigest() == hashlib.sha256(data).hexdigest()
 
-    (event,) = world.run(_rows, world, MessageEvent, MessageEvent.message_id == sealed.message_id)
-    assert (event.kind, event.recipient, event.actor) == ("replied", BOB, BOB)
+    (event,) = world.run(
+        _rows,
+        world,
+        MessageEvent,
+        MessageEvent.message_id == sealed.message_id,
+        MessageEvent.kind == "replied",
+    )
+    assert (event.recipient, event.actor) == (BOB, BOB)
     (access,) = world.run(
         _rows,
         world,
@@ -347,7 +353,7 @@ def test_forward_re_attaches_the_original_files(world: World) -> None:
         e.kind
         for e in world.run(_rows, world, MessageEvent, MessageEvent.message_id == sealed.message_id)
     ]
-    assert kinds == ["forwarded"]
+    assert kinds.count("forwarded") == 1 and set(kinds) <= {"opened", "forwarded"}
 
 
 def test_forward_modes_and_bad_addresses(world: World) -> None:
