@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -34,6 +35,47 @@ KINDS = (
     COPY_REQUESTED,
     RECEIPT_SENT,
 )
+
+
+_SAID = {
+    NOTIFIED: "{rcpt} was notified",
+    OPENED: "{rcpt} opened it",
+    DOWNLOADED: "{rcpt} downloaded it",
+    REPLIED: "{rcpt} replied",
+    FORWARDED: "{rcpt} forwarded it",
+    REVOKED: "{actor} revoked {whose} access",
+    EXPIRY_CHANGED: "{actor} changed {whose} expiry to {after}",
+    RESENT: "{actor} sent {rcpt} a new link; the old one stopped working",
+    COPY_REQUESTED: "{rcpt} asked for a new copy",
+    RECEIPT_SENT: "The read receipt was sent: {rcpt} opened it first",
+}
+
+
+def detail_of(event: MessageEvent) -> dict[str, Any]:
+    try:
+        data = json.loads(event.detail or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def sentence(event: MessageEvent, when: Callable[[float], str]) -> str:
+    """One event as a sentence people read (``when`` words a time), the same on ``/sent``,
+    in ``sealmail message show`` and in the API."""
+    rcpt = event.recipient or "every recipient"
+    whose = f"{event.recipient}'s" if event.recipient else "everyone's"
+    after = detail_of(event).get("after")
+    text = _SAID.get(event.kind, "{kind} ({rcpt})").format(
+        rcpt=rcpt,
+        whose=whose,
+        actor=event.actor or "sealmail",
+        after=when(after) if isinstance(after, int | float) else "a new date",
+        kind=event.kind.replace("_", " "),
+    )
+    first = text.split(" ", 1)[0]
+    if "@" not in first and ":" not in first:  # an address or "api-key:admin" keeps its case
+        text = text[0].upper() + text[1:]
+    return text + "."
 
 
 def record(

@@ -21,7 +21,8 @@ from core.models import OutboxItem, OutboxRecipient, now
 from core.storage.vault import Vault
 
 PENDING = ("queued", "deferred")
-KINDS = ("clear", "encrypted", "notification", "code", "dsn")
+KINDS = ("clear", "encrypted", "notification", "code", "dsn", "sender")
+# sender: mail to a message's sender about it (an "opened" receipt, a request for a new copy)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -160,7 +160,7 @@ async def request_copy(
     item = await outbox.post(
         s,
         st.services.vault,
-        kind="notification",
+        kind="sender",
         tenant_id=tenant.id,
         mail_from=mail_from,
         recipients=[msg.mail_from],

@@ -86,7 +86,7 @@ async def _claim_and_send_receipt(
     item = await outbox.post(
         s,
         st.services.vault,
-        kind="notification",
+        kind="sender",
         tenant_id=tenant.id,
         mail_from=mail_from,
         recipients=[msg.mail_from],

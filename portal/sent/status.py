@@ -19,7 +19,7 @@ from core import quarantine
 from core.models import MessageRecipient, OutboxItem, OutboxRecipient, PortalAccess, now
 from core.policy.models import HeldMessage
 
-_NOT_DELIVERY = ("dsn", "code")  # outbox items about a message that are not its copies
+_NOT_DELIVERY = ("dsn", "code", "sender")  # outbox items about a message, not its copies
 METHODS = {
     "portal": "sealed to the portal",
     "pgp": "OpenPGP",

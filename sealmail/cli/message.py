@@ -5,7 +5,6 @@ events and audited, actor ``cli``)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -35,29 +34,10 @@ def _access_state(a: Any, at: float) -> str:
     return "live"
 
 
-def _event_words(kind: str, actor: str, detail: dict[str, Any]) -> str:
-    """One event as a sentence, without its time and recipient."""
-    by = f" by {actor}" if actor else ""
-    words = {
-        "notified": "the notice reached the next hop",
-        "opened": "opened the message",
-        "downloaded": "downloaded the message or an attachment",
-        "replied": "replied from the portal",
-        "forwarded": "forwarded it from the portal",
-        "revoked": f"access was revoked{by}",
-        "expiry_changed": f"the expiry was set to {_ts(detail.get('after'))} UTC{by}",
-        "resent": f"the notice was sent again{by}",
-        "copy_requested": "asked the sender for a new copy",
-        "receipt_sent": "the 'opened' mail went to the sender",
-    }
-    return words.get(kind, kind)
-
-
 def _event(e: Any) -> dict[str, Any]:
-    try:
-        detail = json.loads(e.detail or "{}")
-    except ValueError:
-        detail = {}
+    from conversations import events
+
+    detail = events.detail_of(e)
     return {
         "kind": e.kind,
         "recipient": e.recipient,
@@ -65,7 +45,7 @@ def _event(e: Any) -> dict[str, Any]:
         "at": _ts(e.at),
         "at_epoch": e.at,
         "detail": detail,
-        "text": _event_words(e.kind, e.actor, detail),
+        "text": events.sentence(e, lambda t: f"{_ts(t)} UTC"),
     }
 
 

@@ -59,7 +59,7 @@ def _author_copy(world: World, tenant: str, message_id: str, author: str) -> Non
     world.run(run)
 
 
-def _mails(world: World, kind: str = "notification") -> list[email.message.EmailMessage]:
+def _mails(world: World, kind: str = "sender") -> list[email.message.EmailMessage]:
     async def run() -> list[email.message.EmailMessage]:
         async with world.services.db.session() as s:
             rows = (

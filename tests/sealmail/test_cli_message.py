@@ -94,7 +94,7 @@ def test_show_revoke_expire(workdir: tuple[Path, dict[str, str]]) -> None:  # no
         shown.stdout
     )
     assert "bob@x.example: can read it until" in shown.stdout
-    assert "the notice reached the next hop" in shown.stdout
+    assert "bob@x.example was notified." in shown.stdout
     assert "dave@demo.example: delivered by mail (no portal access)." in shown.stdout
 
     data = json.loads(run("show", "m_cli", "--recipient", "Carol@Y.example", "--json").stdout)
