@@ -13,17 +13,16 @@ import os
 import re
 import time
 
-import httpx2
 import pytest
 
 from tests.e2e.conftest import Product
 from tests.e2e.mail import find_code, find_link, parse, text_of
+from tests.e2e.web import Visitor, csrf_of
 from tests.helpers.smtp_sink import SmtpSink
 
 SENDER = "alice@acme.example"
 BOB = "bob@recipient.test"
 HIDDEN = "hidden@bcc.test"
-_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 OPTION_HEADERS = (
     b"x-sealmail-expires",
     b"x-sealmail-receipt",
@@ -31,30 +30,6 @@ OPTION_HEADERS = (
     b"x-sealmail-forward",
     b"x-sealmail-encrypt",
 )
-
-
-class Visitor:
-    """One browser's cookies over plain HTTP (the ``__Host-`` cookies are ``Secure``, which
-    an HTTP client would not send back to an http:// URL on its own)."""
-
-    def __init__(self, base: str) -> None:
-        self.http = httpx2.Client(base_url=base, timeout=60, follow_redirects=False)
-        self.cookies: dict[str, str] = {}
-
-    def request(self, method: str, path: str, **kwargs: object) -> httpx2.Response:
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
-        r = self.http.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
-        for line in r.headers.get_list("set-cookie"):
-            name, _, rest = line.partition("=")
-            self.cookies[name.strip()] = rest.split(";", 1)[0]
-        return r
-
-    def csrf(self, path: str) -> tuple[str, str]:
-        page = self.request("GET", path)
-        assert page.status_code == 200, (path, page.status_code, page.text[:500])
-        m = _CSRF.search(page.text)
-        assert m, f"no CSRF field on {path}"
-        return m.group(1), page.text
 
 
 def _code_for(sink: SmtpSink, rcpt: str, seen: set[int]) -> str:
@@ -79,7 +54,7 @@ def test_composed_message_is_read_byte_for_byte(product: Product, sink: SmtpSink
     r = alice.request("POST", "/sent/login", data={"csrf": csrf, "email": SENDER})
     assert r.status_code == 200 and "Enter your code" in r.text, r.text[:500]
     code = _code_for(sink, SENDER, seen)
-    r = alice.request("POST", "/sent/verify", data={"csrf": _CSRF.search(r.text).group(1),
+    r = alice.request("POST", "/sent/verify", data={"csrf": csrf_of(r.text),
                                                      "code": code})  # fmt: skip
     assert r.status_code == 303 and r.headers["location"] == "/sent", r.text[:500]
     csrf, page = alice.csrf("/compose")

@@ -27,6 +27,7 @@ import pytest
 
 from tests.e2e.conftest import Product
 from tests.e2e.mail import find_code, find_link, make_message, parse, send, text_of
+from tests.e2e.web import Visitor, csrf_of
 from tests.helpers.pages import ARGS, CHROMIUM, look_at
 from tests.helpers.smtp_sink import SmtpSink
 
@@ -36,7 +37,6 @@ ALICE = "alice@acme.example"
 BOB = "bob@client.example"
 CAROL = "carol@partner.example"
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
-_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 def _mails_to(sink: SmtpSink, rcpt: str) -> list[Any]:
@@ -226,35 +226,18 @@ def test_revoke_one_recipient_from_sent_then_the_other_by_the_admin_api(
     assert BOB in shown and CAROL in shown and "revoked" in shown.lower()
 
 
-class Visitor:
-    """One browser's cookies over plain HTTP (``__Host-`` cookies are ``Secure``: an HTTP
-    client would not send them back to an http:// URL by itself)."""
-
-    def __init__(self, base: str) -> None:
-        self.http = httpx2.Client(base_url=base, timeout=60, follow_redirects=False)
-        self.cookies: dict[str, str] = {}
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
-        r = self.http.request(method, path, headers=headers, **kwargs)
-        for line in r.headers.get_list("set-cookie"):
-            name, _, rest = line.partition("=")
-            self.cookies[name.strip()] = rest.split(";", 1)[0]
-        return r
-
-    def sign_in(self, sink: SmtpSink, path: str, rcpt: str) -> str:
-        """From the link's path to the message page; returns the page's path."""
-        page = self.request("GET", path)
-        assert page.status_code == 200, page.text[:300]
-        csrf = _CSRF.search(page.text).group(1)  # type: ignore[union-attr]
-        seen = len(_mails_to(sink, rcpt))
-        sent = self.request("POST", f"{path}/code", data={"csrf": csrf})
-        assert sent.status_code == 200, sent.text[:300]
-        csrf = _CSRF.search(sent.text).group(1)  # type: ignore[union-attr]
-        code = find_code(_new_mail(sink, rcpt, seen, "the code").data)
-        done = self.request("POST", f"{path}/verify", data={"csrf": csrf, "code": code})
-        assert done.status_code == 303, done.text[:300]
-        return done.headers["location"]
+def _sign_in(visitor: Visitor, sink: SmtpSink, path: str, rcpt: str) -> str:
+    """From the link's path to the message page (a code by mail); returns the page's path."""
+    csrf, _ = visitor.csrf(path)
+    seen = len(_mails_to(sink, rcpt))
+    sent = visitor.request("POST", f"{path}/code", data={"csrf": csrf})
+    assert sent.status_code == 200, sent.text[:300]
+    code = find_code(_new_mail(sink, rcpt, seen, "the code").data)
+    done = visitor.request(
+        "POST", f"{path}/verify", data={"csrf": csrf_of(sent.text), "code": code}
+    )
+    assert done.status_code == 303, done.text[:300]
+    return done.headers["location"]
 
 
 def _move_clock(clock: Path, seconds: int) -> None:
@@ -301,12 +284,12 @@ def test_expiry_receipt_and_option_headers_with_the_clock_moved(
     _move_clock(clock, 3600)
     bob = Visitor(product.portal_url)
     path = "/m/" + link.rsplit("/m/", 1)[1]
-    page_path = bob.sign_in(sink, path, BOB)
+    page_path = _sign_in(bob, sink, path, BOB)
     for _ in range(3):
         page = bob.request("GET", page_path)
         assert page.status_code == 200 and "Salary review" in page.text
     again = Visitor(product.portal_url)
-    assert again.request("GET", again.sign_in(sink, path, BOB)).status_code == 200
+    assert again.request("GET", _sign_in(again, sink, path, BOB)).status_code == 200
 
     def receipts() -> list[Any]:
         return [
