@@ -77,7 +77,7 @@ def _headers(draft: Draft, content_type: str) -> EmailMessage:
     if draft.references:
         msg["References"] = draft.references
     for name, value in draft.headers.items():
-        msg[name] = value
+        msg[name] = clean(value)  # one line: a value never starts a header of its own
     msg["MIME-Version"] = "1.0"
     msg["Content-Type"] = content_type
     return msg

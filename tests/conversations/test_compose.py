@@ -57,3 +57,19 @@ def test_attachments_stream_byte_for_byte() -> None:
     assert hashlib.sha256(files["data.bin"]).digest() == hashlib.sha256(blob).digest()
     assert files["note.txt"] in ("hello", b"hello")
     assert "See attached." in msg.get_body(("plain",)).get_content()
+
+
+def test_no_value_can_start_a_header_of_its_own() -> None:
+    draft = Draft(
+        from_addr="bob@x.example",
+        to=["a@b.example"],
+        cc=[],
+        subject="hi\r\nBcc: evil@x.example",
+        text="t",
+        headers={"X-Sealmail-Expires": "2h\r\nBcc: evil@x.example"},
+    )
+    raw = b"".join(chunks(draft))
+    block = raw.split(b"\r\n\r\n", 1)[0]
+    names = [line.split(b":", 1)[0].lower() for line in block.split(b"\r\n")]
+    assert b"bcc" not in names
+    assert b"evil@x.example" in block  # kept as text inside the one-line values
