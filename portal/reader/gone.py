@@ -18,10 +18,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from branding.conversation_mail import compose_to_sender, render_copy_requested
+from branding.conversation_mail import render_copy_requested
 from branding.notifications import format_time
 from conversations import events
-from core import outbox
 from core.audit import audit
 from core.hashing import sha256_hex
 from core.ids import new_token
@@ -31,7 +30,7 @@ from portal.forms import field, read_form
 from portal.pages import branding_of
 from portal.reader.access import accesses_to, is_live, recipient_session, signed_in_context
 from portal.reader.people import full_name, name_of, short_name, spoken_date
-from portal.reader.receipts import SENDER_MAIL_LIFETIME
+from portal.reader.receipts import mail_sender
 from portal.security import check_session_token, pre_session_token, same_origin_request
 from portal.signin.steps import nonce_of, pre_checked, with_nonce
 from portal.state import PortalState, portal
@@ -149,7 +148,6 @@ async def request_copy(
         await audit(s, tenant.id, access.recipient, "portal.copy_request.repeated", msg.id)
         return False
     pm = await _portal_message(st, s, msg)
-    mail_from = tenant.notification_from or st.settings.sender_address
     rendered = render_copy_requested(
         tenant,
         reader=name_of(access.recipient, [*pm.to, *pm.cc] if pm else []),
@@ -157,17 +155,7 @@ async def request_copy(
         sent_at=msg.received_at,
         sent_link=f"{st.settings.portal_base_url.rstrip('/')}/sent/{msg.id}",
     )
-    item = await outbox.post(
-        s,
-        st.services.vault,
-        kind="sender",
-        tenant_id=tenant.id,
-        mail_from=mail_from,
-        recipients=[msg.mail_from],
-        raw=compose_to_sender(tenant, rendered, to=msg.mail_from, mail_from=mail_from),
-        lifetime=SENDER_MAIL_LIFETIME,
-        message_id=msg.id,
-    )
+    item = await mail_sender(st, s, tenant, msg, rendered)
     events.record(
         s,
         tenant.id,

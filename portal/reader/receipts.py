@@ -16,10 +16,11 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from branding.conversation_mail import compose_to_sender, render_receipt_opened
+from branding.mail import Rendered
 from conversations import events
 from core import outbox
 from core.audit import audit
-from core.models import Message, PortalAccess, Tenant, now
+from core.models import Message, OutboxItem, PortalAccess, Tenant, now
 from core.portal_message import PortalMessage
 from portal.reader.people import name_of
 from portal.state import PortalState
@@ -60,6 +61,26 @@ async def mark_opened(st: PortalState, access_id: str) -> bool:
     return True
 
 
+async def mail_sender(
+    st: PortalState, s: AsyncSession, tenant: Tenant, msg: Message, rendered: Rendered
+) -> OutboxItem:
+    """Queue ``rendered`` (a receipt, a request for a new copy) to the message's sender,
+    from the tenant's notification address: outbox kind ``sender``, never taken for a
+    recipient's notice or copy. The caller commits."""
+    mail_from = tenant.notification_from or st.settings.sender_address
+    return await outbox.post(
+        s,
+        st.services.vault,
+        kind="sender",
+        tenant_id=tenant.id,
+        mail_from=mail_from,
+        recipients=[msg.mail_from],
+        raw=compose_to_sender(tenant, rendered, to=msg.mail_from, mail_from=mail_from),
+        lifetime=SENDER_MAIL_LIFETIME,
+        message_id=msg.id,
+    )
+
+
 async def _claim_and_send_receipt(
     st: PortalState, s: AsyncSession, msg: Message, access: PortalAccess, at: float
 ) -> None:
@@ -75,7 +96,6 @@ async def _claim_and_send_receipt(
     if tenant is None or not msg.meta_object_id:
         return
     pm = PortalMessage.from_json(await st.services.vault.read(s, tenant.id, msg.meta_object_id))
-    mail_from = tenant.notification_from or st.settings.sender_address
     rendered = render_receipt_opened(
         tenant,
         reader=name_of(access.recipient, [*pm.to, *pm.cc]),
@@ -83,17 +103,7 @@ async def _claim_and_send_receipt(
         opened_at=at,
         sent_link=f"{st.settings.portal_base_url.rstrip('/')}/sent/{msg.id}",
     )
-    item = await outbox.post(
-        s,
-        st.services.vault,
-        kind="sender",
-        tenant_id=tenant.id,
-        mail_from=mail_from,
-        recipients=[msg.mail_from],
-        raw=compose_to_sender(tenant, rendered, to=msg.mail_from, mail_from=mail_from),
-        lifetime=SENDER_MAIL_LIFETIME,
-        message_id=msg.id,
-    )
+    item = await mail_sender(st, s, tenant, msg, rendered)
     events.record(
         s, msg.tenant_id, msg.id, events.RECEIPT_SENT, access.recipient, "", outbox=item.id
     )
