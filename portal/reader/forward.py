@@ -27,7 +27,6 @@ from portal.reader import refusals
 from portal.reader.access import signed_in_context
 from portal.reader.message import human_size
 from portal.reader.reply import precheck
-from portal.reader.uploads import MAX_FILES, Posted, TooLarge, encoded_size, read_posted
 from portal.reader.writing import (
     Original,
     author_address,
@@ -41,6 +40,7 @@ from portal.reader.writing import (
 )
 from portal.security import check_session_token
 from portal.state import PortalState, portal
+from portal.uploads import MAX_FILES, Posted, TooLarge, encoded_size, read_posted
 
 MAX_RECIPIENTS = 20
 SPOOL_IN_MEMORY = 1024 * 1024  # past this, an attachment being re-attached goes to disk

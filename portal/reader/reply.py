@@ -21,7 +21,6 @@ from conversations.modes import may_reply, reply_mode, reply_recipients
 from portal.reader import refusals
 from portal.reader.access import load_message, recipient_session, signed_in_context
 from portal.reader.message import human_size
-from portal.reader.uploads import Posted, TooLarge, encoded_size, read_posted
 from portal.reader.writing import (
     Original,
     author_address,
@@ -37,6 +36,7 @@ from portal.reader.writing import (
 )
 from portal.security import check_session_token, same_origin_request
 from portal.state import PortalState, portal
+from portal.uploads import Posted, TooLarge, encoded_size, read_posted
 
 
 def _recipients(

@@ -14,15 +14,9 @@ size of the message they make is checked before anything is stored.
 
 from __future__ import annotations
 
-import math
-import re
-
-from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.types import Message as AsgiMessage
 
 from conversations.compose import Draft, Upload, chunks
 from conversations.submit import submit
@@ -32,21 +26,11 @@ from portal.admin.doors import SENDER_DOOR, Admin, current_user
 from portal.security import check_session_token, same_origin_request
 from portal.sent.compose_form import MAX_TEXT, ComposeForm, option_headers, read
 from portal.state import PortalState, client_ip, portal
+from portal.uploads import Posted, TooLarge, TooManyFiles, encoded_size, read_posted
 
-FORM_OVERHEAD = 1024 * 1024  # the text fields and multipart framing around the files
 MAX_FILES = 100
 MAX_FIELDS = 20
 NOTICE = "composed"
-_MIME_WORD = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}"
-_MIME_TYPE = re.compile(f"^{_MIME_WORD}/{_MIME_WORD}$")
-
-
-class _TooLarge(Exception):
-    """The request body grew past its bound while it was read."""
-
-
-def _limit(st: PortalState) -> int:
-    return st.settings.smtp_max_message_size + FORM_OVERHEAD
 
 
 def _size_words(n: int) -> str:
@@ -103,51 +87,10 @@ async def compose_form(request: Request) -> Response:
     return _render(st, user, ComposeForm.blank(user.tenant))
 
 
-async def _read_bounded(request: Request, limit: int) -> FormData:
-    """The multipart form, read with the body cut off past ``limit`` bytes (a client that
-    sends no Content-Length, or a wrong one, cannot make us spool more than that)."""
-    received = 0
-    receive = request.receive
-
-    async def bounded() -> AsgiMessage:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise _TooLarge
-        return message
-
-    bounded_request = Request(request.scope, bounded)
-    return await bounded_request.form(
-        max_files=MAX_FILES, max_fields=MAX_FIELDS, max_part_size=MAX_TEXT * 4 + 1024
-    )
-
-
-def _uploads(form: FormData) -> list[UploadFile]:
-    """The chosen files (a file box left empty posts a nameless, empty part: skipped)."""
-    return [
-        f
-        for f in form.getlist("attachments")
-        if isinstance(f, UploadFile) and (f.filename or (f.size or 0) > 0)
-    ]
-
-
-def _safe_name(name: str | None) -> str:
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = "".join(c for c in base if c.isprintable()).strip()
-    return cleaned[:200] or "attachment"
-
-
-def _safe_type(content_type: str | None) -> str:
-    value = (content_type or "").split(";", 1)[0].strip()
-    return value.lower() if _MIME_TYPE.match(value) else "application/octet-stream"
-
-
-def _encoded_size(text: str, subject: str, uploads: list[UploadFile]) -> int:
-    """What the message will weigh in the store and on the wire: base64 lines of 76
-    characters for files, quoted-printable at worst three times the text, headers."""
-    files = sum(math.ceil((u.size or 0) / 57) * 78 + 512 for u in uploads)
+def _encoded_size(text: str, subject: str, uploads: list[Upload]) -> int:
+    """What the message will weigh in the store and on the wire: base64 for files,
+    quoted-printable at worst three times the text, headers."""
+    files = sum(encoded_size(u.size) + 512 for u in uploads)
     return files + 3 * len(text.encode("utf-8", "replace")) + 4 * len(subject) + 8 * 1024
 
 
@@ -158,39 +101,38 @@ async def compose_send(request: Request) -> Response:
         return RedirectResponse(SENDER_DOOR.login_path, status_code=303)
     if not same_origin_request(request, st.origins):
         raise HTTPException(403)
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > _limit(st):
-        return _too_large(st)
     try:
-        form = await _read_bounded(request, _limit(st))
-    except _TooLarge:
+        posted = await read_posted(
+            request,
+            st.settings.smtp_max_message_size,
+            max_files=MAX_FILES,
+            max_fields=MAX_FIELDS,
+            max_text=MAX_TEXT,
+        )
+    except TooLarge:
         return _too_large(st)
-    except MultiPartException as exc:
-        if "maximum size" in exc.message:  # a text field over its bound
-            return _too_large(st)
-        if "Too many files" in exc.message:
-            return st.pages.error(
-                413,
-                title="Too many attachments",
-                text=f"A secure message can carry at most {MAX_FILES} files. Put them in a zip "
-                "archive, or send them in several messages.",
-                retry_url="/compose",
-            )
-        raise HTTPException(400) from None
-    except Exception:  # noqa: BLE001 - any malformed body is the client's error
-        raise HTTPException(400) from None
+    except TooManyFiles:
+        return st.pages.error(
+            413,
+            title="Too many attachments",
+            text=f"A secure message can carry at most {MAX_FILES} files. Put them in a zip "
+            "archive, or send them in several messages.",
+            retry_url="/compose",
+        )
+    if posted is None:  # a malformed body is the client's error
+        raise HTTPException(400)
     try:
-        csrf = form.get("csrf")
+        csrf = posted.form.get("csrf")
         if not isinstance(csrf, str) or not check_session_token(user.session.csrf_token, csrf):
             raise HTTPException(403)
-        return await _send(request, st, user, form)
+        return await _send(request, st, user, posted)
     finally:
-        await form.close()
+        await posted.close()
 
 
-async def _send(request: Request, st: PortalState, user: Admin, form: FormData) -> Response:
-    checked = read(form, user.tenant, st.settings.smtp_max_recipients)
-    uploads = _uploads(form)
+async def _send(request: Request, st: PortalState, user: Admin, posted: Posted) -> Response:
+    checked = read(posted.form, user.tenant, st.settings.smtp_max_recipients)
+    uploads = posted.uploads
     status = 422
     if not checked.errors and _encoded_size(checked.text, checked.subject, uploads) > (
         st.settings.smtp_max_message_size
@@ -214,10 +156,7 @@ async def _send(request: Request, st: PortalState, user: Admin, form: FormData) 
         cc=checked.addresses["cc"],
         subject=checked.subject,
         text=checked.text,
-        attachments=[
-            Upload(_safe_name(u.filename), _safe_type(u.content_type), u.file, u.size or 0)
-            for u in uploads
-        ],
+        attachments=uploads,
         headers=option_headers(checked),
         msgid_domain=address.rpartition("@")[2] or "sealmail.invalid",
     )

@@ -1,5 +1,5 @@
-"""Reading the reply and forward forms: multipart with attachments, bounded before and while
-it is parsed.
+"""Reading a form with attachments (a reply, a forward, ``/compose``): multipart, bounded
+before and while it is parsed; one way for every page that uploads.
 
 A request larger than ``smtp_max_message_size`` plus room for the form's own fields is
 refused with a readable 413 before a byte is parsed (by its ``Content-Length``) and, when
@@ -13,6 +13,7 @@ import dataclasses
 import re
 
 from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.types import Message
 
@@ -27,7 +28,11 @@ _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^
 
 
 class TooLarge(Exception):
-    """The request is larger than a message may be."""
+    """The request is larger than a message may be (or a text field than its bound)."""
+
+
+class TooManyFiles(Exception):
+    """More files than the form takes."""
 
 
 @dataclasses.dataclass
@@ -50,6 +55,13 @@ def request_limit(max_message_size: int) -> int:
 def encoded_size(raw_size: int) -> int:
     """What ``raw_size`` bytes of a file weigh in the message (base64, 76-character lines)."""
     return (raw_size + 2) // 3 * 4 * 78 // 76
+
+
+def safe_filename(name: str | None) -> str:
+    """The file's own name (no folders, printable characters, at most 200), or "attachment"."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c for c in base if c.isprintable()).strip()
+    return cleaned[:MAX_FILENAME] or "attachment"
 
 
 def media_type(value: str) -> str:
@@ -75,9 +87,17 @@ def _bounded(request: Request, limit: int) -> Request:
     return Request(request.scope, limited)
 
 
-async def read_posted(request: Request, max_message_size: int) -> Posted | None:
+async def read_posted(
+    request: Request,
+    max_message_size: int,
+    *,
+    max_files: int = MAX_FILES,
+    max_fields: int = MAX_FIELDS,
+    max_text: int = MAX_TEXT,
+) -> Posted | None:
     """The form and its files (empty file inputs left out), None when malformed; raises
-    :class:`TooLarge` for a body over the limit, before parsing when the length is known."""
+    :class:`TooLarge` for a body over the limit (before parsing when the length is known)
+    or a text field over ``max_text`` characters, :class:`TooManyFiles` past ``max_files``."""
     limit = request_limit(max_message_size)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -85,10 +105,16 @@ async def read_posted(request: Request, max_message_size: int) -> Posted | None:
     bounded = _bounded(request, limit)
     try:
         form = await bounded.form(
-            max_files=MAX_FILES, max_fields=MAX_FIELDS, max_part_size=MAX_TEXT * 4
+            max_files=max_files, max_fields=max_fields, max_part_size=max_text * 4 + 1024
         )
     except TooLarge:
         raise
+    except MultiPartException as exc:
+        if "Too many files" in exc.message:
+            raise TooManyFiles from None
+        if "maximum size" in exc.message:
+            raise TooLarge from None
+        return None
     except Exception:  # noqa: BLE001 - any malformed body is the client's error
         return None
     uploads: list[Upload] = []
@@ -98,7 +124,7 @@ async def read_posted(request: Request, max_message_size: int) -> Posted | None:
         size = item.size if item.size is not None else 0
         uploads.append(
             Upload(
-                filename=item.filename.replace("\\", "/").rsplit("/", 1)[-1][:MAX_FILENAME],
+                filename=safe_filename(item.filename),
                 content_type=media_type(item.content_type or ""),
                 file=item.file,
                 size=size,
