@@ -13,19 +13,8 @@ import pytest
 from tests.e2e.conftest import Product
 from tests.e2e.mail import find_code, find_link, make_message, parse, send
 from tests.helpers.moto_server import MotoServer
+from tests.helpers.pages import ARGS, CHROMIUM
 from tests.helpers.smtp_sink import SmtpSink
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _all_bytes_under(root: Path) -> list[tuple[Path, bytes]]:
@@ -89,7 +78,7 @@ def _read_in_browser(
 
     seen = {id(m) for m in sink.messages}
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             ctx = browser.new_context(accept_downloads=True)
             page = ctx.new_page()

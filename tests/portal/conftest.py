@@ -9,6 +9,7 @@ import email.policy
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx2
@@ -248,3 +249,12 @@ def world(settings: Settings, services: Services) -> Iterator[World]:
         yield w
         # the engine's connections belong to this loop: close them here
         client.portal.call(services.db.dispose)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """``(base URL, settings)`` of the portal served on a loopback port (browser tests)."""
+    from tests.portal.served import serve_portal
+
+    with serve_portal(tmp_path) as running:
+        yield running

@@ -3,8 +3,6 @@ emailed code, open the held message, release it."""
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 from pathlib import Path
 
 import pytest
@@ -15,15 +13,11 @@ from core.accounts.users import add_user
 from core.models import MessageRecipient
 from core.services import Services
 from tests.core.test_quarantine import SECRET, make_held
+from tests.helpers.pages import ARGS, CHROMIUM
 from tests.portal.conftest import make_tenant
-from tests.portal.test_browser import ARGS, CHROMIUM, _latest_code, served  # noqa: F401
+from tests.portal.served import in_thread, latest_code
 
 OFFICER = "officer@acme.example"
-
-
-def _in_thread(coro_fn):  # noqa: ANN001, ANN202
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro_fn()).result()
 
 
 def _seed(settings) -> str:  # noqa: ANN001
@@ -39,7 +33,7 @@ def _seed(settings) -> str:  # noqa: ANN001
         finally:
             await services.close()
 
-    return _in_thread(run)
+    return in_thread(run)
 
 
 def _override(settings) -> tuple[str, str]:  # noqa: ANN001
@@ -58,12 +52,12 @@ def _override(settings) -> tuple[str, str]:  # noqa: ANN001
         finally:
             await services.close()
 
-    return _in_thread(run)
+    return in_thread(run)
 
 
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
-def test_officer_releases_in_a_real_browser(served, tmp_path: Path) -> None:  # noqa: ANN001, F811
+def test_officer_releases_in_a_real_browser(served, tmp_path: Path) -> None:  # noqa: ANN001
     from playwright.sync_api import sync_playwright
 
     base, settings = served
@@ -77,7 +71,7 @@ def test_officer_releases_in_a_real_browser(served, tmp_path: Path) -> None:  # 
             page.fill("#email", OFFICER)
             page.click("button[type=submit]")
             page.wait_for_selector("#code")
-            page.fill("#code", _latest_code(settings))
+            page.fill("#code", latest_code(settings))
             page.click("button:has-text('Sign in')")
             page.wait_for_url(f"{base}/admin")
             page.click("text=waiting in quarantine")

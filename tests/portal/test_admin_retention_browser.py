@@ -12,9 +12,9 @@ from core.accounts.tenants import get_tenant
 from core.accounts.users import add_user
 from core.services import Services
 from tests.archive.test_retention import archived
+from tests.helpers.pages import ARGS, CHROMIUM
 from tests.portal.conftest import make_tenant
-from tests.portal.test_admin_browser import _in_thread
-from tests.portal.test_browser import ARGS, CHROMIUM, _latest_code, served  # noqa: F401
+from tests.portal.served import in_thread, latest_code
 
 OFFICER = "officer@acme.example"
 
@@ -32,12 +32,12 @@ def _seed(settings) -> None:  # noqa: ANN001
         finally:
             await services.close()
 
-    _in_thread(run)
+    in_thread(run)
 
 
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
-def test_officer_places_and_releases_a_hold(served, tmp_path: Path) -> None:  # noqa: ANN001, F811
+def test_officer_places_and_releases_a_hold(served, tmp_path: Path) -> None:  # noqa: ANN001
     from playwright.sync_api import sync_playwright
 
     base, settings = served
@@ -52,7 +52,7 @@ def test_officer_places_and_releases_a_hold(served, tmp_path: Path) -> None:  # 
             page.fill("#email", OFFICER)
             page.click("button[type=submit]")
             page.wait_for_selector("#code")
-            page.fill("#code", _latest_code(settings))
+            page.fill("#code", latest_code(settings))
             page.click("button:has-text('Sign in')")
             page.wait_for_url(f"{base}/admin")
             page.click("nav >> text=Retention")

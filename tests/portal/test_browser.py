@@ -4,35 +4,18 @@ the portal served by uvicorn on a loopback port, on a phone-sized screen."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from core.db import migrate
 from core.services import Services
-from portal.app import create_app
+from tests.helpers.pages import ARGS, CHROMIUM
+from tests.portal.served import latest_code
 
-from ..conftest import make_settings
-from .conftest import code_mails, make_tenant, seal_message
+from .conftest import make_tenant, seal_message
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BOB = "bob@client.example"
 HTML = """<table width="100%" style="border-collapse:collapse"><tr>
 <td style="padding:12px;background-color:#f0f4f8"><h2 style="color:#0a7d4f">Your loan offer</h2>
@@ -40,38 +23,6 @@ HTML = """<table width="100%" style="border-collapse:collapse"><tr>
 <img src="https://tracker.example/open.gif"><script>document.title = 'pwned'</script>
 </td></tr></table>"""
 PDF = b"%PDF-1.4\n" + os.urandom(200_000) + b"\n%%EOF\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, object]]:
-    import uvicorn
-
-    db_url = f"sqlite:///{tmp_path}/browser.db"
-    migrate(db_url)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = make_settings(tmp_path, db_url, portal_base_url=base)
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield base, settings
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _seed(settings) -> tuple[str, str]:
@@ -94,24 +45,6 @@ def _seed(settings) -> tuple[str, str]:
             await services.close()
 
     return asyncio.run(run())
-
-
-def _latest_code(settings) -> str:
-    import re
-
-    async def run() -> str:
-        services = Services.open(settings)
-        try:
-            _item, mail = (await code_mails(services))[-1]
-        finally:
-            await services.close()
-        m = re.search(r"\b(\d{6})\b", mail.get_body(("plain",)).get_content())
-        assert m
-        return m.group(1)
-
-    # sync Playwright keeps an event loop on this thread: run ours on another
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, run()).result()
 
 
 @pytest.mark.browser
@@ -158,7 +91,7 @@ def test_recipient_flow_in_a_real_browser(served, tmp_path: Path) -> None:
             assert page.get_by_label("One-time code").is_visible(), page.content()[-1500:]
             page.screenshot(path=str(shots / "2-code.png"), full_page=True)
 
-            code = _latest_code(settings)
+            code = latest_code(settings)
             page.get_by_label("One-time code").fill(f"{(int(code) + 1) % 1_000_000:06d}")
             page.get_by_role("button", name="Open the message").click()
             assert page.get_by_role("alert").inner_text().startswith("That code is not right")

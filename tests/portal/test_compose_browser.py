@@ -6,8 +6,6 @@ reasons and that the file must be chosen again, then sends it with two files and
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import email
 import email.policy
 import os
@@ -20,16 +18,11 @@ from core.accounts.tenants import get_tenant
 from core.accounts.users import add_user
 from core.models import Message
 from core.services import Services
-from tests.helpers.pages import look_at
+from tests.helpers.pages import ARGS, CHROMIUM, look_at
 from tests.portal.conftest import make_tenant
-from tests.portal.test_browser import ARGS, CHROMIUM, _latest_code, served  # noqa: F401
+from tests.portal.served import in_thread, latest_code
 
 SENDER = "alice.sender@acme.example"
-
-
-def _in_thread(coro_fn):  # noqa: ANN001, ANN202
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro_fn()).result()
 
 
 def _seed(settings) -> None:  # noqa: ANN001
@@ -43,7 +36,7 @@ def _seed(settings) -> None:  # noqa: ANN001
         finally:
             await services.close()
 
-    _in_thread(run)
+    in_thread(run)
 
 
 def _stored(settings) -> list[tuple[str, bytes]]:  # noqa: ANN001
@@ -58,12 +51,12 @@ def _stored(settings) -> list[tuple[str, bytes]]:  # noqa: ANN001
         finally:
             await services.close()
 
-    return _in_thread(run)
+    return in_thread(run)
 
 
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
-def test_compose_in_a_real_browser(served, tmp_path: Path) -> None:  # noqa: ANN001, F811
+def test_compose_in_a_real_browser(served, tmp_path: Path) -> None:  # noqa: ANN001
     from playwright.sync_api import sync_playwright
 
     base, settings = served
@@ -82,7 +75,7 @@ def test_compose_in_a_real_browser(served, tmp_path: Path) -> None:  # noqa: ANN
             page.fill("#email", SENDER)
             page.click("button[type=submit]")
             page.wait_for_selector("#code")
-            page.fill("#code", _latest_code(settings))
+            page.fill("#code", latest_code(settings))
             page.click("button:has-text('Sign in')")
             page.wait_for_url(f"{base}/sent")
             look_at(page, "sent-list-with-write-link", group="compose")

@@ -19,9 +19,9 @@ from core.ids import new_id, new_token
 from core.models import Message, PortalAccess
 from core.services import Services
 from tests.helpers.pages import ARGS, CHROMIUM, look_at, screenshots_dir
+from tests.portal.served import latest_code
 
 from .conftest import make_tenant, seal_message
-from .test_browser import _latest_code, served  # noqa: F401 - the served portal fixture
 
 BOB = "bob@client.example"
 HTML = "<p>Dear Bob,</p><p>the signed contract is attached. Please check page 3.</p>"
@@ -94,7 +94,7 @@ def _seed(settings) -> dict[str, str]:
 @pytest.mark.browser
 @pytest.mark.timeout(240)
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
-def test_recipient_pages_look_right(served) -> None:  # noqa: F811 - the fixture
+def test_recipient_pages_look_right(served) -> None:
     from playwright.sync_api import sync_playwright
 
     base, settings = served
@@ -114,7 +114,7 @@ def test_recipient_pages_look_right(served) -> None:  # noqa: F811 - the fixture
             page.get_by_role("button", name="Send me a code").click()
             page.get_by_label("One-time code").wait_for()
             look_at(page, "code", group="reader")
-            page.get_by_label("One-time code").fill(_latest_code(settings))
+            page.get_by_label("One-time code").fill(latest_code(settings))
             page.get_by_role("button", name="Open the message").click()
             page.wait_for_url(f"{base}/messages/{ids['first']}")
             assert page.get_by_text("This conversation has 2 messages").is_visible()

@@ -12,8 +12,6 @@ import email.policy
 import hashlib
 import os
 import re
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +19,6 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import select, update
 
-from core.db import migrate
 from core.models import Message
 from core.portal_message import PortalMessage
 from core.services import Services
@@ -29,11 +26,10 @@ from gateway.delivery.drain import deliver_due
 from gateway.delivery.relay import RelayPool
 from gateway.pipeline.runner import process_pending
 from gateway.worker import worker_id
-from portal.app import create_app
 from tests.helpers.pages import ARGS, CHROMIUM, look_at
-from tests.helpers.smtp_sink import SmtpSink, free_port
+from tests.helpers.smtp_sink import SmtpSink
+from tests.portal.served import serve_portal
 
-from ..conftest import make_settings
 from .conftest import code_mails, make_tenant, seal_message
 
 BOB = "bob@client.example"
@@ -58,36 +54,14 @@ def _run(settings: Any, fn: Callable[[Services], Awaitable[T]]) -> T:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Any, SmtpSink]]:
-    import uvicorn
-
-    db_url = f"sqlite:///{tmp_path}/browser.db"
-    migrate(db_url)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with SmtpSink() as sink:
-        settings = make_settings(
-            tmp_path,
-            db_url,
-            portal_base_url=base,
-            relay=f"127.0.0.1:{sink.port}",
-            relay_tls="none",
-            smtp_hostname="gw.test",
-        )
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning", ws="none"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-        try:
-            yield base, settings, sink
-        finally:
-            server.should_exit = True
-            thread.join(10)
+    """The portal, with the relay pointing at a sink (the reply is delivered there)."""
+    with (
+        SmtpSink() as sink,
+        serve_portal(
+            tmp_path, relay=f"127.0.0.1:{sink.port}", relay_tls="none", smtp_hostname="gw.test"
+        ) as (base, settings),
+    ):
+        yield base, settings, sink
 
 
 async def _seed(services: Services) -> tuple[str, str, str]:

@@ -6,8 +6,6 @@ error, and an admin's revoke button on /admin/messages/{id}. Every page is looke
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
 import time
 from pathlib import Path
@@ -21,18 +19,13 @@ from core.accounts.users import add_user
 from core.models import PortalAccess
 from core.policy.models import PolicyDecision
 from core.services import Services
-from tests.helpers.pages import look_at
+from tests.helpers.pages import ARGS, CHROMIUM, look_at
 from tests.portal.conftest import make_tenant, seal_message
-from tests.portal.test_browser import ARGS, CHROMIUM, _latest_code, served  # noqa: F401
+from tests.portal.served import in_thread, latest_code
 
 DESK = {"width": 1280, "height": 800}
 ALICE, ADMIN = "alice@acme.example", "admin@acme.example"
 BOB, CAROL = "bob@partner.example", "carol@partner.example"
-
-
-def _in_thread(coro_fn):  # noqa: ANN001, ANN202
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro_fn()).result()
 
 
 def _seed(settings) -> str:  # noqa: ANN001
@@ -68,7 +61,7 @@ def _seed(settings) -> str:  # noqa: ANN001
         finally:
             await services.close()
 
-    return _in_thread(run)
+    return in_thread(run)
 
 
 def _revoked(settings, mid: str) -> dict[str, bool]:  # noqa: ANN001
@@ -81,7 +74,7 @@ def _revoked(settings, mid: str) -> dict[str, bool]:  # noqa: ANN001
         finally:
             await services.close()
 
-    return _in_thread(run)
+    return in_thread(run)
 
 
 def _sign_in(page, base: str, settings, door: str, address: str) -> None:  # noqa: ANN001
@@ -91,14 +84,14 @@ def _sign_in(page, base: str, settings, door: str, address: str) -> None:  # noq
     page.wait_for_selector("#code")
     if door == "sent":
         look_at(page, "sent-code", group="sent")
-    page.fill("#code", _latest_code(settings))
+    page.fill("#code", latest_code(settings))
     page.click("main button[type=submit]")
     page.wait_for_url(f"{base}/{door}")
 
 
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
-def test_sender_in_control_in_a_real_browser(served) -> None:  # noqa: ANN001, F811
+def test_sender_in_control_in_a_real_browser(served) -> None:  # noqa: ANN001
     from playwright.sync_api import sync_playwright
 
     base, settings = served

@@ -15,7 +15,7 @@ import pytest
 
 from core.services import Services
 from support import agents, pins
-from tests.portal.test_browser import ARGS, CHROMIUM, served  # noqa: F401
+from tests.helpers.pages import ARGS, CHROMIUM
 from tests.portal.test_support import mails_to, text_of
 from tests.support.test_pins import KEY, give_pin, make_account
 
@@ -55,7 +55,7 @@ async def _agent(services: Services) -> str:
     return key
 
 
-async def _latest_code(services: Services) -> str:
+async def _pin_code(services: Services) -> str:
     kind, mail = (await mails_to(services, ANN))[-1]
     assert kind == "code"
     m = re.search(r"\b(\d{6})\b", text_of(mail))
@@ -65,7 +65,7 @@ async def _latest_code(services: Services) -> str:
 
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
-def test_contact_resets_pin_in_a_real_browser(served, tmp_path: Path) -> None:  # noqa: ANN001, F811
+def test_contact_resets_pin_in_a_real_browser(served, tmp_path: Path) -> None:  # noqa: ANN001
     from playwright.sync_api import sync_playwright
 
     base, settings = served
@@ -78,7 +78,7 @@ def test_contact_resets_pin_in_a_real_browser(served, tmp_path: Path) -> None:  
             page.fill("#email", ANN)
             page.click("button:has-text('Send me a code')")
             page.wait_for_selector("#code")
-            page.fill("#code", _with_services(settings, _latest_code))
+            page.fill("#code", _with_services(settings, _pin_code))
             page.click("button:has-text('Continue')")
             page.wait_for_url(f"{base}/pin")
             assert "Acme Ltd" in page.inner_text("main")
