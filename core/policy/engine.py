@@ -113,5 +113,7 @@ def _shared(scope: MessageScope) -> dict[str, Any]:
     if scope.regex_timeouts:
         out["regex_timeouts"] = scope.regex_timeouts
     if facts.limits_hit:
-        out["limits_hit"] = list(facts.limits_hit)
+        # the limit's name only: a hit may name an attachment or archive member ("max_ratio
+        # (backup.zip: a.txt)"), and names are content, never kept in clear
+        out["limits_hit"] = list(dict.fromkeys(h.split(" (", 1)[0] for h in facts.limits_hit))
     return out

@@ -61,6 +61,7 @@ def test_zip_bomb_is_bounded_and_the_message_still_decided(bomb: bytes, force_re
     assert d.explanation["limits_hit"]
     hit = " ".join(d.explanation["limits_hit"])
     assert ("max_member_bytes" in hit) if force_read else ("max_ratio" in hit)
+    assert "backup.zip" not in hit  # names are content: never in the stored explanation
     raw = mail(body=f"card {CARD}", attachments=[("backup.zip", "application/zip", bomb)])
     elapsed, [d] = _decide(raw, limits)
     assert elapsed < 2.0 and (d.action, d.rule) == ("encrypt", "cards")
