@@ -30,15 +30,14 @@ from portal import sessions
 from portal.admin.doors import ADMIN_DOOR, ADMIN_ROLES, Door, checked_form, current_user
 from portal.forms import field
 from portal.security import pre_session_token
-from portal.signin import codes
-from portal.signin.by_address import pending_of, start
+from portal.signin import by_address, codes
+from portal.signin.by_address import Identity, start
 from portal.signin.steps import (
     TOO_MANY,
     count,
     limited,
     mail_code,
     nonce_of,
-    open_session,
     pre_checked,
     set_pending_cookie,
     with_nonce,
@@ -131,50 +130,20 @@ WRONG = "That code is not right, or it can no longer be used. Try again or ask f
 
 
 async def verify(request: Request, door: Door = ADMIN_DOOR) -> Response:
-    st, form, nonce = await pre_checked(request, f"{door.name}-verify")
-    ip = client_ip(request)
-    found = pending_of(request, door.signin, ip)
-    if found is None:
-        return RedirectResponse(door.login_path, status_code=303)
-    pending, buckets = found
-    async with st.services.db.session() as s:
-        if await limited(s, buckets):
-            return st.pages.error(429, headers=TOO_MANY)
-        held = await pending.newest(s)
-        if held is None:
-            return RedirectResponse(door.login_path, status_code=303)
-        user = await s.get(User, held.subject) if held.subject else None
-        allowed = user is not None and user.role in door.roles
-        outcome = await codes.check(
-            s, st.code_key, pending, held, field(form, "code"), allowed=allowed
-        )
-        if outcome.ok and user is not None:
-            response = await open_session(
-                s,
-                request,
-                tenant_id=user.tenant_id,
-                email=user.email,
-                kind=door.session_kinds[0],
-                home=door.home,
-                pending_cookie=door.pending_cookie,
-            )
-            await audit(s, user.tenant_id, user.email, f"{door.name}.signin", user.id, ip=ip)
-            await s.commit()
-            return response
-        await count(s, buckets)
-        if user is not None:
-            await audit(
-                s,
-                user.tenant_id,
-                user.email,
-                f"{door.name}.code.failed",
-                user.id,
-                ip=ip,
-                reason=outcome.reason,
-                checked=outcome.checked,
-            )
-        await s.commit()
-    return code_page(st, door, nonce, "", error=WRONG, status=400)
+    async def identify(s: AsyncSession, subject: str) -> Identity | None:
+        user = await s.get(User, subject) if subject else None
+        if user is None:
+            return None
+        return Identity(user.tenant_id, user.email, user.id, allowed=user.role in door.roles)
+
+    return await by_address.verify(
+        request,
+        door.signin,
+        identify=identify,
+        session_kind=door.session_kinds[0],
+        home=door.home,
+        wrong=lambda st, nonce: code_page(st, door, nonce, "", error=WRONG, status=400),
+    )
 
 
 async def logout(request: Request, door: Door = ADMIN_DOOR) -> Response:

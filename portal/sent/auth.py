@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from core.addresses import normalize, problem
 from core.audit import audit
@@ -21,11 +22,11 @@ from portal.admin import auth as admin_auth
 from portal.admin.doors import SENDER_DOOR
 from portal.forms import field
 from portal.sent.senders import sender_for, sender_of_subject
-from portal.signin import codes
-from portal.signin.by_address import pending_of, start
-from portal.signin.steps import TOO_MANY, count, limited, mail_code, open_session, pre_checked
+from portal.signin import by_address
+from portal.signin.by_address import Identity, start
+from portal.signin.steps import TOO_MANY, count, limited, mail_code, pre_checked
 from portal.signin.steps import set_pending_cookie as _set_pending
-from portal.state import client_ip
+from portal.state import PortalState, client_ip
 
 log = logging.getLogger("sealmail.portal.sent")
 DOOR = SENDER_DOOR
@@ -69,58 +70,31 @@ async def send_code(request: Request) -> Response:
     return _set_pending(page, DOOR.pending_cookie, secret)
 
 
-async def verify(request: Request) -> Response:
-    st, form, nonce = await pre_checked(request, f"{DOOR.name}-verify")
-    ip = client_ip(request)
-    found = pending_of(request, DOOR.signin, ip)
-    if found is None:
-        return RedirectResponse(DOOR.login_path, status_code=303)
-    pending, buckets = found
-    async with st.services.db.session() as s:
-        if await limited(s, buckets):
-            return st.pages.error(429, headers=TOO_MANY)
-        held = await pending.newest(s)
-        if held is None:
-            return RedirectResponse(DOOR.login_path, status_code=303)
-        sender = await sender_of_subject(s, held.subject, DOOR.roles)
-        outcome = await codes.check(
-            s, st.code_key, pending, held, field(form, "code"), allowed=sender is not None
-        )
-        if outcome.ok and sender is not None:
-            response = await open_session(
-                s,
-                request,
-                tenant_id=sender.tenant.id,
-                email=sender.user.email,
-                kind=DOOR.session_kinds[0],  # always "sender", listed admin or not
-                home=DOOR.home,
-                pending_cookie=DOOR.pending_cookie,
-            )
-            await audit(
-                s,
-                sender.tenant.id,
-                sender.user.email,
-                f"{DOOR.name}.signin",
-                sender.user.id or sender.user.email,
-                ip=ip,
-                listed=sender.listed,
-            )
-            await s.commit()
-            return response
-        await count(s, buckets)
-        if sender is not None:
-            await audit(
-                s,
-                sender.tenant.id,
-                sender.user.email,
-                f"{DOOR.name}.code.failed",
-                sender.user.id or sender.user.email,
-                ip=ip,
-                reason=outcome.reason,
-                checked=outcome.checked,
-            )
-        await s.commit()
+async def _identify(s: AsyncSession, subject: str) -> Identity | None:
+    sender = await sender_of_subject(s, subject, DOOR.roles)
+    if sender is None:
+        return None
+    return Identity(
+        sender.tenant.id,
+        sender.user.email,
+        sender.user.id or sender.user.email,
+        signin_details={"listed": sender.listed},
+    )
+
+
+def _wrong(st: PortalState, nonce: str) -> Response:
     return admin_auth.code_page(st, DOOR, nonce, "", error=admin_auth.WRONG, status=400)
+
+
+async def verify(request: Request) -> Response:
+    return await by_address.verify(
+        request,
+        DOOR.signin,
+        identify=_identify,
+        session_kind=DOOR.session_kinds[0],  # always "sender", listed admin or not
+        home=DOOR.home,
+        wrong=_wrong,
+    )
 
 
 async def logout(request: Request) -> Response:

@@ -1,19 +1,27 @@
 """Doors where people type their address (``/admin``, ``/sent``, ``/pin``): every address
 gets the same "code sent" page and a pending sign-in (:class:`PendingSignin`); only an
 address that may sign in gets a mail. Until the code is entered the browser holds only the
-pending cookie; the code opens a session."""
+pending cookie; the code opens a session (:func:`verify`, the code-check step every such
+door shares: only who the pending sign-in's subject is differs)."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 
+from core.audit import audit
 from core.hashing import sha256_hex
+from portal.forms import field
+from portal.signin import codes
 from portal.signin.codes import MAX_FAILURES
-from portal.signin.steps import Limits
+from portal.signin.steps import TOO_MANY, Limits, count, limited, open_session, pre_checked
 from portal.signin.stores import PendingSignin
+from portal.state import PortalState, client_ip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,3 +65,77 @@ def pending_of(
     if not pending.id_hash:
         return None
     return pending, door.limits.failures(pending.id_hash, ip)
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """Who a pending sign-in's subject is: the session's tenant ("" for none) and address,
+    the target of the audit entries, whether they may still sign in, and what else the
+    ``{door}.signin`` entry records."""
+
+    tenant_id: str
+    email: str
+    target: str
+    allowed: bool = True
+    signin_details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+async def verify(
+    request: Request,
+    door: AddressDoor,
+    *,
+    identify: Callable[[AsyncSession, str], Awaitable[Identity | None]],
+    session_kind: str,
+    home: str,
+    wrong: Callable[[PortalState, str], Response],
+) -> Response:
+    """``POST {door}/verify``: check the code typed against the browser's pending sign-in
+    (rate-limited, CSRF by the pre-session token), and open a session of ``session_kind``
+    landing on ``home`` when it is right and ``identify(session, subject)`` may sign in;
+    otherwise count the failure and answer ``wrong(state, nonce)``. Both are audited."""
+    st, form, nonce = await pre_checked(request, f"{door.name}-verify")
+    ip = client_ip(request)
+    found = pending_of(request, door, ip)
+    if found is None:
+        return RedirectResponse(door.start_path, status_code=303)
+    pending, buckets = found
+    async with st.services.db.session() as s:
+        if await limited(s, buckets):
+            return st.pages.error(429, headers=TOO_MANY)
+        held = await pending.newest(s)
+        if held is None:
+            return RedirectResponse(door.start_path, status_code=303)
+        who = await identify(s, held.subject)
+        allowed = who is not None and who.allowed
+        outcome = await codes.check(
+            s, st.code_key, pending, held, field(form, "code"), allowed=allowed
+        )
+        if outcome.ok and who is not None:
+            response = await open_session(
+                s,
+                request,
+                tenant_id=who.tenant_id,
+                email=who.email,
+                kind=session_kind,
+                home=home,
+                pending_cookie=door.pending_cookie,
+            )
+            tenant = who.tenant_id or None
+            action = f"{door.name}.signin"
+            await audit(s, tenant, who.email, action, who.target, ip=ip, **who.signin_details)
+            await s.commit()
+            return response
+        await count(s, buckets)
+        if who is not None:
+            await audit(
+                s,
+                who.tenant_id or None,
+                who.email,
+                f"{door.name}.code.failed",
+                who.target,
+                ip=ip,
+                reason=outcome.reason,
+                checked=outcome.checked,
+            )
+        await s.commit()
+    return wrong(st, nonce)

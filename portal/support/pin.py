@@ -26,15 +26,14 @@ from core.models import PortalSession
 from portal import sessions
 from portal.forms import field
 from portal.security import pre_session_token
-from portal.signin import codes
-from portal.signin.by_address import AddressDoor, pending_of, start
+from portal.signin import by_address, codes
+from portal.signin.by_address import AddressDoor, Identity, start
 from portal.signin.codes import CODE_MAIL_LIFETIME, mask_address
 from portal.signin.steps import (
     TOO_MANY,
     count,
     limited,
     nonce_of,
-    open_session,
     pre_checked,
     set_pending_cookie,
     with_nonce,
@@ -129,49 +128,23 @@ async def pin_send_code(request: Request) -> Response:
 _WRONG = "That code is not right, or it can no longer be used. Try again or ask for a new one."
 
 
-async def pin_verify(request: Request) -> Response:
-    st, form, nonce = await pre_checked(request, "pin-verify")
-    found = pending_of(request, PIN_DOOR, client_ip(request))
-    if found is None:
-        return RedirectResponse(PIN_DOOR.start_path, status_code=303)
-    pending, buckets = found
-    async with st.services.db.session() as s:
-        if await limited(s, buckets):
-            return st.pages.error(429, headers=TOO_MANY)
-        held = await pending.newest(s)
-        if held is None:
-            return RedirectResponse(PIN_DOOR.start_path, status_code=303)
-        email = held.subject
-        outcome = await codes.check(
-            s, st.code_key, pending, held, field(form, "code"), allowed=bool(email)
-        )
-        if outcome.ok:
-            response = await open_session(
-                s,
-                request,
-                tenant_id="",
-                email=email,
-                kind=PIN_SESSION_KIND,
-                home="/pin",
-                pending_cookie=PIN_DOOR.pending_cookie,
-            )
-            await audit(s, None, email, "pin.signin", "", ip=client_ip(request))
-            await s.commit()
-            return response
-        await count(s, buckets)
-        if email:
-            await audit(
-                s,
-                None,
-                email,
-                "pin.code.failed",
-                "",
-                ip=client_ip(request),
-                reason=outcome.reason,
-                checked=outcome.checked,
-            )
-        await s.commit()
+async def _identify(_s: AsyncSession, email: str) -> Identity | None:
+    return Identity("", email, "") if email else None
+
+
+def _wrong(st: PortalState, nonce: str) -> Response:
     return _pin_code_page(st, nonce, "", error=_WRONG, status=400)
+
+
+async def pin_verify(request: Request) -> Response:
+    return await by_address.verify(
+        request,
+        PIN_DOOR,
+        identify=_identify,
+        session_kind=PIN_SESSION_KIND,
+        home="/pin",
+        wrong=_wrong,
+    )
 
 
 async def pin_reset(request: Request) -> Response:
