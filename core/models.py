@@ -82,6 +82,10 @@ class Tenant(Base):
     forward_default: Mapped[str] = mapped_column(String(8), default="yes", server_default="yes")
     # who may sign in at /sent and /compose: "domain" (any address of its domains) | "listed"
     sent_users: Mapped[str] = mapped_column(String(8), default="domain", server_default="domain")
+    # the tenant's own portal host name (issue 13): its links point there, its pages theme by it
+    portal_host: Mapped[str | None] = mapped_column(
+        String(253), nullable=True, unique=True, index=True
+    )
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
@@ -125,6 +129,10 @@ class ApiKey(Base):
     role: Mapped[str] = mapped_column(String(16), default="admin")
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[float] = mapped_column(Float, default=now)
+    label: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    created_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class User(Base):
@@ -136,6 +144,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="sender")  # admin | sender
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)
+    invited_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    last_signin_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Recipient(Base):

@@ -12,7 +12,9 @@ from sqlalchemy import MetaData
 
 import archive.models
 import billing_hooks.models
+import branding.models
 import conversations.models
+import core.dkim.models
 import core.models
 import core.policy.models
 import gateway.models

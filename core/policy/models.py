@@ -4,7 +4,7 @@ handled as it was, and the messages held in quarantine (issue 3).
 
 from __future__ import annotations
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models import Base, now
@@ -23,6 +23,23 @@ class TenantPolicy(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[float] = mapped_column(Float, default=now)
     updated_by: Mapped[str] = mapped_column(String(320), default="")
+
+
+class PolicyVersion(Base):
+    """Every saved version of a tenant's policy (issue 13): who saved it, when, and the
+    document, so an admin sees the history and can roll back."""
+
+    __tablename__ = "policy_versions"
+    __table_args__ = (UniqueConstraint("tenant_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    document: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    note: Mapped[str] = mapped_column(String(200), default="")
 
 
 class PolicyDecision(Base):
