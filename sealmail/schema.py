@@ -23,6 +23,8 @@ import support.models
 
 FEATURE_MODELS = (
     core.policy.models,
+    core.dkim.models,
+    branding.models,
     archive.models,
     billing_hooks.models,
     conversations.models,

@@ -32,9 +32,7 @@ class PolicyVersion(Base):
     __tablename__ = "policy_versions"
     __table_args__ = (UniqueConstraint("tenant_id", "version"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[str] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     document: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float, default=now)
