@@ -53,8 +53,11 @@ def render_notification(
     recipient: str,
     expires_at: float,
     portal_base_url: str,
+    reference: str = "",
 ) -> Rendered:
-    """The default notice (text and HTML). ``subject=None`` when the tenant hides subjects."""
+    """The default notice (text and HTML). ``subject=None`` when the tenant hides subjects;
+    ``portal_base_url`` is the tenant's (:func:`core.portal_links.portal_url_for`);
+    ``reference`` the notice's code for ``/verify`` (:mod:`branding.references`)."""
     ctx = _tenant_context(tenant)
     sender = _one_line(sender_name) or sender_address
     shown_subject = _one_line(subject) if subject is not None else None
@@ -67,6 +70,7 @@ def render_notification(
         expires=format_time(expires_at),
         portal_url=portal_base_url.rstrip("/"),
         portal_host=portal_host(portal_base_url),
+        reference=reference,
     )
     if shown_subject:
         mail_subject = f"Secure message from {sender}: {shown_subject}"

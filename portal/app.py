@@ -25,6 +25,7 @@ from core.errors import NotFound, TransientError
 from core.services import Services
 from portal.billing_guard import SuspendedTenantGuard
 from portal.pages import Pages
+from portal.plain_http import over_plain_http, plain_http_page
 from portal.routes import routes
 from portal.security import SecuredStarlette
 from portal.state import PortalState
@@ -49,6 +50,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if exc.status_code in (401, 403) and request.method == "POST" and over_plain_http(request):
+            return plain_http_page(request)
         if exc.status_code == 404:
             other = _slash_twin(request)
             if other is not None:

@@ -39,6 +39,7 @@ from portal.reader import (
     message,
     reply,
     thread,
+    verify,
 )
 from portal.sent import actions as sent_actions
 from portal.sent import auth as sent_auth
@@ -74,6 +75,8 @@ def routes() -> list[BaseRoute]:
         Route("/messages/{message_id}/forward", forward.forward_form, methods=GET),
         Route("/messages/{message_id}/forward", forward.forward_send, methods=POST),
         Route("/logout", entry.logout, methods=POST),
+        Route("/verify", verify.verify_form, methods=GET),
+        Route("/verify", verify.verify_check, methods=POST),
         # --- admin: the tenant's admins and compliance officers --------------------------
         Route("/admin", overview.overview, methods=GET),
         Route("/admin/login", admin_auth.login_form, methods=GET),

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from core.hashing import sha256_hex
 from core.ids import new_token
 from core.models import PortalSession, now
+from portal.hosts import foreign_here
 from portal.security import SESSION_COOKIE
 
 IDLE_TIMEOUT = 3600.0  # an hour without a request ends it
@@ -45,6 +46,8 @@ async def load(session: AsyncSession, request: Request) -> PortalSession | None:
     row = await session.get(PortalSession, sha256_hex(secret))
     t = now()
     if row is None or row.expires_at <= t or row.created_at + ABSOLUTE_TIMEOUT <= t:
+        return None
+    if await foreign_here(session, request, row.tenant_id):  # another tenant's portal host
         return None
     deadline = min(t + IDLE_TIMEOUT, row.created_at + ABSOLUTE_TIMEOUT)
     if deadline - row.expires_at > _SLIDE_AFTER:

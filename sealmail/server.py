@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -55,8 +57,51 @@ def check_schema(settings: Settings) -> None:
         )
 
 
+def portal_tls(settings: Settings) -> dict[str, str]:
+    """uvicorn's TLS arguments when the portal serves HTTPS itself; the files are checked
+    here, so a wrong path or a key that does not match is one line at start."""
+    if not settings.portal_tls_cert:
+        return {}
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            settings.portal_tls_cert, settings.portal_tls_key
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"portal_tls_cert/portal_tls_key: cannot use {settings.portal_tls_cert} with "
+            f"{settings.portal_tls_key} ({getattr(exc, 'strerror', None) or exc})"
+        ) from None
+    return {"ssl_certfile": settings.portal_tls_cert, "ssl_keyfile": settings.portal_tls_key}
+
+
+def plain_http_warning(settings: Settings) -> str | None:
+    """The warning for a portal whose links are ``http://`` to a name that is not loopback:
+    its ``__Host-`` cookies cannot work there, so nobody could sign in."""
+    parts = urlsplit(settings.portal_base_url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "http" or host == "localhost" or host.endswith(".localhost"):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return (
+        f"warning: portal_base_url is {settings.portal_base_url}: browsers will not keep the "
+        "portal's secure cookies over plain HTTP, so recipients cannot sign in. Serve the "
+        "portal over HTTPS (portal_tls_cert and portal_tls_key, or a reverse proxy) and use "
+        "an https:// portal_base_url (docs/deploy/https.md)."
+    )
+
+
 async def _serve_http(
-    app: Any, listen: str, name: str, tasks: list[asyncio.Task[None]]
+    app: Any,
+    listen: str,
+    name: str,
+    tasks: list[asyncio.Task[None]],
+    tls: dict[str, str] | None = None,
 ) -> _Uvicorn:
     """Start uvicorn for ``app`` on ``listen``; returns once it is listening."""
     host, port = parse_hostport(listen)
@@ -69,6 +114,7 @@ async def _serve_http(
         lifespan="on",
         server_header=False,
         proxy_headers=False,
+        **(tls or {}),
     )
     server = _Uvicorn(config)
     tasks.append(asyncio.create_task(server.serve(), name=name))
@@ -115,9 +161,19 @@ async def serve(
         if role in ("all", "portal"):
             from portal.app import create_app
 
+            tls = portal_tls(settings)
+            warning = plain_http_warning(settings)
+            if warning:
+                log.warning("%s", warning)
+                announce(warning)
             app = create_app(settings, services)
-            http_servers.append(await _serve_http(app, settings.portal_listen, "portal", tasks))
-            announce(f"portal  listening on {settings.portal_listen} ({settings.portal_base_url})")
+            http_servers.append(
+                await _serve_http(app, settings.portal_listen, "portal", tasks, tls)
+            )
+            announce(
+                f"portal  listening on {settings.portal_listen}"
+                f"{' (HTTPS)' if tls else ''} ({settings.portal_base_url})"
+            )
         if settings.metrics_listen:
             # counters live in this process; any role (the portal's own /metrics answers
             # only with metrics_token set)

@@ -11,7 +11,9 @@ import dataclasses
 import datetime
 import ipaddress
 import os
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,7 +24,7 @@ from core.accounts.tenants import TenantCredentials, create_tenant, find_tenant
 from core.config.loading import DEFAULT_CONFIG_NAME, load_settings
 from core.config.settings import Settings
 from core.db import Database, migrate
-from core.errors import NotFound
+from core.errors import ConfigError, NotFound
 from core.rootkey.file_root import FileRootKey
 from core.rootkey.kms_derivation_secret import ensure
 from core.rootkey.kms_root import KmsRootKey
@@ -149,15 +151,55 @@ def ensure_kms_derivation_secret(settings: Settings) -> str | None:
     return None
 
 
-def init_workdir(directory: str | os.PathLike[str] = ".") -> InitReport:
-    """Create (or complete) a working directory; return what was created."""
+def check_public_url(url: str) -> str:
+    """The portal's public address for ``init --public-url``: ``https://host[:port]`` (or
+    ``http://`` on loopback, where browsers keep secure cookies), without a path."""
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    loopback = host == "localhost" or host.startswith("127.") or host == "::1"
+    if parts.scheme not in ("https", "http") or not host or parts.path not in ("", "/"):
+        raise ConfigError(f"--public-url {url!r}: expected https://host (no path)")
+    if parts.query or parts.fragment or parts.username:
+        raise ConfigError(f"--public-url {url!r}: expected https://host (no path)")
+    if parts.scheme == "http" and not loopback:
+        raise ConfigError(
+            f"--public-url {url!r}: the portal's cookies need HTTPS; use https:// "
+            "(portal_tls_cert/portal_tls_key or a reverse proxy, docs/deploy/https.md)"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _set_public_url(config_path: Path, url: str) -> bool:
+    """Point ``portal_base_url`` at ``url`` in the config file; False if it already does."""
+    text = config_path.read_text()
+    line = f'portal_base_url = "{url}"'
+    if re.search(rf"^{re.escape(line)}\s*$", text, re.M):
+        return False
+    new, n = re.subn(r"^portal_base_url\s*=.*$", line, text, count=1, flags=re.M)
+    config_path.write_text(new if n else text.rstrip("\n") + "\n" + line + "\n")
+    return True
+
+
+def init_workdir(
+    directory: str | os.PathLike[str] = ".", public_url: str | None = None
+) -> InitReport:
+    """Create (or complete) a working directory; return what was created. ``public_url``
+    (``init --public-url``) is where the portal is reached: its links point there, and a new
+    config names the SMTP host after it."""
+    url = check_public_url(public_url) if public_url else None
     root = Path(directory).resolve()
     root.mkdir(parents=True, exist_ok=True)
     config_path = root / DEFAULT_CONFIG_NAME
     created: list[str] = []
     if not config_path.exists():
-        config_path.write_text(CONFIG_TEMPLATE)
+        text = CONFIG_TEMPLATE
+        if url:
+            host = urlsplit(url).hostname or "localhost"
+            text = text.replace('smtp_hostname = "localhost"', f'smtp_hostname = "{host}"')
+        config_path.write_text(text)
         created.append(f"config {config_path}")
+    if url and _set_public_url(config_path, url):
+        created.append(f"portal_base_url {url}")
     settings = load_settings(config_path)
     data = Path(settings.data_dir)
     data.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -23,6 +23,28 @@ FORWARD_DEFAULTS = ("no", "internal", "yes")
 SENT_USERS = ("domain", "listed")
 
 
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def normalize_portal_host(text: str) -> str | None:
+    """A tenant's own portal host name (``secure.acme.example``), lower case, or None for ''.
+    A name only: no scheme, port, path or IP address (certificates and links are by name)."""
+    host = text.strip().lower().rstrip(".")
+    if not host:
+        return None
+    labels = host.split(".")
+    if (
+        len(host) > 253
+        or len(labels) < 2
+        or not all(_LABEL.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise PermanentError(
+            f"portal host {text.strip()!r} must be a host name such as secure.example.com"
+        )
+    return host
+
+
 async def update_tenant(
     session: AsyncSession,
     tenant: Tenant,
@@ -42,6 +64,7 @@ async def update_tenant(
     reply_default: str | None = None,
     forward_default: str | None = None,
     sent_users: str | None = None,
+    portal_host: str | None = None,
 ) -> dict[str, Any]:
     """Change a tenant's settings; returns what changed (audited)."""
     changes: dict[str, Any] = {}
@@ -115,6 +138,17 @@ async def update_tenant(
         if word not in allowed:
             raise PermanentError(f"{key.replace('_', ' ')} must be one of {', '.join(allowed)}")
         changes[key] = word
+    if portal_host is not None:
+        host = normalize_portal_host(portal_host)
+        if host is not None:
+            other = (
+                await session.execute(
+                    select(Tenant.name).where(Tenant.portal_host == host, Tenant.id != tenant.id)
+                )
+            ).scalar_one_or_none()
+            if other is not None:
+                raise PermanentError(f"portal host {host!r} belongs to another tenant")
+        changes["portal_host"] = host
     changes = {k: v for k, v in changes.items() if getattr(tenant, k) != v}
     for key, value in changes.items():
         setattr(tenant, key, value)

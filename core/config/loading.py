@@ -92,6 +92,8 @@ _PARSERS: dict[str, Any] = {
     "dns_resolver": parse_optional_hostport,
     "portal_listen": parse_listen,
     "portal_base_url": parse_base_url,
+    "portal_tls_cert": parse_str,
+    "portal_tls_key": parse_str,
     "portal_trusted_proxies": parse_networks,
     "metrics_listen": parse_optional_listen,
     "metrics_token": parse_token,
@@ -119,6 +121,8 @@ _PATH_KEYS = (
     "data_dir",
     "smtp_tls_cert",
     "smtp_tls_key",
+    "portal_tls_cert",
+    "portal_tls_key",
     "relay_tls_ca_file",
     "relay_tls_client_cert",
     "relay_tls_client_key",
@@ -230,6 +234,8 @@ def load_settings(
         raise ConfigError(
             "config key 'smtp_auth_require_tls': may be false only on a loopback listener"
         )
+    if bool(merged["portal_tls_cert"]) != bool(merged["portal_tls_key"]):
+        raise ConfigError("config keys 'portal_tls_cert' and 'portal_tls_key' go together")
     return Settings(**merged)
 
 

@@ -71,6 +71,8 @@ class Settings:
     dns_resolver: str = ""  # "host:port" of the DNS resolver to ask ("" = the system's)
     portal_listen: str = "127.0.0.1:8025"
     portal_base_url: str = "http://127.0.0.1:8025"
+    portal_tls_cert: str = ""  # with portal_tls_key: the portal serves HTTPS itself
+    portal_tls_key: str = ""
     # reverse proxies whose X-Forwarded-For / Forwarded give the client address
     portal_trusted_proxies: tuple[str, ...] = ()
     metrics_listen: str = ""  # a listener of its own for /metrics, any role ("" = off)

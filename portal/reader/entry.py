@@ -26,6 +26,7 @@ from core.ids import new_token
 from core.models import Message, PortalAccess, Tenant, now
 from portal import sessions
 from portal.forms import field, read_form
+from portal.hosts import foreign_here
 from portal.pages import branding_of
 from portal.reader import gone, receipts
 from portal.security import (
@@ -55,7 +56,11 @@ LIMITS = Limits("", failures_per_subject=10)
 _MAX_TOKEN = 200
 
 
-async def find_access(session: AsyncSession, token: str) -> tuple[PortalAccess, Tenant] | None:
+async def find_access(
+    session: AsyncSession, token: str, request: Request
+) -> tuple[PortalAccess, Tenant] | None:
+    """The live access of a notice's link and its tenant; None for anything else, including
+    a link of another tenant opened on a tenant's own portal host."""
     if not token or len(token) > _MAX_TOKEN:
         return None
     stmt = select(PortalAccess).where(PortalAccess.token_hash == sha256_hex(token))
@@ -67,6 +72,8 @@ async def find_access(session: AsyncSession, token: str) -> tuple[PortalAccess, 
         return None
     tenant = await session.get(Tenant, access.tenant_id)
     if tenant is None or tenant.standing == "terminated":
+        return None
+    if await foreign_here(session, request, tenant.id):
         return None
     return access, tenant
 
@@ -91,7 +98,7 @@ async def show(request: Request) -> Response:
     st = portal(request)
     token = request.path_params["token"]
     async with st.services.db.session() as s:
-        found = await find_access(s, token)
+        found = await find_access(s, token, request)
         if found is None:
             ended = await gone.show_by_token(request, s, token)
             if ended is not None:  # revoked or expired: say so and by whom, not "invalid link"
@@ -123,7 +130,7 @@ async def send_code(request: Request) -> Response:
     st, token, _form_data = await _checked_post(request)
     ip = client_ip(request)
     async with st.services.db.session() as s:
-        found = await find_access(s, token)
+        found = await find_access(s, token, request)
         if found is None:
             return st.pages.error(404)
         access, tenant = found
@@ -155,7 +162,7 @@ async def verify(request: Request) -> Response:
     st, token, form = await _checked_post(request)
     ip = client_ip(request)
     async with st.services.db.session() as s:
-        found = await find_access(s, token)
+        found = await find_access(s, token, request)
         if found is None:
             return st.pages.error(404)
         access, tenant = found

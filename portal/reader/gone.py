@@ -25,8 +25,10 @@ from core.audit import audit
 from core.hashing import sha256_hex
 from core.ids import new_token
 from core.models import Message, PortalAccess, PortalSession, Tenant, now
+from core.portal_links import portal_url_for
 from core.portal_message import PortalMessage
 from portal.forms import field, read_form
+from portal.hosts import foreign_here
 from portal.pages import branding_of
 from portal.reader.access import accesses_to, is_live, recipient_session, signed_in_context
 from portal.reader.people import full_name, name_of, short_name, spoken_date
@@ -153,7 +155,8 @@ async def request_copy(
         reader=name_of(access.recipient, [*pm.to, *pm.cc] if pm else []),
         subject=pm.subject if pm is not None else "",
         sent_at=msg.received_at,
-        sent_link=f"{st.settings.portal_base_url.rstrip('/')}/sent/{msg.id}",
+        sent_link=portal_url_for(st.settings.portal_base_url, tenant.portal_host)
+        + f"/sent/{msg.id}",
     )
     item = await mail_sender(st, s, tenant, msg, rendered)
     events.record(
@@ -235,7 +238,7 @@ async def show_by_token(request: Request, s: AsyncSession, token: str) -> Respon
     """The 410 page for a notice's link whose access was revoked or has expired, else None."""
     st = portal(request)
     found = await gone_by_token(s, token)
-    if found is None:
+    if found is None or await foreign_here(s, request, found[2].id):
         return None
     access, msg, tenant = found
     nonce = nonce_of(request) or new_token(24)

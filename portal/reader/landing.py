@@ -7,7 +7,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from branding.notifications import portal_host
+from core.portal_links import portal_url_for
 from portal import sessions
+from portal.hosts import host_tenant
+from portal.pages import branding_of
 from portal.state import portal
 
 
@@ -15,12 +18,15 @@ async def landing(request: Request) -> Response:
     st = portal(request)
     async with st.services.db.session() as s:
         current = await sessions.load(s, request)
+        here = await host_tenant(s, request)
     signed_in = current is not None and current.kind == "recipient"
+    base = portal_url_for(st.settings.portal_base_url, here.portal_host if here else None)
     return st.pages.render(
         "reader/landing.html",
         {
-            "host": portal_host(st.settings.portal_base_url),
-            "base_url": st.settings.portal_base_url.rstrip("/"),
+            **branding_of(here),
+            "host": portal_host(base),
+            "base_url": base,
             "has_session": signed_in,
         },
     )

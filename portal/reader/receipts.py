@@ -21,6 +21,7 @@ from conversations import events
 from core import outbox
 from core.audit import audit
 from core.models import Message, OutboxItem, PortalAccess, Tenant, now
+from core.portal_links import portal_url_for
 from core.portal_message import PortalMessage
 from portal.reader.people import name_of
 from portal.state import PortalState
@@ -101,7 +102,8 @@ async def _claim_and_send_receipt(
         reader=name_of(access.recipient, [*pm.to, *pm.cc]),
         subject=pm.subject,
         opened_at=at,
-        sent_link=f"{st.settings.portal_base_url.rstrip('/')}/sent/{msg.id}",
+        sent_link=portal_url_for(st.settings.portal_base_url, tenant.portal_host)
+        + f"/sent/{msg.id}",
     )
     item = await mail_sender(st, s, tenant, msg, rendered)
     events.record(

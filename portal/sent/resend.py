@@ -19,6 +19,7 @@ from email.utils import parseaddr
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from branding import references
 from branding.mail import compose
 from branding.notifications import render_notification
 from conversations import events
@@ -29,6 +30,7 @@ from core.errors import NotFound, PermanentError
 from core.hashing import sha256_hex
 from core.ids import new_token
 from core.models import Message, PortalAccess, Tenant, now
+from core.portal_links import portal_url_for
 from core.portal_message import PortalMessage
 from core.services import Services
 
@@ -78,7 +80,9 @@ async def resend(
     )
     settings = services.settings
     name, address, subject = await _sender(services, s, msg)
-    link = f"{settings.portal_base_url.rstrip('/')}/m/{token}"
+    base = portal_url_for(settings.portal_base_url, tenant.portal_host)
+    link = f"{base}/m/{token}"
+    ref = await references.issue(s, tenant.id, msg.id, row.recipient)
     from_addr = tenant.notification_from or settings.sender_address
 
     def build() -> bytes:
@@ -90,7 +94,8 @@ async def resend(
             link=link,
             recipient=row.recipient,
             expires_at=row.expires_at,
-            portal_base_url=settings.portal_base_url,
+            portal_base_url=base,
+            reference=ref,
         )
         return compose(
             from_addr=from_addr,

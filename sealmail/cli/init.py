@@ -11,13 +11,18 @@ from sealmail.cli.tenant import _creds_dict, _show_creds
 
 @click.command()
 @click.option("--dir", "directory", default=".", type=click.Path(file_okay=False))
+@click.option(
+    "--public-url",
+    default=None,
+    help="Where people reach the portal, e.g. https://secure.example.com (its links point there).",
+)
 @json_option
 @handles_errors
-def init(directory: str, as_json: bool) -> None:
+def init(directory: str, public_url: str | None, as_json: bool) -> None:
     """Create a working directory: config, keys, TLS certificate, database, demo tenant."""
     from sealmail.workdir import DEMO_DOMAIN, init_workdir
 
-    report = init_workdir(directory)
+    report = init_workdir(directory, public_url)
     demo = report.demo
     if as_json:
         _print_json(

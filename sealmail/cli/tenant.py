@@ -217,6 +217,7 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
                     "pgp_protect_subject": t.pgp_protect_subject,
                     "relay": t.relay,
                     "journal_address": t.journal_address,
+                    "portal_host": t.portal_host or "",
                     "archive_retention_days": retention.archive_days(svc.settings, t),
                     "portal_retention_days": retention.portal_days(svc.settings, t),
                     "messages": int(count or 0),
@@ -235,6 +236,7 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
     nets = ", ".join(n["cidr"] + (" (private)" if n["private"] else "") for n in data["networks"])
     out.print(f"{'networks':<14} {nets or '-'}")
     out.print(f"{'next hop':<14} {data['relay'] or '(global relay)'}")
+    out.print(f"{'portal host':<14} {data['portal_host'] or '(the operator portal)'}")
     out.print(
         f"{'retention':<14} archive {data['archive_retention_days']} days, "
         f"portal {data['portal_retention_days']} days"

@@ -85,6 +85,11 @@ from sealmail.cli.common import _print_json, _run, _settings, config_option, jso
     help="Who may sign in at /sent and /compose: any address of the tenant's domains, or "
     "only its listed users.",
 )
+@click.option(
+    "--portal-host",
+    default=None,
+    help="The tenant's own portal host name for its links, e.g. secure.acme.example ('' clears).",
+)
 @click.option("--network", "networks", multiple=True, help="Add a connector network (CIDR).")
 @click.option(
     "--private-network", "private_networks", multiple=True, help="Add a private network (CIDR)."
@@ -111,6 +116,7 @@ def tenant_update(
     reply_default: str | None,
     forward_default: str | None,
     sent_users: str | None,
+    portal_host: str | None,
     networks: tuple[str, ...],
     private_networks: tuple[str, ...],
     config: str | None,
@@ -147,6 +153,7 @@ def tenant_update(
                     reply_default=reply_default,
                     forward_default=forward_default,
                     sent_users=sent_users,
+                    portal_host=portal_host,
                 )
                 changes.update(
                     await retention.set_tenant_retention(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from core.hashing import sha256_hex
 from core.ids import new_id, new_token
 from core.models import MessageRecipient, PortalAccess, now
+from core.portal_links import portal_url_for
 from gateway.pipeline.context import Context
 
 
@@ -13,6 +14,7 @@ async def grant_access(ctx: Context, rcpts: list[MessageRecipient]) -> None:
     the message's ``X-Sealmail-Expires`` when it has one, else for the default lifetime."""
     settings = ctx.services.settings
     expires = ctx.options.expires_at or now() + settings.portal_link_lifetime
+    base = portal_url_for(settings.portal_base_url, ctx.tenant.portal_host)
     for r in rcpts:
         email = r.rcpt.strip().lower()
         token = new_token()
@@ -27,4 +29,4 @@ async def grant_access(ctx: Context, rcpts: list[MessageRecipient]) -> None:
             )
         )
         ctx.new_recipients.add(email)
-        ctx.links[r.rcpt] = (f"{settings.portal_base_url}/m/{token}", expires)
+        ctx.links[r.rcpt] = (f"{base}/m/{token}", expires)

@@ -8,6 +8,7 @@ import asyncio
 
 from core import outbox
 from core.models import MessageRecipient
+from core.portal_links import portal_url_for
 from gateway.pipeline.context import Context
 from gateway.pipeline.portal_seal import sender_of
 
@@ -17,16 +18,21 @@ NOTICE_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress"
 async def notify_recipient(ctx: Context, rcpts: list[MessageRecipient]) -> None:
     """One notification per recipient, rendered off the loop, sealed into the outbox."""
     # Imported here: branding is layer 1 and renders templates; nothing at import time.
+    from branding import references
     from branding.mail import compose
     from branding.notifications import render_notification
 
     settings = ctx.services.settings
     _, name, address = sender_of(ctx.msg, ctx.message.mail_from)
     from_addr = ctx.tenant.notification_from or settings.sender_address
+    base = portal_url_for(settings.portal_base_url, ctx.tenant.portal_host)
     for r in rcpts:
         link, expires = ctx.links[r.rcpt]
+        ref = await references.issue(ctx.session, ctx.tenant.id, ctx.message.id, r.rcpt)
 
-        def build(rcpt: str = r.rcpt, link: str = link, expires: float = expires) -> bytes:
+        def build(
+            rcpt: str = r.rcpt, link: str = link, expires: float = expires, ref: str = ref
+        ) -> bytes:
             rendered = render_notification(
                 ctx.tenant,
                 sender_name=name or address,
@@ -35,7 +41,8 @@ async def notify_recipient(ctx: Context, rcpts: list[MessageRecipient]) -> None:
                 link=link,
                 recipient=rcpt,
                 expires_at=expires,
-                portal_base_url=settings.portal_base_url,
+                portal_base_url=base,
+                reference=ref,
             )
             # No Reply-To: a reply to the notice would leave in clear and never reach the
             # sender; the headers ask auto-responders (Exchange's too) to stay quiet.
