@@ -21,6 +21,7 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from starlette.applications import Starlette
@@ -218,6 +219,22 @@ def metrics_app(services: Services) -> Starlette:
     app.state.services = services
     app.state.metrics_listener = True
     return app
+
+
+async def host_allowed(request: Request) -> Response:
+    """For a reverse proxy that gets certificates on demand (Caddy's ``on_demand_tls ask``):
+    200 for the operator's portal host and every tenant's own portal host, 404 for any other
+    name, so nobody can make the proxy request certificates for names we do not serve."""
+    st = portal(request)
+    name = request.query_params.get("domain", "").strip().lower().rstrip(".")[:253]
+    if name and name == (urlsplit(st.settings.portal_base_url).hostname or "").lower():
+        return Response("ok\n", media_type="text/plain")
+    if name:
+        async with st.services.db.session() as s:
+            found = await s.execute(select(Tenant.id).where(Tenant.portal_host == name))
+            if found.first() is not None:
+                return Response("ok\n", media_type="text/plain")
+    return Response("unknown host\n", status_code=404, media_type="text/plain")
 
 
 async def brand_css(request: Request) -> Response:

@@ -154,6 +154,7 @@ def routes() -> list[BaseRoute]:
         Route("/support/letter", desk.desk_letter, methods=POST),
         # --- ops: probes, metrics, the tenants' brand stylesheets, static files ----------
         Route("/brand/{tenant_id}.css", ops.brand_css, methods=GET),
+        Route("/.well-known/sealmail/host-allowed", ops.host_allowed, methods=GET),
         Route("/healthz", ops.healthz, methods=GET),
         Route("/readyz", ops.readyz, methods=GET),
         Route("/metrics", ops.metrics_page, methods=GET),

@@ -122,3 +122,48 @@ def test_init_public_url(tmp_path: Path) -> None:
         refused = init("--public-url", bad)
         assert refused.returncode == 1, (bad, refused.stderr)
         assert len(refused.stderr.strip().splitlines()) == 1 and "--public-url" in refused.stderr
+
+
+def test_the_portal_serves_https_itself(product: Product, tmp_path: Path) -> None:
+    import ssl
+
+    from sealmail.workdir import write_tls_certificate
+
+    cert, key = tmp_path / "tls" / "portal.crt", tmp_path / "tls" / "portal.key"
+    assert write_tls_certificate(cert, key, "localhost")
+    product.init(
+        portal_tls_cert=str(cert),
+        portal_tls_key=str(key),
+        portal_base_url="https://localhost:1",
+    )
+    product.start()
+    ctx = ssl.create_default_context(cafile=str(cert))
+    url = f"https://localhost:{product.portal_port}/verify"
+    with urllib.request.urlopen(url, context=ctx, timeout=20) as r:  # noqa: S310 - loopback
+        assert r.status == 200 and "Is this notice genuine?" in r.read().decode()
+        assert "max-age" in r.headers["Strict-Transport-Security"]
+    product.stop()
+    assert "(HTTPS)" in product.logs()
+    # a key that is not there: one line at start, exit 1
+    product.init(portal_tls_key=str(tmp_path / "missing.key"))
+    run = subprocess.run(
+        [*SEALMAIL, "--config", str(product.config), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 1 and "portal_tls_cert/portal_tls_key" in run.stderr
+
+
+def test_the_proxy_may_ask_which_hosts_are_ours(product: Product) -> None:
+    product.init()
+    product.create_tenant("Acme", "acme.example")
+    product.cli("tenant", "update", "Acme", "--portal-host", ACME_HOST)
+    product.start()
+    here = f"127.0.0.1:{product.portal_port}"
+    ask = "/.well-known/sealmail/host-allowed?domain="
+    assert _get(product, ask + ACME_HOST, here)[0] == 200
+    assert _get(product, ask + "127.0.0.1", here)[0] == 200
+    assert _get(product, ask + "evil.example", here)[0] == 404
+    assert _get(product, ask, here)[0] == 404
