@@ -13,9 +13,11 @@ from starlette.staticfiles import StaticFiles
 
 from portal import ops
 from portal.admin import archive as admin_archive
+from portal.admin import audit as admin_audit
 from portal.admin import auth as admin_auth
 from portal.admin import billing as admin_billing
 from portal.admin import decisions, keys, overview, quarantine, retention
+from portal.admin import policy as admin_policy
 from portal.api import archive as api_archive
 from portal.api import (
     billing_webhook,
@@ -100,6 +102,14 @@ def routes() -> list[BaseRoute]:
         Route("/admin/holds", retention.place_hold, methods=POST),
         Route("/admin/holds/{hold_id}/release", retention.release_hold, methods=POST),
         Route("/admin/billing", admin_billing.standing_page, methods=GET),
+        Route("/admin/audit", admin_audit.audit_page, methods=GET),
+        Route("/admin/audit.csv", admin_audit.audit_csv, methods=GET),
+        Route("/admin/policy", admin_policy.policy_page, methods=GET),
+        Route("/admin/policy", admin_policy.save_policy, methods=POST),
+        Route("/admin/policy/dry-run", admin_policy.dry_run, methods=POST),
+        Route("/admin/policy/history", admin_policy.history, methods=GET),
+        Route("/admin/policy/versions/{version}", admin_policy.version_page, methods=GET),
+        Route("/admin/policy/versions/{version}/rollback", admin_policy.rollback, methods=POST),
         # --- sent: a tenant user's own sent messages --------------------------------------
         Route("/sent", sent_pages.sent_list, methods=GET),
         Route("/sent/login", sent_auth.login_form, methods=GET),

@@ -3,7 +3,6 @@ Outlook add-in warns a sender with it before sending)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -13,18 +12,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core.accounts.domains import tenant_domains
-from core.models import Tenant
-from core.policy import Limits, PolicyError, evaluate, extract_facts
-from core.policy.disposition import disposition_for, upgraded_by_trigger
+from core.policy import PolicyError
 from core.policy.store import get_stored
-from core.recipient_keys import methods_available
 from portal.api.common import AUTH_RESPONSES, bounded_body, error, tenant_of_key
+from portal.policy_trial import try_policy
 from portal.state import portal
 
 MAX_MESSAGE = 25 * 1024 * 1024
 MAX_RECIPIENTS = 1000
-_YES = ("yes", "true", "1", "on")
 
 
 def _message_from_json(data: Any) -> tuple[bytes, str, list[str]]:
@@ -63,21 +58,6 @@ def _message_from_json(data: Any) -> tuple[bytes, str, list[str]]:
     return msg.as_bytes(), mail_from, [str(r) for r in recipients]
 
 
-def _trigger(facts: Any, tenant: Tenant, keywords: tuple[str, ...]) -> str | None:
-    """The built-in triggers of SPEC §3, as the gateway's ``triggers`` judges them."""
-    lowered = facts.subject.lower()
-    for keyword in keywords:
-        if keyword.lower() in lowered:
-            return f"subject keyword {keyword}"
-    if any(v.strip().lower() in _YES for v in facts.header_values("x-sealmail-encrypt")):
-        return "header X-Sealmail-Encrypt"
-    if tenant.sensitivity_trigger and any(
-        v.strip().lower() == "company-confidential" for v in facts.header_values("sensitivity")
-    ):
-        return "header Sensitivity: Company-Confidential"
-    return None
-
-
 async def dry_run(request: Request) -> Response:
     found = await tenant_of_key(request)
     if isinstance(found, Response):
@@ -106,40 +86,15 @@ async def dry_run(request: Request) -> Response:
             stored = await get_stored(s, tenant.id)
         except PolicyError as exc:
             return error(500, f"the stored policy is invalid: {exc}")
-        domains = await tenant_domains(s, tenant.id)
-
-        def run() -> tuple[Any, list[Any]]:
-            facts = extract_facts(raw, Limits())
-            return facts, evaluate(
-                stored.policy,
-                facts,
-                mail_from=mail_from,
-                recipients=recipients,
-                tenant_domains=domains,
-            )
-
-        facts, decisions = await asyncio.to_thread(run)
-        trigger = _trigger(facts, tenant, state.settings.trigger_keywords)
-        out = []
-        for d in decisions:
-            action, method = d.action, d.method
-            explanation = dict(d.explanation)
-            if trigger and upgraded_by_trigger(action):
-                explanation.update(trigger=trigger, upgraded_from=action)
-                action, method = "encrypt", "auto"
-            methods: set[str] = set()
-            if action == "encrypt" and method == "auto":
-                methods = await methods_available(s, tenant.id, d.rcpt)
-            out.append(
-                {
-                    "address": d.rcpt,
-                    "action": action,
-                    "method": method,
-                    "disposition": disposition_for(action, method, methods),
-                    "rule": d.rule,
-                    "explanation": explanation,
-                }
-            )
+        out = await try_policy(
+            s,
+            tenant,
+            stored.policy,
+            raw,
+            mail_from=mail_from,
+            recipients=recipients,
+            keywords=state.settings.trigger_keywords,
+        )
     return JSONResponse(
         {"policy_version": stored.version, "recipients": out},
         headers={"Cache-Control": "no-store"},
