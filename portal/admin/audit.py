@@ -16,7 +16,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, select
+from sqlalchemy import Select, func, select
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -135,9 +135,9 @@ async def audit_page(request: Request) -> Response:
         actions = sorted(
             (
                 await s.execute(
-                    select(distinct(AuditEvent.action)).where(
-                        AuditEvent.tenant_id == admin.tenant.id
-                    )
+                    select(AuditEvent.action)
+                    .where(AuditEvent.tenant_id == admin.tenant.id)
+                    .distinct()
                 )
             ).scalars()
         )

@@ -64,13 +64,18 @@ def _text(form: FormData, name: str, limit: int) -> str:
 def problem_of(exc: PolicyError, text: str) -> dict[str, Any]:
     """The error for the page: a sentence, its line and that line of the document."""
     lines = text.splitlines()
-    line = exc.line if exc.line and 0 < exc.line <= len(lines) else None
-    where = f"Line {line}: " if line else ""
-    what = f"{exc.field}: {exc.message}" if exc.field else exc.message
+    line = exc.line if exc.line and exc.line > 0 else None
+    quoted = lines[line - 1] if line and line <= len(lines) else ""
+    where = f"Line {line}" if line else ""
+    if line and line > len(lines):
+        where = f"Line {line} (the end of the policy)"
+    if exc.field:
+        where = f"{where} ({exc.field})" if where else f"At {exc.field}"
+    message = exc.message[:1].upper() + exc.message[1:]
     return {
-        "sentence": f"{where}{what[:1].upper()}{what[1:]}",
-        "line": line,
-        "quoted": lines[line - 1] if line else "",
+        "sentence": f"{where}: {message}" if where else message,
+        "line": line if quoted else None,
+        "quoted": quoted,
     }
 
 

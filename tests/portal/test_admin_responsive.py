@@ -20,6 +20,8 @@ from starlette.routing import Route
 from core import recipient_keys
 from core.accounts.tenants import get_tenant
 from core.accounts.users import add_user
+from core.policy.model import parse_policy
+from core.policy.store import set_policy
 from core.services import Services
 from portal.routes import routes
 from tests.core.test_quarantine import make_held
@@ -31,6 +33,7 @@ from tests.portal.served import in_thread, latest_code
 
 certs = keygen.certs  # session fixture
 ADMIN = "admin@acme.example"
+POLICY = "rules:\n  - name: deals\n    when:\n      subject_contains: [merger]\n    action: hold\n"
 DOWNLOADS = ("/admin/archive/export", "/admin/audit.csv")
 # pages that need a query to show their full state (e.g. search results)
 QUERIES = {"/admin/archive": "?sender=alice%40acme.example"}
@@ -50,12 +53,15 @@ def _seed(settings: Any, certs: Certs) -> dict[str, str]:
             message_id, held_id = await make_held(services, tid)
             async with services.db.session() as s:
                 rows = await recipient_keys.import_keys(s, tid, certs.pem["carol"])
+                for doc in (POLICY, POLICY.replace("merger", "acquisition")):
+                    await set_policy(s, tid, parse_policy(doc), ADMIN)
                 await s.commit()
             return {
                 "tenant_id": tid,
                 "message_id": message_id,
                 "held_id": held_id,
                 "key_id": rows[0].id,
+                "version": "1",
             }
         finally:
             await services.close()
@@ -89,7 +95,7 @@ def test_every_admin_route_has_a_value() -> None:
     """The route discovery itself: /admin pages exist and each parameter is one we fill."""
     pages = admin_pages()
     assert "/admin" in pages and "/admin/quarantine" in pages
-    values = {"tenant_id": "t", "message_id": "m", "held_id": "h", "key_id": "k"}
+    values = {"tenant_id": "t", "message_id": "m", "held_id": "h", "key_id": "k", "version": "1"}
     for path in pages:
         assert "{" not in fill(path, values)
 
