@@ -92,3 +92,16 @@ def render_code_email(tenant: Tenant, *, code: str, recipient: str, minutes: int
         text=render("mail/code.txt", ctx),
         html=render("mail/code.html", ctx),
     )
+
+
+def render_invitation(
+    tenant: Tenant, *, recipient: str, role_words: str, invited_by: str, link: str
+) -> Rendered:
+    """The mail a new user of a tenant gets when an admin adds them in ``/admin/users``."""
+    ctx = _tenant_context(tenant)
+    ctx.update(recipient=recipient, role_words=role_words, invited_by=invited_by, link=link)
+    return Rendered(
+        subject=f"You are invited to {ctx['tenant_name']}'s secure mail",
+        text=render("mail/invitation.txt", ctx),
+        html=render("mail/invitation.html", ctx),
+    )

@@ -21,8 +21,9 @@ from core.models import OutboxItem, OutboxRecipient, now
 from core.storage.vault import Vault
 
 PENDING = ("queued", "deferred")
-KINDS = ("clear", "encrypted", "notification", "code", "dsn", "sender")
+KINDS = ("clear", "encrypted", "notification", "code", "dsn", "sender", "account")
 # sender: mail to a message's sender about it (an "opened" receipt, a request for a new copy)
+# account: mail to a tenant's user about their account (an invitation)
 
 
 @dataclasses.dataclass(frozen=True)

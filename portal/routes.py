@@ -12,12 +12,15 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from portal import ops
+from portal.admin import api_keys as admin_api_keys
 from portal.admin import archive as admin_archive
 from portal.admin import audit as admin_audit
 from portal.admin import auth as admin_auth
 from portal.admin import billing as admin_billing
 from portal.admin import decisions, keys, overview, quarantine, retention
 from portal.admin import policy as admin_policy
+from portal.admin import settings as admin_settings
+from portal.admin import users as admin_users
 from portal.api import archive as api_archive
 from portal.api import (
     billing_webhook,
@@ -102,6 +105,23 @@ def routes() -> list[BaseRoute]:
         Route("/admin/holds", retention.place_hold, methods=POST),
         Route("/admin/holds/{hold_id}/release", retention.release_hold, methods=POST),
         Route("/admin/billing", admin_billing.standing_page, methods=GET),
+        Route("/admin/users", admin_users.users_page, methods=GET),
+        Route("/admin/users", admin_users.invite, methods=POST),
+        Route("/admin/users/{user_id}/role", admin_users.set_role, methods=POST),
+        Route("/admin/users/{user_id}/remove", admin_users.confirm_remove, methods=GET),
+        Route("/admin/users/{user_id}/remove", admin_users.remove, methods=POST),
+        Route("/admin/api-keys", admin_api_keys.keys_page, methods=GET),
+        Route("/admin/api-keys", admin_api_keys.create, methods=POST),
+        Route("/admin/api-keys/{api_key_id}/revoke", admin_api_keys.confirm_revoke, methods=GET),
+        Route("/admin/api-keys/{api_key_id}/revoke", admin_api_keys.revoke, methods=POST),
+        Route("/admin/settings", admin_settings.settings_page, methods=GET),
+        Route("/admin/settings", admin_settings.save, methods=POST),
+        Route("/admin/settings/networks", admin_settings.add, methods=POST),
+        Route(
+            "/admin/settings/networks/{network_id:int}/remove",
+            admin_settings.remove,
+            methods=POST,
+        ),
         Route("/admin/audit", admin_audit.audit_page, methods=GET),
         Route("/admin/audit.csv", admin_audit.audit_csv, methods=GET),
         Route("/admin/policy", admin_policy.policy_page, methods=GET),

@@ -9,6 +9,7 @@ import functools
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.accounts.api_keys import note_use
 from core.accounts.networks import in_networks, tenant_networks
 from core.hashing import hash_password, sha256_hex, verify_password
 from core.models import ApiKey, ConnectorToken, SmtpCredential, Tenant
@@ -45,8 +46,14 @@ async def tenant_by_connector_token(
 
 
 async def authenticate_api_key(session: AsyncSession, key: str) -> tuple[Tenant, str] | None:
+    """The tenant and scope of a bearer key; None for an unknown or revoked one. Its last use
+    is recorded (at most once a minute, so busy keys do not write on every request)."""
     row = await session.get(ApiKey, sha256_hex(key.strip()))
-    if row is None:
+    if row is None or row.revoked_at is not None:
         return None
     tenant = await session.get(Tenant, row.tenant_id)
-    return (tenant, row.role) if tenant else None
+    if tenant is None:
+        return None
+    if note_use(row):
+        await session.commit()
+    return tenant, row.role

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.audit import audit
-from core.errors import PermanentError
+from core.errors import NotFound, PermanentError
 from core.models import AllowedNetwork, Tenant
 
 
@@ -20,9 +20,25 @@ def normalize_network(cidr: str) -> str:
         raise PermanentError(f"invalid network {cidr!r}") from None
 
 
-async def add_network(session: AsyncSession, tenant: Tenant, cidr: str, private: bool) -> None:
-    session.add(AllowedNetwork(tenant_id=tenant.id, cidr=normalize_network(cidr), private=private))
-    await audit(session, tenant.id, "cli", "tenant.network.add", tenant.id, cidr=cidr)
+async def add_network(
+    session: AsyncSession, tenant: Tenant, cidr: str, private: bool, actor: str = "cli"
+) -> None:
+    network = normalize_network(cidr)
+    if any(n.cidr == network for n in await tenant_networks(session, tenant.id)):
+        raise PermanentError(f"network {network} is already listed")
+    session.add(AllowedNetwork(tenant_id=tenant.id, cidr=network, private=private))
+    await audit(
+        session, tenant.id, actor, "tenant.network.add", tenant.id, cidr=network, private=private
+    )
+
+
+async def remove_network(session: AsyncSession, tenant_id: str, network_id: int, actor: str) -> str:
+    row = await session.get(AllowedNetwork, network_id)
+    if row is None or row.tenant_id != tenant_id:
+        raise NotFound("no such network")
+    await session.delete(row)
+    await audit(session, tenant_id, actor, "tenant.network.remove", tenant_id, cidr=row.cidr)
+    return row.cidr
 
 
 async def tenant_networks(session: AsyncSession, tenant_id: str) -> list[AllowedNetwork]:

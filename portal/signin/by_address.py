@@ -10,12 +10,14 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from core.audit import audit
 from core.hashing import sha256_hex
+from core.models import User, now
 from portal.forms import field
 from portal.signin import codes
 from portal.signin.codes import MAX_FAILURES
@@ -121,6 +123,12 @@ async def verify(
                 pending_cookie=door.pending_cookie,
             )
             tenant = who.tenant_id or None
+            if tenant and session_kind in ("admin", "sender"):  # /admin/users shows it
+                await s.execute(
+                    update(User)
+                    .where(User.tenant_id == tenant, func.lower(User.email) == who.email)
+                    .values(last_signin_at=now())
+                )
             action = f"{door.name}.signin"
             await audit(s, tenant, who.email, action, who.target, ip=ip, **who.signin_details)
             await s.commit()

@@ -131,11 +131,9 @@ def user_remove(
     ctx: click.Context, tenant_ref: str, email: str, config: str | None, as_json: bool
 ) -> None:
     """Remove a user from a tenant; their admin sessions end at once."""
-    from sqlalchemy import delete, func, select
-
     from core.accounts.tenants import find_tenant
-    from core.audit import audit
-    from core.models import PortalSession, User
+    from core.accounts.users import find_user, remove_user
+    from core.errors import PermanentError
     from core.services import Services
 
     address = email.strip().lower()
@@ -145,19 +143,13 @@ def user_remove(
         try:
             async with svc.db.session() as s:
                 t = await find_tenant(s, tenant_ref)
-                stmt = select(User).where(User.tenant_id == t.id, func.lower(User.email) == address)
-                u = (await s.execute(stmt)).scalar()
+                u = await find_user(s, t.id, address)
                 if u is None:
                     raise Failure(f"{address} is not a user of {t.name}")
-                await s.delete(u)
-                await s.execute(
-                    delete(PortalSession).where(
-                        PortalSession.tenant_id == t.id,
-                        PortalSession.email == address,
-                        PortalSession.kind == "admin",
-                    )
-                )
-                await audit(s, t.id, "cli", "user.remove", u.id, email=address)
+                try:
+                    await remove_user(s, t.id, u.id, "cli")
+                except PermanentError as exc:
+                    raise Failure(str(exc)) from None
                 await s.commit()
                 return {"id": u.id, "email": address, "tenant": t.name, "removed": True}
         finally:

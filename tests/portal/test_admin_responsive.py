@@ -18,6 +18,8 @@ import pytest
 from starlette.routing import Route
 
 from core import recipient_keys
+from core.accounts.api_keys import create_key, key_id
+from core.accounts.networks import add_network
 from core.accounts.tenants import get_tenant
 from core.accounts.users import add_user
 from core.policy.model import parse_policy
@@ -48,8 +50,13 @@ def _seed(settings: Any, certs: Certs) -> dict[str, str]:
         try:
             tid = await make_tenant(services, "Acme", "acme.example", display_name="Acme Bank")
             async with services.db.session() as s:
-                await add_user(s, await get_tenant(s, tid), ADMIN, "admin")
+                tenant = await get_tenant(s, tid)
+                await add_user(s, tenant, ADMIN, "admin")
+                sender = await add_user(s, tenant, "sam@acme.example", "sender")
+                _key, api_key = await create_key(s, tid, "ticketing system", "compliance", ADMIN)
+                await add_network(s, tenant, "192.0.2.0/24", private=False)
                 await s.commit()
+                user_id, api_key_id = sender.id, key_id(api_key)
             message_id, held_id = await make_held(services, tid)
             async with services.db.session() as s:
                 rows = await recipient_keys.import_keys(s, tid, certs.pem["carol"])
@@ -62,6 +69,8 @@ def _seed(settings: Any, certs: Certs) -> dict[str, str]:
                 "held_id": held_id,
                 "key_id": rows[0].id,
                 "version": "1",
+                "user_id": user_id,
+                "api_key_id": api_key_id,
             }
         finally:
             await services.close()
@@ -95,7 +104,15 @@ def test_every_admin_route_has_a_value() -> None:
     """The route discovery itself: /admin pages exist and each parameter is one we fill."""
     pages = admin_pages()
     assert "/admin" in pages and "/admin/quarantine" in pages
-    values = {"tenant_id": "t", "message_id": "m", "held_id": "h", "key_id": "k", "version": "1"}
+    values = {
+        "tenant_id": "t",
+        "message_id": "m",
+        "held_id": "h",
+        "key_id": "k",
+        "version": "1",
+        "user_id": "u",
+        "api_key_id": "a",
+    }
     for path in pages:
         assert "{" not in fill(path, values)
 
