@@ -45,9 +45,11 @@ def compose(
     rendered: Rendered,
     reply_to: str | None = None,
     headers: dict[str, str] | None = None,
+    inline_images: list[tuple[str, bytes]] | None = None,
 ) -> bytes:
     """A complete RFC 5322 message: multipart/alternative (text, then HTML), UTF-8 safe.
 
+    ``inline_images`` are ``(content id, PNG)`` pairs the HTML shows as ``cid:``.
     Non-ASCII addresses switch to the SMTPUTF8 policy; everything else is 7-bit clean
     (RFC 2047 subjects, quoted-printable or base64 bodies). Line breaks in any header value
     raise :class:`ValueError` rather than letting a value inject headers.
@@ -77,4 +79,10 @@ def compose(
     # quoted-printable keeps the bodies 7-bit, so no relay needs 8BITMIME for our own mail
     msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    if inline_images:
+        # the HTML part becomes multipart/related with each image by its Content-ID, so a
+        # logo shows without loading anything from the internet
+        html_part = msg.get_payload()[1]
+        for cid, png in inline_images:
+            html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>")
     return msg.as_bytes()

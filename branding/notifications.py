@@ -12,6 +12,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from branding.brands import BrandLook, look_of
 from branding.mail import Rendered
 from branding.templating import render, safe_color, safe_logo_url
 from core.models import Tenant
@@ -43,6 +44,25 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+LOGO_CID = "logo@sealmail"
+
+
+def _brand_context(look: BrandLook, logo_src: str) -> dict[str, Any]:
+    return {
+        "tenant_name": look.display_name,
+        "brand_color": look.color,
+        "brand_text_color": look.text_color,
+        "logo_src": logo_src,
+        "notification_text": look.notification_text,
+        "footer_text": look.footer_text,
+        "read_button_text": look.button_text,
+        "privacy_url": look.privacy_url,
+        "support_contact": look.support_contact,
+        "show_sender": look.show_sender,
+        "show_subject": look.show_subject,
+    }
+
+
 def render_notification(
     tenant: Tenant,
     *,
@@ -54,12 +74,17 @@ def render_notification(
     expires_at: float,
     portal_base_url: str,
     reference: str = "",
+    look: BrandLook | None = None,
+    logo_src: str = "",
 ) -> Rendered:
     """The default notice (text and HTML). ``subject=None`` when the tenant hides subjects;
     ``portal_base_url`` is the tenant's (:func:`core.portal_links.portal_url_for`);
     ``reference`` the notice's code for ``/verify`` (:mod:`branding.references`)."""
-    ctx = _tenant_context(tenant)
+    look = look or look_of(tenant, None)
+    ctx = {**_tenant_context(tenant), **_brand_context(look, logo_src)}
     sender = _one_line(sender_name) or sender_address
+    if not look.show_subject:
+        subject = None
     shown_subject = _one_line(subject) if subject is not None else None
     ctx.update(
         sender_name=sender,
@@ -72,15 +97,21 @@ def render_notification(
         portal_host=portal_host(portal_base_url),
         reference=reference,
     )
+    who = sender if look.show_sender else look.display_name
     if shown_subject:
-        mail_subject = f"Secure message from {sender}: {shown_subject}"
+        mail_subject = f"Secure message from {who}: {shown_subject}"
     else:
-        mail_subject = f"Secure message from {sender}"
-    return Rendered(
-        subject=mail_subject,
-        text=render("mail/notification.txt", ctx),
-        html=render("mail/notification.html", ctx),
-    )
+        mail_subject = f"Secure message from {who}"
+    text = render("mail/notification.txt", ctx)
+    html = render("mail/notification.html", ctx)
+    if look.template_html or look.template_text:
+        # a tenant's own template, sandboxed in its own process; the default if it fails
+        from branding.custom_templates import render_or_default
+
+        custom = {**ctx, "subject": shown_subject or ""}
+        html = render_or_default(look.template_html, custom, html=True, default=html)
+        text = render_or_default(look.template_text, custom, html=False, default=text)
+    return Rendered(subject=mail_subject, text=text, html=html)
 
 
 def render_code_email(tenant: Tenant, *, code: str, recipient: str, minutes: int) -> Rendered:
