@@ -15,7 +15,7 @@ from portal import ops
 from portal.admin import archive as admin_archive
 from portal.admin import auth as admin_auth
 from portal.admin import billing as admin_billing
-from portal.admin import decisions, keys, overview, quarantine, retention
+from portal.admin import decisions, domains, keys, overview, quarantine, retention
 from portal.api import archive as api_archive
 from portal.api import (
     billing_webhook,
@@ -97,6 +97,9 @@ def routes() -> list[BaseRoute]:
         Route("/admin/holds", retention.place_hold, methods=POST),
         Route("/admin/holds/{hold_id}/release", retention.release_hold, methods=POST),
         Route("/admin/billing", admin_billing.standing_page, methods=GET),
+        Route("/admin/domains", domains.domains_page, methods=GET),
+        Route("/admin/domains/keys", domains.change_keys, methods=POST),
+        Route("/admin/domains/sender", domains.save_sender, methods=POST),
         # --- sent: a tenant user's own sent messages --------------------------------------
         Route("/sent", sent_pages.sent_list, methods=GET),
         Route("/sent/login", sent_auth.login_form, methods=GET),
