@@ -38,7 +38,7 @@ class Record:
     domain: str
     name: str
     value: str  # what to publish (for SPF, the mechanism to have in the record)
-    why: str  # one sentence
+    why: str  # one sentence: why publish it
     selector: str = ""
     key_state: str = ""  # dkim: pending | active
 
@@ -80,9 +80,9 @@ def expected(
             if key.domain != d or key.state not in (ACTIVE, PENDING):
                 continue
             why = (
-                "the key that signs your notices now"
+                "This is the key that signs your notices now."
                 if key.state == ACTIVE
-                else "the new key: publish it, then switch to it"
+                else "This is the new key: publish it, then switch to it."
             )
             out.append(
                 Record(
@@ -97,12 +97,12 @@ def expected(
             )
         if mechanism:
             spf_value = f"v=spf1 {mechanism} ~all"
-            spf_why = f"lets this server ({smtp_hostname}) send mail for {d}"
+            spf_why = f"It lets this server ({smtp_hostname}) send mail for {d}."
         else:
             spf_value = "v=spf1 include:<your mail relay's SPF domain> ~all"
             spf_why = (
-                f"notices leave through {hop}; your SPF record must allow that relay "
-                "(for Microsoft 365: include:spf.protection.outlook.com)"
+                f"Your notices leave through {hop}: your SPF record must allow that relay "
+                "(for Microsoft 365, include:spf.protection.outlook.com)."
             )
         out.append(Record("spf", d, d, spf_value, spf_why))
         out.append(
@@ -111,7 +111,7 @@ def expected(
                 d,
                 f"_dmarc.{d}",
                 f"v=DMARC1; p=quarantine; rua=mailto:dmarc-reports@{d}",
-                "tells receivers to distrust mail in your name that fails DKIM and SPF",
+                "It tells receivers to distrust mail in your name that fails DKIM and SPF.",
             )
         )
     return out
