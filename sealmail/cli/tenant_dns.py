@@ -43,19 +43,21 @@ def tenant_dns(ctx: click.Context, ref: str, config: str | None, as_json: bool) 
     if as_json:
         _print_json(data)
         return
-    out.print(f"tenant {data['name']}: DNS records for its notices")
+    out.print(f"tenant {data['name']}: DNS records for its notices", markup=False)
     if not any(r["kind"] == "dkim" for r in data["records"]):
-        out.print(f"  (no DKIM key yet: sealmail tenant dkim {data['name']} --generate)")
+        out.print(
+            f"  (no DKIM key yet: sealmail tenant dkim {data['name']} --generate)", markup=False
+        )
     for r in data["records"]:
         label = r["kind"].upper()
         if r["kind"] == "dkim":
             label += f" ({r['key_state']} key)"
-        out.print("")
-        out.print(f"{label}  [{SAYS[r['state']]}]  {r['says']}")
-        out.print(f"  name   {r['name']}")
-        out.print("  type   TXT")
-        out.print(f"  value  {r['value']}")
-        out.print(f"  why    {r['why']}")
+        out.print("", markup=False)
+        out.print(f"{label}  [{SAYS[r['state']]}]  {r['says']}", markup=False)
+        out.print(f"  name   {r['name']}", markup=False)
+        out.print("  type   TXT", markup=False)
+        out.print(f"  value  {r['value']}", markup=False)
+        out.print(f"  why    {r['why']}", markup=False)
 
 
 @click.command("dkim")
