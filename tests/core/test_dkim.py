@@ -269,3 +269,23 @@ async def test_live_check_through_the_configured_resolver(svc: Services, stub: D
     assert checks["spf"].state == records.MISSING
     assert checks["dmarc"].state == records.DIFFERENT
     assert "_domainkey.acme.example" in " ".join(stub.queries)
+
+
+async def test_keys_still_sign_after_the_tenant_kek_is_rotated(
+    svc: Services, stub: DnsStub
+) -> None:
+    from core.dkim import cache
+    from core.rotation import rotate_tenant
+
+    tid = await _tenant(svc, "Acme", "acme.example")
+    async with svc.db.session() as s:
+        await keys.generate(s, svc.keyring, tid, "cli")
+        await keys.activate(s, svc.keyring, tid, "cli", force=True)
+        await s.commit()
+    _publish_dkim(stub, await _records(svc, tid))
+    for _ in range(2):
+        await rotate_tenant(svc.db, svc.keyring, tid)
+    cache.forget(svc.keyring, tid)
+    svc.keyring._cache.clear()  # open the KEK again from the database, as a new process would
+    data = await _post(svc, tid)
+    assert dkim.verify(data, dnsfunc=stub.dnsfunc)
