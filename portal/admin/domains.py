@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from core.accounts.domains import tenant_domains
 from core.accounts.tenant_settings import update_tenant
-from core.dkim import keys, publish
+from core.dkim import keys, publish, records
 from core.errors import NotFound, PermanentError
 from core.models import Tenant
 from portal.admin.context import page_context
@@ -55,7 +55,9 @@ async def _page(
         assert tenant is not None
         domains = await tenant_domains(s, tenant.id)
         rows = list(await keys.keys_of(s, tenant.id))
-        checks = await publish.checked(s, settings, tenant)
+        wanted = await publish.records_of(s, settings, tenant)
+    # DNS is asked with no database connection held (a slow resolver takes seconds)
+    checks = await records.check(wanted, publish.resolver(settings).txt)
     sender = tenant.notification_from or settings.sender_address
     ctx = page_context(
         admin,

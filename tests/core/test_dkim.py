@@ -289,3 +289,22 @@ async def test_keys_still_sign_after_the_tenant_kek_is_rotated(
     svc.keyring._cache.clear()  # open the KEK again from the database, as a new process would
     data = await _post(svc, tid)
     assert dkim.verify(data, dnsfunc=stub.dnsfunc)
+
+
+async def test_a_key_that_does_not_open_never_stops_a_notice(svc: Services, caplog) -> None:  # noqa: ANN001
+    tid = await _tenant(svc, "Acme", "acme.example")
+    async with svc.db.session() as s:
+        key = (await keys.generate(s, svc.keyring, tid, "cli"))[0]
+        await keys.activate(s, svc.keyring, tid, "cli", force=True)
+        blob = bytearray(key.wrapped_private_key)
+        blob[-1] ^= 1
+        key.wrapped_private_key = bytes(blob)
+        await s.commit()
+    data = await _post(svc, tid)
+    assert data.endswith(b"Open it at the portal.\r\n") and b"DKIM-Signature" not in data
+    assert "does not open" in caplog.text
+    # a From dkimpy or the parser cannot make sense of: sent as it is
+    odd = NOTICE.replace(
+        b"From: Acme notices <notices@acme.example>", "From: Ünï <ü@ä.example>".encode()
+    )
+    assert await _post(svc, tid, odd) == odd
