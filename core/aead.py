@@ -40,3 +40,9 @@ def tenant_kek_aad(tenant_id: str, version: int) -> bytes:
 
 def data_key_aad(tenant_id: str, object_id: str) -> bytes:
     return f"sealmail/dek/v1\x00{tenant_id}\x00{object_id}".encode()
+
+
+def dkim_key_aad(tenant_id: str, domain: str, selector: str) -> bytes:
+    """A DKIM private key belongs to one tenant, domain and selector: moved to another
+    row it does not unwrap."""
+    return f"sealmail/dkim/v1\x00{tenant_id}\x00{domain}\x00{selector}".encode()

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.dkim.sign import sign_outgoing
 from core.ids import queue_id
 from core.line_length import fit_line_length
 from core.models import OutboxItem, OutboxRecipient, now
@@ -94,10 +95,13 @@ async def post(
     all come through here. The caller commits, in the same transaction as what caused it;
     ``require_tls`` makes delivery send it only over verified TLS. An unknown ``kind`` is
     refused before anything is sealed. A body line over 998 octets (accepted at intake)
-    is re-encoded here, so no copy leaves with one (:mod:`core.line_length`)."""
+    is re-encoded here, so no copy leaves with one (:mod:`core.line_length`). Mail sealmail
+    writes is then DKIM-signed for the tenant's From domain when it has an active key
+    (:mod:`core.dkim.sign`; the tenant's relayed messages never are)."""
     if kind not in KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}")
     raw = fit_line_length(raw)
+    raw = await sign_outgoing(session, vault.keyring, tenant_id, kind, raw)
     sealed = await vault.seal(session, tenant_id, raw, kind="outbound")
     item = await enqueue(
         session,

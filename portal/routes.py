@@ -17,7 +17,7 @@ from portal.admin import archive as admin_archive
 from portal.admin import audit as admin_audit
 from portal.admin import auth as admin_auth
 from portal.admin import billing as admin_billing
-from portal.admin import decisions, keys, overview, quarantine, retention
+from portal.admin import decisions, domains, keys, overview, quarantine, retention
 from portal.admin import policy as admin_policy
 from portal.admin import settings as admin_settings
 from portal.admin import users as admin_users
@@ -130,6 +130,9 @@ def routes() -> list[BaseRoute]:
         Route("/admin/policy/history", admin_policy.history, methods=GET),
         Route("/admin/policy/versions/{version}", admin_policy.version_page, methods=GET),
         Route("/admin/policy/versions/{version}/rollback", admin_policy.rollback, methods=POST),
+        Route("/admin/domains", domains.domains_page, methods=GET),
+        Route("/admin/domains/keys", domains.change_keys, methods=POST),
+        Route("/admin/domains/sender", domains.save_sender, methods=POST),
         # --- sent: a tenant user's own sent messages --------------------------------------
         Route("/sent", sent_pages.sent_list, methods=GET),
         Route("/sent/login", sent_auth.login_form, methods=GET),

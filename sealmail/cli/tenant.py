@@ -1,6 +1,7 @@
 """``sealmail tenant create|list|show|suspend|resume|terminate``: tenants, and how their
 credentials are printed (once, at creation). ``tenant update`` is in
-:mod:`sealmail.cli.tenant_update`."""
+:mod:`sealmail.cli.tenant_update`; ``tenant dns`` and ``tenant dkim`` in
+:mod:`sealmail.cli.tenant_dns`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from core.config.settings import Settings
 from sealmail.cli.common import _print_json, _run, _settings, _ts, config_option, json_option, out
+from sealmail.cli.tenant_dns import tenant_dkim, tenant_dns
 from sealmail.cli.tenant_update import tenant_update
 
 
@@ -286,3 +288,5 @@ _standing_command("terminate", "terminated", "Terminate a tenant: its mail is re
 
 
 tenant.add_command(tenant_update)
+tenant.add_command(tenant_dns)
+tenant.add_command(tenant_dkim)
