@@ -246,3 +246,30 @@ async def delete_brand(session: AsyncSession, tenant_id: str, brand_id: str, act
     await session.delete(row)
     await audit(session, tenant_id, actor, "brand.delete", row.id, name=row.name)
     return row.name
+
+
+async def brand_of_message(
+    session: AsyncSession, tenant: Tenant, message_id: str, rcpt: str
+) -> BrandLook:
+    """The brand a recipient's notice wore (the matched rule's ``brand:``, recorded with the
+    policy decision), so the portal pages and a resent notice look the same."""
+    import json
+
+    from core.policy.models import PolicyDecision
+
+    stmt = (
+        select(PolicyDecision.explanation)
+        .where(
+            PolicyDecision.message_id == message_id,
+            PolicyDecision.tenant_id == tenant.id,
+            PolicyDecision.rcpt == rcpt,
+        )
+        .order_by(PolicyDecision.id.desc())
+        .limit(1)
+    )
+    found = (await session.execute(stmt)).scalar_one_or_none()
+    try:
+        name = json.loads(found).get("brand", "") if found else ""
+    except (ValueError, AttributeError):
+        name = ""
+    return await resolve(session, tenant, str(name or ""))

@@ -30,7 +30,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from branding.templating import safe_color
 from core import outbox
 from core.config.settings import Secret
 from core.config.values import parse_hostport
@@ -235,16 +234,3 @@ async def host_allowed(request: Request) -> Response:
             if found.first() is not None:
                 return Response("ok\n", media_type="text/plain")
     return Response("unknown host\n", status_code=404, media_type="text/plain")
-
-
-async def brand_css(request: Request) -> Response:
-    st = portal(request)
-    tenant_id = request.path_params["tenant_id"][:40]
-    async with st.services.db.session() as s:
-        tenant = await s.get(Tenant, tenant_id)
-    color = safe_color(tenant.brand_color if tenant else "")
-    return Response(
-        f":root {{ --brand: {color}; }}\n",
-        media_type="text/css",
-        headers={"Cache-Control": "public, max-age=300"},
-    )

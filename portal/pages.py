@@ -13,6 +13,7 @@ from typing import Any
 from jinja2 import FileSystemLoader
 from starlette.responses import HTMLResponse
 
+from branding.brands import BrandLook
 from branding.templating import make_environment, safe_logo_url
 from core.models import Tenant
 
@@ -59,16 +60,33 @@ ERRORS: dict[int, tuple[str, str]] = {
 }
 
 
-def branding_of(tenant: Tenant | None) -> dict[str, Any]:
+def branding_of(tenant: Tenant | None, look: BrandLook | None = None) -> dict[str, Any]:
+    """What a page needs to wear a tenant's brand (``look``: one of its brands, e.g. the one
+    a message's notice wore; else the tenant's settings)."""
     if tenant is None:
         return {}
-    return {
+    out = {
         "tenant_name": tenant.display_name or tenant.name,
         "logo_url": safe_logo_url(tenant.logo_url),
         "brand_css": f"/brand/{tenant.id}.css",
         "tenant_standing": tenant.standing,  # a suspended tenant's admin pages show a banner
         "tenant_partnered": bool(tenant.partner_id),  # ... that sends it to its provider
     }
+    if look is not None:
+        out.update(
+            tenant_name=look.display_name,
+            portal_intro=look.portal_intro,
+            brand_footer=look.footer_text,
+            privacy_url=look.privacy_url,
+            support_contact=look.support_contact,
+        )
+        if look.brand_id:
+            out["brand_css"] = f"/brand/{tenant.id}.css?b={look.brand_id}"
+        if look.logo_png:
+            out["logo_url"] = (
+                f"/brand/{tenant.id}/logo/{look.brand_id}.png?v={look.logo_sha256[:16]}"
+            )
+    return out
 
 
 class Pages:

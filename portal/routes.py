@@ -11,13 +11,14 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from portal import ops
+from portal import brand_assets, ops
 from portal.admin import api_keys as admin_api_keys
 from portal.admin import archive as admin_archive
 from portal.admin import audit as admin_audit
 from portal.admin import auth as admin_auth
 from portal.admin import billing as admin_billing
-from portal.admin import decisions, domains, keys, overview, quarantine, retention
+from portal.admin import brand_template, decisions, domains, keys, overview, quarantine, retention
+from portal.admin import branding as admin_branding
 from portal.admin import policy as admin_policy
 from portal.admin import settings as admin_settings
 from portal.admin import users as admin_users
@@ -105,6 +106,12 @@ def routes() -> list[BaseRoute]:
         Route("/admin/holds", retention.place_hold, methods=POST),
         Route("/admin/holds/{hold_id}/release", retention.release_hold, methods=POST),
         Route("/admin/billing", admin_billing.standing_page, methods=GET),
+        Route("/admin/branding", admin_branding.branding_page, methods=GET),
+        Route("/admin/branding", admin_branding.create, methods=POST),
+        Route("/admin/branding/{brand_id}", admin_branding.save, methods=POST),
+        Route("/admin/branding/{brand_id}/delete", admin_branding.delete, methods=POST),
+        Route("/admin/branding/{brand_id}/template", brand_template.template_page, methods=GET),
+        Route("/admin/branding/{brand_id}/template", brand_template.save_template, methods=POST),
         Route("/admin/users", admin_users.users_page, methods=GET),
         Route("/admin/users", admin_users.invite, methods=POST),
         Route("/admin/users/{user_id}/role", admin_users.set_role, methods=POST),
@@ -186,7 +193,8 @@ def routes() -> list[BaseRoute]:
         Route("/support/verify", desk.desk_verify, methods=POST),
         Route("/support/letter", desk.desk_letter, methods=POST),
         # --- ops: probes, metrics, the tenants' brand stylesheets, static files ----------
-        Route("/brand/{tenant_id}.css", ops.brand_css, methods=GET),
+        Route("/brand/{tenant_id}.css", brand_assets.brand_css, methods=GET),
+        Route("/brand/{tenant_id}/logo/{brand_id}.png", brand_assets.brand_logo, methods=GET),
         Route("/.well-known/sealmail/host-allowed", ops.host_allowed, methods=GET),
         Route("/healthz", ops.healthz, methods=GET),
         Route("/readyz", ops.readyz, methods=GET),

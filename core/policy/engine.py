@@ -51,6 +51,8 @@ def _decide_one(scope: MessageScope, rcpt: str, domains: set[str]) -> Decision:
             trail.append({"rule": rule.name, "hit": True})
             method = rule.method if rule.action == "encrypt" else ""
             explanation: dict[str, Any] = {"rules": trail, "matched": rule.name}
+            if rule.brand:
+                explanation["brand"] = rule.brand
             if rule.retain_days:
                 explanation["retain_days"] = rule.retain_days  # the archive keeps it longer
             return Decision(rcpt, rule.action, method, rule.name, explanation)

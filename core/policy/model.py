@@ -34,6 +34,9 @@ class Dictionary:
     min_count: int = 1
 
 
+_BRAND = re.compile(r"^[a-z0-9][a-z0-9._-]{0,49}$")
+
+
 @dataclasses.dataclass(frozen=True)
 class Rule:
     name: str
@@ -44,6 +47,7 @@ class Rule:
     description: str = ""
     enabled: bool = True
     retain_days: int | None = None  # ``retain: 10y``: keep the archive copy at least this long
+    brand: str = ""  # ``brand: legal``: the tenant's brand its notices wear (issue 13)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +124,8 @@ def _rule_doc(rule: Rule) -> dict[str, Any]:
         doc["method"] = rule.method
     if rule.retain_days:
         doc["retain"] = f"{rule.retain_days}d"
+    if rule.brand:
+        doc["brand"] = rule.brand
     return doc
 
 
@@ -218,7 +224,17 @@ class _Validator:
             raise self.fail(path, f"invalid name {name!r} (letters, digits, _ . -)")
 
     def rule(self, value: Any, path: Path) -> Rule:
-        keys = ("name", "description", "enabled", "when", "unless", "action", "method", "retain")
+        keys = (
+            "name",
+            "description",
+            "enabled",
+            "when",
+            "unless",
+            "action",
+            "method",
+            "retain",
+            "brand",
+        )
         doc = self.mapping(value, path, keys)
         if not doc:
             raise self.fail(path, "empty rule")
@@ -258,7 +274,15 @@ class _Validator:
                 retain_days = parse_retention_days(doc["retain"])
             except ValueError as exc:
                 raise self.fail((*path, "retain"), str(exc)) from None
-        return Rule(name.strip(), action, method, when, unless, description, enabled, retain_days)
+        brand = doc.get("brand", "")
+        if not isinstance(brand, str) or (brand and not _BRAND.match(brand)):
+            raise self.fail(
+                (*path, "brand"),
+                "a brand is named by 1 to 50 lower-case letters, digits, dots, dashes or _",
+            )
+        return Rule(
+            name.strip(), action, method, when, unless, description, enabled, retain_days, brand
+        )
 
     def conditions(self, value: Any, path: Path) -> dict[str, Any]:
         doc = self.mapping(value, path, tuple(_CONDITIONS))

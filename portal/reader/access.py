@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from branding.brands import resolve
 from core.models import Message, PortalAccess, PortalSession, Tenant, now
 from core.portal_message import PortalMessage
 from portal import sessions
@@ -98,8 +99,9 @@ async def load_with_access(
 
 async def signed_in_context(s: AsyncSession, current: PortalSession) -> dict[str, Any]:
     tenant = await s.get(Tenant, current.tenant_id)
+    look = await resolve(s, tenant) if tenant is not None else None
     return {
-        **branding_of(tenant),
+        **branding_of(tenant, look),
         "signed_in": True,
         "csrf_token": current.csrf_token,
         "email": current.email,

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from branding.brands import BrandLook, brand_of_message
 from branding.notifications import format_time
 from core.audit import audit
 from core.hashing import sha256_hex
@@ -79,10 +80,15 @@ async def find_access(
 
 
 def _page_context(
-    st: PortalState, token: str, access: PortalAccess, tenant: Tenant, nonce: str
+    st: PortalState,
+    token: str,
+    access: PortalAccess,
+    tenant: Tenant,
+    nonce: str,
+    look: BrandLook | None = None,
 ) -> dict[str, Any]:
     return {
-        **branding_of(tenant),
+        **branding_of(tenant, look),
         "token": token,
         "masked_recipient": mask_address(access.recipient),
         "expires": format_time(access.expires_at),
@@ -112,8 +118,10 @@ async def show(request: Request) -> Response:
             and current.email == access.recipient.strip().lower()
         ):
             return RedirectResponse(f"/messages/{access.message_id}", status_code=303)
+        look = await brand_of_message(s, tenant, access.message_id, access.recipient)
     nonce = nonce_of(request) or new_token(24)
-    response = st.pages.render("reader/entry.html", _page_context(st, token, access, tenant, nonce))
+    ctx = _page_context(st, token, access, tenant, nonce, look)
+    response = st.pages.render("reader/entry.html", ctx)
     return with_nonce(request, response, nonce)
 
 

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from branding import references
+from branding.brands import resolve
 from branding.notifications import format_time
 from portal import ratelimit
 from portal.forms import field, read_form
@@ -32,7 +33,8 @@ async def _context(request: Request, **extra: Any) -> dict[str, Any]:
     st = portal(request)
     async with st.services.db.session() as s:
         here = await host_tenant(s, request)
-    return {**branding_of(here), "code": "", "result": None, **extra}
+        look = await resolve(s, here) if here is not None else None
+    return {**branding_of(here, look), "code": "", "result": None, **extra}
 
 
 async def verify_form(request: Request) -> Response:

@@ -20,8 +20,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from branding import references
+from branding.brands import brand_of_message
 from branding.mail import compose
-from branding.notifications import render_notification
+from branding.notifications import LOGO_CID, render_notification
 from conversations import events
 from conversations.control import accesses
 from core import outbox
@@ -83,6 +84,8 @@ async def resend(
     base = portal_url_for(settings.portal_base_url, tenant.portal_host)
     link = f"{base}/m/{token}"
     ref = await references.issue(s, tenant.id, msg.id, row.recipient)
+    look = await brand_of_message(s, tenant, msg.id, row.recipient)
+    images = [(LOGO_CID, look.logo_png)] if look.logo_png else []
     from_addr = tenant.notification_from or settings.sender_address
 
     def build() -> bytes:
@@ -96,12 +99,15 @@ async def resend(
             expires_at=row.expires_at,
             portal_base_url=base,
             reference=ref,
+            look=look,
+            logo_src=f"cid:{LOGO_CID}" if images else "",
         )
         return compose(
             from_addr=from_addr,
             to_addr=row.recipient,
             rendered=rendered,
             headers={"Auto-Submitted": "auto-generated"},
+            inline_images=images,
         )
 
     raw = await asyncio.to_thread(build)

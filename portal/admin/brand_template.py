@@ -1,0 +1,146 @@
+"""``/admin/branding/{brand_id}/template``: a brand's notice written as the tenant's own
+Jinja2 template (issue 13, item 3) — HTML and text, the documented variables listed, "Check
+and preview" renders it with sample values in the sandboxed renderer
+(:mod:`branding.custom_templates`) and shows a problem at its line; a template with a
+problem cannot be saved; "Use the default" clears it. Admins only; audited."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from branding import brands
+from branding.custom_templates import (
+    NOTICE_VARIABLES,
+    SAMPLE,
+    TemplateProblem,
+    check_template,
+    render_limited,
+)
+from branding.templating import TEMPLATES_DIR
+from core.audit import audit
+from core.errors import NotFound
+from core.models import now
+from portal.admin.branding import PREVIEW_CSP
+from portal.admin.context import officer, page_context
+from portal.admin.doors import Admin, current_admin
+from portal.security import check_session_token, same_origin_request
+from portal.state import PortalState, portal
+
+MAX_TEMPLATE = 64 * 1024
+NOTICES = {
+    "saved": "Template saved: the next notice uses it.",
+    "reset": "The default notice is used again.",
+}
+
+
+def _starting_point() -> tuple[str, str]:
+    """The default notice's source, as a place to start (its layout inlined by hand)."""
+    html = (TEMPLATES_DIR / "mail" / "notification.html").read_text()
+    text = (TEMPLATES_DIR / "mail" / "notification.txt").read_text()
+    return html, text
+
+
+async def _page(
+    st: PortalState,
+    admin: Admin,
+    brand_id: str,
+    *,
+    html: str | None = None,
+    text: str | None = None,
+    problems: list[tuple[str, TemplateProblem]] | None = None,
+    preview: dict[str, str] | None = None,
+    notice: str = "",
+    status: int = 200,
+) -> Response:
+    async with st.services.db.session() as s:
+        try:
+            row = await brands.brand_by_id(s, admin.tenant.id, brand_id)
+        except NotFound:
+            raise HTTPException(404) from None
+    ctx = page_context(
+        admin,
+        brand=row,
+        html=row.template_html if html is None else html,
+        text=row.template_text if text is None else text,
+        in_use=bool(row.template_html or row.template_text),
+        variables=NOTICE_VARIABLES,
+        problems=problems or [],
+        preview=preview,
+        notice=notice,
+        example_html=_starting_point()[0] if not row.template_html and html is None else "",
+    )
+    headers = {"Content-Security-Policy": PREVIEW_CSP} if preview else None
+    return st.pages.render("admin/brand_template.html", ctx, status=status, headers=headers)
+
+
+async def template_page(request: Request) -> Response:
+    st = portal(request)
+    admin = await officer(st, request)
+    if isinstance(admin, Response):
+        return admin
+    if admin.user.role != "admin":
+        raise HTTPException(404)
+    done = request.query_params.get("done", "")
+    notice = {
+        "saved": "Template saved: the next notice uses it.",
+        "reset": "The default notice is used again.",
+    }.get(done, "")
+    return await _page(st, admin, request.path_params["brand_id"][:40], notice=notice)
+
+
+async def save_template(request: Request) -> Response:
+    st = portal(request)
+    brand_id = request.path_params["brand_id"][:40]
+    async with st.services.db.session() as s:
+        admin = await current_admin(s, request)
+        if admin is None:
+            raise HTTPException(401)
+        if not same_origin_request(request, st.origins):
+            raise HTTPException(403)
+        try:
+            form = await request.form(max_files=0, max_fields=8, max_part_size=MAX_TEMPLATE * 4)
+        except Exception:  # noqa: BLE001 - any malformed body is the client's error
+            raise HTTPException(400) from None
+        token = form.get("csrf")
+        if not isinstance(token, str) or not check_session_token(admin.session.csrf_token, token):
+            raise HTTPException(403)
+        if admin.user.role != "admin":
+            raise HTTPException(404)
+        try:
+            row = await brands.brand_by_id(s, admin.tenant.id, brand_id)
+        except NotFound:
+            raise HTTPException(404) from None
+        action = form.get("action")
+        if action == "reset":
+            row.template_html, row.template_text = "", ""
+            row.updated_at, row.updated_by = now(), admin.actor
+            await audit(s, admin.tenant.id, admin.actor, "brand.template.reset", row.id)
+            await s.commit()
+            return RedirectResponse(f"/admin/branding/{brand_id}/template?done=reset", 303)
+        html = str(form.get("html") or "")[:MAX_TEMPLATE]
+        text = str(form.get("text") or "")[:MAX_TEMPLATE]
+        problems = []
+        for label, source, is_html in (("HTML", html, True), ("Text", text, False)):
+            if source.strip():
+                found = check_template(source, html=is_html)
+                if found is not None:
+                    problems.append((label, found))
+        if problems or action != "save":
+            preview = None
+            if not problems:
+                preview = {
+                    "html": render_limited(html, SAMPLE, html=True) if html.strip() else "",
+                    "text": render_limited(text, SAMPLE, html=False) if text.strip() else "",
+                }
+            status = 400 if problems else 200
+            return await _page(
+                st, admin, brand_id, html=html, text=text, problems=problems, preview=preview,
+                status=status,
+            )  # fmt: skip
+        row.template_html, row.template_text = html, text
+        row.updated_at, row.updated_by = now(), admin.actor
+        await audit(s, admin.tenant.id, admin.actor, "brand.template.save", row.id)
+        await s.commit()
+    return RedirectResponse(f"/admin/branding/{brand_id}/template?done=saved", 303)
