@@ -35,11 +35,7 @@ NOTICES = {
 }
 
 
-def _starting_point() -> tuple[str, str]:
-    """The default notice's source, as a place to start (its layout inlined by hand)."""
-    html = (TEMPLATES_DIR / "mail" / "notification.html").read_text()
-    text = (TEMPLATES_DIR / "mail" / "notification.txt").read_text()
-    return html, text
+STARTER = (TEMPLATES_DIR / "mail" / "custom_starter.html").read_text  # a place to start
 
 
 async def _page(
@@ -69,7 +65,7 @@ async def _page(
         problems=problems or [],
         preview=preview,
         notice=notice,
-        example_html=_starting_point()[0] if not row.template_html and html is None else "",
+        example_html=STARTER(),
     )
     headers = {"Content-Security-Policy": PREVIEW_CSP} if preview else None
     return st.pages.render("admin/brand_template.html", ctx, status=status, headers=headers)

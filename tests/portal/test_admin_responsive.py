@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from starlette.routing import Route
 
+from branding.brands import default_brand
 from core import recipient_keys
 from core.accounts.api_keys import create_key, key_id
 from core.accounts.networks import add_network
@@ -57,6 +58,9 @@ def _seed(settings: Any, certs: Certs) -> dict[str, str]:
                 await add_network(s, tenant, "192.0.2.0/24", private=False)
                 await s.commit()
                 user_id, api_key_id = sender.id, key_id(api_key)
+                brand = await default_brand(s, tenant, ADMIN)
+                await s.commit()
+                brand_id = brand.id
             message_id, held_id = await make_held(services, tid)
             async with services.db.session() as s:
                 rows = await recipient_keys.import_keys(s, tid, certs.pem["carol"])
@@ -71,6 +75,7 @@ def _seed(settings: Any, certs: Certs) -> dict[str, str]:
                 "version": "1",
                 "user_id": user_id,
                 "api_key_id": api_key_id,
+                "brand_id": brand_id,
             }
         finally:
             await services.close()
@@ -112,6 +117,7 @@ def test_every_admin_route_has_a_value() -> None:
         "version": "1",
         "user_id": "u",
         "api_key_id": "a",
+        "brand_id": "b",
     }
     for path in pages:
         assert "{" not in fill(path, values)
