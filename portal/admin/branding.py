@@ -102,7 +102,7 @@ def _values(posted: Any) -> dict[str, Any]:
     return out
 
 
-def _preview(tenant: Tenant, look: BrandLook, portal_url: str) -> dict[str, str]:
+def _preview(st: PortalState, tenant: Tenant, look: BrandLook, portal_url: str) -> dict[str, str]:
     logo_src = ""
     if look.logo_png:
         logo_src = "data:image/png;base64," + base64.b64encode(look.logo_png).decode()
@@ -119,12 +119,20 @@ def _preview(tenant: Tenant, look: BrandLook, portal_url: str) -> dict[str, str]
         look=look,
         logo_src=logo_src,
     )
+    page = st.pages.env.get_template("admin/brand_portal_preview.html").render(
+        color=look.color,
+        text_color=look.text_color,
+        logo_src=logo_src,
+        name=look.display_name,
+        intro=look.portal_intro,
+        footer=look.footer_text,
+        support=look.support_contact,
+    )
     return {
         "subject": rendered.subject,
         "html": rendered.html,
         "text": rendered.text,
-        "logo_src": logo_src,
-        "style": f":root {{ --brand: {look.color}; --brand-text: {look.text_color}; }}",
+        "portal": page,
     }
 
 
@@ -180,7 +188,7 @@ async def save(request: Request) -> Response:
                     }
                 )
                 base = portal_url_for(st.settings.portal_base_url, tenant.portal_host)
-                preview = _preview(tenant, look, base)
+                preview = _preview(st, tenant, look, base)
                 return await _page(st, admin, brand_id, values=values, preview=preview)
             remove = posted.text("remove_logo", 10) == "yes"
             await brands.update_brand(s, row, fields, admin.actor, logo=logo, remove_logo=remove)

@@ -76,6 +76,8 @@ def test_logo_texts_and_colour_reach_the_notice_and_the_portal(
     page.wait_for_selector("text=Preview (not saved)")
     frame = page.frame_locator("iframe.notice-preview")
     assert WORDS in frame.locator("body").inner_text()
+    portal_frame = page.frame_locator("iframe.portal-preview")
+    assert INTRO in portal_frame.locator("body").inner_text()
     look_at(page, "admin-branding-preview", group="admin")
     # nothing was saved by the preview: a contrast that fails is refused with its ratio
     page.fill("#color", "#f5f5f5")
