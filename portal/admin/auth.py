@@ -29,6 +29,7 @@ from core.models import Tenant, User
 from portal import sessions
 from portal.admin.doors import ADMIN_DOOR, ADMIN_ROLES, Door, checked_form, current_user
 from portal.forms import field
+from portal.hosts import host_tenant
 from portal.security import pre_session_token
 from portal.signin import by_address, codes
 from portal.signin.by_address import Identity, start
@@ -84,8 +85,9 @@ async def login_form(request: Request, door: Door = ADMIN_DOOR) -> Response:
 
 
 async def _officer(
-    s: AsyncSession, email: str, roles: tuple[str, ...] = ADMIN_ROLES
+    s: AsyncSession, email: str, roles: tuple[str, ...] = ADMIN_ROLES, only_tenant: str = ""
 ) -> User | None:
+    """The user ``email`` signs in as; on a tenant's own portal host, only that tenant's."""
     stmt = (
         select(User)
         .join(Tenant, Tenant.id == User.tenant_id)
@@ -97,6 +99,8 @@ async def _officer(
         .order_by(Tenant.name)
         .limit(1)
     )
+    if only_tenant:
+        stmt = stmt.where(User.tenant_id == only_tenant)
     return (await s.execute(stmt)).scalars().first()
 
 
@@ -112,7 +116,8 @@ async def send_code(request: Request, door: Door = ADMIN_DOOR) -> Response:
     async with st.services.db.session() as s:
         if await limited(s, buckets):
             return st.pages.error(429, headers=TOO_MANY)
-        user = await _officer(s, email, door.roles)
+        here = await host_tenant(s, request)
+        user = await _officer(s, email, door.roles, here.id if here else "")
         secret, code = await start(s, request, door.signin, st.code_key, user.id if user else "")
         if user is not None:
             tenant = await s.get(Tenant, user.tenant_id)

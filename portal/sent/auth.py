@@ -21,6 +21,7 @@ from core.audit import audit
 from portal.admin import auth as admin_auth
 from portal.admin.doors import SENDER_DOOR
 from portal.forms import field
+from portal.hosts import foreign_here
 from portal.sent.senders import sender_for, sender_of_subject
 from portal.signin import by_address
 from portal.signin.by_address import Identity, start
@@ -49,6 +50,8 @@ async def send_code(request: Request) -> Response:
         if await limited(s, buckets):
             return st.pages.error(429, headers=TOO_MANY)
         sender = await sender_for(s, email, DOOR.roles)
+        if sender is not None and await foreign_here(s, request, sender.tenant.id):
+            sender = None  # another tenant's own portal host: not this address's portal
         subject = sender.subject if sender is not None else ""
         secret, code = await start(s, request, DOOR.signin, st.code_key, subject)
         if sender is not None:

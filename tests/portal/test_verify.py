@@ -143,3 +143,40 @@ def test_verify_pages_in_a_browser(served) -> None:  # noqa: ANN001
             look_at(page, "verify-unknown", group="reader")
         finally:
             browser.close()
+
+
+def test_a_tenant_host_signs_in_only_its_own_people(settings: Settings, services: Services) -> None:
+    """On Acme's own portal host, Beta's admin gets no code; Acme's does, and its session
+    is not accepted on Beta's host."""
+    from core.accounts.tenant_settings import update_tenant
+    from core.accounts.tenants import get_tenant
+    from core.accounts.users import add_user
+    from tests.portal.conftest import code_mails
+    from tests.portal.test_admin import ask_code
+
+    app = create_app(settings, services)
+    with TestClient(app, base_url="https://secure.acme.example") as acme_host:
+
+        async def seed() -> None:
+            a = await make_tenant(services, "Acme", "acme.example")
+            b = await make_tenant(services, "Beta", "beta.example")
+            async with services.db.session() as s:
+                await update_tenant(
+                    s, await get_tenant(s, a), "t", portal_host="secure.acme.example"
+                )
+                await update_tenant(
+                    s, await get_tenant(s, b), "t", portal_host="secure.beta.example"
+                )
+                await add_user(s, await get_tenant(s, a), "admin@acme.example", "admin")
+                await add_user(s, await get_tenant(s, b), "admin@beta.example", "admin")
+                await s.commit()
+
+        assert acme_host.portal is not None
+        acme_host.portal.call(seed)
+        sent = lambda: acme_host.portal.call(code_mails, services)  # noqa: E731
+        assert ask_code(acme_host, "admin@beta.example").status_code == 200
+        assert not [m for _i, m in sent() if "admin@beta.example" in str(m["To"])]
+        assert ask_code(acme_host, "admin@acme.example").status_code == 200
+        mails = [m for _i, m in sent() if "admin@acme.example" in str(m["To"])]
+        assert len(mails) == 1
+        acme_host.portal.call(services.db.dispose)
