@@ -24,8 +24,7 @@ from core.errors import NotFound
 from core.models import now
 from portal.admin.branding import PREVIEW_CSP
 from portal.admin.context import officer, page_context
-from portal.admin.doors import Admin, current_admin
-from portal.security import check_session_token, same_origin_request
+from portal.admin.doors import Admin, checked_large_form, current_admin
 from portal.state import PortalState, portal
 
 MAX_TEMPLATE = 64 * 1024
@@ -93,15 +92,7 @@ async def save_template(request: Request) -> Response:
         admin = await current_admin(s, request)
         if admin is None:
             raise HTTPException(401)
-        if not same_origin_request(request, st.origins):
-            raise HTTPException(403)
-        try:
-            form = await request.form(max_files=0, max_fields=8, max_part_size=MAX_TEMPLATE * 4)
-        except Exception:  # noqa: BLE001 - any malformed body is the client's error
-            raise HTTPException(400) from None
-        token = form.get("csrf")
-        if not isinstance(token, str) or not check_session_token(admin.session.csrf_token, token):
-            raise HTTPException(403)
+        form = await checked_large_form(request, admin, MAX_TEMPLATE * 8)
         if admin.user.role != "admin":
             raise HTTPException(404)
         try:

@@ -27,9 +27,8 @@ from core.policy.model import Policy, dump_policy, parse_policy
 from core.policy.store import get_stored, roll_back, set_policy, version_of, versions
 from portal.admin import why
 from portal.admin.context import officer, page_context
-from portal.admin.doors import Admin, current_admin
+from portal.admin.doors import Admin, checked_large_form, current_admin
 from portal.policy_trial import try_policy
-from portal.security import check_session_token, same_origin_request
 from portal.state import PortalState, portal
 
 MAX_DOCUMENT = 256 * 1024
@@ -39,21 +38,8 @@ NOTICES = {"saved": "Policy saved. It applies to the next message.", "rolled": "
 
 
 async def _form(request: Request, admin: Admin) -> FormData:
-    """The editor's form: a whole document and maybe a pasted message, so larger fields than
-    :func:`portal.forms.read_form` allows; Origin and the session's CSRF token checked."""
-    if not same_origin_request(request, portal(request).origins):
-        raise HTTPException(403)
-    length = int(request.headers.get("content-length") or 0)
-    if length > 3 * (MAX_DOCUMENT + MAX_MESSAGE):
-        raise HTTPException(413)
-    try:
-        form = await request.form(max_files=0, max_fields=10, max_part_size=MAX_MESSAGE * 3)
-    except Exception:  # noqa: BLE001 - any malformed body is the client's error
-        raise HTTPException(400) from None
-    token = form.get("csrf")
-    if not isinstance(token, str) or not check_session_token(admin.session.csrf_token, token):
-        raise HTTPException(403)
-    return form
+    """The editor's form: a whole document and maybe a pasted message."""
+    return await checked_large_form(request, admin, 3 * (MAX_DOCUMENT + MAX_MESSAGE))
 
 
 def _text(form: FormData, name: str, limit: int) -> str:
