@@ -273,3 +273,24 @@ async def brand_of_message(
     except (ValueError, AttributeError):
         name = ""
     return await resolve(session, tenant, str(name or ""))
+
+
+async def follow_tenant(
+    session: AsyncSession, tenant: Tenant, changes: dict[str, Any], actor: str
+) -> None:
+    """``sealmail tenant update --display-name/--brand-color/--hide-subject`` change the
+    default brand too once it has been saved, so the older settings stay one truth."""
+    fields = {
+        "display_name": changes.get("display_name"),
+        "color": changes.get("brand_color"),
+        "show_subject": None if "hide_subject" not in changes else not changes["hide_subject"],
+    }
+    wanted = {k: v for k, v in fields.items() if v is not None}
+    if not wanted:
+        return
+    for row in await brands_of(session, tenant.id):
+        if row.is_default:
+            for key, value in wanted.items():
+                setattr(row, key, value)
+            row.updated_at, row.updated_by = now(), actor
+            await audit(session, tenant.id, actor, "brand.update", row.id, changed=list(wanted))

@@ -125,6 +125,7 @@ def tenant_update(
     """Change a tenant's branding, notice, key look-up, next hop, retention and network
     settings."""
     from archive import retention
+    from branding.brands import follow_tenant
     from core.accounts.networks import add_network
     from core.accounts.tenant_settings import update_tenant
     from core.accounts.tenants import find_tenant
@@ -155,6 +156,7 @@ def tenant_update(
                     sent_users=sent_users,
                     portal_host=portal_host,
                 )
+                await follow_tenant(s, t, changes, "cli")
                 changes.update(
                     await retention.set_tenant_retention(
                         s, t, "cli", archive=archive_retention, portal=portal_retention

@@ -148,3 +148,30 @@ def test_a_notice_wears_its_brand_with_the_logo_inside() -> None:
     ]
     image = [p for p in msg.walk() if p.get_content_type() == "image/png"][0]
     assert image["Content-ID"] == f"<{LOGO_CID}>" and image.get_payload(decode=True) == logo
+
+
+def test_the_cli_settings_follow_into_the_default_brand(services) -> None:  # noqa: ANN001
+    """``tenant update --display-name/--brand-color/--hide-subject`` reach a saved default
+    brand, so the tenant's older settings and its brand never disagree."""
+    import asyncio
+
+    from branding.brands import default_brand, follow_tenant, resolve
+    from core.accounts.tenants import create_tenant, get_tenant
+
+    async def run() -> None:
+        async with services.db.session() as s:
+            creds = await create_tenant(s, services.keyring, "Acme", ["acme.example"])
+            tenant = await get_tenant(s, creds.tenant_id)
+            await default_brand(s, tenant, "t")
+            await follow_tenant(
+                s,
+                tenant,
+                {"display_name": "Acme Bank", "brand_color": "#0b5d3b", "hide_subject": True},
+                "cli",
+            )
+            await s.commit()
+            look = await resolve(s, tenant)
+        assert (look.display_name, look.color, look.show_subject) == ("Acme Bank", "#0b5d3b", False)
+        await services.db.dispose()
+
+    asyncio.run(run())
