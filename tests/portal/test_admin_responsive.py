@@ -147,6 +147,8 @@ def test_every_admin_page_fits_a_phone(served, certs: Certs) -> None:  # noqa: A
         try:
             context = browser.new_context(viewport={"width": 390, "height": 844})
             page = context.new_page()
+            page.goto(f"{base}/admin/login")  # the one page before signing in
+            look_at(page, "admin-login", group="admin")
             _sign_in(page, base, settings)
             for path in admin_pages():
                 if path in ("/admin/login",):
