@@ -17,7 +17,13 @@ class Brand(Base):
     __tablename__ = "brands"
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    # a tenant's brand, or (tenant_id NULL) a partner's default brand its new tenants start from
+    tenant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    partner_id: Mapped[str | None] = mapped_column(
+        ForeignKey("partners.id", ondelete="CASCADE"), index=True, nullable=True
+    )
     name: Mapped[str] = mapped_column(String(100))  # what a policy rule's brand: names
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     display_name: Mapped[str] = mapped_column(String(200), default="")

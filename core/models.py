@@ -50,6 +50,9 @@ class Partner(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)
+    # the partner's not-for-resale agreement: per NFR tenant, users and messages a month
+    nfr_max_users: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    nfr_max_messages: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Tenant(Base):
@@ -60,6 +63,11 @@ class Tenant(Base):
     partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"), nullable=True)
     plan: Mapped[str] = mapped_column(String(16), default="paid")  # trial | nfr | paid
     standing: Mapped[str] = mapped_column(String(16), default="active")
+    # a trial runs through this day (UTC) and ends by itself after it; reminders sent (days)
+    trial_ends_on: Mapped[datetime.date | None] = mapped_column(Date, nullable=True)
+    trial_reminders: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    # the Outlook add-in's send-time check: off | warn | offer | block
+    addin_on_send: Mapped[str] = mapped_column(String(8), default="offer", server_default="offer")
     # active | suspended | terminated
     logo_url: Mapped[str] = mapped_column(String(500), default="")
     brand_color: Mapped[str] = mapped_column(String(16), default="#1f4e79")

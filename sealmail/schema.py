@@ -14,14 +14,18 @@ import archive.models
 import billing_hooks.models
 import branding.models
 import conversations.models
+import core.accounts.models
 import core.dkim.models
 import core.models
 import core.policy.models
+import core.setup.models
 import gateway.models
 import portal.models
 import support.models
 
 FEATURE_MODELS = (
+    core.accounts.models,
+    core.setup.models,
     core.policy.models,
     core.dkim.models,
     branding.models,

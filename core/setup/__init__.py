@@ -1,0 +1,1 @@
+"""A tenant's onboarding check: "send a test message now" and what each stage saw of it."""
