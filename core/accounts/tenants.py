@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import or_, select
@@ -50,12 +51,16 @@ async def create_tenant(
     plan: str = "paid",
     display_name: str = "",
     networks: Iterable[tuple[str, bool]] = (),
+    trial_ends_on: datetime.date | None = None,
+    actor: str = "cli",
 ) -> TenantCredentials:
     """Create a tenant with its domains, first KEK and credentials (returned in clear once)."""
     if not ACCOUNT_NAME.match(name):
         raise PermanentError(f"invalid tenant name {name!r}: letters, digits, space . _ -")
     if plan not in PLANS:
         raise PermanentError(f"invalid plan {plan!r}: expected {', '.join(PLANS)}")
+    if trial_ends_on is not None and plan != "trial":
+        raise PermanentError("only a trial has an end date (--plan trial)")
     wanted = sorted({normalize_domain(d) for d in domains})
     if not wanted:
         raise PermanentError("a tenant needs at least one --domain")
@@ -76,6 +81,7 @@ async def create_tenant(
         partner_id=partner_id,
         plan=plan,
         standing="active",
+        trial_ends_on=trial_ends_on,
     )
     session.add(tenant)
     await session.flush()
@@ -100,7 +106,18 @@ async def create_tenant(
     session.add(
         ApiKey(key_hash=sha256_hex(api_key), tenant_id=tenant.id, role="admin", prefix=api_key[:8])
     )
-    await audit(session, tenant.id, "cli", "tenant.create", tenant.id, name=name, domains=wanted)
+    await audit(
+        session,
+        tenant.id,
+        actor,
+        "tenant.create",
+        tenant.id,
+        name=name,
+        domains=wanted,
+        plan=plan,
+        partner=partner_id,
+        trial_ends_on=trial_ends_on.isoformat() if trial_ends_on else None,
+    )
     return TenantCredentials(tenant.id, name, tenant.id, password, token, api_key)
 
 

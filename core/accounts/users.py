@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.accounts.trials import check_nfr_users
 from core.addresses import normalize
 from core.audit import audit
 from core.errors import NotFound, PermanentError
@@ -36,6 +37,7 @@ async def add_user(
         raise PermanentError(f"invalid role {role!r}")
     if await find_user(session, tenant.id, email) is not None:
         raise PermanentError(f"{normalize(email)} is already a user of {tenant.name}")
+    await check_nfr_users(session, tenant)
     user = User(
         id=new_id("u_"),
         tenant_id=tenant.id,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts.domains import tenant_domains
 from core.accounts.networks import tenant_networks
+from core.accounts.trials import nfr_message_refusal, trial_over
 from core.addresses import domain_of
 from core.models import AllowedNetwork, Tenant
 from gateway.intake.replies import REPLY_RELAY_DENIED, REPLY_SUSPENDED, REPLY_TERMINATED
@@ -22,11 +23,15 @@ TOKEN_HEADER = "X-Sealmail-Tenant-Token"  # noqa: S105 - a header name
 
 
 def standing_refusal(tenant: Tenant) -> str | None:
-    """The reply for a tenant that may not send now, or ``None``."""
+    """The reply for a tenant that may not send now, or ``None``. A trial past its end date
+    is suspended by itself (no billing system needed): the mail waits at the sender."""
     if tenant.standing == "suspended":
         return REPLY_SUSPENDED
     if tenant.standing != "active":
         return REPLY_TERMINATED
+    if trial_over(tenant):
+        assert tenant.trial_ends_on is not None
+        return f"{REPLY_SUSPENDED}: the trial ended on {tenant.trial_ends_on.isoformat()}"
     return None
 
 
@@ -38,6 +43,10 @@ async def sender_refusal(session: AsyncSession, tenant: Tenant, mail_from: str) 
         return refusal
     if not await own_sender(session, tenant, mail_from):
         return REPLY_RELAY_DENIED
+    if tenant.plan == "nfr":
+        why = await nfr_message_refusal(session, tenant)
+        if why:
+            return f"451 4.7.1 {why}"
     return None
 
 

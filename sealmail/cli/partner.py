@@ -129,3 +129,159 @@ def partner_show(ctx: click.Context, ref: str, config: str | None, as_json: bool
     out.print(f"partner  {data['name']} ({data['id']})\ncreated  {data['created_at']} UTC")
     for t in data["tenants"]:
         out.print(f"  tenant {t['name']} ({t['id']}) plan={t['plan']} standing={t['standing']}")
+
+
+@partner.command("update")
+@click.argument("ref")
+@click.option("--nfr-users", type=click.IntRange(min=0), default=None, help="Users per NFR tenant.")
+@click.option(
+    "--nfr-messages",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Messages a calendar month per NFR tenant.",
+)
+@config_option
+@json_option
+@click.pass_context
+def partner_update(
+    ctx: click.Context,
+    ref: str,
+    nfr_users: int | None,
+    nfr_messages: int | None,
+    config: str | None,
+    as_json: bool,
+) -> None:
+    """Set the partner's not-for-resale agreement (0 removes a limit)."""
+    from core.accounts.partners import find_partner
+    from core.audit import audit
+    from core.services import Services
+
+    async def go() -> dict[str, Any]:
+        svc = Services.open(_settings(ctx))
+        try:
+            async with svc.db.session() as s:
+                p = await find_partner(s, ref)
+                if nfr_users is not None:
+                    p.nfr_max_users = nfr_users or None
+                if nfr_messages is not None:
+                    p.nfr_max_messages = nfr_messages or None
+                limits = {"nfr_max_users": p.nfr_max_users, "nfr_max_messages": p.nfr_max_messages}
+                await audit(s, None, "cli", "partner.nfr", p.id, **limits)
+                await s.commit()
+                return {"id": p.id, "name": p.name, **limits}
+        finally:
+            await svc.close()
+
+    data = _run(go())
+    if as_json:
+        _print_json(data)
+        return
+    users = data["nfr_max_users"] or "no limit"
+    messages = data["nfr_max_messages"] or "no limit"
+    out.print(
+        f"partner {data['name']}: NFR tenants may have {users} users, {messages} messages/month"
+    )
+
+
+@partner.group("user")
+def partner_user() -> None:
+    """Who may sign in to /partner."""
+
+
+@partner_user.command("add")
+@click.argument("ref")
+@click.argument("email")
+@click.option(
+    "--role", type=click.Choice(["partner-admin", "partner-tech"]), default="partner-admin"
+)
+@config_option
+@json_option
+@click.pass_context
+def partner_user_add(
+    ctx: click.Context, ref: str, email: str, role: str, config: str | None, as_json: bool
+) -> None:
+    """Let EMAIL sign in to the partner's console with ROLE."""
+    from core.accounts.partner_users import add_partner_user
+    from core.accounts.partners import find_partner
+    from core.services import Services
+
+    async def go() -> dict[str, Any]:
+        svc = Services.open(_settings(ctx))
+        try:
+            async with svc.db.session() as s:
+                p = await find_partner(s, ref)
+                u = await add_partner_user(s, p, email, role)
+                await s.commit()
+                return {"id": u.id, "partner": p.name, "email": u.email, "role": u.role}
+        finally:
+            await svc.close()
+
+    data = _run(go())
+    if as_json:
+        _print_json(data)
+    else:
+        out.print(
+            f"{data['email']} may sign in to /partner for {data['partner']} as {data['role']}"
+        )
+
+
+@partner_user.command("list")
+@click.argument("ref")
+@config_option
+@json_option
+@click.pass_context
+def partner_user_list(ctx: click.Context, ref: str, config: str | None, as_json: bool) -> None:
+    """The people who may sign in to the partner's console."""
+    from core.accounts.partner_users import list_partner_users
+    from core.accounts.partners import find_partner
+    from core.services import Services
+
+    async def go() -> list[dict[str, Any]]:
+        svc = Services.open(_settings(ctx))
+        try:
+            async with svc.db.session() as s:
+                p = await find_partner(s, ref)
+                return [
+                    {"id": u.id, "email": u.email, "role": u.role, "created_at": _ts(u.created_at)}
+                    for u in await list_partner_users(s, p.id)
+                ]
+        finally:
+            await svc.close()
+
+    rows = _run(go())
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "email", "role", "added (UTC)")
+    for r in rows:
+        table.add_row(r["id"], r["email"], r["role"], r["created_at"])
+    out.print(table if rows else "nobody may sign in for this partner yet")
+
+
+@partner_user.command("remove")
+@click.argument("ref")
+@click.argument("email")
+@config_option
+@click.pass_context
+def partner_user_remove(ctx: click.Context, ref: str, email: str, config: str | None) -> None:
+    """Stop EMAIL signing in to the partner's console."""
+    from core.accounts.partner_users import find_partner_user, remove_partner_user
+    from core.accounts.partners import find_partner
+    from core.errors import NotFound
+    from core.services import Services
+
+    async def go() -> str:
+        svc = Services.open(_settings(ctx))
+        try:
+            async with svc.db.session() as s:
+                p = await find_partner(s, ref)
+                u = await find_partner_user(s, p.id, email)
+                if u is None:
+                    raise NotFound(f"{email} does not work for {p.name}")
+                await remove_partner_user(s, p.id, u.id, "cli")
+                await s.commit()
+                return u.email
+        finally:
+            await svc.close()
+
+    out.print(f"{_run(go())} removed")

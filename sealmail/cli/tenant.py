@@ -48,6 +48,12 @@ def tenant() -> None:
 @click.option("--domain", "domains", multiple=True, required=True, help="A domain (repeatable).")
 @click.option("--partner", "partner_ref", default=None, help="Owning partner (id or name).")
 @click.option("--plan", type=click.Choice(["trial", "nfr", "paid"]), default="paid")
+@click.option(
+    "--trial-ends",
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="The trial's last day; after it mail gets 451 until the tenant is converted.",
+)
 @click.option("--display-name", default="", help="Name shown to recipients.")
 @click.option(
     "--network",
@@ -70,6 +76,7 @@ def tenant_create(
     domains: tuple[str, ...],
     partner_ref: str | None,
     plan: str,
+    trial_ends: str | None,
     display_name: str,
     networks: tuple[str, ...],
     private_networks: tuple[str, ...],
@@ -78,8 +85,10 @@ def tenant_create(
 ) -> None:
     """Create a tenant; prints its credentials once."""
     from billing_hooks.enforcement import standing_for_new_tenant
+    from branding.partner_brand import start_from_partner_brand
     from core.accounts.domains import tenant_domains
     from core.accounts.tenants import create_tenant
+    from core.accounts.trials import parse_end_date
     from core.models import Tenant
     from core.services import Services
 
@@ -96,9 +105,11 @@ def tenant_create(
                     plan=plan,
                     display_name=display_name,
                     networks=[(n, False) for n in networks] + [(n, True) for n in private_networks],
+                    trial_ends_on=parse_end_date(trial_ends) if trial_ends else None,
                 )
                 tenant = await s.get(Tenant, creds.tenant_id)
                 assert tenant is not None
+                await start_from_partner_brand(s, tenant, "cli")
                 # a new tenant of an unpaid partner waits with the others (451), at once
                 standing = await standing_for_new_tenant(s, tenant)
                 await s.commit()
@@ -136,6 +147,7 @@ async def _tenant_rows(settings: Settings) -> list[dict[str, Any]]:
                     "name": t.name,
                     "display_name": t.display_name,
                     "plan": t.plan,
+                    "trial_ends_on": t.trial_ends_on.isoformat() if t.trial_ends_on else None,
                     "standing": t.standing,
                     "partner": partners.get(t.partner_id or "", None),
                     "domains": sorted(domains.get(t.id, [])),
@@ -206,6 +218,7 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
                     "name": t.name,
                     "display_name": t.display_name,
                     "plan": t.plan,
+                    "trial_ends_on": t.trial_ends_on.isoformat() if t.trial_ends_on else None,
                     "standing": t.standing,
                     "partner": partner_name,
                     "domains": await tenant_domains(s, t.id),
@@ -232,8 +245,9 @@ def tenant_show(ctx: click.Context, ref: str, config: str | None, as_json: bool)
     if as_json:
         _print_json(data)
         return
-    for key in ("id", "name", "display_name", "plan", "standing", "partner", "messages"):
+    for key in ("id", "name", "display_name", "plan", "trial_ends_on", "standing", "partner"):
         out.print(f"{key:<14} {data[key] if data[key] is not None else '-'}")
+    out.print(f"{'messages':<14} {data['messages']}")
     out.print(f"{'domains':<14} {', '.join(data['domains'])}")
     nets = ", ".join(n["cidr"] + (" (private)" if n["private"] else "") for n in data["networks"])
     out.print(f"{'networks':<14} {nets or '-'}")

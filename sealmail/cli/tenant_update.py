@@ -90,6 +90,18 @@ from sealmail.cli.common import _print_json, _run, _settings, config_option, jso
     default=None,
     help="The tenant's own portal host name for its links, e.g. secure.acme.example ('' clears).",
 )
+@click.option(
+    "--plan",
+    type=click.Choice(["trial", "nfr", "paid"]),
+    default=None,
+    help="Convert the tenant (a trial that ended can send again at once).",
+)
+@click.option(
+    "--trial-ends",
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="Put the tenant on a trial ending then.",
+)
 @click.option("--network", "networks", multiple=True, help="Add a connector network (CIDR).")
 @click.option(
     "--private-network", "private_networks", multiple=True, help="Add a private network (CIDR)."
@@ -117,6 +129,8 @@ def tenant_update(
     forward_default: str | None,
     sent_users: str | None,
     portal_host: str | None,
+    plan: str | None,
+    trial_ends: str | None,
     networks: tuple[str, ...],
     private_networks: tuple[str, ...],
     config: str | None,
@@ -129,7 +143,12 @@ def tenant_update(
     from core.accounts.networks import add_network
     from core.accounts.tenant_settings import update_tenant
     from core.accounts.tenants import find_tenant
+    from core.accounts.trials import change_plan, parse_end_date, set_trial_end
+    from core.errors import PermanentError
     from core.services import Services
+
+    if trial_ends is not None and plan not in (None, "trial"):
+        raise click.UsageError("--trial-ends goes with --plan trial")
 
     async def go() -> dict[str, Any]:
         svc = Services.open(_settings(ctx))
@@ -162,6 +181,15 @@ def tenant_update(
                         s, t, "cli", archive=archive_retention, portal=portal_retention
                     )
                 )
+                if trial_ends is not None or plan == "trial":
+                    if trial_ends is None:
+                        raise PermanentError("a trial needs its last day: --trial-ends YYYY-MM-DD")
+                    end = parse_end_date(trial_ends)
+                    await set_trial_end(s, t, end, "cli")
+                    changes["plan"], changes["trial_ends_on"] = "trial", end.isoformat()
+                elif plan is not None and plan != t.plan:
+                    await change_plan(s, t, plan, "cli")
+                    changes["plan"] = plan
                 for cidr in networks:
                     await add_network(s, t, cidr, private=False)
                     changes.setdefault("networks_added", []).append(cidr)
