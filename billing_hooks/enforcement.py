@@ -26,7 +26,7 @@ async def tenants_of(session: AsyncSession, account: BillingAccount) -> list[Ten
     return []
 
 
-async def _suspended_by_billing(session: AsyncSession, tenant_id: str) -> bool:
+async def suspended_by_billing(session: AsyncSession, tenant_id: str) -> bool:
     stmt = (
         select(AuditEvent.actor)
         .where(AuditEvent.tenant_id == tenant_id, AuditEvent.action == "tenant.suspended")
@@ -57,7 +57,7 @@ async def resume(session: AsyncSession, account: BillingAccount) -> list[str]:
     account.updated_at = now()
     done = []
     for tenant in await tenants_of(session, account):
-        if tenant.standing == "suspended" and await _suspended_by_billing(session, tenant.id):
+        if tenant.standing == "suspended" and await suspended_by_billing(session, tenant.id):
             await set_standing(session, tenant, "active", ACTOR)
             done.append(tenant.id)
     await audit(session, None, ACTOR, "billing.resume", account.id, tenants=done)

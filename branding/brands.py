@@ -235,7 +235,8 @@ async def update_brand(
         changed.append("logo removed")
     if changed:
         row.updated_at, row.updated_by = now(), actor
-        await audit(session, row.tenant_id, actor, "brand.update", row.id, changed=changed)
+        owner = row.tenant_id or row.partner_id  # a partner's default brand has no tenant
+        await audit(session, owner, actor, "brand.update", row.id, changed=changed)
     return changed
 
 

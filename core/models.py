@@ -182,12 +182,12 @@ class AuditEvent(Base):
 
 
 class TenantKey(Base):
-    """A tenant's key-encryption key, wrapped by the root key."""
+    """A tenant's key-encryption key, wrapped by the root key. A partner has one too, under
+    its partner id (no foreign key since migration 0013): it seals the mail sealmail writes to
+    the partner's people, who may have no tenant yet."""
 
     __tablename__ = "tenant_keys"
-    tenant_id: Mapped[str] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
-    )
+    tenant_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     root_key_id: Mapped[str] = mapped_column(String(200), default="file")

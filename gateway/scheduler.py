@@ -171,3 +171,15 @@ async def _billing_webhooks(services: Services) -> object:
 
 JOBS.append(Job("billing-day", every=3600.0, run=_billing_day))
 JOBS.append(Job("billing-webhooks", every=60.0, run=_billing_webhooks, lease=600.0, retry=60.0))
+
+
+# --- partners (issue 14): reminders before and after a trial's last day, hourly -----------------
+
+
+async def _trial_reminders(services: Services) -> object:
+    from branding.partner_mail import send_trial_reminders
+
+    return await send_trial_reminders(services)
+
+
+JOBS.append(Job("trial-reminders", every=3600.0, run=_trial_reminders))

@@ -34,6 +34,11 @@ from portal.api import (
 )
 from portal.api import keys as api_keys
 from portal.api import quarantine as api_quarantine
+from portal.partner import auth as partner_auth
+from portal.partner import brand as partner_brand
+from portal.partner import console as partner_console
+from portal.partner import people as partner_people
+from portal.partner import tenants as partner_tenants
 from portal.reader import (
     attachments,
     downloads,
@@ -140,6 +145,27 @@ def routes() -> list[BaseRoute]:
         Route("/admin/domains", domains.domains_page, methods=GET),
         Route("/admin/domains/keys", domains.change_keys, methods=POST),
         Route("/admin/domains/sender", domains.save_sender, methods=POST),
+        # --- partner: an MSP's people, its tenants, trials and plans ------------------------
+        Route("/partner", partner_tenants.home, methods=GET),
+        Route("/partner/login", partner_auth.login_form, methods=GET),
+        Route("/partner/login", partner_auth.send_code, methods=POST),
+        Route("/partner/verify", partner_auth.verify, methods=POST),
+        Route("/partner/logout", partner_auth.logout, methods=POST),
+        Route("/partner/return", partner_console.back_to_partner, methods=POST),
+        Route("/partner/tenants/new", partner_tenants.new_form, methods=GET),
+        Route("/partner/tenants", partner_tenants.create, methods=POST),
+        Route("/partner/tenants/{tenant_id}", partner_tenants.tenant_page, methods=GET),
+        Route("/partner/tenants/{tenant_id}/plan", partner_tenants.set_plan, methods=POST),
+        Route("/partner/tenants/{tenant_id}/standing", partner_tenants.set_standing, methods=POST),
+        Route("/partner/tenants/{tenant_id}/console", partner_console.open_console, methods=POST),
+        Route("/partner/brand", partner_brand.brand_page, methods=GET),
+        Route("/partner/brand", partner_brand.save_brand, methods=POST),
+        Route("/partner/people", partner_people.people_page, methods=GET),
+        Route("/partner/people", partner_people.add_person, methods=POST),
+        Route("/partner/people/{user_id}/remove", partner_people.remove_person, methods=POST),
+        Route("/partner/api-keys", partner_people.keys_page, methods=GET),
+        Route("/partner/api-keys", partner_people.create_key, methods=POST),
+        Route("/partner/api-keys/{api_key_id}/revoke", partner_people.revoke_key, methods=POST),
         # --- sent: a tenant user's own sent messages --------------------------------------
         Route("/sent", sent_pages.sent_list, methods=GET),
         Route("/sent/login", sent_auth.login_form, methods=GET),

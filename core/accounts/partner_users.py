@@ -41,7 +41,7 @@ async def add_partner_user(
         invited_by="" if actor == "cli" else actor,
     )
     session.add(user)
-    await audit(session, None, actor, "partner.user.add", user.id, partner=partner.id, role=role)
+    await audit(session, partner.id, actor, "partner.user.add", user.id, email=address, role=role)
     return user
 
 
@@ -91,7 +91,7 @@ async def remove_partner_user(
     if user.role == "partner-admin" and not await _other_admins(session, user):
         raise PermanentError("the last partner admin cannot be removed; add another first")
     await session.delete(user)
-    await audit(session, None, actor, "partner.user.remove", user.id, partner=partner_id)
+    await audit(session, partner_id, actor, "partner.user.remove", user.id, email=user.email)
     return user
 
 
@@ -118,7 +118,9 @@ async def create_partner_key(
         created_by=actor[:320],
     )
     session.add(row)
-    await audit(session, None, actor, "partner.api_key.create", partner_key_id(row), label=label)
+    await audit(
+        session, partner_id, actor, "partner.api_key.create", partner_key_id(row), label=label
+    )
     return key, row
 
 
@@ -142,7 +144,7 @@ async def revoke_partner_key(
         raise NotFound("no such key")
     if row.revoked_at is None:
         row.revoked_at = now()
-        await audit(session, None, actor, "partner.api_key.revoke", kid, label=row.label)
+        await audit(session, partner_id, actor, "partner.api_key.revoke", kid, label=row.label)
     return row
 
 

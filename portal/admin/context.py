@@ -25,6 +25,7 @@ def page_context(admin: Admin, **extra: Any) -> dict[str, Any]:
         "admin_email": admin.user.email,
         "admin_role": admin.user.role,
         "csrf_token": admin.session.csrf_token,
+        "acting_partner": admin.partner,
         "fmt_time": format_time,
         **extra,
     }

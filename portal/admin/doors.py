@@ -12,7 +12,8 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from core.models import PortalSession, Tenant, User
+from core.accounts.models import PartnerUser
+from core.models import Partner, PortalSession, Tenant, User
 from portal import sessions
 from portal.forms import field, read_form
 from portal.security import check_session_token, same_origin_request
@@ -26,6 +27,7 @@ PENDING_COOKIE = "__Host-sealmail_admin_pending"
 PENDING_KIND = "admin-code"
 SESSION_KIND = "admin"
 SENDER_SESSION_KIND = "sender"
+PARTNER_AS_KIND = "partner-as"  # a partner's person in a tenant's console (portal.partner.console)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +58,7 @@ ADMIN_DOOR = Door(
     ADMIN_ROLES,
     PENDING_KIND,
     PENDING_COOKIE,
-    (SESSION_KIND,),
+    (SESSION_KIND, PARTNER_AS_KIND),
     "/admin",
     "admin/login.html",
     "admin/code.html",
@@ -79,10 +81,12 @@ class Admin:
     session: PortalSession
     user: User
     tenant: Tenant
+    partner: str = ""  # the partner's name when its person opened this console
 
     @property
     def actor(self) -> str:
-        return self.user.email
+        """Who the audit log names: the user, or ``partner:<address>`` for a partner's person."""
+        return f"partner:{self.user.email}" if self.partner else self.user.email
 
     def may(self, what: str) -> bool:
         """``quarantine`` for admin and compliance; everything else for admin only."""
@@ -96,6 +100,8 @@ async def current_user(s: AsyncSession, request: Request, door: Door) -> Admin |
     row = await sessions.load(s, request)
     if row is None or row.kind not in door.session_kinds:
         return None
+    if row.kind == PARTNER_AS_KIND:
+        return await _partner_as(s, row)
     roles = door.roles if row.kind == SENDER_SESSION_KIND else ADMIN_ROLES
     stmt = select(User, Tenant).join(Tenant, Tenant.id == User.tenant_id)
     stmt = stmt.where(
@@ -112,6 +118,28 @@ async def current_user(s: AsyncSession, request: Request, door: Door) -> Admin |
         sender = await unlisted(s, row.tenant_id, row.email)
         return Admin(row, sender.user, sender.tenant) if sender is not None else None
     return Admin(row, found[0], found[1])
+
+
+async def _partner_as(s: AsyncSession, row: PortalSession) -> Admin | None:
+    """A partner's person in one of the partner's tenants' consoles, acting as an admin; the
+    person must still work for the partner that owns the tenant, checked on every request."""
+    stmt = (
+        select(PartnerUser, Partner, Tenant)
+        .join(Partner, Partner.id == PartnerUser.partner_id)
+        .join(Tenant, Tenant.partner_id == Partner.id)
+        .where(
+            Tenant.id == row.tenant_id,
+            Tenant.standing != "terminated",
+            func.lower(PartnerUser.email) == row.email,
+        )
+    )
+    found = (await s.execute(stmt)).first()
+    if found is None:
+        return None
+    person, partner, tenant = found
+    # never added to the database session: it stands for the partner's person on the pages
+    user = User(id=person.id, tenant_id=tenant.id, email=person.email, role="admin")
+    return Admin(row, user, tenant, partner=partner.name)
 
 
 async def current_admin(s: AsyncSession, request: Request) -> Admin | None:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from core.accounts.models import PartnerUser
 from core.audit import audit
 from core.hashing import sha256_hex
 from core.models import User, now
@@ -127,6 +128,12 @@ async def verify(
                 await s.execute(
                     update(User)
                     .where(User.tenant_id == tenant, func.lower(User.email) == who.email)
+                    .values(last_signin_at=now())
+                )
+            elif session_kind == "partner":  # /partner/people shows it
+                await s.execute(
+                    update(PartnerUser)
+                    .where(PartnerUser.id == who.target)
                     .values(last_signin_at=now())
                 )
             action = f"{door.name}.signin"

@@ -16,7 +16,16 @@ branch_labels = None
 depends_on = None
 
 
+_FK_NAMES = {"fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s"}
+
+
 def upgrade() -> None:
+    # a partner's key-encryption key lives beside tenants' keys under the partner's id
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_constraint("tenant_keys_tenant_id_fkey", "tenant_keys", type_="foreignkey")
+    else:
+        with op.batch_alter_table("tenant_keys", naming_convention=_FK_NAMES) as batch_op:
+            batch_op.drop_constraint("fk_tenant_keys_tenant_id_tenants", type_="foreignkey")
     op.create_table(
         "partner_api_keys",
         sa.Column("key_hash", sa.String(length=64), nullable=False),
@@ -124,6 +133,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("tenant_keys", schema=None) as batch_op:
+        batch_op.create_foreign_key(
+            "tenant_keys_tenant_id_fkey", "tenants", ["tenant_id"], ["id"], ondelete="CASCADE"
+        )
     with op.batch_alter_table("tenants", schema=None) as batch_op:
         batch_op.drop_column("addin_on_send")
         batch_op.drop_column("trial_reminders")
