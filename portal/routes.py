@@ -33,6 +33,7 @@ from portal.api import (
     policy_dry_run,
 )
 from portal.api import keys as api_keys
+from portal.api import partner_tenants as partner_api
 from portal.api import quarantine as api_quarantine
 from portal.partner import auth as partner_auth
 from portal.partner import brand as partner_brand
@@ -203,6 +204,13 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/archive/holds", holds.api_list, methods=GET),
         Route("/api/v1/archive/holds", holds.api_place, methods=POST),
         Route("/api/v1/archive/holds/{hold_id}/release", holds.api_release, methods=POST),
+        Route("/api/v1/tenants", partner_api.list_tenants, methods=GET),
+        Route("/api/v1/tenants", partner_api.create, methods=POST),
+        Route("/api/v1/tenants/{tenant_id}", partner_api.show, methods=GET),
+        Route("/api/v1/tenants/{tenant_id}/plan", partner_api.set_plan, methods=POST),
+        Route("/api/v1/tenants/{tenant_id}/suspend", partner_api.suspend, methods=POST),
+        Route("/api/v1/tenants/{tenant_id}/resume", partner_api.resume, methods=POST),
+        Route("/api/v1/tenants/{tenant_id}/terminate", partner_api.terminate, methods=POST),
         Route("/billing/webhook", billing_webhook.webhook, methods=POST),
         # --- support: /pin for account contacts, /support for the desk -------------------
         Route("/api/v1/support/verify", support_api.api_verify, methods=POST),

@@ -24,6 +24,7 @@ async def create_partner(session: AsyncSession, name: str) -> Partner:
         raise PermanentError(f"partner {name!r} already exists")
     partner = Partner(id=new_id("p_"), name=name)
     session.add(partner)
+    await session.flush()  # its people and keys refer to it
     await audit(session, None, "cli", "partner.create", partner.id, name=name)
     return partner
 

@@ -8,7 +8,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from portal.api import archive, holds, keys, message_control, messages, policy, policy_dry_run
+from portal.api import (
+    archive,
+    holds,
+    keys,
+    message_control,
+    messages,
+    partner_tenants,
+    policy,
+    policy_dry_run,
+)
 from portal.support.api import SUPPORT_PATHS
 
 API_VERSION = "1"
@@ -16,7 +25,10 @@ OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "sealmail API", "version": API_VERSION},
     "components": {
-        "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "apiKey": {"type": "http", "scheme": "bearer"},
+            **partner_tenants.SECURITY_SCHEMES,
+        },
     },
     "security": [{"apiKey": []}],
 }
@@ -34,6 +46,7 @@ def document() -> dict[str, Any]:
         **archive.PATHS,
         **holds.PATHS,
         **SUPPORT_PATHS,
+        **partner_tenants.PATHS,
     }
     return {**OPENAPI, "paths": paths}
 

@@ -118,4 +118,7 @@ async def partner_post(
         form = await checked(request, who, large=large)
         if admins_only and not who.is_admin:
             raise HTTPException(404)
+        # kept readable after a rollback of the action (the page that explains it needs them)
+        for row in (who.session, who.user, who.partner):
+            s.expunge(row)
         yield st, s, who, form

@@ -64,7 +64,8 @@ async def new_form(request: Request) -> Response:
         return who
     if not who.is_admin:
         raise HTTPException(404)
-    values = {"plan": "trial", "trial_ends": trial_end_default().isoformat()}
+    values = dict.fromkeys(("name", "domains", "networks", "admin_email"), "")
+    values.update(plan="trial", trial_ends=trial_end_default().isoformat())
     return _new_page(st, who, values)
 
 
@@ -123,6 +124,8 @@ async def _tenant_ctx(st: PortalState, who: PartnerPerson, tenant_id: str) -> di
         users_limit=users_limit,
         messages_limit=messages_limit,
         trial_default=trial_end_default().isoformat(),
+        notice="",
+        error="",
     )
 
 
