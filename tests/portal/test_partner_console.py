@@ -111,23 +111,39 @@ def test_create_a_trial_convert_suspend_resume_terminate(world: World) -> None:
     page = world.client.get("/partner/brand")
     r = world.client.post(
         "/partner/brand",
-        data={"csrf": csrf_of(page.text), "color": "#7a1f3d", "text_color": "#ffffff",
-              "footer_text": "Looked after by MSP A", "show_sender": "yes"},
+        data={
+            "csrf": csrf_of(page.text),
+            "color": "#7a1f3d",
+            "text_color": "#ffffff",
+            "footer_text": "Looked after by MSP A",
+            "show_sender": "yes",
+        },
         files={"logo": ("", b"", "application/octet-stream")},
         follow_redirects=False,
-    )  # fmt: skip
+    )
     assert r.status_code == 303, r.text
-    bad = _post(world.client, "/partner/tenants/new", "/partner/tenants",
-                {"name": "Gamma", "domains": "gamma.example", "plan": "trial", "trial_ends": "soon"})  # fmt: skip
+    bad = _post(
+        world.client,
+        "/partner/tenants/new",
+        "/partner/tenants",
+        {"name": "Gamma", "domains": "gamma.example", "plan": "trial", "trial_ends": "soon"},
+    )
     assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text
     yesterday = (
         datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=1)
     ).isoformat()
     created = _post(
-        world.client, "/partner/tenants/new", "/partner/tenants",
-        {"name": "Gamma", "domains": "gamma.example, gamma.test", "plan": "trial",
-         "trial_ends": yesterday, "admin_email": "it@gamma.example"},
-    )  # fmt: skip
+        world.client,
+        "/partner/tenants/new",
+        "/partner/tenants",
+        {
+            "name": "Gamma",
+            "domains": "gamma.example, gamma.test",
+            "plan": "trial",
+            "trial_ends": yesterday,
+            "admin_email": "it@gamma.example",
+        },
+    )
     assert created.status_code == 201, created.text
     token = re.search(r"Connector token</dt><dd><code class=\"secret\">([^<]+)<", created.text)
     assert token and len(token.group(1)) >= 40
@@ -164,11 +180,19 @@ def test_create_a_trial_convert_suspend_resume_terminate(world: World) -> None:
         assert (
             world.run(_rows, world.services, Tenant, Tenant.id == tenant.id)[0].standing == standing
         )
-    r = _post(world.client, f"/partner/tenants/{tenant.id}", f"/partner/tenants/{tenant.id}/standing",
-              {"action": "terminate", "confirm": "gamma"})  # fmt: skip
+    r = _post(
+        world.client,
+        f"/partner/tenants/{tenant.id}",
+        f"/partner/tenants/{tenant.id}/standing",
+        {"action": "terminate", "confirm": "gamma"},
+    )
     assert r.status_code == 400 and "type the tenant&#39;s name, Gamma" in r.text
-    r = _post(world.client, f"/partner/tenants/{tenant.id}", f"/partner/tenants/{tenant.id}/standing",
-              {"action": "terminate", "confirm": "Gamma"})  # fmt: skip
+    r = _post(
+        world.client,
+        f"/partner/tenants/{tenant.id}",
+        f"/partner/tenants/{tenant.id}/standing",
+        {"action": "terminate", "confirm": "Gamma"},
+    )
     assert r.status_code == 303
     assert (
         world.run(_rows, world.services, Tenant, Tenant.id == tenant.id)[0].standing == "terminated"
@@ -194,9 +218,12 @@ def test_create_a_trial_convert_suspend_resume_terminate(world: World) -> None:
 
 def test_console_as_partner_is_audited_and_a_technician_changes_nothing(world: World) -> None:
     pa = world.run(
-        _partner, world.services, "MSP A", [(ADMIN_A, "partner-admin"), (TECH_A, "partner-tech")],
+        _partner,
+        world.services,
+        "MSP A",
+        [(ADMIN_A, "partner-admin"), (TECH_A, "partner-tech")],
         nfr_max_users=1,
-    )  # fmt: skip
+    )
     t = world.run(_tenant_of, world.services, pa, "Delta", "delta.example", "nfr")
     tech = sign_in(world, TECH_A)
     assert tech.get("/partner/tenants/new").status_code == 404
