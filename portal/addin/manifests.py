@@ -62,9 +62,9 @@ def _urls(base: str, tenant: Tenant) -> dict[str, str]:
         "taskpane": f"{base}/addin/taskpane.html{q}",
         "commands": f"{base}/addin/commands.html{q}",
         "commands_js": f"{base}/addin/commands.js{q}",
-        "help": f"{base}/addin/help",
-        "privacy": f"{base}/addin/help#privacy",
-        "terms": f"{base}/addin/help#terms",
+        "help": f"{base}/addin/help{q}",
+        "privacy": f"{base}/addin/help{q}#privacy",
+        "terms": f"{base}/addin/help{q}#terms",
         **{f"icon{n}": f"{base}/addin/static/icon-{n}.png" for n in (16, 32, 64, 80, 128)},
     }
 
