@@ -22,11 +22,14 @@ import pytest
 
 from tests.e2e.conftest import Product
 from tests.e2e.mail import find_code
+from tests.e2e.test_conversations import browser  # noqa: F401
+from tests.helpers.pages import look_at
 from tests.helpers.smtp_sink import SmtpSink
 
 JS = Path(__file__).parent / "js"
 TOOLS = JS / "node_modules" / ".bin"
 ALICE = "alice@acme.example"
+ADMIN = "admin@acme.example"
 OLIVER = "oliver@other.example"
 POLICY = (
     "rules:\n"
@@ -92,6 +95,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             policy = product.root / "policy.yaml"
             policy.write_text(POLICY)
             product.cli("policy", "import", "Acme", str(policy))
+            product.cli("user", "add", "Acme", ADMIN, "--role", "admin")
             product.start()
             live = Live(product, sink, {"acme": acme["id"], "other": other["id"]})
             live.api_key = acme["api_key"]
@@ -231,3 +235,46 @@ def test_user_tokens_never_cross_tenants_nor_accept_api_keys(live: Live) -> None
         "POST", "/addin/api/token", {"pending": json.loads(body)["pending"], "code": "000000"}
     )
     assert status == 400
+
+
+@pytest.mark.browser
+def test_task_pane_outside_outlook_and_the_admin_setting_in_a_browser(
+    live: Live,
+    browser: Any,  # noqa: F811
+) -> None:
+    """Runs last: it changes the tenant's on-send setting."""
+    acme = live.tenants["acme"]
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    # offline, Microsoft's CDN cannot answer: the page must still say what it is
+    context.route("https://appsforoffice.microsoft.com/**", lambda route: route.abort())
+    page = context.new_page()
+    page.goto(f"{live.url}/addin/taskpane.html?tenant={acme}")
+    assert page.locator("#outside").is_visible()
+    assert "Open this page from Outlook" in page.locator("#outside").inner_text()
+    assert not page.locator("#signin").is_visible() and not page.locator("#options").is_visible()
+    look_at(page, "addin-taskpane-outside-outlook", group="addin")
+    page.goto(f"{live.url}/addin/help?tenant={acme}")
+    look_at(page, "addin-help", group="addin")
+
+    # the admin chooses "warn" on /admin/settings; the check then answers it
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{live.url}/admin/login")
+    page.fill("#email", ADMIN)
+    seen = {id(m) for m in live.sink.messages}
+    page.click("button[type=submit]")
+    page.wait_for_selector("#code")
+    mail = live.sink.wait_for(lambda m: ADMIN in m.rcpt_tos and id(m) not in seen, timeout=60)
+    page.fill("#code", find_code(mail[-1].data))
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(f"{live.url}/admin")
+    page.goto(f"{live.url}/admin/settings")
+    page.check("input[name=addin_on_send][value=warn]")
+    page.click("button:has-text('Save the add-in setting')")
+    page.wait_for_url(f"{live.url}/admin/settings?done=saved")
+    assert "warns them, and they may send it as it is" in page.content()
+    look_at(page, "admin-settings-addin", group="admin")
+    token = live.token_for(ALICE)
+    draft = {"to": ["bob@recipient.test"], "body": "card 4111 1111 1111 1111"}
+    auth = {"Authorization": f"Bearer {token}"}
+    _, _, body = live.request("POST", f"/addin/api/check?tenant={acme}", draft, auth)
+    assert json.loads(body)["on_send"] == "warn"
