@@ -12,6 +12,11 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from portal import brand_assets, ops
+from portal.addin import auth as addin_auth
+from portal.addin import check as addin_check
+from portal.addin import manifests as addin_manifests
+from portal.addin import pages as addin_pages
+from portal.addin import setting as addin_setting
 from portal.admin import api_keys as admin_api_keys
 from portal.admin import archive as admin_archive
 from portal.admin import audit as admin_audit
@@ -226,6 +231,20 @@ def routes() -> list[BaseRoute]:
         Route("/support/lookup", desk.desk_lookup, methods=POST),
         Route("/support/verify", desk.desk_verify, methods=POST),
         Route("/support/letter", desk.desk_letter, methods=POST),
+        # --- addin: the Outlook add-in (manifests, pages, sign-in, send-time check) ---------
+        Route("/addin/manifest.xml", addin_manifests.xml_manifest, methods=GET),
+        Route("/addin/manifest.json", addin_manifests.json_manifest, methods=GET),
+        Route("/addin/color.png", addin_pages.package_icon, methods=GET),
+        Route("/addin/outline.png", addin_pages.package_icon, methods=GET),
+        Route("/addin/taskpane.html", addin_pages.taskpane, methods=GET),
+        Route("/addin/commands.html", addin_pages.commands_page, methods=GET),
+        Route("/addin/commands.js", addin_pages.commands_js, methods=GET),
+        Route("/addin/help", addin_pages.help_page, methods=GET),
+        Route("/addin/static/{name}", addin_pages.static_file, methods=GET),
+        Route("/addin/api/code", addin_auth.send_code, methods=POST),
+        Route("/addin/api/token", addin_auth.issue_token, methods=POST),
+        Route("/addin/api/check", addin_check.check, methods=POST),
+        Route("/admin/settings/addin", addin_setting.save, methods=POST),
         # --- ops: probes, metrics, the tenants' brand stylesheets, static files ----------
         Route("/brand/{tenant_id}.css", brand_assets.brand_css, methods=GET),
         Route("/brand/{tenant_id}/logo/{brand_id}.png", brand_assets.brand_logo, methods=GET),

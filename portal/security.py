@@ -38,6 +38,9 @@ BODY_CSP = (
 DOWNLOAD_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
 HSTS = "max-age=63072000; includeSubDomains"
 STATIC_PREFIXES = ("/static/", "/brand/")
+# Outlook frames the add-in's pages: their own CSP frame-ancestors names Outlook's origins,
+# and X-Frame-Options (which cannot name them) is left off there.
+FRAMED_PREFIX = "/addin/"
 
 SESSION_COOKIE = "__Host-sealmail_session"
 PRE_COOKIE = "__Host-sealmail_pre"
@@ -87,6 +90,8 @@ class SecuredStarlette(Starlette):
 
 def add_security_headers(headers: MutableHeaders, path: str) -> None:
     for name, value in _DEFAULTS:
+        if name == "x-frame-options" and path.startswith(FRAMED_PREFIX):
+            continue
         if name not in headers:
             headers[name] = value
     csp = headers["content-security-policy"]

@@ -77,6 +77,24 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+section "npm (the Outlook add-in's tests: Office.js mock, manifest tools)"
+# --- addin ---
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  as_root apt-get update -q
+  as_root apt-get install -y -q --no-install-recommends nodejs npm </dev/null
+fi
+ADDIN_JS=tests/addin/js
+npm_stamp="$ADDIN_JS/node_modules/.sealmail-npm-stamp"
+npm_want=$(sha256sum "$ADDIN_JS/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_want" ]; then
+  (cd "$ADDIN_JS" && npm ci --no-audit --no-fund)
+  echo "$npm_want" >"$npm_stamp"
+else
+  echo "up to date (node $(node --version))"
+fi
+# --- end addin ---
+
+# ---------------------------------------------------------------------------------------------
 section "postgresql"
 # Try the URL; print "ok", "noauth" (server up, we may not log in) or "down".
 pg_probe() {
