@@ -28,9 +28,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return make_settings(
-        tmp_path, db_url, smtp_hostname="gw.msp.example", smtp_listen="0.0.0.0:25"
-    )
+    return make_settings(tmp_path, db_url, smtp_hostname="gw.msp.example", smtp_listen="0.0.0.0:25")
 
 
 async def _network(services: Services, tenant_id: str, cidr: str) -> None:
@@ -114,7 +112,7 @@ def test_setup_page_check_and_tokens(world: World) -> None:
     assert token not in world.client.get("/admin/setup").text  # never shown again
     # revoke the older one (its fingerprint is listed first)
     page = world.client.get("/admin/setup")
-    ids = re.findall(r'/admin/setup/tokens/([0-9a-f]{12})/revoke', page.text)
+    ids = re.findall(r"/admin/setup/tokens/([0-9a-f]{12})/revoke", page.text)
     assert len(ids) == 2
     r = world.client.post(
         f"/admin/setup/tokens/{ids[0]}/revoke",
