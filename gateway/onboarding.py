@@ -159,7 +159,7 @@ async def decided(
         seen = sorted(set(verdicts))
         words = "; ".join(
             f"{action}{f' ({method})' if method else ''}"
-            f" by {f'rule {rule!r}' if rule else 'the default or a trigger'}"
+            f" by {f'rule {rule!r}' if rule else 'the policy default or a built-in trigger'}"
             for _d, action, method, rule in seen
         )
         steps = [(checks.DECIDED, True, f"The policy decided: {words}.")]

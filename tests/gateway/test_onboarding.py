@@ -173,7 +173,7 @@ async def test_open_again_restarts(gw_services: Services) -> None:
     await _open(gw_services, t.id)
     again = await _view(gw_services, t.id)
     assert again.id != first and again.state == checks.WAITING
-    assert set((await watch_of(gw_services.db).open_checks(gw_services.db))) == {t.id}
+    assert set(await watch_of(gw_services.db).open_checks(gw_services.db)) == {t.id}
     async with gw_services.db.session() as s:
         from core.setup.models import SetupCheck
 
@@ -185,3 +185,28 @@ async def test_open_again_restarts(gw_services: Services) -> None:
         row.expires_at = 1.0
         await s.commit()
     assert (await _view(gw_services, t.id)).state == checks.EXPIRED
+
+
+async def test_sealed_message_is_handed_back_as_its_notice(
+    gateway, gw_services: Services, sink: Sink
+) -> None:
+    t = await make_tenant(gw_services, "M365", ("m365.example",))
+    await _open(gw_services, t.id)
+    msg = make_message(subject="[secure] the contract", sender="a@m365.example")
+    await asend(
+        gateway, msg, "a@m365.example", ["bob@partner.example"], login=(t.username, t.password)
+    )
+    await run_once(gw_services)
+    await sink.wait_for(1)
+    view = await _view(gw_services, t.id)
+    assert view.state == checks.OK, view
+    steps = [s.step for s in view.steps]
+    assert steps == [
+        checks.ARRIVED,
+        checks.IDENTIFIED,
+        checks.DECIDED,
+        checks.SEALED,
+        checks.HANDED_BACK,
+    ]
+    assert "encrypt" in view.steps[2].detail
+    assert "contract" not in " ".join(s.detail for s in view.steps)
