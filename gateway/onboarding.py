@@ -135,6 +135,8 @@ def refused(
             build = faults.no_token_fault()
         await _fault(services, tid, client_ip, mail_from, build)
 
+    if watch.watch_of(services.db).surely_none():
+        return  # the usual case: no task, no query
     try:
         _in_background("a refusal", work)
     except RuntimeError:  # no running loop: nothing to record with

@@ -45,6 +45,11 @@ class Watch:
         """Read again at the next call (after this process changed a check)."""
         self._read_at = -1e18
 
+    def surely_none(self) -> bool:
+        """No check is open as of a read within the refresh interval: a caller may skip
+        even the (cheap) await."""
+        return not self._open and time.monotonic() - self._read_at < self.refresh
+
     async def open_checks(self, db: Database) -> dict[str, OpenCheck]:
         if time.monotonic() - self._read_at < self.refresh:
             return self._open

@@ -27,11 +27,18 @@ POLL_SECONDS = 1.5
 
 
 async def setup_context(
-    services: Services, tenant: Tenant, *, new_token: str = "", base: str = "/admin/setup"
+    services: Services,
+    tenant: Tenant,
+    *,
+    new_token: str = "",
+    base: str = "/admin/setup",
+    settings_url: str = "/admin/settings",
 ) -> dict[str, Any]:
     """The template context of a tenant's setup page. ``new_token``: a token just issued,
     shown once and filled into the PowerShell; ``base``: the page's own path (the check's
-    and the tokens' forms post below it)."""
+    and the tokens' forms post below it: ``{base}/check``, ``{base}/tokens``,
+    ``{base}/tokens/{id}/revoke``); ``settings_url``: where the tenant's networks and next
+    hop are changed."""
     async with services.db.session() as s:
         domains = await tenant_domains(s, tenant.id)
         networks = await tenant_networks(s, tenant.id)
@@ -41,6 +48,7 @@ async def setup_context(
     return {
         "setup_tenant": tenant,
         "setup_base": base,
+        "settings_url": settings_url,
         "domains": domains,
         "networks": networks,
         "public_networks": [n for n in networks if not n.private],

@@ -94,6 +94,8 @@ def test_setup_page_check_and_tokens(world: World) -> None:
     assert r.status_code == 303 and r.headers["location"].startswith("/admin/setup?done=check")
     state = world.client.get("/admin/setup/check?format=json").json()
     assert state["state"] == "waiting" and state["steps"] == []
+    asked = world.client.get("/admin/setup/check", headers={"Accept": "application/json"})
+    assert asked.json()["state"] == "waiting"
     fragment = world.client.get("/admin/setup/check?format=fragment")
     assert 'data-state="waiting"' in fragment.text and "<html" not in fragment.text
     assert "Waiting for your next message" in world.client.get("/admin/setup/check").text
