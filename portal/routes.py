@@ -26,6 +26,7 @@ from portal.admin import brand_template, decisions, domains, keys, overview, qua
 from portal.admin import branding as admin_branding
 from portal.admin import policy as admin_policy
 from portal.admin import settings as admin_settings
+from portal.admin import setup as admin_setup
 from portal.admin import users as admin_users
 from portal.api import archive as api_archive
 from portal.api import (
@@ -172,6 +173,12 @@ def routes() -> list[BaseRoute]:
         Route("/partner/api-keys", partner_people.keys_page, methods=GET),
         Route("/partner/api-keys", partner_people.create_key, methods=POST),
         Route("/partner/api-keys/{api_key_id}/revoke", partner_people.revoke_key, methods=POST),
+        # --- admin: setup page and live check (issue 14, item 5) ----------------------------
+        Route("/admin/setup", admin_setup.setup_page, methods=GET),
+        Route("/admin/setup/check", admin_setup.start_check, methods=POST),
+        Route("/admin/setup/check", admin_setup.check_state, methods=GET),
+        Route("/admin/setup/tokens", admin_setup.new_token, methods=POST),
+        Route("/admin/setup/tokens/{token_id}/revoke", admin_setup.revoke, methods=POST),
         # --- sent: a tenant user's own sent messages --------------------------------------
         Route("/sent", sent_pages.sent_list, methods=GET),
         Route("/sent/login", sent_auth.login_form, methods=GET),

@@ -29,6 +29,7 @@ from core.errors import TransientError
 from core.metrics import metrics
 from core.models import Message, OutboxItem, OutboxRecipient, Tenant, now
 from core.services import Services
+from gateway import onboarding
 from gateway.delivery.dsn import Failure, queue_dsn, status_of
 from gateway.delivery.nexthop import NextHops, hop_for
 from gateway.delivery.outcomes import DeliveryState
@@ -175,6 +176,11 @@ async def _deliver_item(
     await kept.write_or_keep(
         functools.partial(_record, services, owner, group, data, results, expired)
     )
+    if first.message_id and not expired and results:
+        reply = results.get(first.rcpt) or next(iter(results.values()))
+        await onboarding.handed_back(
+            services, first.tenant_id, first.message_id, hop, str(reply), reply.code
+        )
 
 
 async def _send(

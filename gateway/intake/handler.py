@@ -24,6 +24,7 @@ from core.accounts.tenants import get_tenant
 from core.models import Tenant
 from core.services import Services
 from core.writegate import WriteGate
+from gateway import onboarding
 from gateway.intake import auth_limits, identity, replies
 from gateway.intake.committer import GroupCommitter
 from gateway.intake.incoming import IncomingMessage
@@ -145,19 +146,33 @@ class IntakeHandler:
             tenant: Tenant | None = None
             if server.auth_tenant_id:
                 tenant = await get_tenant(s, server.auth_tenant_id)
+                envelope.identified_by = onboarding.BY_AUTH
             else:
                 tenant = await tenant_by_network(s, server.client_ip)
+                envelope.identified_by = onboarding.BY_NETWORK
             if tenant is not None:
                 refusal = await identity.sender_refusal(s, tenant, address)
                 if refusal == replies.REPLY_RELAY_DENIED and identity.journal_only_allowed(tenant):
                     envelope.journal_only = identity.journal_address(tenant)
                 elif refusal:
+                    if refusal == replies.REPLY_RELAY_DENIED:
+                        onboarding.refused(
+                            self.services,
+                            client_ip=server.client_ip,
+                            mail_from=address,
+                            tenant_id=tenant.id,
+                            why="sender",
+                        )
                     return refusal
                 envelope.tenant_id = tenant.id
                 return None
+            envelope.identified_by = ""
             # Only a connector token in the headers can still identify this sender.
             if not await identity.may_be_connector(s, server.client_ip):
                 envelope.deny = replies.REPLY_RELAY_DENIED
+                onboarding.refused(
+                    self.services, client_ip=server.client_ip, mail_from=address, why="network"
+                )
             return None
 
     async def handle_RCPT(
@@ -209,6 +224,7 @@ class IntakeHandler:
             return refusal
         envelope.tenant_id = tenant.id
         envelope.journal_only = identity.journal_address(tenant)
+        envelope.identified_by = onboarding.BY_JOURNAL
         logcontext.set_tenant(tenant.id)
         return None
 

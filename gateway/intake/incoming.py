@@ -18,6 +18,7 @@ from core.models import Message, MessageRecipient, Tenant
 from core.services import Services
 from core.storage.vault import SealWriter
 from core.writegate import WriteGate
+from gateway import onboarding
 from gateway.headers import header_value, parse_headers
 from gateway.intake import identity, replies
 from gateway.intake.committer import GroupCommitter
@@ -130,18 +131,35 @@ class IncomingMessage:
                     if token
                     else None
                 )
+                mail_from = self.envelope.mail_from or ""
                 if tenant is None:
                     self.reply = replies.REPLY_RELAY_DENIED
+                    onboarding.refused(
+                        services,
+                        client_ip=self.server.client_ip,
+                        mail_from=mail_from,
+                        token=token or "",
+                        why="token",
+                    )
                     return None
-                refusal = await identity.sender_refusal(s, tenant, self.envelope.mail_from or "")
+                refusal = await identity.sender_refusal(s, tenant, mail_from)
                 if refusal == replies.REPLY_RELAY_DENIED and _journal_report(
                     tenant, head, self.envelope.rcpt_tos
                 ):
                     refusal = None  # a journal report from Exchange's own address
                 if refusal:
                     self.reply = refusal
+                    if refusal == replies.REPLY_RELAY_DENIED:
+                        onboarding.refused(
+                            services,
+                            client_ip=self.server.client_ip,
+                            mail_from=mail_from,
+                            tenant_id=tenant.id,
+                            why="sender",
+                        )
                     return None
                 tenant_id = tenant.id
+                self.envelope.identified_by = onboarding.BY_TOKEN
                 logcontext.set_tenant(tenant_id)
             self._writer = await services.vault.writer(s, tenant_id, kind="raw")
         return tenant_id
@@ -189,6 +207,14 @@ class IncomingMessage:
             obj, message, rcpts, self.handler.services.settings.smtp_step_timeout
         )
         metrics().accepted.labels(tenant=writer.tenant_id).inc()
+        await onboarding.accepted(
+            self.handler.services,
+            writer.tenant_id,
+            self.qid,
+            self.server.client_ip,
+            self.envelope.mail_from or "",
+            self.envelope.identified_by,
+        )
         if self.handler.wakeup is not None:
             self.handler.wakeup.set()
         log.info("queued %s from %s for %d recipients", self.qid, self.server.client_ip, len(rcpts))

@@ -42,6 +42,8 @@ class GatewayEnvelope(Envelope):
         # set when the sender is not one of the tenant's own (a journal report from
         # Exchange): only this address, the tenant's journal address, may be a recipient
         self.journal_only: str = ""
+        # how the tenant was identified (gateway.onboarding: auth, network, token, journal)
+        self.identified_by: str = ""
 
 
 class IncomingData(Protocol):

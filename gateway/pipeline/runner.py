@@ -28,6 +28,7 @@ from core.leases import owner_id
 from core.mime_text import header_text, parse_message
 from core.models import Message, MessageRecipient, Tenant, now
 from core.services import Services
+from gateway import onboarding
 from gateway.pipeline import archive_record, failure
 from gateway.pipeline.context import Context
 from gateway.pipeline.conversation import read_conversation
@@ -156,6 +157,12 @@ async def _process(services: Services, message_id: str, lease: float) -> None:
             )
         async with services.db.write_gate.hold():
             await record_outcome(ctx, rcpts, pending, lease)
+    await onboarding.decided(
+        services,
+        tenant.id,
+        message.id,
+        [(v.disposition, v.action, v.method, v.rule) for v in ctx.verdicts.values()],
+    )
 
 
 async def _process_one(

@@ -36,6 +36,10 @@ ACTIONS = {
     "tenant.create": "created the tenant",
     "tenant.retention": "changed retention",
     "tenant.network.add": "added a connector network",
+    # setup page (issue 14, item 5)
+    "setup.check.open": "started the setup check",
+    "tenant.connector_token.issue": "issued a connector token",
+    "tenant.connector_token.revoke": "revoked a connector token",
     "user.add": "added a user",
     "user.remove": "removed a user",
     "quarantine.view": "looked at a held message",
