@@ -45,6 +45,7 @@ from portal.partner import auth as partner_auth
 from portal.partner import brand as partner_brand
 from portal.partner import console as partner_console
 from portal.partner import people as partner_people
+from portal.partner import setup as partner_setup
 from portal.partner import tenants as partner_tenants
 from portal.reader import (
     attachments,
@@ -165,6 +166,15 @@ def routes() -> list[BaseRoute]:
         Route("/partner/tenants/{tenant_id}/plan", partner_tenants.set_plan, methods=POST),
         Route("/partner/tenants/{tenant_id}/standing", partner_tenants.set_standing, methods=POST),
         Route("/partner/tenants/{tenant_id}/console", partner_console.open_console, methods=POST),
+        Route("/partner/tenants/{tenant_id}/setup", partner_setup.setup_page, methods=GET),
+        Route("/partner/tenants/{tenant_id}/setup/check", partner_setup.start_check, methods=POST),
+        Route("/partner/tenants/{tenant_id}/setup/check", partner_setup.check_state, methods=GET),
+        Route("/partner/tenants/{tenant_id}/setup/tokens", partner_setup.new_token, methods=POST),
+        Route(
+            "/partner/tenants/{tenant_id}/setup/tokens/{token_id}/revoke",
+            partner_setup.revoke,
+            methods=POST,
+        ),
         Route("/partner/brand", partner_brand.brand_page, methods=GET),
         Route("/partner/brand", partner_brand.save_brand, methods=POST),
         Route("/partner/people", partner_people.people_page, methods=GET),

@@ -71,7 +71,7 @@ async def check_state(request: Request) -> Response:
     async with st.services.db.session() as s:
         check = await read_check(s, admin.tenant.id)
     wanted = request.query_params.get("format", "")
-    if wanted == "json" or (not wanted and _wants_json(request)):
+    if wanted == "json" or (not wanted and wants_json(request)):
         return JSONResponse(
             check.as_json() if check else {"state": "none", "steps": []}, headers=NO_STORE
         )
@@ -81,7 +81,7 @@ async def check_state(request: Request) -> Response:
     return st.pages.render(name, ctx, headers=NO_STORE)
 
 
-def _wants_json(request: Request) -> bool:
+def wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept
 

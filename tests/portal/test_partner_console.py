@@ -305,3 +305,29 @@ def test_partner_api_keys_and_people(world: World) -> None:
     r = _post(world.client, "/partner/people", f"/partner/people/{boss_id}/remove", {})
     assert r.status_code == 400 and "last partner admin" in r.text
     assert world.run(_rows, world.services, Partner)[0].name == "MSP A"
+
+
+def test_setup_page_and_live_check_from_the_partner_console(world: World) -> None:
+    pa = world.run(_partner, world.services, "MSP A", [(TECH_A, "partner-tech")])
+    pb = world.run(_partner, world.services, "MSP B", [(ADMIN_B, "partner-admin")])
+    t = world.run(_tenant_of, world.services, pa, "Foxtrot", "foxtrot.example")
+    other = world.run(_tenant_of, world.services, pb, "Golf", "golf.example")
+    c = sign_in(world, TECH_A)
+    page = c.get(f"/partner/tenants/{t}/setup")
+    assert page.status_code == 200
+    assert "New-OutboundConnector" in page.text and "foxtrot.example" in page.text
+    assert c.get(f"/partner/tenants/{other}/setup").status_code == 404
+    assert c.get(f"/partner/tenants/{t}/setup/check?format=json").json()["state"] == "none"
+    r = _post(c, f"/partner/tenants/{t}/setup", f"/partner/tenants/{t}/setup/check", {})
+    assert r.status_code == 303
+    assert c.get(f"/partner/tenants/{t}/setup/check?format=json").json()["state"] == "waiting"
+    r = _post(c, f"/partner/tenants/{t}/setup", f"/partner/tenants/{t}/setup/tokens", {})
+    assert r.status_code == 200 and 'id="new-token"' in r.text
+    r = _post(c, f"/partner/tenants/{t}/setup", f"/partner/tenants/{other}/setup/check", {})
+    assert r.status_code == 404
+    log = world.run(_rows, world.services, AuditEvent, AuditEvent.tenant_id == t)
+    done = {(e.action, e.actor) for e in log if e.action.startswith(("setup.", "tenant.conn"))}
+    assert done == {
+        ("setup.check.open", f"partner:{TECH_A}"),
+        ("tenant.connector_token.issue", f"partner:{TECH_A}"),
+    }
