@@ -21,7 +21,8 @@ from conversations.options import parse_when
 from core.errors import NotFound
 from core.models import Tenant, now
 from portal.api.common import bounded_body, error, officer_of_key
-from portal.api.messages import ID_PARAM, NO_STORE, errors, json_body, ok, tenant_message
+from portal.api.messages import ID_PARAM, NO_STORE, tenant_message
+from portal.api.spec import TENANT_KEY, errors, json_body, ok
 from portal.sent.resend import CannotResend, resend
 from portal.state import portal
 
@@ -143,12 +144,14 @@ async def resend_notification(request: Request) -> Response:
 _NOT_FOUND = ("404", "no such message for this tenant, or the recipient has no portal access")
 _FORBIDDEN = ("403", "this API key's role may not change messages (admin or compliance may)")
 _BAD = ("400", "the body is not a JSON object")
+_TOO_BIG = ("413", "the body is over 4 KiB")
 _RECIPIENT = {"type": ["string", "null"], "format": "email"}
 
 CONTROL_PATHS: dict[str, Any] = {
     "/api/v1/messages/{message_id}/revoke": {
         "post": {
             "summary": "Revoke one recipient's portal access, or everyone's (recipient null)",
+            "security": TENANT_KEY,
             "parameters": [ID_PARAM],
             "requestBody": json_body({"type": "object", "properties": {"recipient": _RECIPIENT}}),
             "responses": {
@@ -162,13 +165,16 @@ CONTROL_PATHS: dict[str, Any] = {
                         },
                     },
                 ),
-                **errors(_BAD, _FORBIDDEN, _NOT_FOUND, ("422", "recipient is not a string")),
+                **errors(
+                    _BAD, _TOO_BIG, _FORBIDDEN, _NOT_FOUND, ("422", "recipient is not a string")
+                ),
             },
         }
     },
     "/api/v1/messages/{message_id}/expiry": {
         "post": {
             "summary": "Set when portal access ends, for everyone or one recipient",
+            "security": TENANT_KEY,
             "parameters": [ID_PARAM],
             "requestBody": json_body(
                 {
@@ -199,6 +205,7 @@ CONTROL_PATHS: dict[str, Any] = {
                 ),
                 **errors(
                     _BAD,
+                    _TOO_BIG,
                     _FORBIDDEN,
                     _NOT_FOUND,
                     ("409", "the message has no portal copies"),
@@ -210,6 +217,7 @@ CONTROL_PATHS: dict[str, Any] = {
     "/api/v1/messages/{message_id}/resend": {
         "post": {
             "summary": "Send a recipient a new notification with a new link (the old stops)",
+            "security": TENANT_KEY,
             "parameters": [ID_PARAM],
             "requestBody": json_body(
                 {
@@ -232,6 +240,7 @@ CONTROL_PATHS: dict[str, Any] = {
                 ),
                 **errors(
                     _BAD,
+                    _TOO_BIG,
                     _FORBIDDEN,
                     _NOT_FOUND,
                     ("409", "the access is revoked or expired"),
