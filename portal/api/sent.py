@@ -28,11 +28,11 @@ from core.accounts.api_keys import SCOPES
 from core.accounts.domains import tenant_domains
 from core.addresses import InvalidAddress, parse_address
 from core.audit import audit
-from core.models import Message
+from core.models import Message, Tenant
 from portal.api.common import Caller, caller_of_key, error, json_object, limit_of
 from portal.api.messages import NO_STORE
 from portal.api.spec import PAGING, TENANT_KEY, errors, json_body, ok, query_param
-from portal.sent.compose_form import option_headers, read
+from portal.sent.compose_form import ComposeForm, option_headers, read
 from portal.state import client_ip, portal
 
 MAX_ATTACHMENTS = 100
@@ -116,8 +116,11 @@ def _addresses(value: Any) -> str | None:
     return None
 
 
-def _form(data: dict[str, Any]) -> FormData | Response:
-    """The JSON as the compose form's fields, so :func:`read` checks it the same way."""
+def _form(data: dict[str, Any], tenant: Tenant) -> FormData | Response:
+    """The JSON as the compose form's fields, so :func:`read` checks it the same way; what
+    is left out takes the tenant's default, as the blank form does."""
+    blank = ComposeForm.blank(tenant)
+    data = {"reply": blank.reply, "forward": blank.forward, "receipt": blank.receipt, **data}
     fields: list[tuple[str, str]] = []
     for name in ("to", "cc", "bcc"):
         text = _addresses(data.get(name))
@@ -186,7 +189,7 @@ async def compose(request: Request) -> Response:
     address = _from_address(caller, data.get("from"), domains)
     if isinstance(address, Response):
         return address
-    form = _form(data)
+    form = _form(data, caller.tenant)
     if isinstance(form, Response):
         return form
     checked = read(form, caller.tenant, st.settings.smtp_max_recipients)
