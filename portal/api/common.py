@@ -45,13 +45,10 @@ async def tenant_of_key(request: Request) -> tuple[Tenant, str] | Response:
 
 async def officer_of_key(request: Request, may_not: str) -> tuple[str, str] | Response:
     """The tenant id and actor of an API key of role admin or compliance, or the error."""
-    found = await tenant_of_key(request)
-    if isinstance(found, Response):
-        return found
-    tenant, role = found
-    if role not in ADMIN_ROLES:
-        return error(403, f"this API key may not {may_not}")
-    return tenant.id, f"api-key:{role}"
+    caller = await caller_of_key(request, ADMIN_ROLES, may_not)
+    if isinstance(caller, Response):
+        return caller
+    return caller.tenant.id, caller.actor
 
 
 async def bounded_body(request: Request, limit: int) -> bytes | None:

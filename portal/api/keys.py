@@ -10,8 +10,8 @@ from starlette.responses import JSONResponse, Response
 
 from core import recipient_keys
 from core.errors import NotFound, PermanentError
-from core.models import RecipientKey, Tenant
-from portal.api.common import error, tenant_of_key
+from core.models import RecipientKey
+from portal.api.common import Caller, caller_of_key, error
 from portal.api.spec import TENANT_KEY, errors, ok, path_param
 from portal.state import portal
 
@@ -32,20 +32,15 @@ def key_json(k: RecipientKey) -> dict[str, Any]:
     }
 
 
-async def _admin(request: Request) -> Tenant | Response:
-    found = await tenant_of_key(request)
-    if isinstance(found, Response):
-        return found
-    tenant, role = found
-    if role != "admin":
-        return error(403, "this API key may not manage keys")
-    return tenant
+async def _admin(request: Request) -> Caller | Response:
+    return await caller_of_key(request, ("admin",), "manage keys")
 
 
 async def list_keys(request: Request) -> Response:
-    tenant = await _admin(request)
-    if isinstance(tenant, Response):
-        return tenant
+    caller = await _admin(request)
+    if isinstance(caller, Response):
+        return caller
+    tenant = caller.tenant
     async with portal(request).services.db.session() as s:
         rows = await recipient_keys.list_keys(s, tenant.id)
     return JSONResponse(
@@ -54,9 +49,10 @@ async def list_keys(request: Request) -> Response:
 
 
 async def import_keys(request: Request) -> Response:
-    tenant = await _admin(request)
-    if isinstance(tenant, Response):
-        return tenant
+    caller = await _admin(request)
+    if isinstance(caller, Response):
+        return caller
+    tenant = caller.tenant
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -64,7 +60,7 @@ async def import_keys(request: Request) -> Response:
             return error(413, "key data too large (over 1 MiB)")
     async with portal(request).services.db.session() as s:
         try:
-            rows = await recipient_keys.import_keys(s, tenant.id, bytes(body), actor="api")
+            rows = await recipient_keys.import_keys(s, tenant.id, bytes(body), actor=caller.actor)
         except PermanentError as exc:
             return error(422, str(exc))
         data = [key_json(k) for k in rows]
@@ -73,13 +69,14 @@ async def import_keys(request: Request) -> Response:
 
 
 async def remove_key(request: Request) -> Response:
-    tenant = await _admin(request)
-    if isinstance(tenant, Response):
-        return tenant
+    caller = await _admin(request)
+    if isinstance(caller, Response):
+        return caller
+    tenant = caller.tenant
     ref = request.path_params["fingerprint"][:130]
     async with portal(request).services.db.session() as s:
         try:
-            rows = await recipient_keys.remove_key(s, tenant.id, ref, actor="api")
+            rows = await recipient_keys.remove_key(s, tenant.id, ref, actor=caller.actor)
         except NotFound:
             return error(404, "no such key")
         data = [key_json(k) for k in rows]

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from core.policy import PolicyError, parse_policy
 from core.policy.store import get_stored, set_policy
-from portal.api.common import bounded_body, error, tenant_of_key
+from portal.api.common import bounded_body, caller_of_key, error, tenant_of_key
 from portal.api.spec import TENANT_KEY, errors, ok
 from portal.state import portal
 
@@ -44,12 +44,10 @@ async def get_policy(request: Request) -> Response:
 
 
 async def put_policy(request: Request) -> Response:
-    found = await tenant_of_key(request)
-    if isinstance(found, Response):
-        return found
-    tenant, role = found
-    if role != "admin":
-        return error(403, "this API key may not change the policy")
+    caller = await caller_of_key(request, ("admin",), "change the policy")
+    if isinstance(caller, Response):
+        return caller
+    tenant = caller.tenant
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
         fmt = "json"
@@ -77,7 +75,7 @@ async def put_policy(request: Request) -> Response:
                 current = -1
             if if_match != _etag(current):
                 return error(412, "the policy changed since it was read (If-Match)")
-        version = await set_policy(s, tenant.id, policy, f"api-key:{role}")
+        version = await set_policy(s, tenant.id, policy, caller.actor)
         await s.commit()
     return JSONResponse(
         {"version": version, "rules": len(policy.rules)}, headers={"ETag": _etag(version)}

@@ -208,3 +208,21 @@ def test_messages_list_and_compose(world: World) -> None:
     assert c.post("/api/v1/messages", content=big, headers=admin).status_code == 413
     composed = c.get("/api/v1/audit?action=sent.composed", headers=admin).json()["events"]
     assert len(composed) == 2
+
+
+def test_a_sender_key_controls_its_owners_messages_only(world: World) -> None:
+    tid, key = world.run(_tenant_with_key, world, "Acme", "acme.example")
+    admin, c = _auth(key), world.client
+    for email in ("alice@acme.example", "sam@acme.example"):
+        c.post("/api/v1/users", json={"email": email, "role": "sender"}, headers=admin)
+    alice = _auth(_key(world, admin, "sender", owner="alice@acme.example"))
+    sam = _auth(_key(world, admin, "sender", owner="sam@acme.example"))
+    sealed = world.seal(tid, recipients=["bob@recipient.test"])  # from alice@acme.example
+    base = f"/api/v1/messages/{sealed.message_id}"
+    r = c.post(f"{base}/revoke", json={"recipient": None}, headers=sam)
+    assert r.status_code == 404 and r.json() == {"error": "no such message"}
+    assert c.post(f"{base}/expiry", json={"expires": "1d"}, headers=sam).status_code == 404
+    r = c.post(f"{base}/revoke", json={"recipient": None}, headers=alice)
+    assert r.status_code == 200 and r.json()["revoked"] == ["bob@recipient.test"]
+    events = c.get("/api/v1/audit?action=message.revoked", headers=admin).json()["events"]
+    assert [e["actor"] for e in events] == ["api-key:sender key"]
