@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from archive import holds
 from archive.search import QueryError
 from core.errors import NotFound, PermanentError
-from portal.api.common import error, officer_of_key
+from portal.api.common import bounded_body, error, officer_of_key
 from portal.api.spec import TENANT_KEY, errors, json_body, ok, path_param, query_param
 from portal.archive_requests import SEARCH_FIELDS, hold_query
 from portal.state import portal
@@ -37,8 +37,8 @@ async def api_place(request: Request) -> Response:
     if isinstance(caller, Response):
         return caller
     tenant_id, actor = caller
-    body = await request.body()
-    if len(body) > MAX_BODY:
+    body = await bounded_body(request, MAX_BODY)
+    if body is None:
         return error(413, "request body too large")
     try:
         data = json.loads(body or b"{}")

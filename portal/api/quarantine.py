@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from core import quarantine
 from core.errors import NotFound
 from portal.admin.notices import compose_reject_notice
-from portal.api.common import error, officer_of_key
+from portal.api.common import bounded_body, error, officer_of_key
 from portal.api.spec import TENANT_KEY, errors, json_body, ok, path_param, query_param
 from portal.state import portal
 
@@ -58,8 +58,8 @@ async def _decide(request: Request, action: str) -> Response:
     tenant_id, actor = caller
     note = ""
     if action == "reject":
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
+        raw = await bounded_body(request, MAX_BODY)
+        if raw is None:
             return error(413, "request body too large")
         if raw.strip():
             try:

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from openapi_spec_validator import validate
 from starlette.routing import Route
+from starlette.testclient import TestClient
 
+from core.config.settings import Settings
+from core.services import Services
 from portal.api.openapi import document
+from portal.app import create_app
 from portal.routes import routes
-from tests.portal.conftest import World
+from tests.portal.conftest import BASE, World
 
 _NO_JSON_BODY = {("/api/v1/archive/export", "get")}  # a download: mbox or zip
 
@@ -77,3 +82,18 @@ def test_api_errors_are_json_everywhere(world: World) -> None:
     assert r.status_code == 401 and r.headers["content-type"] == "application/json"
     # outside /api/ the people's pages stay HTML
     assert "text/html" in c.get("/no-such-page").headers["content-type"]
+
+
+def test_a_server_error_under_api_is_json_too(
+    settings: Settings, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("portal.api.openapi.document", broken)
+    app = create_app(settings, services)
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as client:
+        r = client.get("/api/v1/openapi.json")
+        assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+        assert "boom" not in r.text and r.json()["error"]
+        client.portal.call(services.db.dispose)
