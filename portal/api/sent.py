@@ -32,6 +32,7 @@ from core.models import Message, Tenant
 from portal.api.common import Caller, caller_of_key, error, json_object, limit_of
 from portal.api.messages import NO_STORE
 from portal.api.spec import PAGING, TENANT_KEY, errors, json_body, ok, query_param
+from portal.sent.compose import message_size
 from portal.sent.compose_form import ComposeForm, option_headers, read
 from portal.state import client_ip, portal
 
@@ -201,6 +202,8 @@ async def compose(request: Request) -> Response:
     try:
         if not checked.text.strip() and not uploads:
             return error(422, "text: write a message or attach a file")
+        if message_size(checked.text, checked.subject, uploads) > limit:
+            return error(413, "with its attachments the message is over the size limit")
         draft = Draft(
             from_addr=address,
             to=checked.addresses["to"],

@@ -206,6 +206,12 @@ def test_messages_list_and_compose(world: World) -> None:
     assert r.status_code == 400 and r.headers["content-type"] == "application/json"
     big = b'{"text": "' + b"x" * (world.services.settings.smtp_max_message_size * 2) + b'"}'
     assert c.post("/api/v1/messages", content=big, headers=admin).status_code == 413
+    # within the size as raw bytes, over it as the mail that carries them (base64)
+    raw = b"x" * int(world.services.settings.smtp_max_message_size * 0.9)
+    attached = {"name": "big.bin", "content_base64": base64.b64encode(raw).decode()}
+    r = c.post("/api/v1/messages", headers=admin,
+               json={**note, "from": "alice@acme.example", "attachments": [attached]})  # fmt: skip
+    assert r.status_code == 413 and r.json()["error"]
     composed = c.get("/api/v1/audit?action=sent.composed", headers=admin).json()["events"]
     assert len(composed) == 2
 
