@@ -157,7 +157,7 @@ async def resend_notification(request: Request) -> Response:
 
 
 _NOT_FOUND = ("404", "no such message for this tenant, or the recipient has no portal access")
-_FORBIDDEN = ("403", "not a key of this tenant's scopes")
+_FORBIDDEN = ("403", "this key's scope may not act on messages")
 _BAD = ("400", "the body is not a JSON object")
 _TOO_BIG = ("413", "the body is over 4 KiB")
 _RECIPIENT = {"type": ["string", "null"], "format": "email"}

@@ -1,9 +1,9 @@
 """``/api/v1/messages/{id}``: a message's delivery evidence (states, dispositions, times,
-the recipients' portal access and events; never its content), so a tenant's admin can see
-what happened to a message and nothing of another tenant's; and the sender's controls:
-``.../revoke``, ``.../expiry``, ``.../resend`` (an admin or compliance key), each through
-:mod:`conversations.control` (or :mod:`portal.sent.resend`), recorded and audited. Unknown
-and foreign ids answer the same 404; a bad value 422.
+the recipients' portal access and events; never its content), so a tenant's keys can see
+what happened to a message and nothing of another tenant's (a sender key: its owner's
+messages only). The controls (``.../revoke``, ``.../expiry``, ``.../resend``) are
+:mod:`portal.api.message_control`, the list and compose :mod:`portal.api.sent`. Unknown and
+foreign ids answer the same 404.
 """
 
 from __future__ import annotations
