@@ -23,6 +23,7 @@ from starlette.routing import Match
 from core.config.settings import Settings
 from core.errors import NotFound, TransientError
 from core.services import Services
+from portal.api.errors import allowed_methods, api_error, is_api
 from portal.billing_guard import SuspendedTenantGuard
 from portal.pages import Pages
 from portal.plain_http import over_plain_http, plain_http_page
@@ -50,6 +51,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if is_api(request):
+            headers = dict(exc.headers or {})
+            if exc.status_code == 405:
+                headers["Allow"] = allowed_methods(request)
+            return api_error(exc.status_code, headers=headers)
         if exc.status_code in (401, 403) and request.method == "POST" and over_plain_http(request):
             return plain_http_page(request)
         if exc.status_code == 404:
@@ -59,15 +65,17 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         return pages.error(exc.status_code, headers=exc.headers)
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return pages.error(404)
+        return api_error(404) if is_api(request) else pages.error(404)
 
     async def unavailable(request: Request, exc: Exception) -> Response:
         log.warning("portal: dependency unavailable (%s)", type(exc.__cause__ or exc).__name__)
+        if is_api(request):
+            return api_error(503, headers={"Retry-After": "30"})
         return pages.error(503, headers={"Retry-After": "30"})
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.error("portal: unhandled %s in %s", type(exc).__name__, _route_name(request))
-        return pages.error(500)
+        return api_error(500) if is_api(request) else pages.error(500)
 
     app = SecuredStarlette(
         routes=routes(),

@@ -28,7 +28,9 @@ from portal.admin import policy as admin_policy
 from portal.admin import settings as admin_settings
 from portal.admin import setup as admin_setup
 from portal.admin import users as admin_users
+from portal.api import api_keys as api_api_keys  # issue 14: the API, complete
 from portal.api import archive as api_archive
+from portal.api import audit as api_audit  # issue 14
 from portal.api import (
     billing_webhook,
     holds,
@@ -38,9 +40,12 @@ from portal.api import (
     policy,
     policy_dry_run,
 )
+from portal.api import brands as api_brands  # issue 14
 from portal.api import keys as api_keys
 from portal.api import partner_tenants as partner_api
 from portal.api import quarantine as api_quarantine
+from portal.api import sent as api_sent  # issue 14
+from portal.api import users as api_users  # issue 14
 from portal.partner import auth as partner_auth
 from portal.partner import brand as partner_brand
 from portal.partner import console as partner_console
@@ -68,6 +73,7 @@ from portal.support import api as support_api
 from portal.support import desk, pin
 
 GET, POST, PUT, DELETE = ["GET"], ["POST"], ["PUT"], ["DELETE"]
+PATCH = ["PATCH"]
 STATIC_DIR = Path(__file__).parent / "static"  # the pages' stylesheets and icons
 
 
@@ -234,6 +240,20 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/tenants/{tenant_id}/resume", partner_api.resume, methods=POST),
         Route("/api/v1/tenants/{tenant_id}/terminate", partner_api.terminate, methods=POST),
         Route("/billing/webhook", billing_webhook.webhook, methods=POST),
+        # --- api (issue 14): messages list and compose, users, brands, audit, API keys ---
+        Route("/api/v1/messages", api_sent.list_messages, methods=GET),
+        Route("/api/v1/messages", api_sent.compose, methods=POST),
+        Route("/api/v1/users", api_users.list_all, methods=GET),
+        Route("/api/v1/users", api_users.add, methods=POST),
+        Route("/api/v1/users/{user_id}", api_users.change, methods=PATCH),
+        Route("/api/v1/users/{user_id}", api_users.remove, methods=DELETE),
+        Route("/api/v1/brands", api_brands.list_all, methods=GET),
+        Route("/api/v1/brands/{brand_id}", api_brands.show, methods=GET),
+        Route("/api/v1/brands/{brand_id}", api_brands.change, methods=PATCH),
+        Route("/api/v1/audit", api_audit.list_events, methods=GET),
+        Route("/api/v1/api-keys", api_api_keys.list_all, methods=GET),
+        Route("/api/v1/api-keys", api_api_keys.create, methods=POST),
+        Route("/api/v1/api-keys/{api_key_id}", api_api_keys.revoke, methods=DELETE),
         # --- support: /pin for account contacts, /support for the desk -------------------
         Route("/api/v1/support/verify", support_api.api_verify, methods=POST),
         Route("/pin", pin.pin_page, methods=GET),

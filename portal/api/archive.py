@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from archive import export
 from archive.search import DECISIONS, MAX_LIMIT, Query, QueryError, audit_search, search
 from portal.api.common import error, officer_of_key
+from portal.api.spec import TENANT_KEY, errors, ok
 from portal.archive_requests import PAGE_SIZE, bounded_int, start_export
 from portal.state import portal
 
@@ -70,14 +71,31 @@ _CRITERIA_PARAMS: list[dict[str, Any]] = [
     {"name": "decision", "in": "query", "schema": {"type": "string", "enum": list(DECISIONS)}},
 ]  # fmt: skip
 
+_SEARCH = {
+    "type": "object",
+    "required": ["total", "page", "limit", "items"],
+    "properties": {
+        "total": {"type": "integer"},
+        "page": {"type": "integer"},
+        "limit": {"type": "integer"},
+        "pages": {"type": "integer"},
+        "items": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
 PATHS: dict[str, Any] = {
     "/api/v1/archive/search": {
         "get": {
             "summary": "Search the tenant's archive (newest first, paged); role admin or "
             "compliance",
+            "security": TENANT_KEY,
             "parameters": [
                 *_CRITERIA_PARAMS,
-                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {
+                    "name": "page",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                },
                 {
                     "name": "limit",
                     "in": "query",
@@ -85,10 +103,8 @@ PATHS: dict[str, Any] = {
                 },
             ],
             "responses": {
-                "200": {"description": "total, page, limit, pages and the page's items"},
-                "400": {"description": "a parameter that does not make sense"},
-                "401": {"description": "missing or invalid API key"},
-                "403": {"description": "the key's role may not search the archive"},
+                "200": ok("total, page, limit, pages and the page's items", _SEARCH),
+                **errors(("400", "a parameter that does not make sense"), "403"),
             },
         }
     },
@@ -96,6 +112,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Export the matching messages (all of the tenant's with no criteria) "
             "as an mbox or a zip of .eml files with manifest.json and manifest.csv; streamed",
+            "security": TENANT_KEY,
             "parameters": [
                 *_CRITERIA_PARAMS,
                 {
@@ -105,10 +122,14 @@ PATHS: dict[str, Any] = {
                 },
             ],
             "responses": {
-                "200": {"description": "the export, as a download"},
-                "400": {"description": "a parameter that does not make sense"},
-                "401": {"description": "missing or invalid API key"},
-                "403": {"description": "the key's role may not export the archive"},
+                "200": {
+                    "description": "the export, as a download",
+                    "content": {
+                        "application/zip": {"schema": {"type": "string", "format": "binary"}},
+                        "application/mbox": {"schema": {"type": "string", "format": "binary"}},
+                    },
+                },
+                **errors(("400", "a parameter that does not make sense"), "403"),
             },
         }
     },

@@ -8,6 +8,7 @@ The webhook's signature is checked on the raw bytes before anything parses them;
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,6 +18,7 @@ from billing_hooks.signing import HEADER, SignatureError, verify
 from branding.billing_mail import billing_mailer
 from core.errors import TransientError
 from portal.api.common import error
+from portal.api.spec import ERROR, json_body, ok
 from portal.state import portal
 
 log = logging.getLogger("sealmail.billing")
@@ -62,3 +64,28 @@ async def webhook(request: Request) -> Response:
             headers={"Retry-After": "30"},
         )
     return JSONResponse(result.body, status_code=result.status)
+
+
+PATHS: dict[str, Any] = {
+    "/billing/webhook": {
+        "post": {
+            "summary": "The billing system's events (SPEC §7); not for tenants: signed with "
+            "the shared billing_webhook_secret in the signature header, no API key",
+            "security": [],
+            "parameters": [
+                {"name": HEADER, "in": "header", "required": False, "schema": {"type": "string"}}
+            ],
+            "requestBody": json_body({"type": "object"}),
+            "responses": {
+                "200": ok("handled (or a duplicate, answered the same)", {"type": "object"}),
+                "202": ok("accepted", {"type": "object"}),
+                "400": {"description": "not a known event", "content": ERROR},
+                "401": {"description": "bad or missing signature", "content": ERROR},
+                "404": {"description": "no such tenant", "content": ERROR},
+                "413": {"description": "too large", "content": ERROR},
+                "422": {"description": "a field is not valid", "content": ERROR},
+                "503": {"description": "not configured, or the database is away", "content": ERROR},
+            },
+        }
+    }
+}

@@ -13,7 +13,8 @@ from starlette.responses import JSONResponse, Response
 from archive import holds
 from archive.search import QueryError
 from core.errors import NotFound, PermanentError
-from portal.api.common import error, officer_of_key
+from portal.api.common import bounded_body, error, officer_of_key
+from portal.api.spec import TENANT_KEY, errors, json_body, ok, path_param, query_param
 from portal.archive_requests import SEARCH_FIELDS, hold_query
 from portal.state import portal
 
@@ -36,8 +37,8 @@ async def api_place(request: Request) -> Response:
     if isinstance(caller, Response):
         return caller
     tenant_id, actor = caller
-    body = await request.body()
-    if len(body) > MAX_BODY:
+    body = await bounded_body(request, MAX_BODY)
+    if body is None:
         return error(413, "request body too large")
     try:
         data = json.loads(body or b"{}")
@@ -97,30 +98,89 @@ async def api_release(request: Request) -> Response:
         return JSONResponse(holds.as_json(hold))
 
 
+_HOLD = {
+    "type": "object",
+    "required": ["id", "kind", "active"],
+    "properties": {
+        "id": {"type": "string"},
+        "tenant_id": {"type": "string"},
+        "kind": {"type": "string", "enum": ["tenant", "search", "message"]},
+        "name": {"type": "string"},
+        "reason": {"type": "string"},
+        "items": {"type": ["integer", "null"]},
+        "criteria_hash": {"type": ["string", "null"]},
+        "placed_by": {"type": "string"},
+        "placed_at": {"type": "number"},
+        "released_by": {"type": ["string", "null"]},
+        "released_at": {"type": ["number", "null"]},
+        "active": {"type": "boolean"},
+    },
+}
+_PLACE = {
+    "type": "object",
+    "required": ["kind"],
+    "properties": {
+        "kind": {"type": "string", "enum": ["tenant", "search", "message"]},
+        "name": {"type": "string"},
+        "reason": {"type": "string"},
+        "placed_by": {"type": "string"},
+        "message": {"type": "string", "description": "kind message: its entry or queue id"},
+        "criteria": {
+            "type": "object",
+            "description": "kind search: from, to, subject, after, before, has_attachment, "
+            "decision",
+            "additionalProperties": {"type": ["string", "boolean"]},
+        },
+    },
+}
+
 PATHS: dict[str, Any] = {
     "/api/v1/archive/holds": {
         "get": {
             "summary": "The tenant's legal holds in force (all=1: released ones too); role "
             "admin or compliance",
-            "responses": {"200": {"description": "holds"}, "401": {}, "403": {}},
+            "security": TENANT_KEY,
+            "parameters": [
+                query_param("all", {"type": "string", "enum": ["1", "true", "yes", "0"]})
+            ],
+            "responses": {
+                "200": ok(
+                    "the holds",
+                    {
+                        "type": "object",
+                        "required": ["holds"],
+                        "properties": {"holds": {"type": "array", "items": _HOLD}},
+                    },
+                ),
+                **errors("403"),
+            },
         },
         "post": {
             "summary": "Place a legal hold: kind tenant, search (criteria: from, to, subject, "
             "after, before, has_attachment, decision) or message (message: entry or queue id)",
+            "security": TENANT_KEY,
+            "requestBody": json_body(_PLACE),
             "responses": {
-                "201": {"description": "the hold"},
-                "400": {"description": "a field that does not make sense"},
-                "404": {"description": "no such message"},
+                "201": ok("the hold", _HOLD),
+                **errors(
+                    ("400", "a field that does not make sense"),
+                    "403",
+                    ("404", "no such message"),
+                    "413",
+                ),
             },
         },
     },
     "/api/v1/archive/holds/{hold_id}/release": {
         "post": {
             "summary": "Release a legal hold",
+            "security": TENANT_KEY,
+            "parameters": [path_param("hold_id")],
             "responses": {
-                "200": {"description": "the released hold"},
-                "404": {"description": "no such hold in this tenant"},
-                "409": {"description": "already released"},
+                "200": ok("the released hold", _HOLD),
+                **errors(
+                    "403", ("404", "no such hold in this tenant"), ("409", "already released")
+                ),
             },
         }
     },

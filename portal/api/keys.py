@@ -10,8 +10,9 @@ from starlette.responses import JSONResponse, Response
 
 from core import recipient_keys
 from core.errors import NotFound, PermanentError
-from core.models import RecipientKey, Tenant
-from portal.api.common import error, tenant_of_key
+from core.models import RecipientKey
+from portal.api.common import Caller, caller_of_key, error
+from portal.api.spec import TENANT_KEY, errors, ok, path_param
 from portal.state import portal
 
 MAX_BODY = recipient_keys.MAX_KEY_BYTES
@@ -31,20 +32,15 @@ def key_json(k: RecipientKey) -> dict[str, Any]:
     }
 
 
-async def _admin(request: Request) -> Tenant | Response:
-    found = await tenant_of_key(request)
-    if isinstance(found, Response):
-        return found
-    tenant, role = found
-    if role != "admin":
-        return error(403, "this API key may not manage keys")
-    return tenant
+async def _admin(request: Request) -> Caller | Response:
+    return await caller_of_key(request, ("admin",), "manage keys")
 
 
 async def list_keys(request: Request) -> Response:
-    tenant = await _admin(request)
-    if isinstance(tenant, Response):
-        return tenant
+    caller = await _admin(request)
+    if isinstance(caller, Response):
+        return caller
+    tenant = caller.tenant
     async with portal(request).services.db.session() as s:
         rows = await recipient_keys.list_keys(s, tenant.id)
     return JSONResponse(
@@ -53,9 +49,10 @@ async def list_keys(request: Request) -> Response:
 
 
 async def import_keys(request: Request) -> Response:
-    tenant = await _admin(request)
-    if isinstance(tenant, Response):
-        return tenant
+    caller = await _admin(request)
+    if isinstance(caller, Response):
+        return caller
+    tenant = caller.tenant
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -63,7 +60,7 @@ async def import_keys(request: Request) -> Response:
             return error(413, "key data too large (over 1 MiB)")
     async with portal(request).services.db.session() as s:
         try:
-            rows = await recipient_keys.import_keys(s, tenant.id, bytes(body), actor="api")
+            rows = await recipient_keys.import_keys(s, tenant.id, bytes(body), actor=caller.actor)
         except PermanentError as exc:
             return error(422, str(exc))
         data = [key_json(k) for k in rows]
@@ -72,13 +69,14 @@ async def import_keys(request: Request) -> Response:
 
 
 async def remove_key(request: Request) -> Response:
-    tenant = await _admin(request)
-    if isinstance(tenant, Response):
-        return tenant
+    caller = await _admin(request)
+    if isinstance(caller, Response):
+        return caller
+    tenant = caller.tenant
     ref = request.path_params["fingerprint"][:130]
     async with portal(request).services.db.session() as s:
         try:
-            rows = await recipient_keys.remove_key(s, tenant.id, ref, actor="api")
+            rows = await recipient_keys.remove_key(s, tenant.id, ref, actor=caller.actor)
         except NotFound:
             return error(404, "no such key")
         data = [key_json(k) for k in rows]
@@ -86,52 +84,70 @@ async def remove_key(request: Request) -> Response:
     return JSONResponse({"removed": data})
 
 
+_KEY = {
+    "type": "object",
+    "required": ["id", "kind", "email", "fingerprint"],
+    "properties": {
+        "id": {"type": "string"},
+        "kind": {"type": "string", "enum": ["pgp", "smime"]},
+        "email": {"type": "string"},
+        "fingerprint": {"type": "string"},
+        "algorithm": {"type": "string"},
+        "bits": {"type": ["integer", "null"]},
+        "not_after": {"type": ["number", "null"]},
+        "source": {"type": "string"},
+        "created_at": {"type": "number"},
+    },
+}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def _keys(name: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": [name],
+        "properties": {name: {"type": "array", "items": _KEY}},
+    }
+
+
 PATHS: dict[str, Any] = {
     "/api/v1/keys": {
         "get": {
-            "summary": "The tenant's recipient keys and certificates",
+            "summary": "The tenant's recipient keys and certificates (admin keys)",
+            "security": TENANT_KEY,
             "responses": {
-                "200": {"description": "the keys (metadata, no key material)"},
-                "401": {"description": "missing or invalid API key"},
-                "403": {"description": "the API key is not an admin key"},
+                "200": ok("the keys (metadata, no key material)", _keys("keys")),
+                **errors("403"),
             },
         },
         "post": {
-            "summary": "Import OpenPGP public keys or X.509 certificates",
+            "summary": "Import OpenPGP public keys or X.509 certificates (admin keys)",
+            "security": TENANT_KEY,
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/pgp-keys": {"schema": {"type": "string", "format": "binary"}},
-                    "application/pkix-cert": {"schema": {"type": "string", "format": "binary"}},
-                    "application/x-pem-file": {"schema": {"type": "string", "format": "binary"}},
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                    "application/pgp-keys": _BINARY,
+                    "application/pkix-cert": _BINARY,
+                    "application/x-pem-file": _BINARY,
+                    "application/octet-stream": _BINARY,
                 },
             },
             "responses": {
-                "201": {"description": "the imported keys"},
-                "401": {"description": "missing or invalid API key"},
-                "403": {"description": "the API key is not an admin key"},
-                "413": {"description": "over 1 MiB"},
-                "422": {"description": "refused (expired, revoked, weak, private, ...): why"},
+                "201": ok("the imported keys", _keys("keys")),
+                **errors(
+                    "403",
+                    ("413", "over 1 MiB"),
+                    ("422", "refused (expired, revoked, weak, private, ...): why"),
+                ),
             },
         },
     },
     "/api/v1/keys/{fingerprint}": {
         "delete": {
-            "summary": "Remove a key by fingerprint (or id)",
-            "parameters": [
-                {
-                    "name": "fingerprint",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string"},
-                }
-            ],
-            "responses": {
-                "200": {"description": "the removed keys"},
-                "401": {"description": "missing or invalid API key"},
-                "404": {"description": "no such key for this tenant"},
-            },
+            "summary": "Remove a key by fingerprint (or id) (admin keys)",
+            "security": TENANT_KEY,
+            "parameters": [path_param("fingerprint")],
+            "responses": {"200": ok("the removed keys", _keys("removed")), **errors("403", "404")},
         }
     },
 }

@@ -1,5 +1,6 @@
 """``/api/v1/messages/{id}/revoke|expiry|resend``: the sender's controls for programs, with an
-admin or compliance API key of the message's tenant: revoke one recipient or all, set the
+API key of the message's tenant (admin and compliance keys on any of its messages, a sender
+key on its owner's only, :mod:`portal.api.common`): revoke one recipient or all, set the
 expiry, resend a notification with a new link. Each goes through
 :mod:`conversations.control` (or :mod:`portal.sent.resend`), is recorded as a message event
 and audited. JSON errors: 400 not a JSON object, 403 a key that may not, 404 an unknown or
@@ -13,15 +14,18 @@ import datetime
 import json
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from conversations import control
 from conversations.options import parse_when
+from core.accounts.api_keys import SCOPES
 from core.errors import NotFound
-from core.models import Tenant, now
-from portal.api.common import bounded_body, error, officer_of_key
-from portal.api.messages import ID_PARAM, NO_STORE, errors, json_body, ok, tenant_message
+from core.models import Message, Tenant, now
+from portal.api.common import Caller, bounded_body, caller_of_key, error
+from portal.api.messages import ID_PARAM, NO_STORE, tenant_message
+from portal.api.spec import TENANT_KEY, errors, json_body, ok
 from portal.sent.resend import CannotResend, resend
 from portal.state import portal
 
@@ -50,15 +54,24 @@ def _recipient(data: dict[str, Any], required: bool) -> str | None | Response:
     return value.strip()
 
 
-async def _act(request: Request, what: str) -> tuple[str, str, dict[str, Any]] | Response:
-    """The officer's key, the request's JSON object."""
-    who = await officer_of_key(request, what)
+async def _act(request: Request, what: str) -> tuple[Caller, dict[str, Any]] | Response:
+    """The caller's key (any scope: a sender key acts on its owner's messages only), the
+    request's JSON object."""
+    who = await caller_of_key(request, SCOPES, what)
     if isinstance(who, Response):
         return who
     data = await _json(request)
     if isinstance(data, Response):
         return data
-    return who[0], who[1], data
+    return who, data
+
+
+async def _message(s: AsyncSession, caller: Caller, message_id: str) -> Message | None:
+    """The tenant's message; for a sender key only its owner's (another answers 404)."""
+    msg = await tenant_message(s, caller.tenant.id, message_id)
+    if msg is not None and caller.scope == "sender" and msg.mail_from != caller.owner:
+        return None
+    return msg
 
 
 async def revoke(request: Request) -> Response:
@@ -66,12 +79,13 @@ async def revoke(request: Request) -> Response:
     found = await _act(request, "revoke messages")
     if isinstance(found, Response):
         return found
-    tenant_id, actor, data = found
+    caller, data = found
+    actor = caller.actor
     recipient = _recipient(data, required=False)
     if isinstance(recipient, Response):
         return recipient
     async with portal(request).services.db.session() as s:
-        msg = await tenant_message(s, tenant_id, request.path_params["message_id"])
+        msg = await _message(s, caller, request.path_params["message_id"])
         if msg is None:
             return error(404, "no such message")
         try:
@@ -87,7 +101,8 @@ async def expiry(request: Request) -> Response:
     found = await _act(request, "change the expiry of messages")
     if isinstance(found, Response):
         return found
-    tenant_id, actor, data = found
+    caller, data = found
+    actor = caller.actor
     value = data.get("expires")
     if not isinstance(value, str) or not value.strip():
         return error(422, "expires is required: a duration like 2h or 7d, or an RFC 3339 date")
@@ -99,7 +114,7 @@ async def expiry(request: Request) -> Response:
     if isinstance(recipient, Response):
         return recipient
     async with portal(request).services.db.session() as s:
-        msg = await tenant_message(s, tenant_id, request.path_params["message_id"])
+        msg = await _message(s, caller, request.path_params["message_id"])
         if msg is None:
             return error(404, "no such message")
         try:
@@ -119,14 +134,15 @@ async def resend_notification(request: Request) -> Response:
     found = await _act(request, "resend notifications")
     if isinstance(found, Response):
         return found
-    tenant_id, actor, data = found
+    caller, data = found
+    tenant_id, actor = caller.tenant.id, caller.actor
     recipient = _recipient(data, required=True)
     if isinstance(recipient, Response):
         return recipient
     assert recipient is not None
     st = portal(request)
     async with st.services.db.session() as s:
-        msg = await tenant_message(s, tenant_id, request.path_params["message_id"])
+        msg = await _message(s, caller, request.path_params["message_id"])
         tenant = await s.get(Tenant, tenant_id)
         if msg is None or tenant is None:
             return error(404, "no such message")
@@ -141,14 +157,16 @@ async def resend_notification(request: Request) -> Response:
 
 
 _NOT_FOUND = ("404", "no such message for this tenant, or the recipient has no portal access")
-_FORBIDDEN = ("403", "this API key's role may not change messages (admin or compliance may)")
+_FORBIDDEN = ("403", "this key's scope may not act on messages")
 _BAD = ("400", "the body is not a JSON object")
+_TOO_BIG = ("413", "the body is over 4 KiB")
 _RECIPIENT = {"type": ["string", "null"], "format": "email"}
 
 CONTROL_PATHS: dict[str, Any] = {
     "/api/v1/messages/{message_id}/revoke": {
         "post": {
             "summary": "Revoke one recipient's portal access, or everyone's (recipient null)",
+            "security": TENANT_KEY,
             "parameters": [ID_PARAM],
             "requestBody": json_body({"type": "object", "properties": {"recipient": _RECIPIENT}}),
             "responses": {
@@ -162,13 +180,16 @@ CONTROL_PATHS: dict[str, Any] = {
                         },
                     },
                 ),
-                **errors(_BAD, _FORBIDDEN, _NOT_FOUND, ("422", "recipient is not a string")),
+                **errors(
+                    _BAD, _TOO_BIG, _FORBIDDEN, _NOT_FOUND, ("422", "recipient is not a string")
+                ),
             },
         }
     },
     "/api/v1/messages/{message_id}/expiry": {
         "post": {
             "summary": "Set when portal access ends, for everyone or one recipient",
+            "security": TENANT_KEY,
             "parameters": [ID_PARAM],
             "requestBody": json_body(
                 {
@@ -199,6 +220,7 @@ CONTROL_PATHS: dict[str, Any] = {
                 ),
                 **errors(
                     _BAD,
+                    _TOO_BIG,
                     _FORBIDDEN,
                     _NOT_FOUND,
                     ("409", "the message has no portal copies"),
@@ -210,6 +232,7 @@ CONTROL_PATHS: dict[str, Any] = {
     "/api/v1/messages/{message_id}/resend": {
         "post": {
             "summary": "Send a recipient a new notification with a new link (the old stops)",
+            "security": TENANT_KEY,
             "parameters": [ID_PARAM],
             "requestBody": json_body(
                 {
@@ -232,6 +255,7 @@ CONTROL_PATHS: dict[str, Any] = {
                 ),
                 **errors(
                     _BAD,
+                    _TOO_BIG,
                     _FORBIDDEN,
                     _NOT_FOUND,
                     ("409", "the access is revoked or expired"),

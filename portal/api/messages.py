@@ -1,9 +1,9 @@
 """``/api/v1/messages/{id}``: a message's delivery evidence (states, dispositions, times,
-the recipients' portal access and events; never its content), so a tenant's admin can see
-what happened to a message and nothing of another tenant's; and the sender's controls:
-``.../revoke``, ``.../expiry``, ``.../resend`` (an admin or compliance key), each through
-:mod:`conversations.control` (or :mod:`portal.sent.resend`), recorded and audited. Unknown
-and foreign ids answer the same 404; a bad value 422.
+the recipients' portal access and events; never its content), so a tenant's keys can see
+what happened to a message and nothing of another tenant's (a sender key: its owner's
+messages only). The controls (``.../revoke``, ``.../expiry``, ``.../resend``) are
+:mod:`portal.api.message_control`, the list and compose :mod:`portal.api.sent`. Unknown and
+foreign ids answer the same 404.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from core.models import (
     PortalAccess,
     now,
 )
-from portal.api.common import error, tenant_of_key
+from portal.api.common import caller_of_key, error
+from portal.api.spec import TENANT_KEY, errors, json_body, ok, path_param
 from portal.state import portal
 
 
@@ -124,12 +125,14 @@ async def tenant_message(s: AsyncSession, tenant_id: str, message_id: str) -> Me
 
 
 async def message_status(request: Request) -> Response:
-    found = await tenant_of_key(request)
-    if isinstance(found, Response):
-        return found
-    tenant, _role = found
+    """A sender key sees its owner's messages only; any other answers the same 404."""
+    caller = await caller_of_key(request, ("admin", "compliance", "sender"), "read messages")
+    if isinstance(caller, Response):
+        return caller
     async with portal(request).services.db.session() as s:
-        msg = await tenant_message(s, tenant.id, request.path_params["message_id"])
+        msg = await tenant_message(s, caller.tenant.id, request.path_params["message_id"])
+        if msg is not None and caller.scope == "sender" and msg.mail_from != caller.owner:
+            msg = None
         if msg is None:
             return error(404, "no such message")
         body = await _body(s, msg)
@@ -139,16 +142,8 @@ async def message_status(request: Request) -> Response:
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-ID_PARAM = {"name": "message_id", "in": "path", "required": True, "schema": {"type": "string"}}
-ERROR = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "properties": {"error": {"type": "string"}},
-            "required": ["error"],
-        }
-    }
-}
+ID_PARAM = path_param("message_id", "the queue id")
+__all__ = ["ID_PARAM", "NO_STORE", "errors", "json_body", "ok", "tenant_message"]
 _EVENT = {
     "type": "object",
     "properties": {
@@ -205,25 +200,11 @@ _MESSAGE = {
 }
 
 
-def json_body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-def ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def errors(*codes: tuple[str, str]) -> dict[str, Any]:
-    out = {"401": {"description": "missing or invalid API key", "content": ERROR}}
-    for code, description in codes:
-        out[code] = {"description": description, "content": ERROR}
-    return out
-
-
 PATHS: dict[str, Any] = {
     "/api/v1/messages/{message_id}": {
         "get": {
             "summary": "A message's delivery evidence and events per recipient (no content)",
+            "security": TENANT_KEY,
             "parameters": [ID_PARAM],
             "responses": {
                 "200": ok("the message's states and events per recipient", _MESSAGE),

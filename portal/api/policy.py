@@ -10,7 +10,8 @@ from starlette.responses import JSONResponse, Response
 
 from core.policy import PolicyError, parse_policy
 from core.policy.store import get_stored, set_policy
-from portal.api.common import AUTH_RESPONSES, bounded_body, error, tenant_of_key
+from portal.api.common import bounded_body, caller_of_key, error, tenant_of_key
+from portal.api.spec import TENANT_KEY, errors, ok
 from portal.state import portal
 
 MAX_POLICY = 1024 * 1024
@@ -43,12 +44,10 @@ async def get_policy(request: Request) -> Response:
 
 
 async def put_policy(request: Request) -> Response:
-    found = await tenant_of_key(request)
-    if isinstance(found, Response):
-        return found
-    tenant, role = found
-    if role != "admin":
-        return error(403, "this API key may not change the policy")
+    caller = await caller_of_key(request, ("admin",), "change the policy")
+    if isinstance(caller, Response):
+        return caller
+    tenant = caller.tenant
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
         fmt = "json"
@@ -76,24 +75,50 @@ async def put_policy(request: Request) -> Response:
                 current = -1
             if if_match != _etag(current):
                 return error(412, "the policy changed since it was read (If-Match)")
-        version = await set_policy(s, tenant.id, policy, f"api-key:{role}")
+        version = await set_policy(s, tenant.id, policy, caller.actor)
         await s.commit()
     return JSONResponse(
         {"version": version, "rules": len(policy.rules)}, headers={"ETag": _etag(version)}
     )
 
 
+_STORED = {
+    "type": "object",
+    "required": ["version", "policy"],
+    "properties": {
+        "version": {"type": "integer"},
+        "updated_at": {"type": ["number", "null"]},
+        "updated_by": {"type": ["string", "null"]},
+        "policy": {"type": "object", "description": "the policy document (docs/POLICY.md)"},
+    },
+}
+_INVALID = {
+    "description": "{error, line, field}: the one-line validation error",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {"type": "string"},
+                    "line": {"type": ["integer", "null"]},
+                    "field": {"type": ["string", "null"]},
+                },
+            }
+        }
+    },
+}
+
 PATHS: dict[str, Any] = {
     "/api/v1/policy": {
         "get": {
             "summary": "The tenant's encryption policy (docs/POLICY.md) and its version",
-            "responses": {
-                "200": {"description": '{version, policy}; ETag "v<version>"'},
-                **AUTH_RESPONSES,
-            },
+            "security": TENANT_KEY,
+            "responses": {"200": ok('the policy; ETag "v<version>"', _STORED), **errors()},
         },
         "put": {
             "summary": "Replace the policy (application/json or application/yaml); admin keys",
+            "security": TENANT_KEY,
             "parameters": [
                 {
                     "name": "If-Match",
@@ -103,16 +128,31 @@ PATHS: dict[str, Any] = {
                 }
             ],
             "requestBody": {
-                "content": {"application/json": {}, "application/yaml": {}},
+                "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "application/yaml": {"schema": {"type": "string"}},
+                },
                 "required": True,
             },
             "responses": {
-                "200": {"description": "{version, rules}"},
-                "412": {"description": "If-Match does not name the current version"},
-                "415": {"description": "not JSON or YAML"},
-                "422": {"description": "{error, line, field}: the one-line validation error"},
-                "403": {"description": "this key may not change the policy"},
-                **AUTH_RESPONSES,
+                "200": ok(
+                    "the new version",
+                    {
+                        "type": "object",
+                        "required": ["version", "rules"],
+                        "properties": {
+                            "version": {"type": "integer"},
+                            "rules": {"type": "integer"},
+                        },
+                    },
+                ),
+                **errors(
+                    "403",
+                    ("412", "If-Match does not name the current version"),
+                    "413",
+                    ("415", "not JSON or YAML"),
+                ),
+                "422": _INVALID,
             },
         },
     },

@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse, Response
 
 from core.policy import PolicyError
 from core.policy.store import get_stored
-from portal.api.common import AUTH_RESPONSES, bounded_body, error, tenant_of_key
+from portal.api.common import bounded_body, error, tenant_of_key
+from portal.api.spec import TENANT_KEY, errors, ok
 from portal.policy_trial import try_policy
 from portal.state import portal
 
@@ -105,6 +106,7 @@ PATHS: dict[str, Any] = {
     "/api/v1/policy/dry-run": {
         "post": {
             "summary": "What the policy would do with a message, per recipient, and why",
+            "security": TENANT_KEY,
             "parameters": [
                 {"name": "mail_from", "in": "query", "schema": {"type": "string"}},
                 {
@@ -117,7 +119,7 @@ PATHS: dict[str, Any] = {
             "requestBody": {
                 "required": True,
                 "content": {
-                    "message/rfc822": {},
+                    "message/rfc822": {"schema": {"type": "string", "format": "binary"}},
                     "application/json": {
                         "schema": {
                             "type": "object",
@@ -146,13 +148,18 @@ PATHS: dict[str, Any] = {
                 },
             },
             "responses": {
-                "200": {
-                    "description": "{policy_version, recipients: [{address, action, "
-                    "method, disposition, rule, explanation}]}"
-                },
-                "400": {"description": "malformed request"},
-                "413": {"description": "message too large"},
-                **AUTH_RESPONSES,
+                "200": ok(
+                    "the policy's decision for each recipient",
+                    {
+                        "type": "object",
+                        "required": ["recipients"],
+                        "properties": {
+                            "policy_version": {"type": "integer"},
+                            "recipients": {"type": "array", "items": {"type": "object"}},
+                        },
+                    },
+                ),
+                **errors(("400", "malformed request"), ("413", "message too large"), "415"),
             },
         }
     },

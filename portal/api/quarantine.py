@@ -13,7 +13,8 @@ from starlette.responses import JSONResponse, Response
 from core import quarantine
 from core.errors import NotFound
 from portal.admin.notices import compose_reject_notice
-from portal.api.common import error, officer_of_key
+from portal.api.common import bounded_body, error, officer_of_key
+from portal.api.spec import TENANT_KEY, errors, json_body, ok, path_param, query_param
 from portal.state import portal
 
 MAX_BODY = 4096
@@ -57,8 +58,8 @@ async def _decide(request: Request, action: str) -> Response:
     tenant_id, actor = caller
     note = ""
     if action == "reject":
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
+        raw = await bounded_body(request, MAX_BODY)
+        if raw is None:
             return error(413, "request body too large")
         if raw.strip():
             try:
@@ -90,3 +91,75 @@ async def release(request: Request) -> Response:
 
 async def reject(request: Request) -> Response:
     return await _decide(request, "reject")
+
+
+_HELD = {
+    "type": "object",
+    "required": ["id", "message_id", "state"],
+    "properties": {
+        "id": {"type": "string"},
+        "message_id": {"type": "string"},
+        "recipients": {"type": "array", "items": {"type": "string"}},
+        "rule": {"type": "string"},
+        "reason": {"type": "string"},
+        "state": {"type": "string", "enum": ["held", "released", "rejected"]},
+        "created_at": {"type": "number"},
+        "decided_at": {"type": ["number", "null"]},
+        "decided_by": {"type": ["string", "null"]},
+        "mail_from": {"type": "string"},
+    },
+}
+_DECIDED = ("409", "the message was already decided")
+
+PATHS: dict[str, Any] = {
+    "/api/v1/quarantine": {
+        "get": {
+            "summary": "The tenant's held messages (admin and compliance keys)",
+            "security": TENANT_KEY,
+            "parameters": [
+                query_param(
+                    "state",
+                    {"type": "string", "enum": ["held", "released", "rejected", "all"]},
+                    "held (the default), released, rejected or all",
+                )
+            ],
+            "responses": {
+                "200": ok(
+                    "the held messages",
+                    {
+                        "type": "object",
+                        "required": ["items"],
+                        "properties": {"items": {"type": "array", "items": _HELD}},
+                    },
+                ),
+                **errors(("400", "state is not one of the four"), "403"),
+            },
+        }
+    },
+    "/api/v1/quarantine/{held_id}/release": {
+        "post": {
+            "summary": "Release a held message: it goes on its way (admin and compliance keys)",
+            "security": TENANT_KEY,
+            "parameters": [path_param("held_id")],
+            "responses": {
+                "200": ok("the decided message", _HELD),
+                **errors("403", "404", _DECIDED),
+            },
+        }
+    },
+    "/api/v1/quarantine/{held_id}/reject": {
+        "post": {
+            "summary": "Reject a held message; the sender is told, with the note if given",
+            "security": TENANT_KEY,
+            "parameters": [path_param("held_id")],
+            "requestBody": json_body(
+                {"type": "object", "properties": {"note": {"type": "string", "maxLength": 2000}}},
+                required=False,
+            ),
+            "responses": {
+                "200": ok("the decided message", _HELD),
+                **errors("400", "403", "404", _DECIDED, "413"),
+            },
+        }
+    },
+}

@@ -87,7 +87,7 @@ async def compose_form(request: Request) -> Response:
     return _render(st, user, ComposeForm.blank(user.tenant))
 
 
-def _encoded_size(text: str, subject: str, uploads: list[Upload]) -> int:
+def message_size(text: str, subject: str, uploads: list[Upload]) -> int:
     """What the message will weigh in the store and on the wire: base64 for files,
     quoted-printable at worst three times the text, headers."""
     files = sum(encoded_size(u.size) + 512 for u in uploads)
@@ -134,7 +134,7 @@ async def _send(request: Request, st: PortalState, user: Admin, posted: Posted) 
     checked = read(posted.form, user.tenant, st.settings.smtp_max_recipients)
     uploads = posted.uploads
     status = 422
-    if not checked.errors and _encoded_size(checked.text, checked.subject, uploads) > (
+    if not checked.errors and message_size(checked.text, checked.subject, uploads) > (
         st.settings.smtp_max_message_size
     ):
         total = sum(u.size or 0 for u in uploads)

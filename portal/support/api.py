@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from core import attempts
 from core.addresses import valid_or_empty
 from portal import ratelimit
+from portal.api.spec import errors, json_body, ok
 from portal.state import client_ip, portal
 from portal.support.common import AGENT_LOGIN_FAILURES, mailer
 from support import agents, notify, pins
@@ -59,6 +60,34 @@ async def api_verify(request: Request) -> Response:
     return JSONResponse(result.as_dict())
 
 
+_ACTION = {
+    "type": "object",
+    "properties": {
+        "action": {"type": "string"},
+        "allowed": {"type": "boolean"},
+        "why": {"type": "string"},
+    },
+}
+_RESULT = {
+    "type": "object",
+    "required": ["email", "result", "match"],
+    "properties": {
+        "email": {"type": "string"},
+        "result": {
+            "type": "string",
+            "enum": ["match", "no_match", "locked", "no_pin", "no_contact"],
+        },
+        "match": {"type": "boolean"},
+        "account": {"type": ["string", "null"]},
+        "account_id": {"type": ["string", "null"]},
+        "standing": {"type": ["string", "null"]},
+        "delinquent": {"type": ["boolean", "null"]},
+        "locked_now": {"type": "boolean"},
+        "failures_left": {"type": ["integer", "null"]},
+        "actions": {"type": "array", "items": _ACTION},
+    },
+}
+
 SUPPORT_PATHS: dict[str, Any] = {
     "/api/v1/support/verify": {
         "post": {
@@ -66,11 +95,24 @@ SUPPORT_PATHS: dict[str, Any] = {
             "API key): body {email, pin, account?}; answers result (match, no_match, locked, "
             "no_pin, no_contact), the account and its standing, and each action allowed or "
             "refused. Counts towards the lock and is audited like /support.",
+            "security": [{"supportDeskKey": []}],
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["email", "pin"],
+                    "properties": {
+                        "email": {"type": "string", "format": "email"},
+                        "pin": {"type": "string", "maxLength": 40},
+                        "account": {"type": "string", "description": "a billing account id"},
+                    },
+                }
+            ),
             "responses": {
-                "200": {"description": "the check's result"},
-                "400": {"description": "a missing or malformed field"},
-                "401": {"description": "missing or invalid agent key"},
-                "429": {"description": "too many invalid keys from this address"},
+                "200": ok("the check's result", _RESULT),
+                **errors(
+                    ("400", "a missing or malformed field"),
+                    ("429", "too many invalid keys from this address"),
+                ),
             },
         }
     }
