@@ -285,3 +285,46 @@ def partner_user_remove(ctx: click.Context, ref: str, email: str, config: str | 
             await svc.close()
 
     out.print(f"{_run(go())} removed")
+
+
+@partner.group("key")
+def partner_key() -> None:
+    """The partner's API keys (scope partner: its tenants through /api/v1/tenants)."""
+
+
+@partner_key.command("add")
+@click.argument("ref")
+@click.argument("label")
+@config_option
+@json_option
+@click.pass_context
+def partner_key_add(
+    ctx: click.Context, ref: str, label: str, config: str | None, as_json: bool
+) -> None:
+    """Make a partner API key named LABEL; the key is shown only now."""
+    from core.accounts.partner_users import create_partner_key, partner_key_id
+    from core.accounts.partners import find_partner
+    from core.services import Services
+
+    async def go() -> dict[str, Any]:
+        svc = Services.open(_settings(ctx))
+        try:
+            async with svc.db.session() as s:
+                p = await find_partner(s, ref)
+                key, row = await create_partner_key(s, p.id, label, "cli")
+                await s.commit()
+                return {
+                    "partner": p.name,
+                    "label": row.label,
+                    "id": partner_key_id(row),
+                    "key": key,
+                }
+        finally:
+            await svc.close()
+
+    data = _run(go())
+    if as_json:
+        _print_json(data)
+    else:
+        out.print(f"partner key {data['label']} for {data['partner']} (shown only now):")
+        out.print(data["key"], soft_wrap=True)

@@ -126,6 +126,27 @@ def test_the_api_holds_to_its_document(product: Product) -> None:
             run()
         except (Exception, BaseExceptionGroup) as exc:  # every operation's, not the first only
             failures.append(f"{op.label} ({scope} key): {_words(exc)[:1500]}")
+    # the partner's operations with a partner key, on a tenant of its own too
+    product.cli("partner", "create", "Fuzz MSP")
+    made = product.cli("partner", "key", "add", "Fuzz MSP", "fuzz", "--json").stdout
+    partner = {"Authorization": f"Bearer {json.loads(made)['key']}"}
+    request = urllib.request.Request(
+        product.portal_url + "/api/v1/tenants",
+        data=json.dumps({"name": "Fuzz Tenant", "domains": ["fuzz-tenant.example"]}).encode(),
+        headers={**partner, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=20) as r:
+        own = {"tenant_id": json.load(r)["id"]}
+    for result in schema.get_all_operations():
+        op = result.ok()
+        if not op.path.startswith("/api/v1/tenants"):
+            continue
+        tried.append(f"{op.label} (partner key)")
+        run = _fuzzer(op, product.portal_url, partner, MAX_EXAMPLES, statuses, own)
+        try:
+            run()
+        except (Exception, BaseExceptionGroup) as exc:
+            failures.append(f"{op.label} (partner key): {_words(exc)[:1500]}")
     assert len(tried) >= 75, tried
     assert sum(statuses.values()) >= 2 * len(tried), statuses  # requests were really made
     assert sum(n for code, n in statuses.items() if code < 300) >= len(tried) // 3, statuses
