@@ -14,9 +14,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from branding.mail import Rendered, compose
+from branding.mail import Rendered, queue_rendered
 from branding.templating import DEFAULT_BRAND_COLOR, render
-from core import outbox
 from core.accounts.billing_accounts import sealing_tenant_id
 from core.models import BillingAccount
 
@@ -139,24 +138,16 @@ def billing_mailer(
         if tenant_id is None or kind not in _TEXTS:
             return False
         rendered = render_billing_email(kind, context)
-        mail_from = services.settings.sender_address
-        for rcpt in recipients:
-            raw = compose(
-                from_addr=mail_from,
-                to_addr=rcpt,
-                rendered=rendered,
-                headers={"Auto-Submitted": "auto-generated"},
-            )
-            await outbox.post(
-                session,
-                services.vault,
-                kind="notification",
-                tenant_id=tenant_id,
-                mail_from=mail_from,
-                recipients=[rcpt],
-                raw=raw,
-                lifetime=MAIL_LIFETIME,
-            )
+        await queue_rendered(
+            session,
+            services.vault,
+            tenant_id=tenant_id,
+            mail_from=services.settings.sender_address,
+            recipients=recipients,
+            rendered=rendered,
+            kind="notification",
+            lifetime=MAIL_LIFETIME,
+        )
         return True
 
     return mail

@@ -7,6 +7,11 @@ import email.policy
 import email.utils
 from email.message import EmailMessage
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import outbox
+from core.storage.vault import Vault
+
 _FORBIDDEN_IN_HEADERS = ("\r", "\n", "\x00")
 _ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to", "sender"})
 # The email package decodes anything that looks like an RFC 2047 word in a value it is
@@ -86,3 +91,35 @@ def compose(
         for cid, png in inline_images:
             html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>")
     return msg.as_bytes()
+
+
+async def queue_rendered(
+    session: AsyncSession,
+    vault: Vault,
+    *,
+    tenant_id: str,
+    mail_from: str,
+    recipients: list[str],
+    rendered: Rendered,
+    kind: str,
+    lifetime: float,
+) -> None:
+    """One automatic mail per recipient (``Auto-Submitted``), each sealed under
+    ``tenant_id``'s keys and queued (:func:`core.outbox.post`); the caller commits."""
+    for rcpt in recipients:
+        raw = compose(
+            from_addr=mail_from,
+            to_addr=rcpt,
+            rendered=rendered,
+            headers={"Auto-Submitted": "auto-generated"},
+        )
+        await outbox.post(
+            session,
+            vault,
+            kind=kind,
+            tenant_id=tenant_id,
+            mail_from=mail_from,
+            recipients=[rcpt],
+            raw=raw,
+            lifetime=lifetime,
+        )

@@ -15,9 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from branding.mail import Rendered, compose
+from branding.mail import Rendered, queue_rendered
 from branding.templating import DEFAULT_BRAND_COLOR, render
-from core import outbox
 from core.accounts.models import PartnerUser
 from core.accounts.trials import today_utc
 from core.models import Partner, Tenant, TenantKey
@@ -97,24 +96,16 @@ async def remind_tenant(
     recipients = sorted(set((await session.execute(stmt)).scalars()))
     base = services.settings.portal_base_url.rstrip("/")
     rendered = render_trial_mail(key, tenant, partner, f"{base}/partner/tenants/{tenant.id}")
-    mail_from = services.settings.sender_address
-    for rcpt in recipients:
-        raw = compose(
-            from_addr=mail_from,
-            to_addr=rcpt,
-            rendered=rendered,
-            headers={"Auto-Submitted": "auto-generated"},
-        )
-        await outbox.post(
-            session,
-            services.vault,
-            kind="notification",
-            tenant_id=tenant.id,
-            mail_from=mail_from,
-            recipients=[rcpt],
-            raw=raw,
-            lifetime=MAIL_LIFETIME,
-        )
+    await queue_rendered(
+        session,
+        services.vault,
+        tenant_id=tenant.id,
+        mail_from=services.settings.sender_address,
+        recipients=recipients,
+        rendered=rendered,
+        kind="notification",
+        lifetime=MAIL_LIFETIME,
+    )
     sent = [k for k in (tenant.trial_reminders or "").split(",") if k]
     tenant.trial_reminders = ",".join([*sent, key])
     if not recipients:
@@ -168,20 +159,13 @@ async def mail_partner_code(
         text=render("mail/partner_code.txt", ctx),
         html=render("mail/partner_code.html", ctx),
     )
-    mail_from = services.settings.sender_address
-    raw = compose(
-        from_addr=mail_from,
-        to_addr=to,
-        rendered=rendered,
-        headers={"Auto-Submitted": "auto-generated"},
-    )
-    await outbox.post(
+    await queue_rendered(
         session,
         services.vault,
-        kind="code",
         tenant_id=partner.id,
-        mail_from=mail_from,
+        mail_from=services.settings.sender_address,
         recipients=[to],
-        raw=raw,
+        rendered=rendered,
+        kind="code",
         lifetime=600.0,
     )

@@ -71,6 +71,7 @@ def code_page(
         "digits": codes.CODE_DIGITS,
         "minutes": codes.minutes(),
         "error": error,
+        "door_home": door.home,
     }
     return st.pages.render(door.code_template, ctx, status=status)
 

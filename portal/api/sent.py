@@ -22,8 +22,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from conversations.compose import Draft, Upload, chunks
-from conversations.submit import submit
+from conversations.compose import Upload
 from core.accounts.api_keys import SCOPES
 from core.accounts.domains import tenant_domains
 from core.addresses import InvalidAddress, parse_address
@@ -32,8 +31,8 @@ from core.models import Message, Tenant
 from portal.api.common import Caller, caller_of_key, error, json_object, limit_of
 from portal.api.messages import NO_STORE
 from portal.api.spec import PAGING, TENANT_KEY, errors, json_body, ok, query_param
-from portal.sent.compose import message_size
-from portal.sent.compose_form import ComposeForm, option_headers, read
+from portal.sent.compose import message_size, send_checked
+from portal.sent.compose_form import ComposeForm, read
 from portal.state import client_ip, portal
 
 MAX_ATTACHMENTS = 100
@@ -204,24 +203,8 @@ async def compose(request: Request) -> Response:
             return error(422, "text: write a message or attach a file")
         if message_size(checked.text, checked.subject, uploads) > limit:
             return error(413, "with its attachments the message is over the size limit")
-        draft = Draft(
-            from_addr=address,
-            to=checked.addresses["to"],
-            cc=checked.addresses["cc"],
-            subject=checked.subject,
-            text=checked.text,
-            attachments=uploads,
-            headers=option_headers(checked),
-            msgid_domain=address.rpartition("@")[2] or "sealmail.invalid",
-        )
-        qid = await submit(
-            st.services,
-            caller.tenant.id,
-            address,
-            checked.recipients,
-            chunks(draft),
-            origin="compose",
-            client=client_ip(request),
+        qid = await send_checked(
+            st, caller.tenant.id, address, checked, uploads, client_ip(request)
         )
     finally:
         for u in uploads:

@@ -94,6 +94,37 @@ def message_size(text: str, subject: str, uploads: list[Upload]) -> int:
     return files + 3 * len(text.encode("utf-8", "replace")) + 4 * len(subject) + 8 * 1024
 
 
+async def send_checked(
+    st: PortalState,
+    tenant_id: str,
+    address: str,
+    checked: ComposeForm,
+    uploads: list[Upload],
+    client: str,
+) -> str:
+    """A checked compose form (the page's or the API's) written as MIME and submitted
+    through intake's path; returns the queue id."""
+    draft = Draft(
+        from_addr=address,
+        to=checked.addresses["to"],
+        cc=checked.addresses["cc"],
+        subject=checked.subject,
+        text=checked.text,
+        attachments=uploads,
+        headers=option_headers(checked),
+        msgid_domain=address.rpartition("@")[2] or "sealmail.invalid",
+    )
+    return await submit(
+        st.services,
+        tenant_id,
+        address,
+        checked.recipients,
+        chunks(draft),
+        origin="compose",
+        client=client,
+    )
+
+
 async def compose_send(request: Request) -> Response:
     st = portal(request)
     user = await _signed_in(st, request)
@@ -150,25 +181,7 @@ async def _send(request: Request, st: PortalState, user: Admin, posted: Posted) 
         return _render(st, user, checked, files_dropped=len(uploads), status=status)
 
     address = user.user.email.strip().lower()
-    draft = Draft(
-        from_addr=address,
-        to=checked.addresses["to"],
-        cc=checked.addresses["cc"],
-        subject=checked.subject,
-        text=checked.text,
-        attachments=uploads,
-        headers=option_headers(checked),
-        msgid_domain=address.rpartition("@")[2] or "sealmail.invalid",
-    )
-    qid = await submit(
-        st.services,
-        user.tenant.id,
-        address,
-        checked.recipients,
-        chunks(draft),
-        origin="compose",
-        client=client_ip(request),
-    )
+    qid = await send_checked(st, user.tenant.id, address, checked, uploads, client_ip(request))
     async with st.services.db.session() as s:
         await audit(
             s,
