@@ -255,6 +255,16 @@ def test_task_pane_outside_outlook_and_the_admin_setting_in_a_browser(
     assert "Open this page from Outlook" in page.locator("#outside").inner_text()
     assert not page.locator("#signin").is_visible() and not page.locator("#options").is_visible()
     look_at(page, "addin-taskpane-outside-outlook", group="addin")
+    # the pane's markup inside Outlook (sign-in with the code form, then the options), shown
+    # for a look at its layout and accessibility; what it does is tested with Microsoft's mock
+    page.evaluate(
+        "() => { for (const id of ['signin', 'code-form', 'options']) "
+        "document.getElementById(id).hidden = false; "
+        "document.getElementById('outside').hidden = true; "
+        "document.getElementById('marked-state').textContent = "
+        "'This message is not marked yet. Select Send Secure to send it securely.'; }"
+    )
+    look_at(page, "addin-taskpane-in-outlook", group="addin")
     page.goto(f"{live.url}/addin/help?tenant={acme}")
     look_at(page, "addin-help", group="addin")
 
