@@ -10,9 +10,17 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from branding.brands import TEXT_LIMITS, brand_by_id, brands_of, checked_fields, update_brand
+from branding.brands import (
+    TEXT_LIMITS,
+    brand_by_id,
+    brands_of,
+    checked_fields,
+    default_brand,
+    update_brand,
+)
 from branding.models import Brand
 from core.errors import NotFound, PermanentError
+from core.models import Tenant
 from portal.api.common import caller_of_key, error, json_object
 from portal.api.messages import NO_STORE
 from portal.api.spec import TENANT_KEY, errors, json_body, ok, path_param
@@ -43,6 +51,10 @@ async def list_all(request: Request) -> Response:
     if isinstance(caller, Response):
         return caller
     async with portal(request).services.db.session() as s:
+        tenant = await s.get(Tenant, caller.tenant.id)
+        assert tenant is not None
+        await default_brand(s, tenant, caller.actor)  # made from its settings on first need
+        await s.commit()
         rows = await brands_of(s, caller.tenant.id)
     return JSONResponse({"brands": [brand_json(b) for b in rows]}, headers=NO_STORE)
 
