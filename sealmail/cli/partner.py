@@ -110,12 +110,26 @@ def partner_show(ctx: click.Context, ref: str, config: str | None, as_json: bool
                     .scalars()
                     .all()
                 )
+                from core.accounts.partner_users import list_partner_users
+
+                people = await list_partner_users(s, p.id)
                 return {
                     "id": p.id,
                     "name": p.name,
                     "created_at": _ts(p.created_at),
+                    "nfr_max_users": p.nfr_max_users,
+                    "nfr_max_messages": p.nfr_max_messages,
+                    "people": [{"email": u.email, "role": u.role} for u in people],
                     "tenants": [
-                        {"id": t.id, "name": t.name, "plan": t.plan, "standing": t.standing}
+                        {
+                            "id": t.id,
+                            "name": t.name,
+                            "plan": t.plan,
+                            "trial_ends_on": t.trial_ends_on.isoformat()
+                            if t.trial_ends_on
+                            else None,
+                            "standing": t.standing,
+                        }
                         for t in tenants
                     ],
                 }
@@ -127,8 +141,17 @@ def partner_show(ctx: click.Context, ref: str, config: str | None, as_json: bool
         _print_json(data)
         return
     out.print(f"partner  {data['name']} ({data['id']})\ncreated  {data['created_at']} UTC")
+    users, messages = data["nfr_max_users"], data["nfr_max_messages"]
+    out.print(
+        f"NFR      {users or 'any number of'} users, {messages or 'any number of'} messages a month"
+    )
+    for u in data["people"]:
+        out.print(f"  person {u['email']} ({u['role']})")
     for t in data["tenants"]:
-        out.print(f"  tenant {t['name']} ({t['id']}) plan={t['plan']} standing={t['standing']}")
+        trial = f" trial ends {t['trial_ends_on']}" if t["trial_ends_on"] else ""
+        out.print(
+            f"  tenant {t['name']} ({t['id']}) plan={t['plan']}{trial} standing={t['standing']}"
+        )
 
 
 @partner.command("update")
