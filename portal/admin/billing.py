@@ -10,9 +10,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from billing_hooks.models import Invoice
+from core.accounts.trials import messages_this_month, nfr_limits, trial_over
 from core.models import BillingAccount, Tenant
+from portal.admin.context import page_context
 from portal.admin.doors import current_admin
-from portal.pages import branding_of
 from portal.state import portal
 
 
@@ -43,17 +44,22 @@ async def standing_page(request: Request) -> Response:
                 .order_by(Invoice.due_on, Invoice.id)
             )
             invoices = list((await s.execute(stmt)).scalars().all())
+        users_limit, messages_limit = await nfr_limits(s, admin.tenant)
+        used = await messages_this_month(s, admin.tenant.id) if messages_limit else 0
         return st.pages.render(
             "admin/billing.html",
-            {
-                **branding_of(admin.tenant),
-                "admin_email": admin.user.email,
-                "admin_role": admin.user.role,
-                "csrf_token": admin.session.csrf_token,
-                "tenant_standing": admin.tenant.standing,
-                "billing_accounts": own,
-                "via_partner": len(own) < len(billing_accounts),
-                "invoices": invoices,
-                "pay_url": st.settings.billing_pay_url if own else "",
-            },
+            page_context(
+                admin,
+                tenant_standing=admin.tenant.standing,
+                tenant_plan=admin.tenant.plan,
+                trial_ends_on=admin.tenant.trial_ends_on,
+                trial_over=trial_over(admin.tenant),
+                users_limit=users_limit,
+                messages_limit=messages_limit,
+                messages_used=used,
+                billing_accounts=own,
+                via_partner=len(own) < len(billing_accounts),
+                invoices=invoices,
+                pay_url=st.settings.billing_pay_url if own else "",
+            ),
         )

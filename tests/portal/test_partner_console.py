@@ -331,3 +331,21 @@ def test_setup_page_and_live_check_from_the_partner_console(world: World) -> Non
         ("setup.check.open", f"partner:{TECH_A}"),
         ("tenant.connector_token.issue", f"partner:{TECH_A}"),
     }
+
+
+def test_the_tenant_sees_its_own_trial_and_licence(world: World) -> None:
+    from tests.portal.test_admin import _add_user
+    from tests.portal.test_admin import sign_in as admin_sign_in
+
+    pa = world.run(
+        _partner, world.services, "MSP A", [(ADMIN_A, "partner-admin")], nfr_max_messages=50
+    )
+    t = world.run(_tenant_of, world.services, pa, "Hotel", "hotel.example", "nfr")
+    world.run(_add_user, world.services, t, "it@hotel.example", "admin")
+    c = admin_sign_in(world, "it@hotel.example")
+    page = c.get("/admin/billing")
+    assert page.status_code == 200
+    assert (
+        "not-for-resale licence, which allows any number of users and 50 messages a month "
+        "(0 sent this month)" in page.text
+    )
