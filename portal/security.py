@@ -97,6 +97,9 @@ def add_security_headers(headers: MutableHeaders, path: str) -> None:
     csp = headers["content-security-policy"]
     if "frame-ancestors" not in csp:
         headers["content-security-policy"] = f"{csp.rstrip('; ')}; frame-ancestors 'none'"
+    if "frame-ancestors 'none'" in headers["content-security-policy"]:
+        # an add-in path that is not one of its framed pages (a 404, a manifest): no framing
+        headers.setdefault("x-frame-options", "DENY")
     if "cache-control" not in headers:
         static = path.startswith(STATIC_PREFIXES)
         headers["cache-control"] = "public, max-age=3600" if static else "no-store"
