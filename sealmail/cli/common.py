@@ -146,3 +146,18 @@ async def _tenant_id(svc: Any, ref: str | None) -> str | None:
 
     async with svc.db.session() as s:
         return (await find_tenant(s, ref)).id  # type: ignore[no-any-return]
+
+
+def in_session(ctx: click.Context, work: Callable[[Any, Any], Awaitable[T]]) -> T:
+    """Run ``work(services, session)`` with the configured services opened and closed
+    around it; a sealmail error becomes the one-line failure."""
+
+    async def go() -> T:
+        svc = _services(ctx)
+        try:
+            async with svc.db.session() as s:
+                return await work(svc, s)
+        finally:
+            await svc.close()
+
+    return _run(go())

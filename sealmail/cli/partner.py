@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from sealmail.cli.common import _print_json, _run, _settings, _ts, config_option, json_option, out
+from sealmail.cli.common import _print_json, _ts, config_option, in_session, json_option, out
 
 
 @click.group()
@@ -23,19 +23,13 @@ def partner() -> None:
 def partner_create(ctx: click.Context, name: str, config: str | None, as_json: bool) -> None:
     """Create a partner."""
     from core.accounts.partners import create_partner
-    from core.services import Services
 
-    async def go() -> dict[str, Any]:
-        svc = Services.open(_settings(ctx))
-        try:
-            async with svc.db.session() as s:
-                p = await create_partner(s, name)
-                await s.commit()
-                return {"id": p.id, "name": p.name}
-        finally:
-            await svc.close()
+    async def go(svc: Any, s: Any) -> dict[str, Any]:
+        p = await create_partner(s, name)
+        await s.commit()
+        return {"id": p.id, "name": p.name}
 
-    data = _run(go())
+    data = in_session(ctx, go)
     if as_json:
         _print_json(data)
     else:
@@ -52,32 +46,24 @@ def partner_list(ctx: click.Context, config: str | None, as_json: bool) -> None:
 
     from core.accounts.partners import list_partners
     from core.models import Tenant
-    from core.services import Services
 
-    async def go() -> list[dict[str, Any]]:
-        svc = Services.open(_settings(ctx))
-        try:
-            async with svc.db.session() as s:
-                counts = dict(
-                    (
-                        await s.execute(
-                            select(Tenant.partner_id, func.count()).group_by(Tenant.partner_id)
-                        )
-                    ).all()
-                )
-                return [
-                    {
-                        "id": p.id,
-                        "name": p.name,
-                        "tenants": counts.get(p.id, 0),
-                        "created_at": _ts(p.created_at),
-                    }
-                    for p in await list_partners(s)
-                ]
-        finally:
-            await svc.close()
+    async def go(svc: Any, s: Any) -> list[dict[str, Any]]:
+        counts = dict(
+            (
+                await s.execute(select(Tenant.partner_id, func.count()).group_by(Tenant.partner_id))
+            ).all()
+        )
+        return [
+            {
+                "id": p.id,
+                "name": p.name,
+                "tenants": counts.get(p.id, 0),
+                "created_at": _ts(p.created_at),
+            }
+            for p in await list_partners(s)
+        ]
 
-    rows = _run(go())
+    rows = in_session(ctx, go)
     if as_json:
         _print_json(rows)
         return
@@ -98,45 +84,33 @@ def partner_show(ctx: click.Context, ref: str, config: str | None, as_json: bool
 
     from core.accounts.partners import find_partner
     from core.models import Tenant
-    from core.services import Services
 
-    async def go() -> dict[str, Any]:
-        svc = Services.open(_settings(ctx))
-        try:
-            async with svc.db.session() as s:
-                p = await find_partner(s, ref)
-                tenants = (
-                    (await s.execute(select(Tenant).where(Tenant.partner_id == p.id)))
-                    .scalars()
-                    .all()
-                )
-                from core.accounts.partner_users import list_partner_users
+    async def go(svc: Any, s: Any) -> dict[str, Any]:
+        p = await find_partner(s, ref)
+        tenants = (await s.execute(select(Tenant).where(Tenant.partner_id == p.id))).scalars().all()
+        from core.accounts.partner_users import list_partner_users
 
-                people = await list_partner_users(s, p.id)
-                return {
-                    "id": p.id,
-                    "name": p.name,
-                    "created_at": _ts(p.created_at),
-                    "nfr_max_users": p.nfr_max_users,
-                    "nfr_max_messages": p.nfr_max_messages,
-                    "people": [{"email": u.email, "role": u.role} for u in people],
-                    "tenants": [
-                        {
-                            "id": t.id,
-                            "name": t.name,
-                            "plan": t.plan,
-                            "trial_ends_on": t.trial_ends_on.isoformat()
-                            if t.trial_ends_on
-                            else None,
-                            "standing": t.standing,
-                        }
-                        for t in tenants
-                    ],
+        people = await list_partner_users(s, p.id)
+        return {
+            "id": p.id,
+            "name": p.name,
+            "created_at": _ts(p.created_at),
+            "nfr_max_users": p.nfr_max_users,
+            "nfr_max_messages": p.nfr_max_messages,
+            "people": [{"email": u.email, "role": u.role} for u in people],
+            "tenants": [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "plan": t.plan,
+                    "trial_ends_on": t.trial_ends_on.isoformat() if t.trial_ends_on else None,
+                    "standing": t.standing,
                 }
-        finally:
-            await svc.close()
+                for t in tenants
+            ],
+        }
 
-    data = _run(go())
+    data = in_session(ctx, go)
     if as_json:
         _print_json(data)
         return
@@ -177,25 +151,19 @@ def partner_update(
     """Set the partner's not-for-resale agreement (0 removes a limit)."""
     from core.accounts.partners import find_partner
     from core.audit import audit
-    from core.services import Services
 
-    async def go() -> dict[str, Any]:
-        svc = Services.open(_settings(ctx))
-        try:
-            async with svc.db.session() as s:
-                p = await find_partner(s, ref)
-                if nfr_users is not None:
-                    p.nfr_max_users = nfr_users or None
-                if nfr_messages is not None:
-                    p.nfr_max_messages = nfr_messages or None
-                limits = {"nfr_max_users": p.nfr_max_users, "nfr_max_messages": p.nfr_max_messages}
-                await audit(s, None, "cli", "partner.nfr", p.id, **limits)
-                await s.commit()
-                return {"id": p.id, "name": p.name, **limits}
-        finally:
-            await svc.close()
+    async def go(svc: Any, s: Any) -> dict[str, Any]:
+        p = await find_partner(s, ref)
+        if nfr_users is not None:
+            p.nfr_max_users = nfr_users or None
+        if nfr_messages is not None:
+            p.nfr_max_messages = nfr_messages or None
+        limits = {"nfr_max_users": p.nfr_max_users, "nfr_max_messages": p.nfr_max_messages}
+        await audit(s, None, "cli", "partner.nfr", p.id, **limits)
+        await s.commit()
+        return {"id": p.id, "name": p.name, **limits}
 
-    data = _run(go())
+    data = in_session(ctx, go)
     if as_json:
         _print_json(data)
         return
@@ -226,20 +194,14 @@ def partner_user_add(
     """Let EMAIL sign in to the partner's console with ROLE."""
     from core.accounts.partner_users import add_partner_user
     from core.accounts.partners import find_partner
-    from core.services import Services
 
-    async def go() -> dict[str, Any]:
-        svc = Services.open(_settings(ctx))
-        try:
-            async with svc.db.session() as s:
-                p = await find_partner(s, ref)
-                u = await add_partner_user(s, p, email, role)
-                await s.commit()
-                return {"id": u.id, "partner": p.name, "email": u.email, "role": u.role}
-        finally:
-            await svc.close()
+    async def go(svc: Any, s: Any) -> dict[str, Any]:
+        p = await find_partner(s, ref)
+        u = await add_partner_user(s, p, email, role)
+        await s.commit()
+        return {"id": u.id, "partner": p.name, "email": u.email, "role": u.role}
 
-    data = _run(go())
+    data = in_session(ctx, go)
     if as_json:
         _print_json(data)
     else:
@@ -257,21 +219,15 @@ def partner_user_list(ctx: click.Context, ref: str, config: str | None, as_json:
     """The people who may sign in to the partner's console."""
     from core.accounts.partner_users import list_partner_users
     from core.accounts.partners import find_partner
-    from core.services import Services
 
-    async def go() -> list[dict[str, Any]]:
-        svc = Services.open(_settings(ctx))
-        try:
-            async with svc.db.session() as s:
-                p = await find_partner(s, ref)
-                return [
-                    {"id": u.id, "email": u.email, "role": u.role, "created_at": _ts(u.created_at)}
-                    for u in await list_partner_users(s, p.id)
-                ]
-        finally:
-            await svc.close()
+    async def go(svc: Any, s: Any) -> list[dict[str, Any]]:
+        p = await find_partner(s, ref)
+        return [
+            {"id": u.id, "email": u.email, "role": u.role, "created_at": _ts(u.created_at)}
+            for u in await list_partner_users(s, p.id)
+        ]
 
-    rows = _run(go())
+    rows = in_session(ctx, go)
     if as_json:
         _print_json(rows)
         return
@@ -291,23 +247,17 @@ def partner_user_remove(ctx: click.Context, ref: str, email: str, config: str | 
     from core.accounts.partner_users import find_partner_user, remove_partner_user
     from core.accounts.partners import find_partner
     from core.errors import NotFound
-    from core.services import Services
 
-    async def go() -> str:
-        svc = Services.open(_settings(ctx))
-        try:
-            async with svc.db.session() as s:
-                p = await find_partner(s, ref)
-                u = await find_partner_user(s, p.id, email)
-                if u is None:
-                    raise NotFound(f"{email} does not work for {p.name}")
-                await remove_partner_user(s, p.id, u.id, "cli")
-                await s.commit()
-                return u.email
-        finally:
-            await svc.close()
+    async def go(svc: Any, s: Any) -> str:
+        p = await find_partner(s, ref)
+        u = await find_partner_user(s, p.id, email)
+        if u is None:
+            raise NotFound(f"{email} does not work for {p.name}")
+        await remove_partner_user(s, p.id, u.id, "cli")
+        await s.commit()
+        return u.email
 
-    out.print(f"{_run(go())} removed")
+    out.print(f"{in_session(ctx, go)} removed")
 
 
 @partner.group("key")
@@ -327,25 +277,19 @@ def partner_key_add(
     """Make a partner API key named LABEL; the key is shown only now."""
     from core.accounts.partner_users import create_partner_key, partner_key_id
     from core.accounts.partners import find_partner
-    from core.services import Services
 
-    async def go() -> dict[str, Any]:
-        svc = Services.open(_settings(ctx))
-        try:
-            async with svc.db.session() as s:
-                p = await find_partner(s, ref)
-                key, row = await create_partner_key(s, p.id, label, "cli")
-                await s.commit()
-                return {
-                    "partner": p.name,
-                    "label": row.label,
-                    "id": partner_key_id(row),
-                    "key": key,
-                }
-        finally:
-            await svc.close()
+    async def go(svc: Any, s: Any) -> dict[str, Any]:
+        p = await find_partner(s, ref)
+        key, row = await create_partner_key(s, p.id, label, "cli")
+        await s.commit()
+        return {
+            "partner": p.name,
+            "label": row.label,
+            "id": partner_key_id(row),
+            "key": key,
+        }
 
-    data = _run(go())
+    data = in_session(ctx, go)
     if as_json:
         _print_json(data)
     else:
