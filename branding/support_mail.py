@@ -14,10 +14,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from branding.mail import Rendered, compose
+from branding.mail import Rendered, queue_rendered
 from branding.notifications import format_time
 from branding.templating import render, safe_color, safe_logo_url
-from core import outbox
 from core.models import Tenant
 
 
@@ -114,20 +113,14 @@ def support_mailer(
         rendered = _RENDERERS[kind](brand, portal_url=portal_url, **context)
         tenant = await session.get(Tenant, tenant_id)
         mail_from = (tenant.notification_from if tenant else "") or sender_address
-        raw = compose(
-            from_addr=mail_from,
-            to_addr=to,
-            rendered=rendered,
-            headers={"Auto-Submitted": "auto-generated"},
-        )
-        await outbox.post(
+        await queue_rendered(
             session,
             vault,
-            kind=outbox_kind,
             tenant_id=tenant_id,
             mail_from=mail_from,
             recipients=[to],
-            raw=raw,
+            rendered=rendered,
+            kind=outbox_kind,
             lifetime=lifetime,
         )
 
