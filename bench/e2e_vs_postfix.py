@@ -180,7 +180,9 @@ async def run_round(
 
 
 # ------------------------------------------------------------------ targets
-def start_sealmail(tmp: Path, sink: int) -> tuple[subprocess.Popen, int, dict]:
+def start_sealmail(
+    tmp: Path, sink: int, processes: int = 0, database_url: str = ""
+) -> tuple[subprocess.Popen, int, dict]:
     work = tmp / "sm"
     smtp, portal = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALMAIL_")}
@@ -189,6 +191,8 @@ def start_sealmail(tmp: Path, sink: int) -> tuple[subprocess.Popen, int, dict]:
         SEALMAIL_PORTAL_LISTEN=f"127.0.0.1:{portal}",
         SEALMAIL_PORTAL_BASE_URL=f"http://127.0.0.1:{portal}",
         SEALMAIL_RELAY=f"127.0.0.1:{sink}",
+        SEALMAIL_WORKER_PROCESSES=str(processes),
+        **({"SEALMAIL_DATABASE_URL": database_url} if database_url else {}),
         SEALMAIL_RELAY_TLS="none",
     )
     r = subprocess.run([SEALMAIL, "init", "--dir", str(work)], env=env, capture_output=True)
@@ -250,12 +254,16 @@ async def main(a: argparse.Namespace) -> None:
     try:
         postfix_relay.start(pf_dir, pf_port, f"127.0.0.1:{sink_port}")
         wait_port(pf_port)
-        sm, sm_port, _ = start_sealmail(tmp, sink_port)
+        sm, sm_port, _ = start_sealmail(tmp, sink_port, a.worker_processes, a.database_url)
         procs.append(sm)
         targets = [
-            ("postfix", pf_port, False),
-            ("sealed", sm_port, True),
-            ("clear", sm_port, False),
+            t
+            for t in [
+                ("postfix", pf_port, False),
+                ("sealed", sm_port, True),
+                ("clear", sm_port, False),
+            ]
+            if t[0] in a.targets.split(",")
         ]
         for _name, port, secure in targets:  # warm-up
             await run_round(port, sink_port, 20, a.sessions, a.size, secure, a.limit)
@@ -283,7 +291,7 @@ async def main(a: argparse.Namespace) -> None:
     def med(n: str, k: str) -> float:
         return statistics.median(r[k] for r in res[n])
 
-    base = med("postfix", "e2e")
+    base = med("postfix", "e2e") if "postfix" in res else float("nan")
     out = {}
     print(
         f"\n{a.messages} x {a.size} KB, {a.sessions} sessions, median of {a.rounds} rounds; "
@@ -311,4 +319,7 @@ if __name__ == "__main__":
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--limit", type=float, default=300)
     p.add_argument("--json-out")
+    p.add_argument("--targets", default="postfix,sealed,clear")
+    p.add_argument("--database-url", default="", help="an empty PostgreSQL database")
+    p.add_argument("--worker-processes", type=int, default=0, help="0 = one per core")
     asyncio.run(main(p.parse_args()))

@@ -56,6 +56,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _write_lock_path(url: str) -> str | None:
+    """The file whose ``flock`` queues writers of several processes (SQLite on disk only)."""
+    if not is_sqlite(url):
+        return None
+    path = make_url(url).database
+    return f"{path}.writelock" if path and path != ":memory:" else None
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for ``url`` (sync-style URL as in the config)."""
     aurl = async_url(url)
@@ -83,7 +91,7 @@ class Database:
         self.engine = create_engine(url, **kwargs)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # one writer at a time on SQLite, intake first (:mod:`core.writegate`)
-        self.write_gate = WriteGate(enabled=is_sqlite(url))
+        self.write_gate = WriteGate(enabled=is_sqlite(url), lock_path=_write_lock_path(url))
 
     @property
     def is_sqlite(self) -> bool:
@@ -113,6 +121,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        self.write_gate.close()
 
 
 def _alembic_config(url: str) -> Config:

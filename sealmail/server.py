@@ -144,7 +144,10 @@ async def serve(
     load_schedule(settings.billing_schedule_file)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    wakeup = asyncio.Event()
+    from sealmail.workers import FanOutEvent, WorkerProcesses, process_count
+
+    wakeup = FanOutEvent()
+    extra: WorkerProcesses | None = None
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
@@ -186,11 +189,21 @@ async def serve(
             from gateway.scheduler import run_scheduler
             from gateway.worker import run_worker
 
-            tasks.append(
-                asyncio.create_task(run_worker(services, stop, wakeup=wakeup), name="worker")
-            )
+            # one process: the worker runs here; more: they all run beside this one, which
+            # keeps its loop for SMTP clients, the portal and the scheduler
+            count = process_count(settings)
+            if count == 1:
+                tasks.append(
+                    asyncio.create_task(run_worker(services, stop, wakeup=wakeup), name="worker")
+                )
+            else:
+                extra = WorkerProcesses(settings, count, wakeup)
+                extra.start()
             tasks.append(asyncio.create_task(run_scheduler(services, stop), name="scheduler"))
-            announce(f"worker  delivering to {settings.relay}")
+            announce(
+                f"worker  delivering to {settings.relay} "
+                f"({count} process{'es' if count > 1 else ''})"
+            )
         announce("sealmail is running; SIGTERM or Ctrl-C stops it")
 
         stopper = asyncio.create_task(stop.wait())
@@ -205,6 +218,8 @@ async def serve(
         stop.set()
         if gateway is not None:
             await gateway.stop()
+        if extra is not None:
+            await extra.stop()
         for server in http_servers:
             server.should_exit = True
         if tasks:

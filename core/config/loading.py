@@ -108,6 +108,7 @@ _PARSERS: dict[str, Any] = {
     "queue_lease": parse_duration,
     "queue_poll_interval": parse_duration,
     "delivery_concurrency": parse_int,
+    "worker_processes": parse_int,
     "log_format": parse_choice("text", "json"),
     "log_level": parse_choice("debug", "info", "warning", "error"),
     "billing_webhook_secret": parse_secret,

@@ -92,6 +92,9 @@ class Settings:
     queue_lease: float = 300.0
     queue_poll_interval: float = 1.0
     delivery_concurrency: int = 10
+    # processes that run the pipeline and delivery (0 = one per CPU core): with role ``all``
+    # or ``worker`` the main process is one of them and starts the others beside it
+    worker_processes: int = 0
     log_format: str = "text"
     log_level: str = "info"
     # billing hooks (issue 6): inbound webhook secret, where signed actions go, the calendar
