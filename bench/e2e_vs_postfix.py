@@ -13,11 +13,16 @@ Targets:
 
   SEALMAIL_VENV=.venv python3 bench/e2e_vs_postfix.py \
       --messages 200 --size 100 --sessions 10 --rounds 3
+  SEALMAIL_VENV=.venv python3 bench/e2e_vs_postfix.py --size 5,100,1000 --sessions 1,10,50
 
-(run as root from the project root after `apt-get install postfix`; a sketch to start from)
+Run as root from the project root after `apt-get install postfix` (Debian's package; the
+system's own Postfix is not touched). `sealmail serve` runs as users run it: `sealmail init`,
+a tenant identified by its private network, embedded defaults (SQLite, the local store);
+`--database-url` an empty PostgreSQL database instead, `--worker-processes N` that setting.
 
-Prints per target: msg/s until the last 250, p50/p99 time-to-250, end-to-end msg/s, and the
-ratios to Postfix. Loopback only; every process it starts is stopped by PID.
+Prints, per size and number of sessions, per target: msg/s until the last 250, p50/p99 time
+to 250, end-to-end msg/s, and the ratio to Postfix; and the peak RSS of every sealmail
+process. Loopback only; every process it starts is stopped by PID.
 """
 
 from __future__ import annotations
@@ -239,6 +244,23 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (sealmail's worker processes)."""
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for kid in kids:
+            out += tree(int(kid))
+    return out
+
+
+def peaks(pid: int) -> list[float]:
+    return [rss_mb(p) for p in tree(pid)]
+
+
 async def main(a: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="e2e-bench-"))
     tmp.chmod(0o755)  # postfix runs as its own user
@@ -250,7 +272,9 @@ async def main(a: argparse.Namespace) -> None:
     pf_port = free_port()
     pf_dir = str(tmp / "pf")
     procs = [sink]
-    res: dict[str, list[dict]] = {}
+    sizes = [int(x) for x in str(a.size).split(",")]
+    sessions = [int(x) for x in str(a.sessions).split(",")]
+    tables: list[tuple[int, int, dict[str, list[dict]]]] = []
     try:
         postfix_relay.start(pf_dir, pf_port, f"127.0.0.1:{sink_port}")
         wait_port(pf_port)
@@ -265,16 +289,22 @@ async def main(a: argparse.Namespace) -> None:
             ]
             if t[0] in a.targets.split(",")
         ]
-        for _name, port, secure in targets:  # warm-up
-            await run_round(port, sink_port, 20, a.sessions, a.size, secure, a.limit)
-        for _ in range(a.rounds):
-            for name, port, secure in targets:
-                r = await run_round(
-                    port, sink_port, a.messages, a.sessions, a.size, secure, a.limit
-                )
-                res.setdefault(name, []).append(r)
-                print(name, {k: round(v, 1) for k, v in r.items()}, flush=True)
-        peak = rss_mb(sm.pid)
+        time.sleep(3)  # the worker processes start
+        idle = peaks(sm.pid)
+        for size in sizes:
+            for conc in sessions:
+                res: dict[str, list[dict]] = {}
+                for _name, port, secure in targets:  # warm-up
+                    await run_round(port, sink_port, 20, conc, size, secure, a.limit)
+                for _ in range(a.rounds):  # interleaved: noise hits every target alike
+                    for name, port, secure in targets:
+                        r = await run_round(
+                            port, sink_port, a.messages, conc, size, secure, a.limit
+                        )
+                        res.setdefault(name, []).append(r)
+                        print(size, "KB", conc, name, {k: round(v, 1) for k, v in r.items()})
+                tables.append((size, conc, res))
+        peak = peaks(sm.pid)
     finally:
         for p in procs[1:]:
             p.terminate()
@@ -288,34 +318,41 @@ async def main(a: argparse.Namespace) -> None:
             print("postfix stop:", e)
         sink.kill()
 
-    def med(n: str, k: str) -> float:
-        return statistics.median(r[k] for r in res[n])
+    out = []
+    print(
+        f"\nsealmail processes: {len(peak)}; peak RSS (VmHWM) per process "
+        f"{', '.join(f'{x:.0f}' for x in peak)} MB (idle {', '.join(f'{x:.0f}' for x in idle)})"
+    )
+    for size, conc, res in tables:
 
-    base = med("postfix", "e2e") if "postfix" in res else float("nan")
-    out = {}
-    print(
-        f"\n{a.messages} x {a.size} KB, {a.sessions} sessions, median of {a.rounds} rounds; "
-        f"sealmail peak RSS {peak:.0f} MB"
-    )
-    print(
-        f"{'target':<8} {'msg/s@250':>10} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'e2e msg/s':>10} {'e2e/postfix':>12}"
-    )
-    for n in res:
-        out[n] = {k: med(n, k) for k in ("rate", "p50", "p99", "e2e")}
+        def med(n: str, k: str, res: dict[str, list[dict]] = res) -> float:
+            return statistics.median(r[k] for r in res[n])
+
+        base = med("postfix", "e2e") if "postfix" in res else float("nan")
+        print(f"\n{a.messages} x {size} KB, {conc} sessions, median of {a.rounds} rounds")
         print(
-            f"{n:<8} {med(n, 'rate'):10.1f} {med(n, 'p50'):8.1f} {med(n, 'p99'):8.1f} "
-            f"{med(n, 'e2e'):10.1f} {med(n, 'e2e') / base:12.3f}"
+            f"{'target':<8} {'msg/s@250':>10} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'e2e msg/s':>10} {'e2e/postfix':>12}"
         )
+        for n in res:
+            out.append(
+                {"size_kb": size, "sessions": conc, "target": n}
+                | {k: med(n, k) for k in ("rate", "p50", "p99", "e2e")}
+                | {"ratio": med(n, "e2e") / base}
+            )
+            print(
+                f"{n:<8} {med(n, 'rate'):10.1f} {med(n, 'p50'):8.1f} {med(n, 'p99'):8.1f} "
+                f"{med(n, 'e2e'):10.1f} {med(n, 'e2e') / base:12.3f}"
+            )
     if a.json_out:
-        Path(a.json_out).write_text(json.dumps(out, indent=1))
+        Path(a.json_out).write_text(json.dumps({"runs": out, "peak_rss_mb": peak}, indent=1))
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--messages", type=int, default=200)
-    p.add_argument("--size", type=int, default=100)
-    p.add_argument("--sessions", type=int, default=10)
+    p.add_argument("--size", default="100", help="KB; a list runs each: 5,100,1000")
+    p.add_argument("--sessions", default="10", help="a list runs each: 1,10,50")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--limit", type=float, default=300)
     p.add_argument("--json-out")

@@ -136,17 +136,15 @@ async def claim_due(
         stmt = stmt.with_for_update(skip_locked=True)
     ids = list((await session.execute(stmt)).scalars().all())
     won: list[int] = []
-    for rid in ids:
-        result = cast(
-            CursorResult[Any],
-            await session.execute(
-                update(OutboxRecipient)
-                .where(OutboxRecipient.id == rid, OutboxRecipient.lease_until < t)
-                .values(lease_owner=owner, lease_until=t + lease_seconds)
-            ),
+    if ids:  # one statement: a row another worker leased meanwhile is not taken
+        result = await session.execute(
+            update(OutboxRecipient)
+            .where(OutboxRecipient.id.in_(ids), OutboxRecipient.lease_until < t)
+            .values(lease_owner=owner, lease_until=t + lease_seconds)
+            .returning(OutboxRecipient.id)
+            .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:
-            won.append(rid)
+        won = sorted(result.scalars().all())
     await session.commit()
     if not won:
         return []

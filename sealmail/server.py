@@ -216,6 +216,8 @@ async def serve(
         log.info("draining")
     finally:
         stop.set()
+        if extra is not None:
+            extra.terminate()
         if gateway is not None:
             await gateway.stop()
         if extra is not None:

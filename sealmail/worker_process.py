@@ -18,6 +18,7 @@ import sys
 from core.config.settings import Settings
 
 PR_SET_PDEATHSIG = 1
+WORKER_NICE = 10
 
 
 def _die_with_parent(parent: int) -> None:
@@ -63,6 +64,10 @@ async def run(settings: Settings, wake_fd: int) -> None:
 def main() -> None:
     wake_fd, parent = int(sys.argv[1]), int(sys.argv[2])
     _die_with_parent(parent)
+    # background work: when the cores are busy the kernel favours the process holding SMTP
+    # clients until their 250 and portal readers (on a 2-core machine that process uses at
+    # most one core, so the workers always keep the other)
+    os.nice(WORKER_NICE)
     # from the parent over a private pipe, never from anyone else
     settings = pickle.loads(sys.stdin.buffer.read())  # noqa: S301
     from sealmail.logs import setup_logging

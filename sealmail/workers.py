@@ -121,16 +121,24 @@ class WorkerProcesses:
                 )
                 self._spawn(child)
 
-    async def stop(self, grace: float = 30.0) -> None:
-        """SIGTERM to every child; wait for them (SIGKILL after ``grace`` seconds)."""
+    def terminate(self) -> None:
+        """SIGTERM to every child (they stop taking work at once, as the worker of a single
+        process does when ``serve`` begins to stop) and no more restarts."""
         self._stopping = True
         if self._watch is not None:
             self._watch.cancel()
-        procs = [c.proc for c in self.children if c.proc is not None and c.proc.poll() is None]
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.send_signal(signal.SIGTERM)
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """:meth:`terminate`, then wait for every child (SIGKILL after ``grace`` seconds)."""
+        self.terminate()
+        for child in self.children:
+            proc = child.proc
+            if proc is None:
+                continue
             try:
                 await asyncio.to_thread(proc.wait, grace)
             except subprocess.TimeoutExpired:

@@ -38,16 +38,19 @@ async def record_accepted(
     decisions = set(decisions)
     if DISPOSITION_JOURNAL in decisions:
         return None  # archived as a journal entry by archive_journal
-    existing = (
-        await session.execute(
-            select(ArchiveEntry.id).where(
-                ArchiveEntry.message_id == message.id,
-                ArchiveEntry.source == index.SOURCE_GATEWAY,
+    # the entry commits with the pass that first records the message as processed: a
+    # message never processed has none yet, and needs no look
+    if message.processed_at is not None:
+        existing = (
+            await session.execute(
+                select(ArchiveEntry.id).where(
+                    ArchiveEntry.message_id == message.id,
+                    ArchiveEntry.source == index.SOURCE_GATEWAY,
+                )
             )
-        )
-    ).first()
-    if existing is not None:
-        return None
+        ).first()
+        if existing is not None:
+            return None
     summary = await asyncio.to_thread(
         index.summarise, msg, len(raw), sha256_hex(raw), message.mail_from, envelope_rcpts
     )

@@ -99,16 +99,20 @@ async def _claim(services: Services, limit: int, owner: str) -> list[tuple[str, 
             .scalars()
             .all()
         )
-        won: list[tuple[str, float]] = []
         lease = t + claim_seconds(services.settings)
-        for mid in ids:
+        won: list[tuple[str, float]] = []
+        if ids:  # one statement: a message another worker claimed meanwhile is not taken
             result = await s.execute(
                 update(Message)
-                .where(Message.id == mid, Message.state == "received", Message.next_attempt_at <= t)
+                .where(
+                    Message.id.in_(ids), Message.state == "received", Message.next_attempt_at <= t
+                )
                 .values(next_attempt_at=lease, claimed_by=owner)
+                .returning(Message.id)
+                .execution_options(synchronize_session=False)
             )
-            if result.rowcount == 1:
-                won.append((mid, lease))
+            taken = set(result.scalars().all())
+            won = [(mid, lease) for mid in ids if mid in taken]
         await s.commit()
         return won
 
