@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -135,19 +135,29 @@ async def settle_message(
     store: object,
     message_id: str,
     policy_days: Iterable[int | None] = (),
+    first_pass: bool = False,
 ) -> list[ArchiveEntry]:
     """Give the archive entries of ``message_id`` their retention: the tenant's (or the
     settings'), or the longest a matching policy rule asked for (``retain``) when longer.
     A new entry (still pending in ``session``) gets exactly that date; an existing one is
     only ever extended. Where the store has Object Lock the objects' lock is extended to
-    the date. Called by the pipeline in the transaction that records the decisions."""
+    the date. Called by the pipeline in the transaction that records the decisions;
+    ``first_pass`` (the message was never processed) spares it the look-up."""
     days = max((d for d in policy_days if d), default=None)
-    pending = {o.id for o in session.new if isinstance(o, ArchiveEntry)}  # before autoflush
-    entries = (
-        (await session.execute(select(ArchiveEntry).where(ArchiveEntry.message_id == message_id)))
-        .scalars()
-        .all()
-    )
+    new = [o for o in session.new if isinstance(o, ArchiveEntry)]  # before autoflush
+    pending = {o.id for o in new}
+    if first_pass:  # nothing of the message was committed yet: its entries are the new ones
+        entries: Sequence[ArchiveEntry] = [o for o in new if o.message_id == message_id]
+    else:
+        entries = (
+            (
+                await session.execute(
+                    select(ArchiveEntry).where(ArchiveEntry.message_id == message_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     for entry in entries:
         tenant = await session.get(Tenant, entry.tenant_id)
         until = retain_until(settings, tenant, entry.received_at, days)

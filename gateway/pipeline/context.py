@@ -14,6 +14,7 @@ from core.models import Message, MessageRecipient, Tenant
 from core.services import Services
 from gateway.headers import replace_field, strip_fields
 from gateway.pipeline.decide import Verdict
+from gateway.pipeline.round_cache import RoundCache
 
 
 @dataclasses.dataclass
@@ -37,6 +38,8 @@ class Context:
     msgid_hash: str = ""
     thread_id: str = ""
     parent_id: str = ""
+    # the tenant's policy, domains and brands, read once per round (shared by its messages)
+    cache: RoundCache = dataclasses.field(default_factory=RoundCache)
 
     def outbound_raw(self) -> bytes:
         """The original bytes for the next hop: internal headers removed and, when a

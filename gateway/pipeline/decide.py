@@ -26,6 +26,7 @@ from core.policy.models import PolicyDecision
 from core.policy.store import get_policy
 from core.recipient_keys import methods_available
 from core.services import Services
+from gateway.pipeline.round_cache import RoundCache
 
 log = logging.getLogger("sealmail.gateway.policy")
 
@@ -50,9 +51,11 @@ async def decide(
     recipients: list[str],
     trigger_reason: str | None,
     released: Set[str] = frozenset(),
+    cache: RoundCache | None = None,
 ) -> dict[str, Verdict]:
-    policy = await get_policy(session, tenant.id)
-    domains = await tenant_domains(session, tenant.id)
+    cache = cache or RoundCache()
+    policy = await cache.get(("policy", tenant.id), lambda: get_policy(session, tenant.id))
+    domains = await cache.get(("domains", tenant.id), lambda: tenant_domains(session, tenant.id))
     released_lower = {r.strip().lower() for r in released}
 
     def run() -> list[Decision]:

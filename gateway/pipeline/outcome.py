@@ -41,6 +41,7 @@ async def record_outcome(
         ctx.services.store,
         message.id,
         [v.explanation.get("retain_days") for v in ctx.verdicts.values()],
+        first_pass=message.processed_at is None,
     )
     if ctx.holds:
         from core.quarantine import hold

@@ -58,7 +58,10 @@ async def portal_verdicts(
 ) -> dict[str, Verdict]:
     """One verdict per recipient of a message written in the portal."""
     origin = ctx.message.origin
-    domains = {x.lower().rstrip(".") for x in await tenant_domains(ctx.session, ctx.tenant.id)}
+    listed = await ctx.cache.get(
+        ("domains", ctx.tenant.id), lambda: tenant_domains(ctx.session, ctx.tenant.id)
+    )
+    domains = {x.lower().rstrip(".") for x in listed}
     inside = [r.rcpt for r in rest if is_internal(r.rcpt, domains)]
     outside = [r.rcpt for r in rest if not is_internal(r.rcpt, domains)]
     verdicts: dict[str, Verdict] = {}
@@ -74,6 +77,7 @@ async def portal_verdicts(
             recipients=group,
             trigger_reason=trigger,
             released=frozenset(r for r in released if r in group),
+            cache=ctx.cache,
         )
         name = ctx.tenant.display_name or ctx.tenant.name
         verdicts.update({rcpt: shape(v, origin, name) for rcpt, v in decided.items()})

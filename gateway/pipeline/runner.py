@@ -34,6 +34,7 @@ from gateway.pipeline.context import Context
 from gateway.pipeline.conversation import read_conversation
 from gateway.pipeline.handlers.grant_author import AUTHOR_ORIGINS, grant_author
 from gateway.pipeline.outcome import record_outcome
+from gateway.pipeline.round_cache import RoundCache
 from gateway.pipeline.table import HANDLERS, PIPELINES
 from gateway.pipeline.triggers import strip_keywords
 from gateway.pipeline.verdicts import verdicts_for
@@ -117,7 +118,9 @@ async def _claim(services: Services, limit: int, owner: str) -> list[tuple[str, 
         return won
 
 
-async def _process(services: Services, message_id: str, lease: float) -> None:
+async def _process(
+    services: Services, message_id: str, lease: float, cache: RoundCache | None = None
+) -> None:
     async with services.db.session() as s:
         message = await s.get(Message, message_id)
         tenant = await s.get(Tenant, message.tenant_id) if message else None
@@ -139,6 +142,8 @@ async def _process(services: Services, message_id: str, lease: float) -> None:
         )
         pending = [r for r in rcpts if r.state == "pending"]
         ctx = Context(services, s, message, tenant, raw, msg, pending)
+        if cache is not None:
+            ctx.cache = cache
         ctx.subject = await asyncio.to_thread(
             lambda: strip_keywords(header_text(msg, "Subject"), services.settings.trigger_keywords)
         )
@@ -170,11 +175,15 @@ async def _process(services: Services, message_id: str, lease: float) -> None:
 
 
 async def _process_one(
-    services: Services, state: PipelineState, message_id: str, lease: float
+    services: Services,
+    state: PipelineState,
+    message_id: str,
+    lease: float,
+    cache: RoundCache | None = None,
 ) -> int:
     logcontext.set_context(message_id, None)  # a task of its own: lines name the message
     try:
-        await _process(services, message_id, lease)
+        await _process(services, message_id, lease, cache)
         return 1
     except Exception as exc:  # noqa: BLE001 - kept and retried later
         log.warning("processing %s failed: %s", message_id, exc, exc_info=exc)
@@ -220,13 +229,14 @@ async def process_pending(
     # time (one writer at all); on PostgreSQL a few, or delivery would stall under load.
     quiet = asyncio.Semaphore(1 if services.db.is_sqlite else max(1, CONCURRENCY // 2))
     gate = services.db.write_gate
+    cache = RoundCache()  # the tenants' policy, domains and brands, read once this round
 
     async def one(message_id: str, lease: float) -> int:
         async with slots:
             if gate.intake_active:
                 async with quiet:
-                    return await _process_one(services, state, message_id, lease)
-            return await _process_one(services, state, message_id, lease)
+                    return await _process_one(services, state, message_id, lease, cache)
+            return await _process_one(services, state, message_id, lease, cache)
 
     who = owner or state.owner
     await _record_unrecorded(services, state)

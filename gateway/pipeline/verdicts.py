@@ -71,6 +71,7 @@ async def verdicts_for(ctx: Context, pending: list[MessageRecipient]) -> dict[st
                 recipients=[r.rcpt for r in rest],
                 trigger_reason=trigger,
                 released=frozenset(r.rcpt for r in rest if r.override == "released"),
+                cache=ctx.cache,
             )
         )
     return verdicts

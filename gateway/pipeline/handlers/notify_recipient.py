@@ -36,7 +36,11 @@ async def notify_recipient(ctx: Context, rcpts: list[MessageRecipient]) -> None:
         ref = await references.issue(ctx.session, ctx.tenant.id, ctx.message.id, r.rcpt)
         verdict = ctx.verdicts.get(r.rcpt)
         wanted = verdict.explanation.get("brand", "") if verdict is not None else ""
-        look = await resolve(ctx.session, ctx.tenant, str(wanted or ""))
+        brand = str(wanted or "")
+        look = await ctx.cache.get(
+            ("brand", ctx.tenant.id, brand),
+            lambda brand=brand: resolve(ctx.session, ctx.tenant, brand),
+        )
         images = [(LOGO_CID, look.logo_png)] if look.logo_png else []
 
         def build(
