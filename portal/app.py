@@ -34,19 +34,29 @@ from portal.state import PortalState
 log = logging.getLogger("sealmail.portal")
 
 
+async def _flush_views(app: Starlette) -> None:
+    state = getattr(app.state, "portal", None)
+    if state is not None and state.views is not None:
+        await state.views.close()
+
+
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
     pages = Pages()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if services is not None:
-            yield
+            try:
+                yield
+            finally:
+                await _flush_views(app)
             return
         opened = Services.open(settings)
         app.state.portal = PortalState.build(settings, opened, pages)
         try:
             yield
         finally:
+            await _flush_views(app)
             await opened.close()
 
     async def http_error(request: Request, exc: Exception) -> Response:

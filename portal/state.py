@@ -11,6 +11,7 @@ from core.services import Services
 from portal.client import TrustedProxies
 from portal.pages import Pages
 from portal.security import origin_of
+from portal.view_log import ViewLog
 
 
 @dataclasses.dataclass
@@ -22,6 +23,7 @@ class PortalState:
     code_key: bytes
     origins: tuple[str, ...]
     proxies: TrustedProxies = TrustedProxies()
+    views: ViewLog | None = None  # page views for the audit log, written in batches
 
     @classmethod
     def build(cls, settings: Settings, services: Services, pages: Pages) -> PortalState:
@@ -33,6 +35,7 @@ class PortalState:
             code_key=services.root_key.derive("portal-code"),
             origins=(origin_of(settings.portal_base_url),),
             proxies=TrustedProxies.parse(settings.portal_trusted_proxies),
+            views=ViewLog(services),
         )
 
 

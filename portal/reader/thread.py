@@ -169,8 +169,14 @@ async def conversation(request: Request) -> Response:
             for it in items
         ]
         ctx = await signed_in_context(s, current)
-        await audit(s, current.tenant_id, current.email, "portal.message.viewed", msg.id)
         await s.commit()
+    # written with other views within half a second, off this request (portal.view_log)
+    if st.views is not None:
+        st.views.viewed(current.tenant_id, current.email, "portal.message.viewed", msg.id)
+    else:
+        async with st.services.db.session() as s:
+            await audit(s, current.tenant_id, current.email, "portal.message.viewed", msg.id)
+            await s.commit()
     unopened = [it.access.id for it in items if it.access.first_opened_at is None]
     for access_id in unopened:  # reading the thread opens every message shown in it
         await receipts.mark_opened(st, access_id)
