@@ -171,7 +171,7 @@ section "mypy (core/)"
 
 section "pytest"
 set +e
-"$VENV/bin/pytest" -p no:cacheprovider "$@"
+"$VENV/bin/pytest" -p no:cacheprovider --durations=30 "$@"
 rc=$?
 set -e
 case $rc in

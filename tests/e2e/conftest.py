@@ -86,6 +86,11 @@ class Product:
             "queue_min_backoff": "1s",
             "queue_max_backoff": "2s",
             "queue_poll_interval": "0.2s",
+            # One process: these tests are about features, and each extra worker process costs
+            # every start of `serve` its own interpreter (seconds of CPU over the suite). The
+            # default (one worker process per core) is run by test_worker_processes and by the
+            # reliability tests (tests/reliability), which start `serve` on its defaults.
+            "worker_processes": "1",
             **extra,
         }
         lines = [f"{k} = {json.dumps(v)}" for k, v in values.items()]
