@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import aiosqlite
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -64,14 +66,46 @@ def _write_lock_path(url: str) -> str | None:
     return f"{path}.writelock" if path and path != ":memory:" else None
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for ``url`` (sync-style URL as in the config)."""
+class _InlineConnection(aiosqlite.Connection):
+    """An aiosqlite connection whose statements run in the caller's thread.
+
+    aiosqlite hands every call (execute, fetch, commit, each cursor step) to its own thread
+    and wakes the event loop with the result: a statement of the pipeline costs several such
+    round trips, about 0.15 ms of CPU before SQLite does anything (docs/PERFORMANCE.md,
+    issue 15). A process whose loop serves nobody waiting on it (a worker process: the
+    pipeline and delivery) runs them inline instead; it waits for SQLite's lock only behind
+    the write gate's file lock, so a statement blocks its loop for the time SQLite works.
+    The connection is still opened and closed by aiosqlite's thread."""
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+
+def _inline_connect(database: str, **kwargs: Any) -> aiosqlite.Connection:
+    def connector() -> sqlite3.Connection:
+        # opened by aiosqlite's thread, used by the loop's thread afterwards
+        return sqlite3.connect(database, **{**kwargs, "check_same_thread": False})
+
+    conn = _InlineConnection(connector, 64)
+    conn._thread.daemon = True
+    return conn
+
+
+def create_engine(url: str, inline: bool = False, **kwargs: Any) -> AsyncEngine:
+    """An async engine for ``url`` (sync-style URL as in the config). ``inline``: SQLite's
+    statements run in the event loop's thread (:class:`_InlineConnection`); for processes
+    whose loop serves no client."""
     aurl = async_url(url)
     if is_sqlite(url):
         path = make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(aurl, connect_args={"timeout": 15}, **kwargs)
+        args: dict[str, Any] = {"timeout": 15}
+        if inline:
+            args["async_creator_fn"] = _inline_connect
+        engine = create_async_engine(aurl, connect_args=args, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         kwargs.setdefault("pool_pre_ping", True)
@@ -86,9 +120,9 @@ class Database:
     """An engine and its session factory. ``async with db.session() as s`` is one unit of work;
     SQLAlchemy's connection errors come out as :class:`TransientError`."""
 
-    def __init__(self, url: str, **kwargs: Any) -> None:
+    def __init__(self, url: str, inline: bool = False, **kwargs: Any) -> None:
         self.url = url
-        self.engine = create_engine(url, **kwargs)
+        self.engine = create_engine(url, inline=inline, **kwargs)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         # one writer at a time on SQLite, intake first (:mod:`core.writegate`)
         self.write_gate = WriteGate(enabled=is_sqlite(url), lock_path=_write_lock_path(url))

@@ -40,14 +40,16 @@ class Services:
     vault: Vault
 
     @classmethod
-    def open(cls, settings: Settings) -> Services:
-        """Load the root key and open the database and the store (no network calls)."""
+    def open(cls, settings: Settings, inline_db: bool = False) -> Services:
+        """Load the root key and open the database and the store (no network calls).
+        ``inline_db``: SQLite's statements run in the event loop's thread (a process whose
+        loop serves no client: :class:`core.db._InlineConnection`)."""
         root = open_root_key(settings)
         keyring = KeyRing(root)
         store = store_from_settings(settings)
         if isinstance(store, LocalStore):
             store.create()
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, inline=inline_db)
         vault = Vault(store, keyring, archive_retention=settings.archive_retention)
         return cls(settings, db, root, keyring, store, vault)
 

@@ -52,7 +52,8 @@ async def run(settings: Settings, wake_fd: int) -> None:
 
     os.set_blocking(wake_fd, False)
     loop.add_reader(wake_fd, readable)
-    services = Services.open(settings)
+    # this loop serves no client: SQLite's statements run in its thread (core/db.py)
+    services = Services.open(settings, inline_db=True)
     try:
         await run_worker(services, stop, wakeup=wakeup)
     finally:
