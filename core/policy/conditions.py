@@ -62,12 +62,22 @@ def _in_group(ctx: Ctx, address: str, names: tuple[str, ...]) -> bool:
 
 def detector_count(scope: MessageScope, name: str) -> int:
     if name not in scope.detector_counts:
+        text = scope.facts.text
         if name.startswith("dictionary:"):
             counter = dictionary_counter(scope.policy.dictionaries[name.split(":", 1)[1]].words)
+            scope.detector_counts[name] = counter(text, _lower_ascii(scope, text))
         else:
-            counter = BUILTIN[name]
-        scope.detector_counts[name] = counter(scope.facts.text)
+            scope.detector_counts[name] = BUILTIN[name](text)
     return scope.detector_counts[name]
+
+
+def _lower_ascii(scope: MessageScope, text: str) -> str | None:
+    """The message's text lower-cased once for all its dictionaries (ASCII text only)."""
+    if not text.isascii():
+        return None
+    if ("lower",) not in scope.memo:
+        scope.memo[("lower",)] = text.lower()
+    return scope.memo[("lower",)]
 
 
 def _threshold(ctx: Ctx, name: str) -> int:

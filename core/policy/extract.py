@@ -9,6 +9,7 @@ has. Nothing here raises on a bad message. It is blocking CPU work: run it in a 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import time
 import warnings
@@ -56,9 +57,10 @@ class MessageFacts:
     limits_hit: tuple[str, ...] = ()
     truncated: bool = False
 
-    @property
+    @functools.cached_property
     def text(self) -> str:
-        """What detectors and patterns scan: subject, body and attachment text."""
+        """What detectors and patterns scan: subject, body and attachment text (joined once:
+        every detector and pattern of every rule reads it)."""
         return "\n".join(t for t in (self.subject, self.body, self.attachment_text) if t)
 
     def header_values(self, name: str) -> list[str]:
