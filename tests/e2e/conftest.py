@@ -69,7 +69,7 @@ class Product:
     def portal_url(self) -> str:
         return f"http://127.0.0.1:{self.portal_port}"
 
-    def init(self, **extra: str) -> None:
+    def init(self, **extra: str | None) -> None:
         subprocess.run(
             [*SEALMAIL, "init", "--dir", str(self.root)],
             check=True,
@@ -93,7 +93,8 @@ class Product:
             "worker_processes": "1",
             **extra,
         }
-        lines = [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+        # a key given as None is left out (a previous version may not know it)
+        lines = [f"{k} = {json.dumps(v)}" for k, v in values.items() if v is not None]
         text = self.config.read_text()
         keys = {line.split("=", 1)[0].strip() for line in lines}
         kept = [ln for ln in text.splitlines() if ln.split("=", 1)[0].strip() not in keys]

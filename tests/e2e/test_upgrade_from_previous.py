@@ -154,7 +154,7 @@ def test_previous_versions_data_opens_after_migrate(
 
     # --- the previous version makes the working directory and seals two messages ---------
     use_code_from(old_tree, monkeypatch)
-    product.init()
+    product.init(worker_processes=None)  # a key the previous version does not know
     tenant = product.create_tenant("Acme", "acme.example")
     marker_body = "MARKER-BODY-" + secrets.token_hex(8)
     marker_file = "MARKER-FILE-" + secrets.token_hex(8)
