@@ -26,7 +26,7 @@ from core.portal_message import PortalMessage
 from portal.reader import gone, receipts
 from portal.reader.access import (
     READABLE_KINDS,
-    accesses_to,
+    accesses_with_message,
     is_live,
     live_access,
     recipient_session,
@@ -86,20 +86,18 @@ async def thread_items(
     if len(pairs) > MAX_THREAD:  # the newest ones, and always the one asked for
         keep = {m.id for m, _a in pairs[-MAX_THREAD:]} | {msg.id}
         pairs = [p for p in pairs if p[0].id in keep]
-    items = []
-    for m, a in pairs:
-        assert m.meta_object_id is not None
-        meta = await st.services.vault.read(s, current.tenant_id, m.meta_object_id)
-        items.append(Item(m, a, PortalMessage.from_json(meta)))
+    metas = await st.services.vault.read_many(
+        s, current.tenant_id, [m.meta_object_id or "" for m, _a in pairs], st.plain
+    )
+    items = [Item(m, a, PortalMessage.from_json(metas[m.meta_object_id or ""])) for m, a in pairs]
     return items
 
 
-async def _view_of(
-    st: PortalState,
-    s: AsyncSession,
+def _view_of(
     current: PortalSession,
     tenant: Tenant,
     item: Item,
+    texts: dict[str, bytes],
     *,
     wanted: bool,
     text_view: bool,
@@ -107,8 +105,7 @@ async def _view_of(
     pm, msg = item.pm, item.msg
     text = None
     if pm.text_object_id:
-        raw = await st.services.vault.read(s, current.tenant_id, pm.text_object_id)
-        text = clean_lines(raw.decode("utf-8", "replace"))
+        text = clean_lines(texts[pm.text_object_id].decode("utf-8", "replace"))
     frame = bool(pm.html_object_id) and not text_view
     mine = item.access.kind == "author"
     replies = reply_mode(msg, tenant) if not mine else "none"
@@ -149,8 +146,7 @@ async def conversation(request: Request) -> Response:
     message_id: str = request.path_params["message_id"]
     async with st.services.db.session() as s:
         current = await recipient_session(s, request)
-        rows = await accesses_to(s, current, message_id)
-        msg = await s.get(Message, message_id) if rows else None
+        rows, msg = await accesses_with_message(s, current, message_id)
         tenant = await s.get(Tenant, current.tenant_id)
         if msg is None or tenant is None or msg.tenant_id != current.tenant_id:
             raise HTTPException(404)
@@ -162,10 +158,14 @@ async def conversation(request: Request) -> Response:
             return await gone.gone_page(st, s, ended[0], msg, tenant, current=current)
         items = await thread_items(st, s, current, msg)
         text_view = request.query_params.get("view") == "text"
+        texts = await st.services.vault.read_many(
+            s,
+            current.tenant_id,
+            [it.pm.text_object_id for it in items if it.pm.text_object_id],
+            st.plain,
+        )
         views = [
-            await _view_of(
-                st, s, current, tenant, it, wanted=it.msg.id == msg.id, text_view=text_view
-            )
+            _view_of(current, tenant, it, texts, wanted=it.msg.id == msg.id, text_view=text_view)
             for it in items
         ]
         ctx = await signed_in_context(s, current)
