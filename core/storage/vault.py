@@ -282,10 +282,10 @@ class Vault:
         object_ids: Iterable[str],
         cache: PlainCache | None = None,
     ) -> dict[str, bytes]:
-        """The whole plaintext of several small objects of ``tenant_id``: their rows in one
-        query, the ones not in ``cache`` opened in one thread hop. Every row is checked on
-        every call (tenant, key not destroyed), kept plaintext included; NotFound as
-        :meth:`read` for the first one that fails."""
+        """The whole plaintext of several small objects of ``tenant_id``: their rows checked
+        in one query (tenant, key not destroyed) on every call, kept plaintext included, and
+        only the ones not in ``cache`` opened by :meth:`read`; NotFound as :meth:`read` for
+        the first one that fails."""
         ids = list(dict.fromkeys(object_ids))
         if not ids:
             return {}
@@ -296,47 +296,27 @@ class Vault:
                     select(
                         SealedObject.id,
                         SealedObject.tenant_id,
-                        SealedObject.storage_name,
-                        SealedObject.wrapped_key,
-                        SealedObject.kek_version,
+                        SealedObject.wrapped_key.is_(None).label("shredded"),
                         SealedObject.destroyed_at,
                     ).where(SealedObject.id.in_(ids))
                 )
             ).all()
         }
         out: dict[str, bytes] = {}
-        todo: list[tuple[str, str, bytes]] = []
         for object_id in ids:
             row = rows.get(object_id)
             if row is None or row.tenant_id != tenant_id:
                 raise NotFound(f"object {object_id} not found")
-            if row.wrapped_key is None or row.destroyed_at is not None:
+            if row.shredded or row.destroyed_at is not None:
                 if cache is not None:
                     cache.drop(tenant_id, object_id)
                 raise NotFound(f"object {object_id} was destroyed")
             kept = cache.get(tenant_id, object_id) if cache is not None else None
-            if kept is not None:
-                out[object_id] = kept
-                continue
-            key = await self.keyring.data_key(
-                session, tenant_id, object_id, row.wrapped_key, row.kek_version
-            )
-            todo.append((object_id, row.storage_name, key))
-        if todo:
-
-            def work() -> list[bytes]:
-                done = []
-                for object_id, storage_name, key in todo:
-                    with self.store.open(storage_name) as fh:
-                        done.append(b"".join(sealed.open_stream(key, tenant_id, object_id, fh)))
-                return done
-
-            for (object_id, _name, _key), data in zip(
-                todo, await asyncio.to_thread(work), strict=True
-            ):
-                out[object_id] = data
+            if kept is None:  # not kept: opened as by read (its own key look-up)
+                kept = await self.read(session, tenant_id, object_id)
                 if cache is not None:
-                    cache.put(tenant_id, object_id, data)
+                    cache.put(tenant_id, object_id, kept)
+            out[object_id] = kept
         return out
 
     async def stream(

@@ -55,12 +55,14 @@ async def accesses_to(
 async def accesses_with_message(
     s: AsyncSession, current: PortalSession, message_id: str
 ) -> tuple[list[PortalAccess], Message | None]:
-    """:func:`accesses_to` and the message they open, in one query (no access: no message)."""
+    """:func:`accesses_to` and the message they open, in one query (no access: no message).
+    The session's tenant row comes with them, so a later ``get`` of it is no statement."""
     if len(message_id) > 64:
         return [], None
     stmt = (
-        select(PortalAccess, Message)
+        select(PortalAccess, Message, Tenant)
         .join(Message, Message.id == PortalAccess.message_id)
+        .join(Tenant, Tenant.id == PortalAccess.tenant_id)
         .where(
             PortalAccess.message_id == message_id,
             PortalAccess.tenant_id == current.tenant_id,
@@ -69,7 +71,7 @@ async def accesses_with_message(
         )
     )
     pairs = (await s.execute(stmt)).all()
-    rows = sorted((a for a, _m in pairs), key=lambda a: (a.kind != "recipient", a.id))
+    rows = sorted((a for a, _m, _t in pairs), key=lambda a: (a.kind != "recipient", a.id))
     return rows, (pairs[0][1] if pairs else None)
 
 

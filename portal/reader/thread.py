@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -58,12 +59,46 @@ def thread_of(msg: Message) -> str:
 
 async def thread_items(
     st: PortalState, s: AsyncSession, current: PortalSession, msg: Message
-) -> list[Item]:
+) -> tuple[list[Item], dict[str, bytes]]:
     """The conversation's messages this session may open, oldest first (one access each,
-    a recipient's before an author's)."""
+    a recipient's before an author's), and the plaintext of their metadata and text parts
+    by object id (checked and read in one query when they are kept)."""
     tid = thread_of(msg)
+    return await _items_where(st, s, current, msg.id, tid)
+
+
+async def thread_items_of(
+    st: PortalState, s: AsyncSession, current: PortalSession, message_id: str
+) -> tuple[list[Item], dict[str, bytes], Tenant] | None:
+    """:func:`thread_items` for the message ``message_id`` in one query (its thread found by
+    a subquery, the tenant's row joined), when that message is one this session may open
+    now; None otherwise (not found, not its tenant's, revoked, expired: the caller looks
+    at why)."""
+    if len(message_id) > 64:
+        return None
+    wanted = aliased(Message)
+    tid = (
+        select(func.coalesce(wanted.thread_id, wanted.id))
+        .where(wanted.id == message_id, wanted.tenant_id == current.tenant_id)
+        .scalar_subquery()
+    )
+    found = await _items_where(st, s, current, message_id, tid, with_tenant=True)
+    if not any(it.msg.id == message_id for it in found[0]):
+        return None
+    tenant = await s.get(Tenant, current.tenant_id)  # joined above: no statement
+    return (*found, tenant) if tenant is not None else None
+
+
+async def _items_where(
+    st: PortalState,
+    s: AsyncSession,
+    current: PortalSession,
+    message_id: str,
+    tid: Any,
+    with_tenant: bool = False,
+) -> tuple[list[Item], dict[str, bytes]]:
     stmt = (
-        select(Message, PortalAccess)
+        select(Message, PortalAccess, *([Tenant] if with_tenant else []))
         .join(PortalAccess, PortalAccess.message_id == Message.id)
         .where(
             Message.tenant_id == current.tenant_id,
@@ -77,20 +112,45 @@ async def thread_items(
         )
         .order_by(Message.received_at, Message.id)
     )
+    if with_tenant:
+        stmt = stmt.join(Tenant, Tenant.id == Message.tenant_id)
     chosen: dict[str, tuple[Message, PortalAccess]] = {}
-    for m, a in (await s.execute(stmt)).all():
+    for m, a, *_tenant in (await s.execute(stmt)).all():
         held = chosen.get(m.id)
         if held is None or (held[1].kind != "recipient" and a.kind == "recipient"):
             chosen[m.id] = (m, a)
     pairs = list(chosen.values())
     if len(pairs) > MAX_THREAD:  # the newest ones, and always the one asked for
-        keep = {m.id for m, _a in pairs[-MAX_THREAD:]} | {msg.id}
+        keep = {m.id for m, _a in pairs[-MAX_THREAD:]} | {message_id}
         pairs = [p for p in pairs if p[0].id in keep]
+    meta_ids = [m.meta_object_id or "" for m, _a in pairs]
     metas = await st.services.vault.read_many(
-        s, current.tenant_id, [m.meta_object_id or "" for m, _a in pairs], st.plain
+        s,
+        current.tenant_id,
+        [*meta_ids, *_kept_text_ids(st, current.tenant_id, meta_ids)],
+        st.plain,
     )
     items = [Item(m, a, PortalMessage.from_json(metas[m.meta_object_id or ""])) for m, a in pairs]
-    return items
+    missing = [
+        it.pm.text_object_id
+        for it in items
+        if it.pm.text_object_id and it.pm.text_object_id not in metas
+    ]
+    if missing:
+        metas.update(await st.services.vault.read_many(s, current.tenant_id, missing, st.plain))
+    return items, metas
+
+
+def _kept_text_ids(st: PortalState, tenant_id: str, meta_ids: list[str]) -> list[str]:
+    """The text parts of the metadata already kept, to be checked and read together with
+    the metadata in one query (anything taken from here is checked by read_many)."""
+    out = []
+    for meta_id in meta_ids:
+        kept = st.plain.get(tenant_id, meta_id)
+        text_id = PortalMessage.from_json(kept).text_object_id if kept is not None else None
+        if text_id:
+            out.append(text_id)
+    return out
 
 
 def _view_of(
@@ -146,24 +206,25 @@ async def conversation(request: Request) -> Response:
     message_id: str = request.path_params["message_id"]
     async with st.services.db.session() as s:
         current = await recipient_session(s, request)
-        rows, msg = await accesses_with_message(s, current, message_id)
-        tenant = await s.get(Tenant, current.tenant_id)
-        if msg is None or tenant is None or msg.tenant_id != current.tenant_id:
-            raise HTTPException(404)
-        live = [a for a in rows if is_live(a)]
-        if not live or msg.portal_expired_at is not None or not msg.meta_object_id:
-            ended = [a for a in rows if gone.reason_of(a, msg)]
-            if not ended:
+        # the usual case in one query: the message is open to this session now
+        found = await thread_items_of(st, s, current, message_id)
+        if found is None:  # why not: unknown (404), or revoked / expired (410 page)
+            rows, msg = await accesses_with_message(s, current, message_id)
+            tenant = await s.get(Tenant, current.tenant_id)
+            if msg is None or tenant is None or msg.tenant_id != current.tenant_id:
                 raise HTTPException(404)
-            return await gone.gone_page(st, s, ended[0], msg, tenant, current=current)
-        items = await thread_items(st, s, current, msg)
+            live = [a for a in rows if is_live(a)]
+            if not live or msg.portal_expired_at is not None or not msg.meta_object_id:
+                ended = [a for a in rows if gone.reason_of(a, msg)]
+                if not ended:
+                    raise HTTPException(404)
+                return await gone.gone_page(st, s, ended[0], msg, tenant, current=current)
+            found = (*await thread_items(st, s, current, msg), tenant)
+        items, texts, tenant = found
+        msg = next((it.msg for it in items if it.msg.id == message_id), None)
+        if msg is None:  # ended between the two queries
+            raise HTTPException(404)
         text_view = request.query_params.get("view") == "text"
-        texts = await st.services.vault.read_many(
-            s,
-            current.tenant_id,
-            [it.pm.text_object_id for it in items if it.pm.text_object_id],
-            st.plain,
-        )
         views = [
             _view_of(current, tenant, it, texts, wanted=it.msg.id == msg.id, text_view=text_view)
             for it in items
@@ -177,7 +238,11 @@ async def conversation(request: Request) -> Response:
         async with st.services.db.session() as s:
             await audit(s, current.tenant_id, current.email, "portal.message.viewed", msg.id)
             await s.commit()
-    unopened = [it.access.id for it in items if it.access.first_opened_at is None]
+    unopened = [
+        it.access.id
+        for it in items
+        if it.access.kind == "recipient" and it.access.first_opened_at is None
+    ]
     for access_id in unopened:  # reading the thread opens every message shown in it
         await receipts.mark_opened(st, access_id)
     wanted = next((v for v in views if v["wanted"]), views[-1] if views else None)
