@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import sealed
@@ -26,6 +26,14 @@ from core.keyring import KeyRing
 from core.models import SealedObject
 from core.storage.interface import ObjectStore
 from core.storage.plain_cache import PlainCache
+
+# the rows read_many checks, built once (building a statement costs more than running it)
+_ROWS_OF = select(
+    SealedObject.id,
+    SealedObject.tenant_id,
+    SealedObject.wrapped_key.is_(None).label("shredded"),
+    SealedObject.destroyed_at,
+).where(SealedObject.id.in_(bindparam("ids", expanding=True)))
 
 
 class _Counting:
@@ -289,19 +297,7 @@ class Vault:
         ids = list(dict.fromkeys(object_ids))
         if not ids:
             return {}
-        rows = {
-            r.id: r
-            for r in (
-                await session.execute(
-                    select(
-                        SealedObject.id,
-                        SealedObject.tenant_id,
-                        SealedObject.wrapped_key.is_(None).label("shredded"),
-                        SealedObject.destroyed_at,
-                    ).where(SealedObject.id.in_(ids))
-                )
-            ).all()
-        }
+        rows = {r.id: r for r in (await session.execute(_ROWS_OF, {"ids": ids})).all()}
         out: dict[str, bytes] = {}
         for object_id in ids:
             row = rows.get(object_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from starlette.exceptions import HTTPException
@@ -22,14 +22,13 @@ from starlette.responses import Response
 from conversations.modes import forward_mode, reply_mode
 from core.audit import audit
 from core.mime_text import MAX_DEPTH, clean, clean_lines
-from core.models import Message, PortalAccess, PortalSession, Tenant
+from core.models import Message, PortalAccess, PortalSession, Tenant, now
 from core.portal_message import PortalMessage
 from portal.reader import gone, receipts
 from portal.reader.access import (
     READABLE_KINDS,
     accesses_with_message,
     is_live,
-    live_access,
     recipient_session,
     signed_in_context,
 )
@@ -57,14 +56,46 @@ def thread_of(msg: Message) -> str:
     return msg.thread_id or msg.id
 
 
+def _thread_stmt(tid: Any, with_tenant: bool) -> Any:
+    """The conversation's open messages and their accesses, built once (bound parameters:
+    ``tenant``, ``email``, ``at`` and the thread's ``tid`` or the ``wanted`` message's id):
+    building a statement costs more than running it."""
+    stmt = (
+        select(Message, PortalAccess, *([Tenant] if with_tenant else []))
+        .join(PortalAccess, PortalAccess.message_id == Message.id)
+        .where(
+            Message.tenant_id == bindparam("tenant"),
+            PortalAccess.tenant_id == bindparam("tenant"),
+            func.lower(PortalAccess.recipient) == bindparam("email"),
+            PortalAccess.kind.in_(READABLE_KINDS),
+            or_(Message.thread_id == tid, Message.id == tid),
+            Message.meta_object_id.is_not(None),
+            Message.portal_expired_at.is_(None),
+            PortalAccess.revoked.is_(False),
+            PortalAccess.expires_at > bindparam("at"),
+        )
+        .order_by(Message.received_at, Message.id)
+    )
+    return stmt.join(Tenant, Tenant.id == Message.tenant_id) if with_tenant else stmt
+
+
+_WANTED = aliased(Message)
+_BY_THREAD = _thread_stmt(bindparam("tid"), with_tenant=False)
+_BY_MESSAGE = _thread_stmt(
+    select(func.coalesce(_WANTED.thread_id, _WANTED.id))
+    .where(_WANTED.id == bindparam("wanted"), _WANTED.tenant_id == bindparam("tenant"))
+    .scalar_subquery(),
+    with_tenant=True,
+)
+
+
 async def thread_items(
     st: PortalState, s: AsyncSession, current: PortalSession, msg: Message
 ) -> tuple[list[Item], dict[str, bytes]]:
     """The conversation's messages this session may open, oldest first (one access each,
     a recipient's before an author's), and the plaintext of their metadata and text parts
     by object id (checked and read in one query when they are kept)."""
-    tid = thread_of(msg)
-    return await _items_where(st, s, current, msg.id, tid)
+    return await _items_where(st, s, current, msg.id, _BY_THREAD, {"tid": thread_of(msg)})
 
 
 async def thread_items_of(
@@ -76,13 +107,7 @@ async def thread_items_of(
     at why)."""
     if len(message_id) > 64:
         return None
-    wanted = aliased(Message)
-    tid = (
-        select(func.coalesce(wanted.thread_id, wanted.id))
-        .where(wanted.id == message_id, wanted.tenant_id == current.tenant_id)
-        .scalar_subquery()
-    )
-    found = await _items_where(st, s, current, message_id, tid, with_tenant=True)
+    found = await _items_where(st, s, current, message_id, _BY_MESSAGE, {"wanted": message_id})
     if not any(it.msg.id == message_id for it in found[0]):
         return None
     tenant = await s.get(Tenant, current.tenant_id)  # joined above: no statement
@@ -94,28 +119,12 @@ async def _items_where(
     s: AsyncSession,
     current: PortalSession,
     message_id: str,
-    tid: Any,
-    with_tenant: bool = False,
+    stmt: Any,
+    params: dict[str, Any],
 ) -> tuple[list[Item], dict[str, bytes]]:
-    stmt = (
-        select(Message, PortalAccess, *([Tenant] if with_tenant else []))
-        .join(PortalAccess, PortalAccess.message_id == Message.id)
-        .where(
-            Message.tenant_id == current.tenant_id,
-            PortalAccess.tenant_id == current.tenant_id,
-            func.lower(PortalAccess.recipient) == current.email,
-            PortalAccess.kind.in_(READABLE_KINDS),
-            or_(Message.thread_id == tid, Message.id == tid),
-            Message.meta_object_id.is_not(None),
-            Message.portal_expired_at.is_(None),
-            *live_access(),
-        )
-        .order_by(Message.received_at, Message.id)
-    )
-    if with_tenant:
-        stmt = stmt.join(Tenant, Tenant.id == Message.tenant_id)
+    params = {**params, "tenant": current.tenant_id, "email": current.email, "at": now()}
     chosen: dict[str, tuple[Message, PortalAccess]] = {}
-    for m, a, *_tenant in (await s.execute(stmt)).all():
+    for m, a, *_tenant in (await s.execute(stmt, params)).all():
         held = chosen.get(m.id)
         if held is None or (held[1].kind != "recipient" and a.kind == "recipient"):
             chosen[m.id] = (m, a)
