@@ -95,7 +95,10 @@ async def thread_items(
     """The conversation's messages this session may open, oldest first (one access each,
     a recipient's before an author's), and the plaintext of their metadata and text parts
     by object id (checked and read in one query when they are kept)."""
-    return await _items_where(st, s, current, msg.id, _BY_THREAD, {"tid": thread_of(msg)})
+    items, plain, _tenant = await _items_where(
+        st, s, current, msg.id, _BY_THREAD, {"tid": thread_of(msg)}
+    )
+    return items, plain
 
 
 async def thread_items_of(
@@ -107,11 +110,12 @@ async def thread_items_of(
     at why)."""
     if len(message_id) > 64:
         return None
-    found = await _items_where(st, s, current, message_id, _BY_MESSAGE, {"wanted": message_id})
-    if not any(it.msg.id == message_id for it in found[0]):
+    items, plain, tenant = await _items_where(
+        st, s, current, message_id, _BY_MESSAGE, {"wanted": message_id}
+    )
+    if tenant is None or not any(it.msg.id == message_id for it in items):
         return None
-    tenant = await s.get(Tenant, current.tenant_id)  # joined above: no statement
-    return (*found, tenant) if tenant is not None else None
+    return items, plain, tenant
 
 
 async def _items_where(
@@ -121,10 +125,12 @@ async def _items_where(
     message_id: str,
     stmt: Any,
     params: dict[str, Any],
-) -> tuple[list[Item], dict[str, bytes]]:
+) -> tuple[list[Item], dict[str, bytes], Tenant | None]:
     params = {**params, "tenant": current.tenant_id, "email": current.email, "at": now()}
     chosen: dict[str, tuple[Message, PortalAccess]] = {}
-    for m, a, *_tenant in (await s.execute(stmt, params)).all():
+    tenant: Tenant | None = None
+    for m, a, *joined in (await s.execute(stmt, params)).all():
+        tenant = joined[0] if joined else tenant
         held = chosen.get(m.id)
         if held is None or (held[1].kind != "recipient" and a.kind == "recipient"):
             chosen[m.id] = (m, a)
@@ -147,7 +153,7 @@ async def _items_where(
     ]
     if missing:
         metas.update(await st.services.vault.read_many(s, current.tenant_id, missing, st.plain))
-    return items, metas
+    return items, metas, tenant
 
 
 def _kept_text_ids(st: PortalState, tenant_id: str, meta_ids: list[str]) -> list[str]:
