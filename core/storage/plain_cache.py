@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 TTL = 60.0  # seconds an entry is kept
 MAX_BYTES = 16 * 1024 * 1024  # plaintext kept at most, least recently used dropped first
@@ -27,6 +29,7 @@ class PlainCache:
         self.ttl = ttl
         self.max_bytes = max_bytes
         self._items: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
+        self._derived: dict[tuple[str, str, str], Any] = {}
         self._bytes = 0
 
     def get(self, tenant_id: str, object_id: str) -> bytes | None:
@@ -47,16 +50,31 @@ class PlainCache:
         self._items[(tenant_id, object_id)] = (time.monotonic() + self.ttl, data)
         self._bytes += len(data)
         while self._bytes > self.max_bytes and self._items:
-            _key, (_at, old) = self._items.popitem(last=False)
-            self._bytes -= len(old)
+            oldest = next(iter(self._items))
+            self.drop(*oldest)
+
+    def derived(
+        self, tenant_id: str, object_id: str, data: bytes, name: str, make: Callable[[bytes], Any]
+    ) -> Any:
+        """``make(data)`` kept as long as the object is (e.g. its text cleaned for the page);
+        ``data`` is what :meth:`Vault.read_many` just handed out, checked in this request."""
+        if (tenant_id, object_id) not in self._items:
+            return make(data)
+        key = (tenant_id, object_id, name)
+        if key not in self._derived:
+            self._derived[key] = make(data)
+        return self._derived[key]
 
     def drop(self, tenant_id: str, object_id: str) -> None:
         item = self._items.pop((tenant_id, object_id), None)
         if item is not None:
             self._bytes -= len(item[1])
+            for key in [k for k in self._derived if k[:2] == (tenant_id, object_id)]:
+                del self._derived[key]
 
     def clear(self) -> None:
         self._items.clear()
+        self._derived.clear()
         self._bytes = 0
 
     def __len__(self) -> int:

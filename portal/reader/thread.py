@@ -24,6 +24,7 @@ from core.audit import audit
 from core.mime_text import MAX_DEPTH, clean, clean_lines
 from core.models import Message, PortalAccess, PortalSession, Tenant, now
 from core.portal_message import PortalMessage
+from core.storage.plain_cache import PlainCache
 from portal.reader import gone, receipts
 from portal.reader.access import (
     READABLE_KINDS,
@@ -168,7 +169,12 @@ def _kept_text_ids(st: PortalState, tenant_id: str, meta_ids: list[str]) -> list
     return out
 
 
+def _lines(raw: bytes) -> str:
+    return clean_lines(raw.decode("utf-8", "replace"))
+
+
 def _view_of(
+    plain: PlainCache,
     current: PortalSession,
     tenant: Tenant,
     item: Item,
@@ -180,7 +186,9 @@ def _view_of(
     pm, msg = item.pm, item.msg
     text = None
     if pm.text_object_id:
-        text = clean_lines(texts[pm.text_object_id].decode("utf-8", "replace"))
+        text = plain.derived(
+            current.tenant_id, pm.text_object_id, texts[pm.text_object_id], "lines", _lines
+        )
     frame = bool(pm.html_object_id) and not text_view
     mine = item.access.kind == "author"
     replies = reply_mode(msg, tenant) if not mine else "none"
@@ -241,7 +249,15 @@ async def conversation(request: Request) -> Response:
             raise HTTPException(404)
         text_view = request.query_params.get("view") == "text"
         views = [
-            _view_of(current, tenant, it, texts, wanted=it.msg.id == msg.id, text_view=text_view)
+            _view_of(
+                st.plain,
+                current,
+                tenant,
+                it,
+                texts,
+                wanted=it.msg.id == msg.id,
+                text_view=text_view,
+            )
             for it in items
         ]
         ctx = await signed_in_context(s, current)

@@ -178,3 +178,20 @@ def test_a_new_message_of_the_thread_shows_at_once(world: World) -> None:
             return len(rows.scalars().all())
 
     assert world.run(views) == 2  # every view is still audited
+
+
+def test_plain_cache_is_bounded_keyed_by_tenant_and_short_lived() -> None:
+    from core.storage.plain_cache import MAX_OBJECT, PlainCache
+
+    cache = PlainCache(ttl=60.0, max_bytes=10)
+    cache.put("t1", "a", b"12345")
+    assert cache.derived("t1", "a", b"12345", "n", len) == 5
+    cache.put("t1", "b", b"123456")  # over 10 bytes: the oldest goes, with what came of it
+    assert cache.get("t1", "a") is None and cache.get("t1", "b") == b"123456"
+    assert cache.derived("t1", "a", b"xy", "n", len) == 2  # not kept: made afresh
+    assert cache.get("t2", "b") is None  # another tenant's key never matches
+    cache.put("t1", "big", b"x" * (MAX_OBJECT + 1))
+    assert cache.get("t1", "big") is None
+    gone = PlainCache(ttl=0.0)
+    gone.put("t1", "a", b"1")
+    assert gone.get("t1", "a") is None and len(gone) == 0
