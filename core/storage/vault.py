@@ -273,15 +273,31 @@ class Vault:
         )
         return row, key
 
-    async def read(self, session: AsyncSession, tenant_id: str, object_id: str) -> bytes:
-        """The whole plaintext (for small objects: metadata, notifications)."""
+    async def read(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        object_id: str,
+        *,
+        kept_in: PlainCache | None = None,
+    ) -> bytes:
+        """The whole plaintext (for small objects: metadata, notifications). ``kept_in`` is
+        for :meth:`read_many` only, which has just checked the object's row in this request:
+        the plaintext is taken from that cache when it holds it, and kept there otherwise."""
+        if kept_in is not None:
+            kept = kept_in.get(tenant_id, object_id)
+            if kept is not None:
+                return kept
         row, key = await self._key(session, tenant_id, object_id)
 
         def work() -> bytes:
             with self.store.open(row.storage_name) as fh:
                 return b"".join(sealed.open_stream(key, tenant_id, object_id, fh))
 
-        return await asyncio.to_thread(work)
+        data = await asyncio.to_thread(work)
+        if kept_in is not None:
+            kept_in.put(tenant_id, object_id, data)
+        return data
 
     async def read_many(
         self,
@@ -291,9 +307,9 @@ class Vault:
         cache: PlainCache | None = None,
     ) -> dict[str, bytes]:
         """The whole plaintext of several small objects of ``tenant_id``: their rows checked
-        in one query (tenant, key not destroyed) on every call, kept plaintext included, and
-        only the ones not in ``cache`` opened by :meth:`read`; NotFound as :meth:`read` for
-        the first one that fails."""
+        in one query (tenant, key not destroyed) on every call, kept plaintext included, then
+        each one through :meth:`read`, which opens only those ``cache`` does not hold;
+        NotFound as :meth:`read` for the first one that fails."""
         ids = list(dict.fromkeys(object_ids))
         if not ids:
             return {}
@@ -307,12 +323,8 @@ class Vault:
                 if cache is not None:
                     cache.drop(tenant_id, object_id)
                 raise NotFound(f"object {object_id} was destroyed")
-            kept = cache.get(tenant_id, object_id) if cache is not None else None
-            if kept is None:  # not kept: opened as by read (its own key look-up)
-                kept = await self.read(session, tenant_id, object_id)
-                if cache is not None:
-                    cache.put(tenant_id, object_id, kept)
-            out[object_id] = kept
+            # the row is checked: read may hand out the kept plaintext (or open and keep it)
+            out[object_id] = await self.read(session, tenant_id, object_id, kept_in=cache)
         return out
 
     async def stream(
