@@ -83,7 +83,7 @@ def _thread_stmt(tid: Any, with_tenant: bool) -> Any:
 _WANTED = aliased(Message)
 _BY_THREAD = _thread_stmt(bindparam("tid"), with_tenant=False)
 _BY_MESSAGE = _thread_stmt(
-    select(func.coalesce(_WANTED.thread_id, _WANTED.id))
+    select(func.coalesce(func.nullif(_WANTED.thread_id, ""), _WANTED.id))  # as thread_of
     .where(_WANTED.id == bindparam("wanted"), _WANTED.tenant_id == bindparam("tenant"))
     .scalar_subquery(),
     with_tenant=True,

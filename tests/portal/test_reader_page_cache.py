@@ -9,6 +9,8 @@ import time
 
 from sqlalchemy import select, update
 
+from core.hashing import sha256_hex
+from core.ids import new_id, new_token
 from core.models import Message, PortalAccess, SealedObject
 from portal.security import SESSION_COOKIE
 
@@ -195,3 +197,41 @@ def test_plain_cache_is_bounded_keyed_by_tenant_and_short_lived() -> None:
     gone = PlainCache(ttl=0.0)
     gone.put("t1", "a", b"1")
     assert gone.get("t1", "a") is None and len(gone) == 0
+
+
+def test_one_query_page_keeps_conversations_apart(world: World) -> None:
+    """The page finds the conversation from the asked-for message in one statement: a
+    message outside any conversation (empty thread id) is its own, never grouped with the
+    reader's other such messages, and a reply pointing at it joins it."""
+    t, sealed = _opened(world)
+    other = world.seal(t, recipients=[BOB], subject="Unrelated", text="Another matter\n")
+    page = world.client.get(f"/messages/{sealed.message_id}")
+    assert page.status_code == 200 and "Another matter" not in page.text
+    page = world.client.get(f"/messages/{other.message_id}")
+    assert "Another matter" in page.text and SECRET not in page.text
+    reply = world.seal(t, recipients=[ALICE], sender=f"Bob <{BOB}>", text="My answer\n")
+
+    async def thread_reply() -> None:
+        async with world.services.db.session() as s:
+            await s.execute(
+                update(Message)
+                .where(Message.id == reply.message_id)
+                .values(thread_id=sealed.message_id, received_at=time.time() + 5)
+            )
+            s.add(
+                PortalAccess(
+                    id=new_id("a_"),
+                    token_hash=sha256_hex(new_token(32)),
+                    message_id=reply.message_id,
+                    tenant_id=t,
+                    recipient=BOB,
+                    expires_at=time.time() + 86400,
+                    kind="author",
+                )
+            )
+            await s.commit()
+
+    world.run(thread_reply)
+    page = world.client.get(f"/messages/{sealed.message_id}")
+    assert "This conversation has 2 messages" in page.text and "My answer" in page.text
+    assert "Another matter" not in page.text
