@@ -17,7 +17,7 @@ import dataclasses
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from branding.contrast import AA_TEXT, contrast_ratio
@@ -103,9 +103,11 @@ def look_of(tenant: Tenant, row: Brand | None) -> BrandLook:
     )
 
 
+_BRANDS_OF = select(Brand).where(Brand.tenant_id == bindparam("tenant"))  # built once
+
+
 async def brands_of(session: AsyncSession, tenant_id: str) -> list[Brand]:
-    stmt = select(Brand).where(Brand.tenant_id == tenant_id)
-    rows = list((await session.execute(stmt)).scalars())
+    rows = list((await session.execute(_BRANDS_OF, {"tenant": tenant_id})).scalars())
     return sorted(rows, key=lambda b: (not b.is_default, b.name))
 
 

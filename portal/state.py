@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from core.config.settings import Settings
 from core.services import Services
+from core.storage.plain_cache import PlainCache
 from portal.client import TrustedProxies
 from portal.pages import Pages
 from portal.security import origin_of
@@ -24,6 +25,9 @@ class PortalState:
     origins: tuple[str, ...]
     proxies: TrustedProxies = TrustedProxies()
     views: ViewLog | None = None  # page views for the audit log, written in batches
+    # decrypted metadata and text parts the message page shows again and again; every hit
+    # is checked against its object's row in the same request (core.storage.plain_cache)
+    plain: PlainCache = dataclasses.field(default_factory=PlainCache)
 
     @classmethod
     def build(cls, settings: Settings, services: Services, pages: Pages) -> PortalState:

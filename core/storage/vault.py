@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import cast
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import sealed
@@ -24,6 +25,15 @@ from core.ids import new_id
 from core.keyring import KeyRing
 from core.models import SealedObject
 from core.storage.interface import ObjectStore
+from core.storage.plain_cache import PlainCache
+
+# the rows read_many checks, built once (building a statement costs more than running it)
+_ROWS_OF = select(
+    SealedObject.id,
+    SealedObject.tenant_id,
+    SealedObject.wrapped_key.is_(None).label("shredded"),
+    SealedObject.destroyed_at,
+).where(SealedObject.id.in_(bindparam("ids", expanding=True)))
 
 
 class _Counting:
@@ -263,15 +273,59 @@ class Vault:
         )
         return row, key
 
-    async def read(self, session: AsyncSession, tenant_id: str, object_id: str) -> bytes:
-        """The whole plaintext (for small objects: metadata, notifications)."""
+    async def read(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        object_id: str,
+        *,
+        kept_in: PlainCache | None = None,
+    ) -> bytes:
+        """The whole plaintext (for small objects: metadata, notifications). ``kept_in`` is
+        for :meth:`read_many` only, which has just checked the object's row in this request:
+        the plaintext is taken from that cache when it holds it, and kept there otherwise."""
+        if kept_in is not None:
+            kept = kept_in.get(tenant_id, object_id)
+            if kept is not None:
+                return kept
         row, key = await self._key(session, tenant_id, object_id)
 
         def work() -> bytes:
             with self.store.open(row.storage_name) as fh:
                 return b"".join(sealed.open_stream(key, tenant_id, object_id, fh))
 
-        return await asyncio.to_thread(work)
+        data = await asyncio.to_thread(work)
+        if kept_in is not None:
+            kept_in.put(tenant_id, object_id, data)
+        return data
+
+    async def read_many(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        object_ids: Iterable[str],
+        cache: PlainCache | None = None,
+    ) -> dict[str, bytes]:
+        """The whole plaintext of several small objects of ``tenant_id``: their rows checked
+        in one query (tenant, key not destroyed) on every call, kept plaintext included, then
+        each one through :meth:`read`, which opens only those ``cache`` does not hold;
+        NotFound as :meth:`read` for the first one that fails."""
+        ids = list(dict.fromkeys(object_ids))
+        if not ids:
+            return {}
+        rows = {r.id: r for r in (await session.execute(_ROWS_OF, {"ids": ids})).all()}
+        out: dict[str, bytes] = {}
+        for object_id in ids:
+            row = rows.get(object_id)
+            if row is None or row.tenant_id != tenant_id:
+                raise NotFound(f"object {object_id} not found")
+            if row.shredded or row.destroyed_at is not None:
+                if cache is not None:
+                    cache.drop(tenant_id, object_id)
+                raise NotFound(f"object {object_id} was destroyed")
+            # the row is checked: read may hand out the kept plaintext (or open and keep it)
+            out[object_id] = await self.read(session, tenant_id, object_id, kept_in=cache)
+        return out
 
     async def stream(
         self, session: AsyncSession, tenant_id: str, object_id: str

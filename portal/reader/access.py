@@ -52,6 +52,29 @@ async def accesses_to(
     return sorted(rows, key=lambda a: (a.kind != "recipient", a.id))
 
 
+async def accesses_with_message(
+    s: AsyncSession, current: PortalSession, message_id: str
+) -> tuple[list[PortalAccess], Message | None]:
+    """:func:`accesses_to` and the message they open, in one query (no access: no message).
+    The session's tenant row comes with them, so a later ``get`` of it is no statement."""
+    if len(message_id) > 64:
+        return [], None
+    stmt = (
+        select(PortalAccess, Message, Tenant)
+        .join(Message, Message.id == PortalAccess.message_id)
+        .join(Tenant, Tenant.id == PortalAccess.tenant_id)
+        .where(
+            PortalAccess.message_id == message_id,
+            PortalAccess.tenant_id == current.tenant_id,
+            func.lower(PortalAccess.recipient) == current.email,
+            PortalAccess.kind.in_(READABLE_KINDS),
+        )
+    )
+    pairs = (await s.execute(stmt)).all()
+    rows = sorted((a for a, _m, _t in pairs), key=lambda a: (a.kind != "recipient", a.id))
+    return rows, (pairs[0][1] if pairs else None)
+
+
 async def recipient_session(s: AsyncSession, request: Request) -> PortalSession:
     current = await sessions.load(s, request)
     if current is None or current.kind != "recipient":  # admin and sender sessions: not here

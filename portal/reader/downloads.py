@@ -159,7 +159,7 @@ async def _items(
     msg, pm, access = await load_with_access(st, s, current, request.path_params["message_id"])
     if not whole:
         return st, current, [Item(msg, access, pm)], msg.id
-    items = await thread_items(st, s, current, msg)
+    items, _plain = await thread_items(st, s, current, msg)
     return st, current, items, msg.id
 
 
