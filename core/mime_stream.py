@@ -33,6 +33,7 @@ from core.mime_text import MAX_DEPTH, part_filename
 PREFIX_LIMIT = 1024 * 1024  # raw body bytes kept per leaf
 HEADER_LIMIT = 1024 * 1024  # bytes of one header block kept (the rest is counted only)
 LINE_LIMIT = 64 * 1024  # a longer "line" is body text: no boundary or header is that long
+TOTAL_PREFIX_LIMIT = 32 * 1024 * 1024  # prefix bytes kept for all leaves together
 
 _HEADER_LINE = re.compile(rb"^(From |[\041-\071\073-\176]*:|[\t ])")
 _BLANK = re.compile(rb"^(\r\n|\n)$")
@@ -140,8 +141,9 @@ def _parse_headers(block: bytes, default_type: str) -> EmailMessage:
 
 
 class _Scanner:
-    def __init__(self, prefix_limit: int, header_limit: int) -> None:
+    def __init__(self, prefix_limit: int, header_limit: int, total_prefix_limit: int) -> None:
         self.prefix_limit = prefix_limit
+        self.prefix_room = total_prefix_limit
         self.header_limit = header_limit
         # open multiparts, innermost last: (part, boundary regex, seen its first boundary)
         self.stack: list[tuple[PartInfo, re.Pattern[bytes]]] = []
@@ -184,6 +186,7 @@ class _Scanner:
     def _finish_headers(self, body_start: int) -> None:
         headers = _parse_headers(bytes(self.block), self.default_type)
         part = PartInfo(headers=headers, header_start=self.header_start, body_start=body_start)
+        part.prefix = bytearray()  # type: ignore[assignment] - grown in place, bytes at the end
         part.body_end = body_start
         depth = 0
         if self.stack:
@@ -233,9 +236,11 @@ class _Scanner:
     def _body_line(self, offset: int, line: bytes) -> None:
         part = self.current
         if part is not None and not part.multipart:
-            room = self.prefix_limit - len(part.prefix)
+            room = min(self.prefix_limit - len(part.prefix), self.prefix_room)
             if room > 0:
-                part.prefix += line[:room]
+                kept = line[:room]
+                part.prefix += kept  # type: ignore[misc] - a bytearray while scanning
+                self.prefix_room -= len(kept)
         self.prev_ending = _ending(line)
         if part is not None:
             part.body_end = offset + len(line)
@@ -263,6 +268,7 @@ class _Scanner:
         if not self.seen[-1]:
             self.seen[-1] = True
             owner.multipart = True
+            self.prefix_room += len(owner.prefix)
             owner.prefix = b""
         self.after_boundary = len(self.stack) - 1
         dflt = "message/rfc822" if owner.headers.get_content_subtype() == "digest" else "text/plain"
@@ -296,10 +302,11 @@ class _Scanner:
 
 def _trim(part: PartInfo) -> None:
     if part.multipart:
+        part.prefix = b""
         for child in part.children:
             _trim(child)
     else:
-        part.prefix = part.prefix[: part.body_size]
+        part.prefix = bytes(part.prefix[: part.body_size])
 
 
 def scan(
@@ -307,9 +314,11 @@ def scan(
     prefix_limit: int = PREFIX_LIMIT,
     header_limit: int = HEADER_LIMIT,
     line_limit: int = LINE_LIMIT,
+    total_prefix_limit: int = TOTAL_PREFIX_LIMIT,
 ) -> Skeleton:
-    """The skeleton of the message ``chunks`` hold, read once, in bounded memory."""
-    scanner = _Scanner(prefix_limit, header_limit)
+    """The skeleton of the message ``chunks`` hold, read once, in bounded memory: at most
+    ``prefix_limit`` body bytes per leaf and ``total_prefix_limit`` for all of them."""
+    scanner = _Scanner(prefix_limit, header_limit, total_prefix_limit)
     size = 0
     for offset, line in _lines(chunks, line_limit):
         scanner.line(offset, line)
