@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from archive import index
 from core.mime_stream import PartInfo, Skeleton, body_chunks, scan
 from core.mime_text import b64_tolerant, header_text
 from core.portal_message import Part, PortalMessage
@@ -35,19 +36,51 @@ Reader = Callable[[], Iterator[bytes]]
 
 @dataclasses.dataclass
 class LargeOriginal:
-    """A large message: how to read it again, and its skeleton."""
+    """A large message: how to read it again, its skeleton, its raw header block and its
+    archive summary (SHA-256 and size computed on the same pass)."""
 
     read: Reader
     skeleton: Skeleton
+    head: bytes
+    summary: index.StreamSummary
+
+    def archive_summary(self, envelope_from: str, envelope_rcpts: Iterable[str]) -> index.Summary:
+        """The archive's summary: digest and size from the stream, attachment names from
+        the skeleton's part tree (as :func:`archive.index.summarise` names them)."""
+        summary = self.summary.summary(envelope_from, envelope_rcpts)
+        names: list[str] = []
+        root = self.skeleton.root
+        for leaf in root.leaves() if root.multipart else ():
+            try:
+                filename = leaf.headers.get_filename()
+            except Exception:  # noqa: BLE001 - a parameter the parser cannot read
+                filename = None
+            if filename or leaf.disposition == "attachment":
+                names.append(str(filename or "(unnamed)"))
+        summary.attachments = names
+        return summary
 
 
 async def open_large(
     vault: Vault, session: AsyncSession, tenant_id: str, object_id: str
 ) -> LargeOriginal:
-    """Scan the sealed raw message (in a thread) into its skeleton."""
+    """Scan the sealed raw message (in a thread) into its skeleton, in one pass."""
     read = await vault.chunks(session, tenant_id, object_id)
-    skeleton = await asyncio.to_thread(lambda: scan(read(), prefix_limit=PART_PREFIX))
-    return LargeOriginal(read, skeleton)
+
+    def work() -> LargeOriginal:
+        summary = index.StreamSummary()
+
+        def tee() -> Iterator[bytes]:
+            for chunk in read():
+                summary.feed(chunk)
+                yield chunk
+
+        skeleton = scan(tee(), prefix_limit=PART_PREFIX)
+        end = min(skeleton.root.body_start, index.HEAD_LIMIT)
+        head = b"".join(body_chunks(read(), 0, end))
+        return LargeOriginal(read, skeleton, head, summary)
+
+    return await asyncio.to_thread(work)
 
 
 def _is_attachment(part: PartInfo) -> bool:
