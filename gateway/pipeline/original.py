@@ -18,15 +18,16 @@ import hashlib
 import quopri
 import re
 from collections.abc import Callable, Iterable, Iterator
+from email.message import EmailMessage
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from archive import index
 from core.mime_stream import PartInfo, Skeleton, body_chunks, scan
-from core.mime_text import b64_tolerant, header_text
+from core.mime_text import b64_tolerant, header_addresses, header_text, shown_address
 from core.portal_message import Part, PortalMessage
 from core.storage.vault import Vault
-from gateway.pipeline.portal_seal import _addresses, sender_of
+from gateway.pipeline.portal_seal import sender_of
 
 LARGE = 4 * 1024 * 1024  # a message above this many bytes takes the large path
 PART_PREFIX = 2 * 1024 * 1024  # raw body bytes of each part the skeleton keeps
@@ -163,6 +164,10 @@ def _as_utf8(chunks: Iterable[bytes], charset: str) -> Iterator[bytes]:
     for chunk in chunks:
         yield decoder.decode(chunk).encode("utf-8", "replace")
     yield decoder.decode(b"", final=True).encode("utf-8", "replace")
+
+
+def _addresses(msg: EmailMessage, name: str) -> tuple[str, ...]:
+    return tuple(shown_address(n, a) for n, a in header_addresses(msg, name))
 
 
 class _Digest:
