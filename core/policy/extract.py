@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import quopri
+import re
 import time
 import warnings
 import zipfile
 from email.message import Message
 
-from core.mime_text import header_text, parse_message, text_of
+from core.mime_stream import PartInfo, Skeleton
+from core.mime_text import b64_tolerant, header_text, parse_message, text_of
 from core.policy.textutil import html_to_text, sniff_type
 
 CHUNK = 64 * 1024
@@ -268,8 +271,6 @@ def _decode(data: bytes, charset: str | None) -> str:
 
 
 def _strip_tags(text: str) -> str:
-    import re
-
     return re.sub(r"<[^>]{0,2000}>", " ", text)
 
 
@@ -283,3 +284,84 @@ def _filename(part: Message) -> str | None:
         return part.get_filename()
     except Exception:  # noqa: BLE001 - a malformed parameter counts as no name
         return None
+
+
+PART_WHOLE = 2 * 1024 * 1024  # raw bytes of a part read whole from a skeleton
+PART_PREFIX_TEXT = 1024 * 1024  # decoded bytes of a larger part that are judged
+
+
+def _decode_prefix(data: bytes, encoding: str, complete: bool) -> bytes:
+    """A part's (possibly partial) body decoded by its transfer encoding."""
+    try:
+        if encoding == "base64":
+            if not complete:  # a partial last group would decode to garbage: drop it
+                cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
+                data = cleaned[: len(cleaned) - len(cleaned) % 4]
+            return b64_tolerant(data)
+        if encoding == "quoted-printable":
+            return quopri.decodestring(data)
+    except Exception:  # noqa: BLE001 - a broken encoding: judge the raw text
+        return data
+    return data
+
+
+def extract_facts_skeleton(skeleton: Skeleton, limits: Limits = Limits()) -> MessageFacts:  # noqa: B008
+    """The facts of a large message from its streaming skeleton (:mod:`core.mime_stream`).
+
+    Headers, subject and every leaf's type and filename are read as for a whole message.
+    A part whose body was kept whole (up to :data:`PART_WHOLE` raw bytes) is judged as
+    :func:`extract_facts` judges it; a larger one by its type, filename, real size and the
+    first :data:`PART_PREFIX_TEXT` bytes of its decoded content, which ``limits_hit`` says
+    (``part_prefix``): an archive or PDF cut there may be unreadable, and is then said so
+    too. Never holds the message."""
+    budget = _Budget(limits)
+    msg = skeleton.headers
+    headers = [(name.lower(), text_of(value)) for name, value in msg.raw_items()]
+    body: list[str] = []
+    texts: list[str] = []
+    attachments: list[Attachment] = []
+    for n, leaf in enumerate(skeleton.root.leaves()):
+        if n >= limits.max_parts:
+            budget.hit("max_parts")
+            break
+        if budget.out_of_time():
+            continue
+        part = leaf.headers
+        complete = not leaf.truncated
+        data = _decode_prefix(leaf.prefix, leaf.encoding, complete)
+        if not complete:
+            data = data[:PART_PREFIX_TEXT]
+        ctype = leaf.content_type
+        filename = _filename(part)
+        if not complete:
+            budget.hit(f"part_prefix ({filename or ctype})")
+        if filename or part.get_content_disposition() == "attachment":
+            _attachment(filename or "", ctype, data, "", 0, attachments, texts, budget)
+        elif ctype == "text/plain":
+            body.append(_keep(_decode(data, part.get_content_charset()), budget))
+        elif ctype == "text/html":
+            body.append(_keep(html_to_text(_decode(data, part.get_content_charset())), budget))
+        elif not part.get_content_maintype() == "message":
+            _attachment("", ctype, data, "", 0, attachments, texts, budget)
+        if not complete and attachments and attachments[-1].size == len(data):
+            last = attachments[-1]  # the real size, not the prefix's
+            attachments[-1] = dataclasses.replace(last, size=_decoded_size(leaf))
+    return MessageFacts(
+        subject=header_text(msg, "subject"),
+        headers=tuple(headers),
+        from_header=header_text(msg, "from"),
+        size=skeleton.size,
+        body="\n".join(t for t in body if t),
+        attachment_text="\n".join(t for t in texts if t),
+        attachments=tuple(attachments),
+        limits_hit=tuple(budget.hits),
+        truncated="max_text_chars" in budget.hits,
+    )
+
+
+def _decoded_size(leaf: PartInfo) -> int:
+    """About the decoded size of a part known only by its raw size (base64: 3/4 of its
+    characters less line breaks; other encodings: the raw size)."""
+    if leaf.encoding == "base64":
+        return leaf.body_size * 3 // 4 * 76 // 78
+    return leaf.body_size

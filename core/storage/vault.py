@@ -13,7 +13,7 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import cast
 
 from sqlalchemy import bindparam, select
@@ -326,6 +326,20 @@ class Vault:
             # the row is checked: read may hand out the kept plaintext (or open and keep it)
             out[object_id] = await self.read(session, tenant_id, object_id, kept_in=cache)
         return out
+
+    async def chunks(
+        self, session: AsyncSession, tenant_id: str, object_id: str
+    ) -> Callable[[], Iterator[bytes]]:
+        """A function that reads the plaintext afresh, chunk by chunk, each time it is
+        called (blocking: call it in a thread). The key is looked up now; memory stays at
+        one chunk. For a large message read more than once (skeleton, then parts)."""
+        row, key = await self._key(session, tenant_id, object_id)
+
+        def read() -> Iterator[bytes]:
+            with self.store.open(row.storage_name) as fh:
+                yield from sealed.open_stream(key, tenant_id, object_id, fh)
+
+        return read
 
     async def stream(
         self, session: AsyncSession, tenant_id: str, object_id: str

@@ -34,7 +34,10 @@ async def record_accepted(
     msg: EmailMessage,
     decisions: Iterable[str],
     envelope_rcpts: Iterable[str],
+    summary: index.Summary | None = None,
 ) -> ArchiveEntry | None:
+    """The archive entry of an accepted message; ``summary`` when it was made while the
+    message was streamed (a large message: ``raw`` is then only its header block)."""
     decisions = set(decisions)
     if DISPOSITION_JOURNAL in decisions:
         return None  # archived as a journal entry by archive_journal
@@ -51,9 +54,10 @@ async def record_accepted(
         ).first()
         if existing is not None:
             return None
-    summary = await asyncio.to_thread(
-        index.summarise, msg, len(raw), sha256_hex(raw), message.mail_from, envelope_rcpts
-    )
+    if summary is None:
+        summary = await asyncio.to_thread(
+            index.summarise, msg, len(raw), sha256_hex(raw), message.mail_from, envelope_rcpts
+        )
     return await index.record(
         services,
         session,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +16,9 @@ from core.services import Services
 from gateway.headers import replace_field, strip_fields
 from gateway.pipeline.decide import Verdict
 from gateway.pipeline.round_cache import RoundCache
+
+if TYPE_CHECKING:
+    from gateway.pipeline.original import LargeOriginal
 
 
 @dataclasses.dataclass
@@ -40,6 +44,9 @@ class Context:
     parent_id: str = ""
     # the tenant's policy, domains and brands, read once per round (shared by its messages)
     cache: RoundCache = dataclasses.field(default_factory=RoundCache)
+    # a large message (gateway.pipeline.original): ``raw`` is then only its header block and
+    # ``msg`` its headers until the runner reads it whole for a handler that needs it
+    large: LargeOriginal | None = None
 
     def outbound_raw(self) -> bytes:
         """The original bytes for the next hop: internal headers removed and, when a

@@ -19,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts.domains import tenant_domains
 from core.errors import TransientError
+from core.mime_stream import Skeleton
 from core.models import Tenant
 from core.policy import Decision, Limits, evaluate, extract_facts
 from core.policy.disposition import disposition_for, upgraded_by_trigger
+from core.policy.extract import extract_facts_skeleton
 from core.policy.models import PolicyDecision
 from core.policy.store import get_policy
 from core.recipient_keys import methods_available
@@ -52,14 +54,21 @@ async def decide(
     trigger_reason: str | None,
     released: Set[str] = frozenset(),
     cache: RoundCache | None = None,
+    skeleton: Skeleton | None = None,
 ) -> dict[str, Verdict]:
+    """One verdict per recipient. A large message is judged from its ``skeleton``
+    (:func:`core.policy.extract.extract_facts_skeleton`) instead of ``raw``."""
     cache = cache or RoundCache()
     policy = await cache.get(("policy", tenant.id), lambda: get_policy(session, tenant.id))
     domains = await cache.get(("domains", tenant.id), lambda: tenant_domains(session, tenant.id))
     released_lower = {r.strip().lower() for r in released}
 
     def run() -> list[Decision]:
-        facts = extract_facts(raw, Limits())
+        facts = (
+            extract_facts(raw, Limits())
+            if skeleton is None
+            else extract_facts_skeleton(skeleton, Limits())
+        )
         decisions = evaluate(
             policy, facts, mail_from=mail_from, recipients=recipients, tenant_domains=domains
         )

@@ -21,19 +21,22 @@ import logging
 from email.message import EmailMessage
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import logcontext
 from core.config.settings import Settings
 from core.leases import owner_id
 from core.mime_text import header_text, parse_message
-from core.models import Message, MessageRecipient, Tenant, now
+from core.models import Message, MessageRecipient, SealedObject, Tenant, now
 from core.services import Services
 from gateway import onboarding
 from gateway.pipeline import archive_record, failure
 from gateway.pipeline.context import Context
 from gateway.pipeline.conversation import read_conversation
 from gateway.pipeline.handlers.grant_author import AUTHOR_ORIGINS, grant_author
+from gateway.pipeline.original import LARGE, LargeOriginal, open_large
 from gateway.pipeline.outcome import record_outcome
+from gateway.pipeline.portal_origin import PORTAL_ORIGINS
 from gateway.pipeline.round_cache import RoundCache
 from gateway.pipeline.table import HANDLERS, PIPELINES
 from gateway.pipeline.triggers import strip_keywords
@@ -85,6 +88,20 @@ def _parse(raw: bytes) -> EmailMessage:
     return parse_message(raw)
 
 
+STREAMED = frozenset({"portal"})  # dispositions a large message takes without being held
+
+
+async def _large(services: Services, s: AsyncSession, message: Message) -> LargeOriginal | None:
+    """The large path's view of ``message`` when it is above :data:`LARGE` bytes (not for
+    messages written in the portal: small by nature, and handled whole), else ``None``."""
+    if message.origin in PORTAL_ORIGINS:
+        return None
+    obj = await s.get(SealedObject, message.raw_object_id)
+    if obj is None or obj.size <= LARGE:
+        return None
+    return await open_large(services.vault, s, message.tenant_id, message.raw_object_id)
+
+
 async def _claim(services: Services, limit: int, owner: str) -> list[tuple[str, float]]:
     async with services.db.write_gate.hold(), services.db.session() as s:
         t = now()
@@ -127,8 +144,12 @@ async def _process(
         if message is None or tenant is None:
             return
         logcontext.set_tenant(tenant.id)
-        raw = await services.vault.read(s, tenant.id, message.raw_object_id)
-        msg = await asyncio.to_thread(_parse, raw)
+        large = await _large(services, s, message)
+        if large is None:
+            raw = await services.vault.read(s, tenant.id, message.raw_object_id)
+            msg = await asyncio.to_thread(_parse, raw)
+        else:  # decided from its skeleton; read whole only for a handler that needs it
+            raw, msg = large.head, large.skeleton.headers
         rcpts = list(
             (
                 await s.execute(
@@ -141,7 +162,7 @@ async def _process(
             .all()
         )
         pending = [r for r in rcpts if r.state == "pending"]
-        ctx = Context(services, s, message, tenant, raw, msg, pending)
+        ctx = Context(services, s, message, tenant, raw, msg, pending, large=large)
         if cache is not None:
             ctx.cache = cache
         ctx.subject = await asyncio.to_thread(
@@ -156,13 +177,21 @@ async def _process(
             groups: dict[str, list[MessageRecipient]] = {}
             for r in pending:
                 groups.setdefault(ctx.verdicts[r.rcpt].disposition, []).append(r)
+            if large is not None and set(groups) - STREAMED:
+                # a disposition whose handler needs the whole message (clear, TLS, PGP,
+                # S/MIME, hold, reject, journal): read it whole, as before
+                raw = await services.vault.read(s, tenant.id, message.raw_object_id)
+                msg = await asyncio.to_thread(_parse, raw)
+                ctx.raw, ctx.msg, ctx.large, large = raw, msg, None, None
             for disposition in sorted(groups, key=lambda d: d != "portal"):
                 for name in PIPELINES[disposition]:
                     await HANDLERS[name](ctx, groups[disposition])
             if message.origin in AUTHOR_ORIGINS:
                 await grant_author(ctx)
+            envelope = [r.rcpt for r in rcpts]
+            summary = None if large is None else large.archive_summary(message.mail_from, envelope)
             await archive_record.record_accepted(
-                services, s, message, raw, msg, groups, [r.rcpt for r in rcpts]
+                services, s, message, raw, msg, groups, envelope, summary
             )
         async with services.db.write_gate.hold():
             await record_outcome(ctx, rcpts, pending, lease)

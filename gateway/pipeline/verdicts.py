@@ -72,6 +72,7 @@ async def verdicts_for(ctx: Context, pending: list[MessageRecipient]) -> dict[st
                 trigger_reason=trigger,
                 released=frozenset(r.rcpt for r in rest if r.override == "released"),
                 cache=ctx.cache,
+                skeleton=ctx.large.skeleton if ctx.large is not None else None,
             )
         )
     return verdicts
