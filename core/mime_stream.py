@@ -186,7 +186,7 @@ class _Scanner:
     def _finish_headers(self, body_start: int) -> None:
         headers = _parse_headers(bytes(self.block), self.default_type)
         part = PartInfo(headers=headers, header_start=self.header_start, body_start=body_start)
-        part.prefix = bytearray()  # type: ignore[assignment] - grown in place, bytes at the end
+        part.prefix = bytearray()  # type: ignore[assignment]  # grown in place, bytes at the end
         part.body_end = body_start
         depth = 0
         if self.stack:
@@ -239,7 +239,7 @@ class _Scanner:
             room = min(self.prefix_limit - len(part.prefix), self.prefix_room)
             if room > 0:
                 kept = line[:room]
-                part.prefix += kept  # type: ignore[misc] - a bytearray while scanning
+                part.prefix += kept  # type: ignore[misc]  # a bytearray while scanning
                 self.prefix_room -= len(kept)
         self.prev_ending = _ending(line)
         if part is not None:
