@@ -1,10 +1,22 @@
-"""Mail that sealmail writes itself, built structurally with :mod:`email.message`."""
+"""Mail that sealmail writes itself: headers through :mod:`email`'s policy (encoded words,
+folding, address syntax), bodies encoded by the C codecs of :mod:`binascii`.
+
+Building the whole tree with :class:`email.message.EmailMessage` cost about 4 ms a
+notification (its pure-Python quoted-printable encoder and a boundary regex compiled per
+part), the largest single cost of sealing a message for the portal (docs/PERFORMANCE.md).
+The structure is the same: multipart/alternative, text then HTML, the HTML inside
+multipart/related when it shows inline images.
+"""
 
 from __future__ import annotations
 
+import binascii
 import dataclasses
 import email.policy
 import email.utils
+import functools
+import secrets
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +41,19 @@ class Rendered:
     subject: str
     text: str
     html: str
+
+
+class _Registry(HeaderRegistry):
+    """The stdlib's header registry, but each header's class made once: the stdlib builds
+    a new class (``type(...)``) for every header it sets, 30 us each."""
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - two module-level instances, never freed
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        return super().__getitem__(name)
+
+
+_SMTP = email.policy.SMTP.clone(header_factory=_Registry())
+_SMTPUTF8 = email.policy.SMTPUTF8.clone(header_factory=_Registry())
 
 
 def _domain(address: str) -> str:
@@ -60,9 +85,9 @@ def compose(
     raise :class:`ValueError` rather than letting a value inject headers.
     """
     addresses = [from_addr, to_addr, reply_to or ""]
-    policy = email.policy.SMTP
+    policy = _SMTP
     if any(not a.isascii() for a in addresses):
-        policy = email.policy.SMTPUTF8
+        policy = _SMTPUTF8
     msg = EmailMessage(policy=policy)
     fields: dict[str, tuple[str, str]] = {}  # lower-case name -> (name, value)
     standard = [
@@ -76,21 +101,73 @@ def compose(
         standard.append(("Reply-To", reply_to))
     for name, value in standard + list((headers or {}).items()):
         _check_header(name, value)
+        if name.lower() in _STRUCTURE:
+            raise ValueError(f"header {name!r} is the message's structure, set by compose")
         fields[name.lower()] = (name, value)  # a caller's header replaces a standard one
     for name, value in fields.values():
         if name.lower() not in _ADDRESS_HEADERS:
             value = value.replace(_WORD_START, _WORD_START_KEPT)
         msg[name] = value
+    # the header block as the email package's generator writes it (encoded words, folding)
+    head = b"".join(policy.fold_binary(name, value) for name, value in msg.raw_items())
     # quoted-printable keeps the bodies 7-bit, so no relay needs 8BITMIME for our own mail
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    html = _leaf(b'text/html; charset="utf-8"', b"quoted-printable", _qp(rendered.html))
     if inline_images:
         # the HTML part becomes multipart/related with each image by its Content-ID, so a
         # logo shows without loading anything from the internet
-        html_part = msg.get_payload()[1]
+        images = []
         for cid, png in inline_images:
-            html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>")
-    return msg.as_bytes()
+            _check_header("Content-ID", cid)
+            if not cid.isascii() or "<" in cid or ">" in cid:
+                raise ValueError(f"content id {cid!r} is not a plain ASCII id")
+            extra = b"Content-ID: <%s>\r\nContent-Disposition: inline\r\n" % cid.encode()
+            images.append(_leaf(b"image/png", b"base64", _base64(png), extra))
+        html = _multipart(b"related", [html, *images])
+    text = _leaf(b'text/plain; charset="utf-8"', b"quoted-printable", _qp(rendered.text))
+    return head + b"MIME-Version: 1.0\r\n" + _multipart(b"alternative", [text, html])
+
+
+# Set by compose itself; a caller's header of these names would contradict the body.
+_STRUCTURE = frozenset({"mime-version", "content-type", "content-transfer-encoding"})
+
+
+def _qp(text: str) -> bytes:
+    """UTF-8 text as quoted-printable with CRLF line ends, ending with a line break (as the
+    email package's ``set_content`` writes it)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    return encoded.replace(b"\n", b"\r\n")
+
+
+def _base64(data: bytes) -> bytes:
+    """``data`` in base64 lines of 76 characters, CRLF line ends."""
+    lines = [binascii.b2a_base64(data[i : i + 57]) for i in range(0, len(data), 57)]
+    return b"".join(lines).replace(b"\n", b"\r\n")
+
+
+def _leaf(ctype: bytes, cte: bytes, body: bytes, extra: bytes = b"") -> bytes:
+    return b"Content-Type: %s\r\nContent-Transfer-Encoding: %s\r\n%s\r\n%s" % (
+        ctype,
+        cte,
+        extra,
+        body,
+    )
+
+
+def _multipart(subtype: bytes, parts: list[bytes]) -> bytes:
+    """A multipart entity (its Content-Type header, then the parts). The boundary starts
+    with ``=_``, which neither quoted-printable nor base64 can contain, so no part's body
+    can end it early."""
+    boundary = b"=_sm_" + secrets.token_hex(12).encode()
+    delimiter = b"\r\n--" + boundary + b"\r\n"
+    return (
+        b"Content-Type: multipart/%s;\r\n boundary=\"%s\"\r\n\r\n" % (subtype, boundary)
+        + b"--" + boundary + b"\r\n"
+        + delimiter.join(parts)
+        + b"\r\n--" + boundary + b"--\r\n"
+    )  # fmt: skip
 
 
 async def queue_rendered(
