@@ -41,6 +41,7 @@ class Claimed:
     created_at: float
     expires_at: float
     warned_at: float | None = None
+    require_tls: bool = False
 
 
 async def enqueue(
@@ -168,6 +169,7 @@ async def claim_due(
             created_at=i.created_at,
             expires_at=i.expires_at,
             warned_at=r.warned_at,
+            require_tls=bool(i.require_tls),
         )
         for r, i in rows.all()
     ]

@@ -27,7 +27,7 @@ from core import error_kinds, logcontext, outbox
 from core.backoff import backoff
 from core.errors import TransientError
 from core.metrics import metrics
-from core.models import Message, OutboxItem, OutboxRecipient, Tenant, now
+from core.models import Message, OutboxRecipient, Tenant, now
 from core.services import Services
 from gateway import onboarding
 from gateway.delivery.dsn import Failure, queue_dsn, status_of
@@ -89,6 +89,7 @@ async def deliver_due(
     for c in claimed:
         items[c.outbox_id].append(c)
     slots = asyncio.Semaphore(max(1, services.settings.delivery_concurrency))
+    relays: dict[str, str | None] = {}  # each tenant's own relay, read once this round
 
     async def one(group: list[outbox.Claimed]) -> int:
         # each runs in a task of its own: its log lines name its message and tenant
@@ -98,7 +99,7 @@ async def deliver_due(
                 await _release(services, owner, group)
                 return 0
             try:
-                await _deliver_item(services, hops, owner, group, kept)
+                await _deliver_item(services, hops, owner, group, kept, relays)
             except Exception as exc:  # noqa: BLE001 - deferred with backoff, retried later
                 log.error("delivery of %s failed: %s", group[0].outbox_id, exc, exc_info=exc)
                 why = f"451 4.3.0 local error: {type(exc).__name__}"
@@ -149,15 +150,19 @@ async def _deliver_item(
     owner: str,
     group: list[outbox.Claimed],
     kept: DeliveryState,
+    relays: dict[str, str | None] | None = None,
 ) -> None:
     first = group[0]
     if first.tenant_id is None:
         raise TransientError(f"outbox item {first.outbox_id} has no tenant to open it with")
+    require_tls = first.require_tls  # read with the claim
+    relays = {} if relays is None else relays
     async with services.db.session() as s:
-        item = await s.get(OutboxItem, first.outbox_id)
-        require_tls = bool(item is not None and item.require_tls)
-        tenant = await s.get(Tenant, first.tenant_id)
-        hop = hop_for(tenant.relay if tenant is not None else "", services.settings)
+        if first.tenant_id not in relays:  # a change of relay applies from the next round
+            relays[first.tenant_id] = await s.scalar(
+                select(Tenant.relay).where(Tenant.id == first.tenant_id)
+            )
+        hop = hop_for(relays[first.tenant_id] or "", services.settings)
         data = await services.vault.read(s, first.tenant_id, first.object_id)
     data = stamp(services.keyring.stamp_key, first.tenant_id, data)
     rcpts = [c.rcpt for c in group]
