@@ -5,12 +5,14 @@ short transaction."""
 from __future__ import annotations
 
 import logging
+import weakref
 
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from archive import retention
+from core.db import Database
 from core.metrics import metrics
 from core.models import Message, MessageRecipient, Recipient, now
 from gateway.pipeline.context import Context
@@ -18,6 +20,18 @@ from gateway.pipeline.conversation import conversation_values
 from gateway.pipeline.decide import record as record_decisions
 
 log = logging.getLogger("sealmail.gateway.pipeline")
+
+# Per database, the (tenant, address) pairs this process has seen committed to
+# ``recipients``: a row there is only ever removed with its tenant, so a known pair needs no
+# INSERT (0.9 ms a message).
+_KNOWN_RECIPIENTS: weakref.WeakKeyDictionary[Database, set[tuple[str, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+_KNOWN_LIMIT = 200_000
+
+
+def _known(ctx: Context) -> set[tuple[str, str]]:
+    return _KNOWN_RECIPIENTS.setdefault(ctx.services.db, set())
 
 
 async def record_outcome(
@@ -72,6 +86,10 @@ async def record_outcome(
         await s.rollback()
         return
     await s.commit()
+    known = _known(ctx)
+    if len(known) > _KNOWN_LIMIT:
+        known.clear()
+    known.update((ctx.tenant.id, e) for e in ctx.new_recipients)
     for r in pending:
         metrics().decisions.labels(ctx.tenant.id, r.disposition).inc()
     log.info(
@@ -84,14 +102,13 @@ async def record_outcome(
 async def _remember_recipients(ctx: Context) -> None:
     """Add the tenant's new external recipients; concurrent workers may race: the
     database keeps one row (ON CONFLICT DO NOTHING)."""
-    if not ctx.new_recipients:
+    known = _known(ctx)
+    new = sorted(e for e in ctx.new_recipients if (ctx.tenant.id, e) not in known)
+    if not new:
         return
     insert = sqlite_insert if ctx.services.db.is_sqlite else pg_insert
     stmt = insert(Recipient).on_conflict_do_nothing(index_elements=["tenant_id", "email"])
     await ctx.session.execute(
         stmt,
-        [
-            {"tenant_id": ctx.tenant.id, "email": e, "first_seen": now()}
-            for e in sorted(ctx.new_recipients)
-        ],
+        [{"tenant_id": ctx.tenant.id, "email": e, "first_seen": now()} for e in new],
     )

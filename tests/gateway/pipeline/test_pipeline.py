@@ -77,6 +77,42 @@ async def test_encoded_folded_subject_triggers_portal(gateway, tenant, gw_servic
         assert len(token) >= 22 and hashlib.sha256(token.encode()).hexdigest() == a.token_hash
 
 
+async def test_a_known_recipient_is_written_once(gateway, tenant, gw_services, sink):
+    """The tenant's recipients list gains an address once; later messages to it skip the
+    INSERT (kept in memory per database), a new address is still added."""
+    from sqlalchemy import event
+
+    inserts: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if statement.lstrip().upper().startswith("INSERT INTO RECIPIENTS"):
+            inserts.append(statement)
+
+    engine = gw_services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for n, rcpts in enumerate(
+            [
+                ("bob@partner.example",),
+                ("Bob@Partner.example",),
+                ("bob@partner.example", "new@x.example"),
+            ]
+        ):
+            await send(
+                gateway,
+                tenant,
+                make_message(subject=f"[secure] n{n}", message_id=f"<k{n}@x>"),
+                rcpts=rcpts,
+            )
+            await process_pending(gw_services)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    async with gw_services.db.session() as s:
+        known = (await s.execute(select(Recipient.email).order_by(Recipient.email))).scalars()
+        assert list(known) == ["bob@partner.example", "new@x.example"]
+    assert len(inserts) == 2  # the first message, then only the third (for new@x.example)
+
+
 async def test_encrypt_header_and_sensitivity(gateway, gw_services, sink):
     from tests.gateway.conftest import make_tenant
 
