@@ -18,6 +18,7 @@ import asyncio
 import functools
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -90,6 +91,7 @@ async def deliver_due(
         items[c.outbox_id].append(c)
     slots = asyncio.Semaphore(max(1, services.settings.delivery_concurrency))
     relays: dict[str, str | None] = {}  # each tenant's own relay, read once this round
+    outcomes = _Outcomes(services, kept)
 
     async def one(group: list[outbox.Claimed]) -> int:
         # each runs in a task of its own: its log lines name its message and tenant
@@ -99,7 +101,7 @@ async def deliver_due(
                 await _release(services, owner, group)
                 return 0
             try:
-                await _deliver_item(services, hops, owner, group, kept, relays)
+                await _deliver_item(services, hops, owner, group, outcomes, relays)
             except Exception as exc:  # noqa: BLE001 - deferred with backoff, retried later
                 log.error("delivery of %s failed: %s", group[0].outbox_id, exc, exc_info=exc)
                 why = f"451 4.3.0 local error: {type(exc).__name__}"
@@ -149,7 +151,7 @@ async def _deliver_item(
     hops: NextHops,
     owner: str,
     group: list[outbox.Claimed],
-    kept: DeliveryState,
+    outcomes: _Outcomes,
     relays: dict[str, str | None] | None = None,
 ) -> None:
     first = group[0]
@@ -178,9 +180,7 @@ async def _deliver_item(
         if not group:
             return
     # the next hop has answered: its replies are written now, or kept until they can be
-    await kept.write_or_keep(
-        functools.partial(_record, services, owner, group, data, results, expired)
-    )
+    await outcomes.write(owner, group, data, results, expired)
     if first.message_id and not expired and results:
         reply = results.get(first.rcpt) or next(iter(results.values()))
         await onboarding.handed_back(
@@ -211,6 +211,76 @@ async def _send(
     return results, rerouted
 
 
+class _Outcomes:
+    """Group commit of one round's outcomes: a delivery hands its next hop's replies over
+    and waits; the first one waiting writes every outcome waiting, in one transaction per
+    batch (one commit and one hold of the write gate for many, not one each), in its own
+    task, so a stopped worker's cancellation reaches the transaction. When that
+    transaction fails, each outcome is written alone or, failing that too, kept for the
+    next round (:class:`DeliveryState`), as before."""
+
+    BATCH = 50
+
+    def __init__(self, services: Services, kept: DeliveryState) -> None:
+        self._services, self._kept = services, kept
+        self._waiting: list[tuple[tuple, asyncio.Future[None]]] = []
+        self._writing = False
+
+    async def write(
+        self,
+        owner: str,
+        group: list[outbox.Claimed],
+        data: bytes,
+        results: dict[str, Reply],
+        expired: bool,
+    ) -> None:
+        """Return once the outcome is written or kept."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(((owner, group, data, results, expired), done))
+        if self._writing:  # another delivery of the round is writing: it takes this too
+            await done
+            return
+        self._writing = True
+        batch: list[tuple[tuple, asyncio.Future[None]]] = []
+        try:
+            while self._waiting:
+                batch = self._waiting[: self.BATCH]
+                del self._waiting[: self.BATCH]
+                await self._write(batch)
+                batch = []
+        finally:  # cancelled (the worker stops): what is not written waits for a next round
+            self._writing = False
+            for args, waiting in batch + self._waiting:
+                if not waiting.done():
+                    self._kept.keep(functools.partial(_record, self._services, *args), None)
+                    waiting.set_result(None)
+            self._waiting.clear()
+
+    async def _write(self, batch: list[tuple[tuple, asyncio.Future[None]]]) -> None:
+        try:
+            await self._write_together([args for args, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - each alone, or kept for the next round
+            if len(batch) > 1:
+                log.info("writing %d outcomes at once failed (%s)", len(batch), exc)
+                for args, _ in batch:
+                    await self._kept.write_or_keep(
+                        functools.partial(_record, self._services, *args)
+                    )
+            else:  # as one outcome's own failure always was: kept for the next round
+                self._kept.keep(functools.partial(_record, self._services, *batch[0][0]), exc)
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
+
+    async def _write_together(self, batch: list[tuple]) -> None:
+        services = self._services
+        async with services.db.write_gate.hold(), services.db.session() as s:
+            after = [await _record_in(services, s, *args) for args in batch]
+            await s.commit()
+        for report in after:
+            report()
+
+
 async def _record(
     services: Services,
     owner: str,
@@ -219,42 +289,60 @@ async def _record(
     results: dict[str, Reply],
     expired: bool,
 ) -> None:
+    """One outcome in a transaction of its own (a kept outcome, written at a later round)."""
+    async with services.db.write_gate.hold(), services.db.session() as s:
+        report = await _record_in(services, s, owner, group, data, results, expired)
+        await s.commit()
+    report()
+
+
+async def _record_in(
+    services: Services,
+    s: AsyncSession,
+    owner: str,
+    group: list[outbox.Claimed],
+    data: bytes,
+    results: dict[str, Reply],
+    expired: bool,
+) -> Callable[[], None]:
+    """Write one outcome in ``s`` (the caller commits); returns what to log and count
+    once it is committed."""
     settings = services.settings
     failures: list[Failure] = []
     delays: list[Failure] = []
-    async with services.db.write_gate.hold(), services.db.session() as s:
-        for c in group:
-            reply = results.get(c.rcpt, Reply(451, "4.3.0 no reply"))
-            if reply.ok:
-                sent = await outbox.mark_sent(s, c.recipient_id, owner, str(reply))
-                if sent and c.kind == "notification" and c.message_id and c.tenant_id:
-                    # the recipient's notice was accepted: the sender's /sent shows it
-                    events.record(
-                        s, c.tenant_id, c.message_id, events.NOTIFIED, c.rcpt, "delivery",
-                        reply=str(reply)[:300],
-                    )  # fmt: skip
-            elif reply.permanent or expired:
-                if await outbox.mark_bounced(s, c.recipient_id, owner, str(reply)):
-                    failures.append(Failure(c.rcpt, status_of(str(reply)), str(reply)))
-            else:
-                delay = backoff(
-                    c.attempts + 1, settings.queue_min_backoff, settings.queue_max_backoff
-                )
-                if await outbox.mark_deferred(
-                    s, c.recipient_id, owner, str(reply), now() + delay
-                ) and outbox.wants_warning(c, settings.queue_delay_warning, now()):
-                    if await outbox.mark_warned(s, c.recipient_id):
-                        delays.append(Failure(c.rcpt, status_of(str(reply), "4.0.0"), str(reply)))
-        first = group[0]
-        if failures and first.kind != "dsn" and first.mail_from:
-            await _enqueue_dsn(services, s, first, data, failures)
-        if delays:  # wants_warning already ruled out DSNs and the null sender
-            await _enqueue_dsn(services, s, first, data, delays, action="delayed")
-        accepted_at = await _accepted_at(s, first, results)
-        await s.commit()
     for c in group:
-        log.info("%s to=<%s> %s", c.outbox_id, c.rcpt, results.get(c.rcpt))
-        _count(c, results.get(c.rcpt), expired, accepted_at)
+        reply = results.get(c.rcpt, Reply(451, "4.3.0 no reply"))
+        if reply.ok:
+            sent = await outbox.mark_sent(s, c.recipient_id, owner, str(reply))
+            if sent and c.kind == "notification" and c.message_id and c.tenant_id:
+                # the recipient's notice was accepted: the sender's /sent shows it
+                events.record(
+                    s, c.tenant_id, c.message_id, events.NOTIFIED, c.rcpt, "delivery",
+                    reply=str(reply)[:300],
+                )  # fmt: skip
+        elif reply.permanent or expired:
+            if await outbox.mark_bounced(s, c.recipient_id, owner, str(reply)):
+                failures.append(Failure(c.rcpt, status_of(str(reply)), str(reply)))
+        else:
+            delay = backoff(c.attempts + 1, settings.queue_min_backoff, settings.queue_max_backoff)
+            if await outbox.mark_deferred(
+                s, c.recipient_id, owner, str(reply), now() + delay
+            ) and outbox.wants_warning(c, settings.queue_delay_warning, now()):
+                if await outbox.mark_warned(s, c.recipient_id):
+                    delays.append(Failure(c.rcpt, status_of(str(reply), "4.0.0"), str(reply)))
+    first = group[0]
+    if failures and first.kind != "dsn" and first.mail_from:
+        await _enqueue_dsn(services, s, first, data, failures)
+    if delays:  # wants_warning already ruled out DSNs and the null sender
+        await _enqueue_dsn(services, s, first, data, delays, action="delayed")
+    accepted_at = await _accepted_at(s, first, results)
+
+    def report() -> None:
+        for c in group:
+            log.info("%s to=<%s> %s", c.outbox_id, c.rcpt, results.get(c.rcpt))
+            _count(c, results.get(c.rcpt), expired, accepted_at)
+
+    return report
 
 
 async def _accepted_at(

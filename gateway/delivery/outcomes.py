@@ -33,8 +33,14 @@ class DeliveryState:
         try:
             await write()
         except Exception as exc:  # noqa: BLE001 - kept; the next round writes it
-            log.warning("could not record a delivery outcome yet: %s", type(exc).__name__)
-            self.unrecorded.append((now() + KEEP_SECONDS, write))
+            self.keep(write, exc)
+
+    def keep(self, write: Callable[[], Awaitable[None]], exc: BaseException | None) -> None:
+        """Keep an outcome that could not be written (``exc``; ``None``: the worker is
+        stopping) for the next round."""
+        why = type(exc).__name__ if exc is not None else "stopping"
+        log.warning("could not record a delivery outcome yet: %s", why)
+        self.unrecorded.append((now() + KEEP_SECONDS, write))
 
     async def record_unrecorded(self) -> None:
         """Called at the start of a round, before any delivery task of it runs."""

@@ -202,16 +202,16 @@ async def test_accepted_by_next_hop_while_database_down_is_not_sent_again(
     from gateway.delivery import drain as delivery
 
     await send(gateway, tenant, rcpts=("hal@partner.example",))
-    real_record = delivery._record
+    real_record = delivery._record_in  # the write of one outcome, alone or with others
     broken = [1]
 
     async def record_fails(*args):  # noqa: ANN002
         if broken:
             broken.pop()
             raise OSError("database went away")
-        await real_record(*args)
+        return await real_record(*args)
 
-    monkeypatch.setattr(delivery, "_record", record_fails)
+    monkeypatch.setattr(delivery, "_record_in", record_fails)
     await run_once(gw_services)
     assert len(await sink.wait_for(1)) == 1
     async with gw_services.db.session() as s:
@@ -221,3 +221,84 @@ async def test_accepted_by_next_hop_while_database_down_is_not_sent_again(
     assert await outbox_rows(gw_services) == [("clear", "hal@partner.example", "sent", 1)]
     await asyncio.sleep(0.3)
     assert len(sink.messages) == 1
+
+
+async def _claimed_outcomes(gateway, tenant, gw_services, n: int):  # noqa: ANN001, ANN202
+    """``n`` clear messages queued and claimed for delivery, as a round holds them."""
+    from core import outbox
+    from gateway.pipeline.runner import process_pending
+
+    for i in range(n):
+        await send(
+            gateway, tenant, make_message(message_id=f"<g{i}@x>"), rcpts=(f"r{i}@p.example",)
+        )
+    await process_pending(gw_services)
+    async with gw_services.db.write_gate.hold(), gw_services.db.session() as s:
+        claimed = await outbox.claim_due(s, "me", 50, 300, not gw_services.db.is_sqlite)
+    assert len(claimed) == n
+    return claimed
+
+
+async def test_a_rounds_outcomes_are_written_together(gateway, tenant, gw_services, sink):
+    """Deliveries that finish while another outcome is being written share one
+    transaction: five outcomes, two commits (the first alone, the four that waited)."""
+    from sqlalchemy import event
+
+    from gateway.delivery.drain import _Outcomes
+    from gateway.delivery.outcomes import DeliveryState
+    from gateway.delivery.relay import Reply
+
+    claimed = await _claimed_outcomes(gateway, tenant, gw_services, 5)
+    commits: list[object] = []
+    engine = gw_services.db.engine.sync_engine
+
+    def count(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(engine, "commit", count)
+    state = DeliveryState()
+    try:
+        outcomes = _Outcomes(gw_services, state)
+        await asyncio.gather(
+            *(
+                outcomes.write("me", [c], b"x", {c.rcpt: Reply(250, "2.0.0 ok")}, False)
+                for c in claimed
+            )
+        )
+    finally:
+        event.remove(engine, "commit", count)
+    assert len(commits) == 2 and not state.unrecorded
+    assert [r[2] for r in await outbox_rows(gw_services)] == ["sent"] * 5
+
+
+async def test_one_bad_outcome_does_not_keep_the_others(
+    gateway, tenant, gw_services, sink, monkeypatch
+):
+    """A batch whose transaction fails is written outcome by outcome: the others are
+    recorded at once, the failing one is kept for the next round."""
+    from gateway.delivery import drain
+    from gateway.delivery.outcomes import DeliveryState
+    from gateway.delivery.relay import Reply
+
+    claimed = await _claimed_outcomes(gateway, tenant, gw_services, 4)
+    real = drain._record_in
+    bad = claimed[2].rcpt
+
+    async def fails_for_one(services, s, owner, group, *rest):  # noqa: ANN001, ANN002
+        if group[0].rcpt == bad:
+            raise OSError("this one cannot be written")
+        return await real(services, s, owner, group, *rest)
+
+    monkeypatch.setattr(drain, "_record_in", fails_for_one)
+    state = DeliveryState()
+    outcomes = drain._Outcomes(gw_services, state)
+    await asyncio.gather(
+        *(outcomes.write("me", [c], b"x", {c.rcpt: Reply(250, "2.0.0 ok")}, False) for c in claimed)
+    )
+    rows = {r[1]: r[2] for r in await outbox_rows(gw_services)}
+    assert {c.rcpt for c in claimed if rows[c.rcpt] == "sent"} == {c.rcpt for c in claimed} - {bad}
+    assert len(state.unrecorded) == 1
+    monkeypatch.setattr(drain, "_record_in", real)
+    await state.record_unrecorded()  # the next round writes it
+    rows = {r[1]: r[2] for r in await outbox_rows(gw_services)}
+    assert rows[bad] == "sent" and not state.unrecorded
