@@ -16,7 +16,7 @@ import re
 import time
 import warnings
 import zipfile
-from email.message import Message
+from email.message import EmailMessage, Message
 
 from core.mime_stream import PartInfo, Skeleton
 from core.mime_text import b64_tolerant, header_text, parse_message, text_of
@@ -90,9 +90,15 @@ class _Budget:
         return False
 
 
-def extract_facts(raw: bytes, limits: Limits = Limits()) -> MessageFacts:  # noqa: B008
+def extract_facts(
+    raw: bytes,
+    limits: Limits = Limits(),  # noqa: B008
+    parsed: EmailMessage | None = None,
+) -> MessageFacts:
+    """The facts the policy judges ``raw`` by; ``parsed`` is ``parse_message(raw)`` when
+    the caller has it already (the pipeline parses each message once)."""
     budget = _Budget(limits)
-    msg = parse_message(raw)
+    msg = parsed if parsed is not None else parse_message(raw)
     headers = []
     for name, value in msg.raw_items():
         headers.append((name.lower(), text_of(value)))

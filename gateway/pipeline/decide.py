@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Set
+from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,9 +56,11 @@ async def decide(
     released: Set[str] = frozenset(),
     cache: RoundCache | None = None,
     skeleton: Skeleton | None = None,
+    parsed: EmailMessage | None = None,
 ) -> dict[str, Verdict]:
     """One verdict per recipient. A large message is judged from its ``skeleton``
-    (:func:`core.policy.extract.extract_facts_skeleton`) instead of ``raw``."""
+    (:func:`core.policy.extract.extract_facts_skeleton`) instead of ``raw``; ``parsed`` is
+    ``raw`` already parsed (:func:`core.mime_text.parse_message`), read, never changed."""
     cache = cache or RoundCache()
     policy = await cache.get(("policy", tenant.id), lambda: get_policy(session, tenant.id))
     domains = await cache.get(("domains", tenant.id), lambda: tenant_domains(session, tenant.id))
@@ -65,7 +68,7 @@ async def decide(
 
     def run() -> list[Decision]:
         facts = (
-            extract_facts(raw, Limits())
+            extract_facts(raw, Limits(), parsed)
             if skeleton is None
             else extract_facts_skeleton(skeleton, Limits())
         )

@@ -73,6 +73,7 @@ async def verdicts_for(ctx: Context, pending: list[MessageRecipient]) -> dict[st
                 released=frozenset(r.rcpt for r in rest if r.override == "released"),
                 cache=ctx.cache,
                 skeleton=ctx.large.skeleton if ctx.large is not None else None,
+                parsed=ctx.msg if ctx.large is None else None,  # parsed once, by the runner
             )
         )
     return verdicts

@@ -162,6 +162,10 @@ def test_shared_header_objects_read_as_the_stdlib_policy_reads(
         theirs = _fields(extract.extract_facts(raw))
     assert ours == theirs
     a, b = mime_text.parse_message(raw), _stdlib_parse(raw)
+    # the pipeline hands its own parse over: the same facts, and the parse is left unchanged
+    before = a.as_bytes()
+    assert _fields(extract.extract_facts(raw, parsed=a)) == ours
+    assert a.as_bytes() == before
     assert [p.get_content_type() for p in a.walk()] == [p.get_content_type() for p in b.walk()]
     assert [p.get_filename() for p in a.walk()] == [p.get_filename() for p in b.walk()]
     assert a.as_bytes() == b.as_bytes()
