@@ -15,6 +15,7 @@ worker (:mod:`gateway.delivery.outcomes`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 from collections import defaultdict
@@ -337,10 +338,15 @@ async def _record_in(
         await _enqueue_dsn(services, s, first, data, delays, action="delayed")
     accepted_at = await _accepted_at(s, first, results)
 
-    def report() -> None:
+    def lines() -> None:
+        # in the outcome's own log context: the delivery writing a batch may be another's
+        logcontext.set_context(first.message_id or first.outbox_id, first.tenant_id)
         for c in group:
             log.info("%s to=<%s> %s", c.outbox_id, c.rcpt, results.get(c.rcpt))
             _count(c, results.get(c.rcpt), expired, accepted_at)
+
+    def report() -> None:
+        contextvars.copy_context().run(lines)
 
     return report
 
