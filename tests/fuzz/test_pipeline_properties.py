@@ -18,7 +18,7 @@ from tests.fuzz.conftest import FuzzWorld, Outcome, examples
 from tests.fuzz.mime import Generated, deep_message, messages
 
 FUZZ = settings(
-    max_examples=examples(2000),
+    max_examples=examples(1500),
     deadline=None,
     derandomize=True,
     database=None,
@@ -56,7 +56,7 @@ def check(world: FuzzWorld, generated: Generated) -> Outcome:
     return out
 
 
-@pytest.mark.timeout(max(600, examples(2000)))  # the long run: about 0.1 s an example
+@pytest.mark.timeout(max(600, examples(1500)))  # the long run: about 0.1 s an example
 @FUZZ
 @given(generated=messages())
 def test_any_message_reaches_the_portal_page(fuzz_world: FuzzWorld, generated: Generated) -> None:
