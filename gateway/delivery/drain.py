@@ -259,7 +259,7 @@ class _Outcomes:
 
     async def _write(self, batch: list[tuple[tuple, asyncio.Future[None]]]) -> None:
         try:
-            await self._write_together([args for args, _ in batch])
+            await _write_outcomes(self._services, [args for args, _ in batch])
         except Exception as exc:  # noqa: BLE001 - each alone, or kept for the next round
             if len(batch) > 1:
                 log.info("writing %d outcomes at once failed (%s)", len(batch), exc)
@@ -273,14 +273,6 @@ class _Outcomes:
             if not done.done():
                 done.set_result(None)
 
-    async def _write_together(self, batch: list[tuple]) -> None:
-        services = self._services
-        async with services.db.write_gate.hold(), services.db.session() as s:
-            after = [await _record_in(services, s, *args) for args in batch]
-            await s.commit()
-        for report in after:
-            report()
-
 
 async def _record(
     services: Services,
@@ -291,10 +283,17 @@ async def _record(
     expired: bool,
 ) -> None:
     """One outcome in a transaction of its own (a kept outcome, written at a later round)."""
+    await _write_outcomes(services, [(owner, group, data, results, expired)])
+
+
+async def _write_outcomes(services: Services, batch: list[tuple]) -> None:
+    """Outcomes (each the arguments of :func:`_record`) in one transaction; their lines
+    are logged and counted once it is committed."""
     async with services.db.write_gate.hold(), services.db.session() as s:
-        report = await _record_in(services, s, owner, group, data, results, expired)
+        after = [await _record_in(services, s, *args) for args in batch]
         await s.commit()
-    report()
+    for report in after:
+        report()
 
 
 async def _record_in(
