@@ -10,6 +10,7 @@ multipart/related when it shows inline images.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import dataclasses
 import email.policy
@@ -143,8 +144,7 @@ def _qp(text: str) -> bytes:
 
 def _base64(data: bytes) -> bytes:
     """``data`` in base64 lines of 76 characters, CRLF line ends."""
-    lines = [binascii.b2a_base64(data[i : i + 57]) for i in range(0, len(data), 57)]
-    return b"".join(lines).replace(b"\n", b"\r\n")
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
 def _leaf(ctype: bytes, cte: bytes, body: bytes, extra: bytes = b"") -> bytes:
