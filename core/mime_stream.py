@@ -50,6 +50,7 @@ class PartInfo:
     prefix: bytes = b""
     children: list[PartInfo] = dataclasses.field(default_factory=list)
     multipart: bool = False  # a multipart whose boundary was seen: it has children
+    longest: int = 0  # octets of the body's longest line, without its line ending
 
     @property
     def content_type(self) -> str:
@@ -244,6 +245,7 @@ class _Scanner:
         self.prev_ending = _ending(line)
         if part is not None:
             part.body_end = offset + len(line)
+            part.longest = max(part.longest, len(line) - self.prev_ending)
 
     def _on_boundary(self, offset: int, line: bytes, index: int, closing: bool) -> None:
         if self.state == "headers":  # a boundary within a header block: headers end here

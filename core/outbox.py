@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.dkim.sign import sign_outgoing
+from core.dkim.sign import UNSIGNED_KINDS, sign_outgoing
 from core.ids import queue_id
 from core.line_length import fit_line_length
 from core.models import OutboxItem, OutboxRecipient, now
@@ -85,7 +85,7 @@ async def post(
     tenant_id: str,
     mail_from: str,
     recipients: Iterable[str],
-    raw: bytes,
+    raw: bytes | Iterable[bytes],
     lifetime: float,
     message_id: str | None = None,
     require_tls: bool = False,
@@ -98,11 +98,18 @@ async def post(
     refused before anything is sealed. A body line over 998 octets (accepted at intake)
     is re-encoded here, so no copy leaves with one (:mod:`core.line_length`). Mail sealmail
     writes is then DKIM-signed for the tenant's From domain when it has an active key
-    (:mod:`core.dkim.sign`; the tenant's relayed messages never are)."""
+    (:mod:`core.dkim.sign`; the tenant's relayed messages never are).
+
+    ``raw`` may be an iterable of chunks (a large message's copy, never held whole): it is
+    consumed in the thread that seals it, comes with its lines already fitted by its
+    writer (:mod:`gateway.pipeline.large_copy`) and, as relayed mail, is never signed."""
     if kind not in KINDS:
         raise ValueError(f"unknown outbox kind {kind!r}")
-    raw = fit_line_length(raw)
-    raw = await sign_outgoing(session, vault.keyring, tenant_id, kind, raw)
+    if isinstance(raw, bytes | bytearray):
+        raw = fit_line_length(bytes(raw))
+        raw = await sign_outgoing(session, vault.keyring, tenant_id, kind, raw)
+    elif kind not in UNSIGNED_KINDS:
+        raise ValueError(f"a {kind} mail is written whole (it may be signed)")
     sealed = await vault.seal(session, tenant_id, raw, kind="outbound")
     item = await enqueue(
         session,

@@ -29,7 +29,7 @@ from core import error_kinds, logcontext, outbox
 from core.backoff import backoff
 from core.errors import TransientError
 from core.metrics import metrics
-from core.models import Message, OutboxRecipient, Tenant, now
+from core.models import Message, OutboxRecipient, SealedObject, Tenant, now
 from core.services import Services
 from gateway import onboarding
 from gateway.delivery.dsn import Failure, queue_dsn, status_of
@@ -37,7 +37,8 @@ from gateway.delivery.nexthop import NextHops, hop_for
 from gateway.delivery.outcomes import DeliveryState
 from gateway.delivery.relay import RelayPool, Reply, TlsUnavailable
 from gateway.delivery.reroute import reroute_to_portal
-from gateway.stamp import stamp
+from gateway.delivery.streamed import STREAM_ABOVE, Payload, Streamed
+from gateway.stamp import stamp, stamp_stream
 
 log = logging.getLogger("sealmail.gateway.delivery")
 
@@ -166,8 +167,17 @@ async def _deliver_item(
                 select(Tenant.relay).where(Tenant.id == first.tenant_id)
             )
         hop = hop_for(relays[first.tenant_id] or "", services.settings)
-        data = await services.vault.read(s, first.tenant_id, first.object_id)
-    data = stamp(services.keyring.stamp_key, first.tenant_id, data)
+        obj = await s.get(SealedObject, first.object_id)
+        if obj is not None and obj.size > STREAM_ABOVE:  # never held whole: read per attempt
+            read = await services.vault.chunks(s, first.tenant_id, first.object_id)
+        else:
+            read, whole = None, await services.vault.read(s, first.tenant_id, first.object_id)
+    key = services.keyring.stamp_key
+    if read is not None:
+        head, stamped = await asyncio.to_thread(stamp_stream, key, first.tenant_id, read)
+        data: Payload = Streamed(head, stamped, obj.size if obj else 0)
+    else:
+        data = stamp(key, first.tenant_id, whole)
     rcpts = [c.rcpt for c in group]
     if now() > first.expires_at:
         results = dict.fromkeys(rcpts, Reply(450, "4.4.7 message expired in the queue"))
@@ -181,7 +191,9 @@ async def _deliver_item(
         if not group:
             return
     # the next hop has answered: its replies are written now, or kept until they can be
-    await outcomes.write(owner, group, data, results, expired)
+    # (a notice to the sender quotes the header block only)
+    original = data.head if isinstance(data, Streamed) else data
+    await outcomes.write(owner, group, original, results, expired)
     if first.message_id and not expired and results:
         reply = results.get(first.rcpt) or next(iter(results.values()))
         await onboarding.handed_back(
@@ -190,7 +202,7 @@ async def _deliver_item(
 
 
 async def _send(
-    hops: NextHops, hop: str, mail_from: str, rcpts: list[str], data: bytes, require_tls: bool
+    hops: NextHops, hop: str, mail_from: str, rcpts: list[str], data: Payload, require_tls: bool
 ) -> tuple[dict[str, Reply], list[tuple[list[str], str]]]:
     """Each batch of the hop (one per domain in ``mx`` mode) at once: the replies, and
     the batches that need verified TLS and cannot get it (with why)."""

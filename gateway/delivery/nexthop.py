@@ -34,6 +34,7 @@ from gateway.delivery.relay import (
     quit_client,
     transaction,
 )
+from gateway.delivery.streamed import Payload
 
 log = logging.getLogger("sealmail.gateway.nexthop")
 
@@ -151,7 +152,7 @@ class MxDelivery:
         self._idle: dict[tuple[str, str], list[aiosmtplib.SMTP]] = defaultdict(list)
 
     async def send(
-        self, domain: str, mail_from: str, rcpts: list[str], data: bytes, require_tls: bool
+        self, domain: str, mail_from: str, rcpts: list[str], data: Payload, require_tls: bool
     ) -> dict[str, Reply]:
         try:
             hosts = await mx_hosts(self.dns, domain)
@@ -277,7 +278,7 @@ class NextHops:
         return list(by_domain.values())
 
     async def send(
-        self, hop: str, mail_from: str, rcpts: list[str], data: bytes, require_tls: bool = False
+        self, hop: str, mail_from: str, rcpts: list[str], data: Payload, require_tls: bool = False
     ) -> dict[str, Reply]:
         """One batch (see :meth:`batches`); a reply per recipient. TransientError when
         the hop cannot be reached; TlsUnavailable when ``require_tls`` cannot be met."""

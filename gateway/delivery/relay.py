@@ -20,6 +20,7 @@ import aiosmtplib
 from core.config.settings import Settings
 from core.config.values import parse_hostport
 from core.errors import ConfigError, TransientError
+from gateway.delivery.streamed import Payload, Streamed, send_data
 
 log = logging.getLogger("sealmail.gateway.relay")
 
@@ -173,7 +174,7 @@ class RelayPool:
         return await open_client(self.settings, self.host, self.port, "verified", login=self.login)
 
     async def send_verified(
-        self, mail_from: str, rcpts: list[str], data: bytes
+        self, mail_from: str, rcpts: list[str], data: Payload
     ) -> dict[str, Reply]:
         """Like :meth:`send`, but only over STARTTLS with a certificate that verifies,
         whatever ``relay_tls`` says; otherwise :class:`TlsUnavailable` and nothing is sent."""
@@ -192,7 +193,7 @@ class RelayPool:
             await quit_client(client)
             return results
 
-    async def send(self, mail_from: str, rcpts: list[str], data: bytes) -> dict[str, Reply]:
+    async def send(self, mail_from: str, rcpts: list[str], data: Payload) -> dict[str, Reply]:
         """One transaction; a reply per recipient. Raises :class:`TransientError` when
         the relay cannot be reached or the connection fails midway."""
         async with self._slots:
@@ -214,7 +215,7 @@ class RelayPool:
 
 
 async def transaction(
-    client: aiosmtplib.SMTP, mail_from: str, rcpts: list[str], data: bytes
+    client: aiosmtplib.SMTP, mail_from: str, rcpts: list[str], data: Payload
 ) -> dict[str, Reply]:
     options = ["SMTPUTF8"] if _needs_utf8(mail_from, rcpts) else []
     try:
@@ -234,7 +235,10 @@ async def transaction(
         await client.rset()
         return results
     try:
-        response = await client.data(data)
+        if isinstance(data, Streamed):
+            response = await send_data(client, data)
+        else:
+            response = await client.data(data)
         reply = Reply(response.code, " ".join(response.message.split())[:450])
     except aiosmtplib.SMTPDataError as err:
         reply = _reply(err)

@@ -144,14 +144,18 @@ def _qp(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield quopri.decodestring(carry)
 
 
+def decode(raw: Iterable[bytes], encoding: str) -> Iterator[bytes]:
+    """Body bytes ``raw`` decoded by the transfer ``encoding``, slice by slice."""
+    if encoding == "base64":
+        return _b64(raw)
+    if encoding == "quoted-printable":
+        return _qp(raw)
+    return iter(raw)
+
+
 def decoded_body(read: Reader, part: PartInfo) -> Iterator[bytes]:
     """A part's body decoded by its transfer encoding, slice by slice."""
-    raw = body_chunks(read(), part.body_start, part.body_end)
-    if part.encoding == "base64":
-        return _b64(raw)
-    if part.encoding == "quoted-printable":
-        return _qp(raw)
-    return raw
+    return decode(body_chunks(read(), part.body_start, part.body_end), part.encoding)
 
 
 def _as_utf8(chunks: Iterable[bytes], charset: str) -> Iterator[bytes]:

@@ -88,7 +88,9 @@ def _parse(raw: bytes) -> EmailMessage:
     return parse_message(raw)
 
 
-STREAMED = frozenset({"portal"})  # dispositions a large message takes without being held
+# dispositions a large message takes without being held: sealed for the portal part by part,
+# its clear copy written from the stream (gateway.pipeline.large_copy)
+STREAMED = frozenset({"portal", "clear", "tls"})
 
 
 async def _large(services: Services, s: AsyncSession, message: Message) -> LargeOriginal | None:
@@ -178,8 +180,8 @@ async def _process(
             for r in pending:
                 groups.setdefault(ctx.verdicts[r.rcpt].disposition, []).append(r)
             if large is not None and set(groups) - STREAMED:
-                # a disposition whose handler needs the whole message (clear, TLS, PGP,
-                # S/MIME, hold, reject, journal): read it whole, as before
+                # a disposition whose handler needs the whole message (PGP, S/MIME, hold,
+                # reject, journal): read it whole, as before
                 raw = await services.vault.read(s, tenant.id, message.raw_object_id)
                 msg = await asyncio.to_thread(_parse, raw)
                 ctx.raw, ctx.msg, ctx.large, large = raw, msg, None, None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 
 import pytest
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from core.models import Message
 from core.policy import Limits, extract_facts
 from core.policy.extract import extract_facts_skeleton
 from core.portal_message import PortalMessage
+from gateway.delivery import drain
 from gateway.pipeline import runner
 from gateway.worker import run_once
 from tests.gateway.conftest import asend
@@ -92,19 +94,28 @@ async def test_large_message_sealed_as_the_whole_path_seals_it(
     assert [p[0] for p in large[3]] == ["r.pdf", "attachment-4"]
 
 
-async def test_large_clear_message_is_relayed_whole(
+async def test_large_clear_message_is_relayed_from_the_stream_as_the_whole_path_relays_it(
     gateway, tenant, gw_services, sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner, "LARGE", 1000)
+    """The clear copy written from the stored stream and delivered as a stream reaches
+    the next hop with the same bytes as the copy read, written and sent whole."""
     raw = _message("clear", os.urandom(50_000)).replace(b"[secure] ", b"")
-    result = await asend(
-        gateway, raw, "alice@acme.example", ["bob@partner.example"],
-        login=(tenant.username, tenant.password),
-    )  # fmt: skip
-    assert result == {}
-    assert await run_once(gw_services) >= 1
-    (got,) = await sink.wait_for(1)
-    assert raw.split(b"\r\n\r\n", 1)[1] in got.content  # body unchanged, headers as before
+    for n, threshold in enumerate((1 << 40, 1000), 1):
+        monkeypatch.setattr(runner, "LARGE", threshold)
+        monkeypatch.setattr(drain, "STREAM_ABOVE", threshold)
+        result = await asend(
+            gateway, raw, "alice@acme.example", ["bob@partner.example"],
+            login=(tenant.username, tenant.password),
+        )  # fmt: skip
+        assert result == {}
+        assert await run_once(gw_services) >= 1
+        await sink.wait_for(n)
+    whole, streamed = sink.messages
+    # the same bytes but for intake's own trace field (its queue id and time)
+    trace = re.compile(rb"Received: from client\.test[^\r]*\r\n(?:\t[^\r]*\r\n)*")
+    assert trace.sub(b"", streamed.content) == trace.sub(b"", whole.content)
+    assert raw.split(b"\r\n\r\n", 1)[1] in streamed.content  # the body as it came
+    assert streamed.content.count(b"X-Sealmail-Processed:") == 1  # the loop stamp
 
 
 def test_skeleton_facts_equal_whole_facts_for_a_small_message() -> None:
