@@ -3,14 +3,15 @@ through ``sealmail serve`` (SMTP intake, pipeline, portal sealing, notification 
 and no process of the product ever holds it: the peak resident set (``VmHWM``) of every
 ``sealmail`` process stays under 200 MB. Eight 20 MiB messages at once stay under 300 MB.
 
-The message is sealed for the portal (subject keyword), so the test waits for the
-recipient's notification at the sink and checks the portal copy's attachment size: a
-message that skipped the pipeline cannot pass.
+The sealed message carries the subject keyword, so the test waits for the recipient's
+notification at the sink: a message that skipped the pipeline cannot pass. The clear one
+is relayed to the sink (the next hop) in full: its body arrives with the same SHA-256.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import smtplib
 import ssl
@@ -100,6 +101,12 @@ def peak_rss_mb(product: Product) -> dict[str, float]:
 
 
 @pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    with SmtpSink(data_size_limit=200 * MiB) as s:  # the next hop takes the clear 150 MiB
+        yield s
+
+
+@pytest.fixture
 def served(tmp_path: Path, sink: SmtpSink) -> Iterator[Product]:
     product = Product(tmp_path / "sealmail", sink.port)
     product.init()
@@ -152,3 +159,21 @@ def test_eight_20_mib_messages_at_once_stay_under_300_mb(served: Product, sink: 
     peaks = peak_rss_mb(served)
     print(json.dumps(peaks, indent=1))
     assert max(peaks.values()) <= 300, peaks
+
+
+def test_one_150_mib_clear_message_relayed_in_full_under_200_mb(
+    served: Product, sink: SmtpSink
+) -> None:
+    raw = _message("carol@partner.example", "clear", 150 * MiB - 64 * 1024)
+    raw = raw.replace(b"Subject: [secure] ", b"Subject: ", 1)  # no keyword: relayed in clear
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    size, digest = len(body), hashlib.sha256(body).hexdigest()
+    _send(served, raw, "carol@partner.example")
+    del raw, body
+    (got,) = sink.wait_for(lambda m: "carol@partner.example" in m.rcpt_tos, timeout=180)
+    head, _, relayed = got.data.partition(b"\r\n\r\n")
+    assert b"X-Sealmail-Processed:" in head and b"Subject: large clear" in head
+    assert (len(relayed), hashlib.sha256(relayed).hexdigest()) == (size, digest)
+    peaks = peak_rss_mb(served)
+    print(json.dumps(peaks, indent=1))
+    assert max(peaks.values()) <= 200, peaks

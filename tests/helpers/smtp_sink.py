@@ -60,7 +60,7 @@ def free_port() -> int:
 class SmtpSink:
     """``with SmtpSink() as sink:`` → ``sink.port``, ``sink.messages``, ``sink.wait_for(...)``."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, data_size_limit: int = 33554432) -> None:
         self.port = port or free_port()
         self.messages: list[Received] = []
         self._lock = threading.Lock()
@@ -69,7 +69,11 @@ class SmtpSink:
         self.stall = threading.Event()  # set: hold every DATA until cleared
         self.stalled = 0  # how many DATA commands were held so far
         self.controller = Controller(
-            _Handler(self), hostname="127.0.0.1", port=self.port, ready_timeout=10
+            _Handler(self),
+            hostname="127.0.0.1",
+            port=self.port,
+            ready_timeout=10,
+            data_size_limit=data_size_limit,  # aiosmtpd's default: 32 MiB
         )
 
     def answer(self, reply: str, times: int = 1) -> None:
