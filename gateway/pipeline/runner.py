@@ -33,6 +33,7 @@ from gateway import onboarding
 from gateway.pipeline import archive_record, failure
 from gateway.pipeline.context import Context
 from gateway.pipeline.conversation import read_conversation
+from gateway.pipeline.crypto.large import LargeSource
 from gateway.pipeline.handlers.grant_author import AUTHOR_ORIGINS, grant_author
 from gateway.pipeline.original import LARGE, LargeOriginal, open_large
 from gateway.pipeline.outcome import record_outcome
@@ -89,8 +90,11 @@ def _parse(raw: bytes) -> EmailMessage:
 
 
 # dispositions a large message takes without being held: sealed for the portal part by part,
-# its clear copy written from the stream (gateway.pipeline.large_copy)
-STREAMED = frozenset({"portal", "clear", "tls"})
+# its clear copy written from the stream (gateway.pipeline.large_copy), held or refused on
+# its decision alone (a hold keeps the stored original; a bounce quotes the header block)
+STREAMED = frozenset({"portal", "clear", "tls", "hold", "reject"})
+# encrypted from the stream too (gateway.pipeline.crypto.large) when the header block was kept
+ENCRYPTED = frozenset({"pgp", "smime"})
 
 
 async def _large(services: Services, s: AsyncSession, message: Message) -> LargeOriginal | None:
@@ -179,9 +183,10 @@ async def _process(
             groups: dict[str, list[MessageRecipient]] = {}
             for r in pending:
                 groups.setdefault(ctx.verdicts[r.rcpt].disposition, []).append(r)
-            if large is not None and set(groups) - STREAMED:
-                # a disposition whose handler needs the whole message (PGP, S/MIME, hold,
-                # reject, journal): read it whole, as before
+            streamed = STREAMED | (ENCRYPTED if large and LargeSource.fits(large) else set())
+            if large is not None and set(groups) - streamed:
+                # a disposition whose handler needs the whole message (a journal report),
+                # or an encrypted copy of one whose header block was too long: read whole
                 raw = await services.vault.read(s, tenant.id, message.raw_object_id)
                 msg = await asyncio.to_thread(_parse, raw)
                 ctx.raw, ctx.msg, ctx.large, large = raw, msg, None, None

@@ -29,8 +29,9 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from email.message import MIMEPart
 from pathlib import Path
 
@@ -41,6 +42,15 @@ from core.models import RecipientKey, Tenant
 from core.recipient_keys import list_keys, usable_keys
 from core.services import Services
 from gateway.pipeline.crypto import mime
+from gateway.pipeline.crypto.large import (
+    PLACEHOLDER,
+    ChunkReader,
+    LargeSource,
+    Spooled,
+    around_placeholder,
+    crlf_lines,
+    read_file,
+)
 
 log = logging.getLogger("sealmail.gateway.crypto.pgp")
 
@@ -170,6 +180,57 @@ async def encrypt_pgp_mime(services: Services, tenant: Tenant, raw: bytes, rcpt:
     except Exception as exc:  # noqa: BLE001 - gnupg, OS: our failure, the message waits
         raise TransientError(f"OpenPGP encryption failed: {type(exc).__name__}") from exc
     return build_pgp_mime(outer, armored)
+
+
+def encrypt_stream_in_home(
+    home: Path, keys: Sequence[tuple[str, bytes]], fpr: str, chunks: Iterable[bytes], out: Path
+) -> None:
+    """:func:`encrypt_in_home` of a stream: gpg reads ``chunks`` on its standard input and
+    writes the armored ciphertext to ``out`` (blocking)."""
+    with _lock(home):
+        sync_home(home, keys)
+        gpg = _gpg(home)
+        result = gpg.encrypt_file(
+            ChunkReader(chunks), [fpr], armor=True, always_trust=False, output=str(out)
+        )
+    with open(out, "rb") as fh:
+        start = fh.read(27)
+    if not result.ok or start != b"-----BEGIN PGP MESSAGE-----":
+        reason = (result.status or "").strip() or "no output"
+        raise TransientError(f"gpg could not encrypt to {fpr}: {reason}")
+
+
+async def encrypt_pgp_mime_large(
+    services: Services, tenant: Tenant, source: LargeSource, rcpt: str
+) -> Spooled:
+    """:func:`encrypt_pgp_mime` of a large message: the entity streamed through gpg into
+    a file in the tenant's GnuPG home (0700; ciphertext only), then the PGP/MIME message
+    read from it as a stream. The caller closes the result (the file is removed)."""
+    keys, fpr = await _directory(services, tenant.id, rcpt)
+    home = home_for(services.settings.data_dir, tenant.id)
+    entity = source.entity(protect=bool(tenant.pgp_protect_subject))
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=home, prefix="out-", suffix=".asc")
+    os.close(fd)
+    spooled = Spooled(lambda: iter(()), Path(name))
+    try:
+        await asyncio.to_thread(
+            encrypt_stream_in_home, home, keys, fpr, entity.chunks(), Path(name)
+        )
+    except BaseException as exc:
+        spooled.close()
+        if isinstance(exc, SealmailError) or not isinstance(exc, Exception):
+            raise
+        raise TransientError(f"OpenPGP encryption failed: {type(exc).__name__}") from exc
+    before, after = around_placeholder(build_pgp_mime(entity.outer, PLACEHOLDER + "\n"))
+
+    def chunks() -> Iterator[bytes]:
+        yield before
+        yield from crlf_lines(read_file(Path(name)))
+        yield after
+
+    spooled.chunks = chunks
+    return spooled
 
 
 def _kill_agents(root: Path) -> None:

@@ -9,6 +9,6 @@ from gateway.pipeline.handlers.encrypt_each import encrypt_each
 
 async def encrypt_pgp(ctx: Context, rcpts: list[MessageRecipient]) -> None:
     """One PGP/MIME copy per recipient, encrypted to that recipient's key only."""
-    from gateway.pipeline.crypto.pgp import encrypt_pgp_mime
+    from gateway.pipeline.crypto.pgp import encrypt_pgp_mime, encrypt_pgp_mime_large
 
-    await encrypt_each(ctx, rcpts, encrypt_pgp_mime, "OpenPGP")
+    await encrypt_each(ctx, rcpts, encrypt_pgp_mime, "OpenPGP", encrypt_pgp_mime_large)

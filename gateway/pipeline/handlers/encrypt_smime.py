@@ -10,5 +10,6 @@ from gateway.pipeline.handlers.encrypt_each import encrypt_each
 async def encrypt_smime(ctx: Context, rcpts: list[MessageRecipient]) -> None:
     """One S/MIME enveloped copy per recipient."""
     from gateway.pipeline.crypto.smime import encrypt_smime as envelope
+    from gateway.pipeline.crypto.smime import encrypt_smime_large
 
-    await encrypt_each(ctx, rcpts, envelope, "S/MIME")
+    await encrypt_each(ctx, rcpts, envelope, "S/MIME", encrypt_smime_large)

@@ -16,9 +16,11 @@ from archive.index import Summary
 from archive.models import ArchiveEntry
 from core.mime_stream import scan
 from core.models import Message
-from core.policy import Limits, extract_facts
+from core.policy import Limits, extract_facts, parse_policy
 from core.policy.extract import extract_facts_skeleton
+from core.policy.store import set_policy
 from core.portal_message import PortalMessage
+from core.quarantine import list_held
 from gateway.delivery import drain
 from gateway.pipeline import runner
 from gateway.worker import run_once
@@ -133,3 +135,46 @@ def test_skeleton_facts_judge_a_large_part_by_its_prefix() -> None:
     assert pdf.size > 3 * 1024 * 1024  # the real size, not the prefix's
     assert any(h.startswith("part_prefix (r.pdf)") for h in facts.limits_hit)
     assert "GB82 WEST" in facts.attachment_text
+
+
+HOLD_AND_REJECT = """
+rules:
+  - name: review
+    when: {recipient: held@*}
+    action: hold
+  - name: never
+    when: {recipient: refused@*}
+    action: reject
+"""
+
+
+async def test_large_message_held_and_refused_without_reading_it_whole(
+    gateway, tenant, gw_services, sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with gw_services.db.session() as s:
+        await set_policy(s, tenant.id, parse_policy(HOLD_AND_REJECT), "test")
+        await s.commit()
+    monkeypatch.setattr(runner, "LARGE", 1000)
+    read_whole: list[str] = []
+    real_read = gw_services.vault.read
+
+    async def read(session, tenant_id, object_id, **kw):  # noqa: ANN001, ANN202
+        read_whole.append(object_id)
+        return await real_read(session, tenant_id, object_id, **kw)
+
+    monkeypatch.setattr(gw_services.vault, "read", read)
+    raw = _message("review", os.urandom(50_000))
+    result = await asend(
+        gateway, raw, "alice@acme.example", ["held@partner.example", "refused@partner.example"],
+        login=(tenant.username, tenant.password),
+    )  # fmt: skip
+    assert result == {}
+    assert await run_once(gw_services) >= 1
+    async with gw_services.db.session() as s:
+        m = (await s.execute(select(Message))).scalar_one()
+        held = await list_held(s, tenant.id)
+    assert m.state == "processed" and m.raw_object_id not in read_whole
+    assert [(h.message_id, h.rule) for h, _ in held] == [(m.id, "review")]
+    (bounce,) = await sink.wait_for(1)
+    assert bounce.rcpt_tos == ["alice@acme.example"] and b"never" in bounce.content
+    assert b"Message-ID: <review@acme.example>" in bounce.content  # its header block quoted
