@@ -215,3 +215,14 @@ def edit_header_lines(
     yield from add
     if _is_blank(line):
         yield line
+
+
+def head_of(chunks: Iterable[bytes], limit: int = 256 * 1024) -> bytes:
+    """The header block of the message ``chunks`` hold (blank line included), at most
+    ``limit`` bytes of it, reading no further than it (blocking with a blocking source)."""
+    head = bytearray()
+    for line in HeadSplit(chunks).header_lines():
+        head += line[: limit - len(head)]
+        if len(head) >= limit:
+            break
+    return bytes(head)

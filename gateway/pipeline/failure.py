@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +25,7 @@ from core.metrics import metrics
 from core.models import Message, MessageRecipient, now
 from core.services import Services
 from gateway.delivery.dsn import Failure
+from gateway.headers import head_of
 from gateway.pipeline.bounce import enqueue_bounce
 
 
@@ -96,8 +99,9 @@ async def _bounce(
         .scalars()
         .all()
     )
-    try:
-        raw = await services.vault.read(s, message.tenant_id, message.raw_object_id)
+    try:  # the bounce quotes the header block: read no more of the message than that
+        read = await services.vault.chunks(s, message.tenant_id, message.raw_object_id)
+        raw = await asyncio.to_thread(lambda: head_of(read()))
     except Exception:  # noqa: BLE001 - the bounce still goes, with no original headers
         raw = b""
     await enqueue_bounce(

@@ -5,22 +5,26 @@ or as a PDF (``download.pdf``, ``thread.pdf``).
 The email file is rebuilt from the sealed parts the portal shows (From, To, Cc, Date,
 Subject, Message-ID, the bodies, the attachments byte for byte), never the raw original,
 which carries the gateway's internal headers and anything the sender's side added. The first
-download of an access is recorded (event ``downloaded``); every download is audited.
+download of an access is recorded (event ``downloaded``); every download is audited. An
+attachment above 1 MiB is streamed from its sealed object into the email file, never held.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.header
 import email.policy
 import re
+import secrets
+from collections.abc import AsyncIterator
 from email.message import EmailMessage, Message
 from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from core.audit import audit
 from core.mime_text import clean, clean_lines
@@ -34,6 +38,7 @@ from portal.reader.thread import Item, thread_items
 from portal.security import DOWNLOAD_CSP
 from portal.state import PortalState, portal
 
+STREAM_ABOVE = 1024 * 1024  # an attachment above this is streamed into the email file
 _CID = re.compile(r"[!#-;=?-~]{1,200}")  # printable ASCII without space, quotes or <>
 _HEADERS = ("From", "To", "Cc", "Date", "Subject", "Message-ID")
 
@@ -64,9 +69,16 @@ async def _text(st: PortalState, s: AsyncSession, tenant_id: str, object_id: str
 
 
 async def rebuild(
-    st: PortalState, s: AsyncSession, tenant_id: str, pm: PortalMessage
+    st: PortalState,
+    s: AsyncSession,
+    tenant_id: str,
+    pm: PortalMessage,
+    streams: dict[bytes, AsyncIterator[bytes]] | None = None,
 ) -> EmailMessage:
-    """The message as an RFC 5322 object, from its sealed parts."""
+    """The message as an RFC 5322 object, from its sealed parts. With ``streams``, an
+    attachment above :data:`STREAM_ABOVE` bytes is not read: its body is a placeholder
+    line, and ``streams`` maps that line to the attachment's sealed stream, which
+    :func:`_streamed` writes in its place as base64."""
     msg = EmailMessage(policy=email.policy.SMTP)
     values = {
         "From": pm.sender,
@@ -102,11 +114,45 @@ async def rebuild(
     for part in pm.attachments:
         if part in related:
             continue
-        data = await st.services.vault.read(s, tenant_id, part.object_id)
+        big = streams is not None and part.size > STREAM_ABOVE
+        data = b"" if big else await st.services.vault.read(s, tenant_id, part.object_id)
         maintype, subtype = _type_of(part.content_type)
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=part.filename)
-        _foldable_name(msg.get_payload()[-1], part.filename)
+        attached = msg.get_payload()[-1]
+        _foldable_name(attached, part.filename)
+        if big and streams is not None:
+            token = f"=_sealmail_part_{secrets.token_hex(8)}_="
+            streams[token.encode() + b"\r\n"] = await st.services.vault.stream(
+                s, tenant_id, part.object_id
+            )
+            attached.set_payload(token + "\n")
     return msg
+
+
+async def _base64(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    carry = b""
+    async for chunk in chunks:
+        data = carry + chunk
+        cut = len(data) - len(data) % 57
+        carry = data[cut:]
+        if cut:
+            yield base64.encodebytes(data[:cut]).replace(b"\n", b"\r\n")
+    if carry:
+        yield base64.encodebytes(carry).replace(b"\n", b"\r\n")
+
+
+async def _streamed(
+    data: bytes, streams: dict[bytes, AsyncIterator[bytes]]
+) -> AsyncIterator[bytes]:
+    """``data`` with each placeholder line replaced by its stream as base64 lines."""
+    pattern = re.compile(b"|".join(re.escape(token) for token in streams))
+    at = 0
+    for found in pattern.finditer(data):
+        yield data[at : found.start()]
+        async for piece in _base64(streams.pop(found.group())):
+            yield piece
+        at = found.end()
+    yield data[at:]
 
 
 def _type_of(content_type: str) -> tuple[str, str]:
@@ -142,13 +188,15 @@ def _file_name(subject: str, suffix: str) -> str:
     return content_disposition(f"{base}.{suffix}")
 
 
-def _download(data: bytes, media_type: str, disposition: str) -> Response:
+def _download(data: bytes | AsyncIterator[bytes], media_type: str, disposition: str) -> Response:
     headers = {
         "Content-Disposition": disposition,
         "Content-Security-Policy": DOWNLOAD_CSP,
         "X-Content-Type-Options": "nosniff",
     }
-    return Response(data, media_type=media_type, headers=headers)
+    if isinstance(data, bytes):
+        return Response(data, media_type=media_type, headers=headers)
+    return StreamingResponse(data, media_type=media_type, headers=headers)
 
 
 async def _items(
@@ -176,16 +224,22 @@ async def _eml(request: Request, whole: bool) -> Response:
     st = portal(request)
     async with st.services.db.session() as s:
         st, current, items, msg_id = await _items(request, s, whole)
-        built = [await rebuild(st, s, current.tenant_id, it.pm) for it in items]
+        streams: dict[bytes, AsyncIterator[bytes]] = {}
+        built = [await rebuild(st, s, current.tenant_id, it.pm, streams) for it in items]
         await _recorded(s, current, [it.access for it in items], msg_id, "eml")
     subject = items[0].pm.subject if items else ""
-    if not whole:
-        return _download(as_bytes(built[0]), "message/rfc822", _file_name(subject, "eml"))
-    digest = MIMEMultipart("digest", policy=email.policy.SMTP)
-    _set_header(digest, "Subject", subject)
-    for one in built:
-        digest.attach(MIMEMessage(one, policy=email.policy.SMTP))
-    return _download(as_bytes(digest), "message/rfc822", _file_name(subject, "eml"))
+    if whole:
+        digest = MIMEMultipart("digest", policy=email.policy.SMTP)
+        _set_header(digest, "Subject", subject)
+        for one in built:
+            digest.attach(MIMEMessage(one, policy=email.policy.SMTP))
+        data = as_bytes(digest)
+    else:
+        data = as_bytes(built[0])
+    name = _file_name(subject, "eml")
+    if not streams:
+        return _download(data, "message/rfc822", name)
+    return _download(_streamed(data, streams), "message/rfc822", name)
 
 
 async def _pdf(request: Request, whole: bool) -> Response:

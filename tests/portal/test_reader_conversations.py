@@ -9,6 +9,7 @@ import email
 import email.policy
 import hashlib
 import io
+import os
 import time
 
 from sqlalchemy import select, update
@@ -317,6 +318,29 @@ def test_receipt_exactly_once_even_when_openings_race(world: World) -> None:
     assert len(_mails(world)) == 1
     kinds = [k for k, _r in _events(world, sealed.message_id)]
     assert kinds.count("opened") == 2 and kinds.count("receipt_sent") == 1
+
+
+def test_eml_streams_a_large_attachment_byte_for_byte(world: World) -> None:
+    """An attachment above 1 MiB is streamed from its sealed object into the email file
+    (the response has no length: it is never held whole), in the message and the thread."""
+    t = world.tenant("Acme", "acme.example")
+    big, small = os.urandom(3 * 1024 * 1024 + 7), b"a,b\r\n1,2"
+    sealed = world.seal(
+        t,
+        recipients=[BOB],
+        subject="Plans",
+        attachments=[("plans.bin", "application/octet-stream", big), ("n.csv", "text/csv", small)],
+    )
+    world.sign_in(sealed.tokens[BOB])
+    for path in ("download.eml", "thread.eml"):
+        r = world.client.get(f"/messages/{sealed.message_id}/{path}")
+        assert r.status_code == 200 and "content-length" not in r.headers
+        msg = email.message_from_bytes(r.content, policy=email.policy.default)
+        if path == "thread.eml":
+            (msg,) = [p.get_content() for p in msg.iter_parts()]
+        files = {a.get_filename(): a.get_payload(decode=True) for a in msg.iter_attachments()}
+        assert files == {"plans.bin": big, "n.csv": small}
+        assert max(map(len, r.content.split(b"\r\n"))) <= 998
 
 
 def test_first_opening_and_first_download_are_events(world: World) -> None:
