@@ -78,6 +78,8 @@ async def portal_verdicts(
             trigger_reason=trigger,
             released=frozenset(r for r in released if r in group),
             cache=ctx.cache,
+            skeleton=ctx.large.skeleton if ctx.large is not None else None,
+            parsed=ctx.msg if ctx.large is None else None,  # parsed once, by the runner
         )
         name = ctx.tenant.display_name or ctx.tenant.name
         verdicts.update({rcpt: shape(v, origin, name) for rcpt, v in decided.items()})

@@ -37,7 +37,6 @@ from gateway.pipeline.crypto.large import LargeSource
 from gateway.pipeline.handlers.grant_author import AUTHOR_ORIGINS, grant_author
 from gateway.pipeline.original import LARGE, LargeOriginal, open_large
 from gateway.pipeline.outcome import record_outcome
-from gateway.pipeline.portal_origin import PORTAL_ORIGINS
 from gateway.pipeline.round_cache import RoundCache
 from gateway.pipeline.table import HANDLERS, PIPELINES
 from gateway.pipeline.triggers import strip_keywords
@@ -98,10 +97,9 @@ ENCRYPTED = frozenset({"pgp", "smime"})
 
 
 async def _large(services: Services, s: AsyncSession, message: Message) -> LargeOriginal | None:
-    """The large path's view of ``message`` when it is above :data:`LARGE` bytes (not for
-    messages written in the portal: small by nature, and handled whole), else ``None``."""
-    if message.origin in PORTAL_ORIGINS:
-        return None
+    """The large path's view of ``message`` when it is above :data:`LARGE` bytes (a message
+    written in the portal too: its attachments may reach ``smtp_max_message_size``), else
+    ``None``."""
     obj = await s.get(SealedObject, message.raw_object_id)
     if obj is None or obj.size <= LARGE:
         return None

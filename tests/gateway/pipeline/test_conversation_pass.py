@@ -304,3 +304,47 @@ def test_encrypted_output_keeps_no_option_header_outside_or_inside() -> None:
         assert not [n for n, _ in outer if n.lower().startswith("x-sealmail-")]
         assert _all_internal(mime.to_bytes(inner)) == set()
         assert _all_internal(mime.envelope(outer, "multipart/mixed", [inner])) == set()
+
+
+async def test_a_large_portal_reply_is_routed_from_the_stream(
+    gateway, tenant, gw_services, sink, monkeypatch
+):
+    """A message written in the portal may be as large as any (its attachments): above the
+    large-path threshold it is decided and routed without being read whole, the same way."""
+    from gateway.delivery import drain
+    from gateway.pipeline import runner
+
+    await _send(gateway, tenant, make_message(subject="[secure] Loan"))
+    await run_once(gw_services)
+    (parent,) = await _messages(gw_services)
+    await sink.wait_for(1)
+    sink.messages.clear()
+    monkeypatch.setattr(runner, "LARGE", 200)
+    monkeypatch.setattr(drain, "STREAM_ABOVE", 200)
+    read_whole: list[str] = []
+    real_read = gw_services.vault.read
+
+    async def read(session, tenant_id, object_id, **kw):  # noqa: ANN001, ANN202
+        read_whole.append(object_id)
+        return await real_read(session, tenant_id, object_id, **kw)
+
+    monkeypatch.setattr(gw_services.vault, "read", read)
+    qid = await _portal_reply(
+        gw_services, tenant.id, parent, ["alice@acme.example", "carol@other.example"]
+    )
+    await run_once(gw_services)
+    async with gw_services.db.session() as s:
+        reply = await s.get(Message, qid)
+        rcpts = {
+            r.rcpt: r.disposition
+            for r in (
+                await s.execute(select(MessageRecipient).where(MessageRecipient.message_id == qid))
+            ).scalars()
+        }
+    assert reply.state == "processed" and reply.raw_object_id not in read_whole
+    assert rcpts == {"alice@acme.example": "clear", "carol@other.example": "portal"}
+    got = await sink.wait_for(2)
+    inside = next(m for m in got if m.rcpt_tos == ["alice@acme.example"])
+    mail = message_from_bytes(inside.content, policy=default_policy)
+    assert "Here are the papers." in mail.get_body(("plain",)).get_content()
+    assert mail["In-Reply-To"] == "<m1@acme.example>"
