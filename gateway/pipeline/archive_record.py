@@ -91,14 +91,21 @@ def _journal_summary(raw: bytes, envelope_from: str) -> index.Summary:
 
 
 async def record_journal(
-    services: Services, session: AsyncSession, message: Message, raw: bytes, entry: JournalEntry
+    services: Services,
+    session: AsyncSession,
+    message: Message,
+    raw: bytes,
+    entry: JournalEntry,
+    summary: index.Summary | None = None,
 ) -> ArchiveEntry | None:
-    """The archive entry of a journal report just archived; none for a duplicate."""
+    """The archive entry of a journal report just archived; none for a duplicate.
+    ``summary``: made already (a large report's, on the stream), else made from ``raw``."""
     if entry.message_id != message.id or await index.entry_for(
         session, index.SOURCE_JOURNAL, entry.object_id
     ):
         return None
-    summary = await asyncio.to_thread(_journal_summary, raw, message.mail_from)
+    if summary is None:
+        summary = await asyncio.to_thread(_journal_summary, raw, message.mail_from)
     return await index.record(
         services,
         session,

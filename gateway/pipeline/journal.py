@@ -140,7 +140,7 @@ def _decode_transfer(body: bytes, encoding: str) -> bytes:
     raise MalformedReport(f"attached message: unknown transfer encoding {encoding!r}")
 
 
-def _report_text(part: bytes) -> str:
+def report_text(part: bytes) -> str:
     msg: EmailMessage = BytesParser(policy=default_policy).parsebytes(part)  # type: ignore[assignment]
     try:
         content = msg.get_content()
@@ -213,9 +213,15 @@ def parse_report(raw: bytes) -> JournalReport:
             cte = str(headers.get("Content-Transfer-Encoding", ""))
             original = _decode_transfer(pbody, cte)
         elif ctype == "text/plain" and text is None and original is None:
-            text = _report_text(part)
+            text = report_text(part)
     if original is None:
         raise MalformedReport("no message/rfc822 part")
+    return report_of(text, original)
+
+
+def report_of(text: str | None, original: bytes) -> JournalReport:
+    """The report from its envelope part's ``text`` (``None``: there was none before the
+    attached message) and the attached ``original``; raises :class:`MalformedReport`."""
     if text is None:
         raise MalformedReport("no report part before the attached message")
     fields, recipients, others = parse_report_text(text)
@@ -243,14 +249,21 @@ def dedupe_key(key: bytes, message_id: str, recipients: Iterable[JournalRecipien
 
 
 def _meta(report: JournalReport | None, message: Message, problem: str, original: bytes) -> bytes:
+    return meta_of(report, message, problem, sha256_hex(original), len(original))
+
+
+def meta_of(
+    report: JournalReport | None, message: Message, problem: str, sha256: str, size: int
+) -> bytes:
+    """The entry's meta object: the report's fields and the archived object's digest."""
     data: dict[str, object] = {
         "version": 1,
         "queue_id": message.id,
         "envelope_from": message.mail_from,
         "malformed": report is None,
         "problem": problem,
-        "sha256": sha256_hex(original),
-        "size": len(original),
+        "sha256": sha256,
+        "size": size,
     }
     if report is not None:
         data.update(
@@ -276,37 +289,61 @@ async def archive_report(
         report, problem = None, str(exc)
     except Exception as exc:  # noqa: BLE001 - a parser bug must not hold the report back
         report, problem = None, f"unparseable report ({type(exc).__name__})"
-    key = services.root_key.derive(DEDUPE_PURPOSE)
-    if report is not None:
-        dedupe = dedupe_key(key, report.message_id, report.recipients)
-        existing = (
-            await session.execute(
-                select(JournalEntry).where(
-                    JournalEntry.tenant_id == tenant.id, JournalEntry.dedupe_key == dedupe
-                )
-            )
-        ).scalar_one_or_none()
-        if existing is not None:
-            # an UPDATE ... SET duplicates = duplicates + 1 when the pass commits
-            existing.duplicates = JournalEntry.duplicates + 1  # type: ignore[assignment]
-            return existing
-        original = report.original
-    else:
-        dedupe = hmac_sha256(key, f"malformed\x00{message.id}".encode())
-        original = raw  # as it came
+    dedupe, existing = await find_duplicate(services, session, tenant, message, report)
+    if existing is not None:
+        return existing
+    original = report.original if report is not None else raw  # malformed: as it came
     vault = services.vault
     obj = await vault.seal(session, tenant.id, original, kind="journal")
     meta = await vault.seal(
         session, tenant.id, _meta(report, message, problem, original), kind="meta"
     )
+    return new_entry(session, tenant, message, dedupe, obj.id, meta.id, report is None)
+
+
+async def find_duplicate(
+    services: Services,
+    session: AsyncSession,
+    tenant: Tenant,
+    message: Message,
+    report: JournalReport | None,
+) -> tuple[str, JournalEntry | None]:
+    """``(the report's dedupe key, the entry already archived for it)``; that entry gets
+    one more duplicate counted when the pass commits."""
+    key = services.root_key.derive(DEDUPE_PURPOSE)
+    if report is None:
+        return hmac_sha256(key, f"malformed\x00{message.id}".encode()), None
+    dedupe = dedupe_key(key, report.message_id, report.recipients)
+    existing = (
+        await session.execute(
+            select(JournalEntry).where(
+                JournalEntry.tenant_id == tenant.id, JournalEntry.dedupe_key == dedupe
+            )
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        # an UPDATE ... SET duplicates = duplicates + 1 when the pass commits
+        existing.duplicates = JournalEntry.duplicates + 1  # type: ignore[assignment]
+    return dedupe, existing
+
+
+def new_entry(
+    session: AsyncSession,
+    tenant: Tenant,
+    message: Message,
+    dedupe: str,
+    object_id: str,
+    meta_id: str,
+    malformed: bool,
+) -> JournalEntry:
     entry = JournalEntry(
         id=new_id("j_"),
         tenant_id=tenant.id,
         message_id=message.id,
         dedupe_key=dedupe,
-        object_id=obj.id,
-        meta_object_id=meta.id,
-        malformed=report is None,
+        object_id=object_id,
+        meta_object_id=meta_id,
+        malformed=malformed,
         duplicates=0,
     )
     session.add(entry)

@@ -35,6 +35,7 @@ from gateway.pipeline.context import Context
 from gateway.pipeline.conversation import read_conversation
 from gateway.pipeline.crypto.large import LargeSource
 from gateway.pipeline.handlers.grant_author import AUTHOR_ORIGINS, grant_author
+from gateway.pipeline.journal import DISPOSITION_JOURNAL
 from gateway.pipeline.original import LARGE, LargeOriginal, open_large
 from gateway.pipeline.outcome import record_outcome
 from gateway.pipeline.round_cache import RoundCache
@@ -90,8 +91,9 @@ def _parse(raw: bytes) -> EmailMessage:
 
 # dispositions a large message takes without being held: sealed for the portal part by part,
 # its clear copy written from the stream (gateway.pipeline.large_copy), held or refused on
-# its decision alone (a hold keeps the stored original; a bounce quotes the header block)
-STREAMED = frozenset({"portal", "clear", "tls", "hold", "reject"})
+# its decision alone (a hold keeps the stored original; a bounce quotes the header block),
+# a journal report unwrapped from the stream (gateway.pipeline.journal_large)
+STREAMED = frozenset({"portal", "clear", "tls", "hold", "reject", DISPOSITION_JOURNAL})
 # encrypted from the stream too (gateway.pipeline.crypto.large) when the header block was kept
 ENCRYPTED = frozenset({"pgp", "smime"})
 
@@ -183,8 +185,8 @@ async def _process(
                 groups.setdefault(ctx.verdicts[r.rcpt].disposition, []).append(r)
             streamed = STREAMED | (ENCRYPTED if large and LargeSource.fits(large) else set())
             if large is not None and set(groups) - streamed:
-                # a disposition whose handler needs the whole message (a journal report),
-                # or an encrypted copy of one whose header block was too long: read whole
+                # an encrypted copy of a message whose header block was too long to keep
+                # (over 256 KiB): read whole
                 raw = await services.vault.read(s, tenant.id, message.raw_object_id)
                 msg = await asyncio.to_thread(_parse, raw)
                 ctx.raw, ctx.msg, ctx.large, large = raw, msg, None, None
