@@ -10,6 +10,7 @@ added to the pass's session, so the entry commits with the rest of the pass or n
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterable
 from email.message import EmailMessage
 
@@ -69,6 +70,16 @@ async def record_accepted(
         decisions=decisions,
         received_at=message.received_at,
     )
+
+
+def _journal_rcpts(meta: dict) -> list[str]:
+    """The recipients a journal entry's meta lists, groups they were expanded from too."""
+    rcpts: list[str] = []
+    for r in meta.get("recipients", ()):
+        rcpts.append(r["address"])
+        if r.get("expanded"):
+            rcpts.append(r["expanded"])
+    return rcpts
 
 
 def _journal_summary(raw: bytes, envelope_from: str) -> index.Summary:
@@ -158,7 +169,8 @@ async def reindex(
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Archive entries for messages processed before the index existed (and journal
-    entries without one); each original is streamed, so any size is fine. Idempotent."""
+    entries without one, from the archived original and the report's fields kept in its
+    meta); each original is streamed, so any size is fine. Idempotent."""
     from core.models import MessageRecipient
 
     messages, journals = await missing(services, tenant_id)
@@ -198,11 +210,20 @@ async def reindex(
             message = await s.get(Message, entry.message_id) if entry else None
             if entry is None or message is None:
                 continue
-            try:
-                raw = await services.vault.read(s, entry.tenant_id, message.raw_object_id)
+            try:  # the report's fields, as archived with it
+                meta = json.loads(
+                    await services.vault.read(s, entry.tenant_id, entry.meta_object_id)
+                )
             except NotFound:
                 continue
-        summary = await asyncio.to_thread(_journal_summary, raw, message.mail_from)
+        try:  # the archived object (the report's original, or a malformed report whole)
+            summary = await _summarise_object(
+                services, entry.tenant_id, entry.object_id,
+                meta.get("sender", message.mail_from), _journal_rcpts(meta),
+            )  # fmt: skip
+        except NotFound:
+            continue
+        summary.subject = summary.subject or meta.get("subject", "")
         async with services.db.session() as s:
             await index.record(
                 services, s, tenant_id=entry.tenant_id, source=index.SOURCE_JOURNAL,

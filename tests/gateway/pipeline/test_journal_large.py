@@ -97,3 +97,25 @@ async def test_large_duplicate_report_counted_once(
     archived, meta = await opened(gw_services, tenant.id, entry)
     assert archived == original_message(body=b"x" * 5000 + b"\r\n")
     assert json.loads(json.dumps(meta))["size"] == len(archived)
+
+
+async def test_reindex_of_a_journal_entry_streams_its_archived_original(
+    gateway, tenant, gw_services, sink
+) -> None:
+    """``archive reindex`` makes a journal entry's archive entry from the archived original
+    and the report's fields in its meta (the report is not read): the same summary."""
+    from sqlalchemy import delete
+
+    from gateway.pipeline.archive_record import reindex
+
+    await send_report(gateway, tenant, journal_report(original_message()))
+    assert await process_pending(gw_services) == 1
+    (entry,) = await entries(gw_services)
+    _, _, before, _ = await _archived(gw_services, tenant, entry)
+    async with gw_services.db.session() as s:
+        await s.execute(delete(ArchiveEntry))
+        await s.commit()
+    assert await reindex(gw_services, tenant.id) == 1
+    _, _, after, _ = await _archived(gw_services, tenant, entry)
+    assert after == before
+    assert "eve@hidden.example" in after["bcc"] and after["sha256"]
