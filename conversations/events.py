@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.models import MessageEvent
+from core.evidence import log as evidence
 from core.models import now
 
 NOTIFIED = "notified"
@@ -101,6 +102,11 @@ def record(
         at=now() if at is None else at,
     )
     session.add(event)
+    # the same fact in the tenant's hash-chained evidence log (core.evidence)
+    evidence.append(
+        session, tenant_id, kind, message_id, event.recipient, at=event.at,
+        **({"actor": actor} if actor else {}), **detail,
+    )  # fmt: skip
     return event
 
 

@@ -183,3 +183,15 @@ async def _trial_reminders(services: Services) -> object:
 
 
 JOBS.append(Job("trial-reminders", every=3600.0, run=_trial_reminders))
+
+
+# --- the evidence log (issue 16): new entries chained, checkpoints signed, every minute ----
+
+
+async def _evidence_chain(services: Services) -> object:
+    from core.evidence.log import chain_all
+
+    return await chain_all(services)
+
+
+JOBS.append(Job("evidence-chain", every=60.0, run=_evidence_chain, lease=600.0, retry=60.0))

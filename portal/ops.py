@@ -234,3 +234,19 @@ async def host_allowed(request: Request) -> Response:
             if found.first() is not None:
                 return Response("ok\n", media_type="text/plain")
     return Response("unknown host\n", status_code=404, media_type="text/plain")
+
+
+async def receipt_keys(request: Request) -> Response:
+    """The tenants' public receipt-signing keys (``/.well-known/sealmail/receipt-keys``), the
+    current and the retired ones (old receipts keep verifying); ``?tenant=ID`` for one
+    tenant's. Tenant ids and keys only: no names, nothing else of a tenant."""
+    from core.evidence.keys import published
+
+    st = portal(request)
+    tenant = request.query_params.get("tenant", "").strip()[:32] or None
+    async with st.services.db.session() as s:
+        keys = await published(s, tenant)
+    return JSONResponse(
+        {"type": "sealmail-receipt-keys", "keys": keys},
+        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+    )

@@ -69,6 +69,7 @@ from portal.sent import actions as sent_actions
 from portal.sent import auth as sent_auth
 from portal.sent import compose as sent_compose
 from portal.sent import pages as sent_pages
+from portal.sent import receipt as sent_receipt
 from portal.support import api as support_api
 from portal.support import desk, pin
 
@@ -204,6 +205,7 @@ def routes() -> list[BaseRoute]:
         Route("/sent/{message_id}", sent_pages.sent_message, methods=GET),
         Route("/compose", sent_compose.compose_form, methods=GET),
         Route("/compose", sent_compose.compose_send, methods=POST),
+        Route("/sent/{message_id}/receipt.json", sent_receipt.sent_receipt, methods=GET),
         Route("/sent/{message_id}/revoke", sent_actions.confirm_revoke, methods=GET),
         Route("/sent/{message_id}/revoke", sent_actions.revoke, methods=POST),
         Route("/sent/{message_id}/expiry", sent_actions.expiry, methods=POST),
@@ -286,6 +288,7 @@ def routes() -> list[BaseRoute]:
         Route("/brand/{tenant_id}.css", brand_assets.brand_css, methods=GET),
         Route("/brand/{tenant_id}/logo/{brand_id}.png", brand_assets.brand_logo, methods=GET),
         Route("/.well-known/sealmail/host-allowed", ops.host_allowed, methods=GET),
+        Route("/.well-known/sealmail/receipt-keys", ops.receipt_keys, methods=GET),
         Route("/healthz", ops.healthz, methods=GET),
         Route("/readyz", ops.readyz, methods=GET),
         Route("/metrics", ops.metrics_page, methods=GET),

@@ -16,6 +16,7 @@ import branding.models
 import conversations.models
 import core.accounts.models
 import core.dkim.models
+import core.evidence.models
 import core.models
 import core.policy.models
 import core.setup.models
@@ -28,6 +29,7 @@ FEATURE_MODELS = (
     core.setup.models,
     core.policy.models,
     core.dkim.models,
+    core.evidence.models,
     branding.models,
     archive.models,
     billing_hooks.models,

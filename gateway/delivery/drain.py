@@ -28,6 +28,7 @@ from conversations import events
 from core import error_kinds, logcontext, outbox
 from core.backoff import backoff
 from core.errors import TransientError
+from core.evidence import log as evidence
 from core.metrics import metrics
 from core.models import Message, OutboxRecipient, SealedObject, Tenant, now
 from core.services import Services
@@ -47,6 +48,12 @@ CLAIM_LIMIT = 200
 # The state of callers that keep none of their own (one-off rounds: ``run_once``, tools,
 # tests): what one such round could not write, the next one writes, as in a worker.
 _ONE_OFF_ROUNDS = DeliveryState()
+
+
+RELAYED = (
+    "clear",
+    "encrypted",
+)  # the message itself to its recipient (the evidence log's "delivered")
 
 
 def _lease_seconds(services: Services) -> float:
@@ -326,6 +333,11 @@ async def _record_in(
         reply = results.get(c.rcpt, Reply(451, "4.3.0 no reply"))
         if reply.ok:
             sent = await outbox.mark_sent(s, c.recipient_id, owner, str(reply))
+            if sent and c.kind in RELAYED and c.message_id and c.tenant_id:
+                evidence.append(
+                    s, c.tenant_id, evidence.DELIVERED, c.message_id, c.rcpt,
+                    reply=str(reply)[:300], copy=c.kind,
+                )  # fmt: skip
             if sent and c.kind == "notification" and c.message_id and c.tenant_id:
                 # the recipient's notice was accepted: the sender's /sent shows it
                 events.record(
@@ -335,6 +347,11 @@ async def _record_in(
         elif reply.permanent or expired:
             if await outbox.mark_bounced(s, c.recipient_id, owner, str(reply)):
                 failures.append(Failure(c.rcpt, status_of(str(reply)), str(reply)))
+                if c.kind in (*RELAYED, "notification") and c.message_id and c.tenant_id:
+                    evidence.append(
+                        s, c.tenant_id, evidence.BOUNCED, c.message_id, c.rcpt,
+                        reply=str(reply)[:300], copy=c.kind,
+                    )  # fmt: skip
         else:
             delay = backoff(c.attempts + 1, settings.queue_min_backoff, settings.queue_max_backoff)
             if await outbox.mark_deferred(

@@ -47,6 +47,10 @@ class Context:
     # a large message (gateway.pipeline.original): ``raw`` is then only its header block and
     # ``msg`` its headers until the runner reads it whole for a handler that needs it
     large: LargeOriginal | None = None
+    # the original's SHA-256 and size (for the evidence log), computed once by the runner
+    raw_sha256: str = ""
+    raw_size: int = 0
+    sealed_parts: int | None = None  # set when this pass sealed the portal copy
 
     def outbound_raw(self) -> bytes:
         """The original bytes for the next hop: internal headers removed and, when a

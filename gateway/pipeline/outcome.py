@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from archive import retention
 from core.db import Database
+from core.evidence import log as evidence
 from core.metrics import metrics
 from core.models import Message, MessageRecipient, Recipient, now
 from gateway.pipeline.context import Context
@@ -43,11 +44,23 @@ async def record_outcome(
     """Every write of one pass over a message, in one short transaction (only while the
     claim ``lease`` is still ours)."""
     s, message = ctx.session, ctx.message
+    if message.processed_at is None:  # the first pass: what was accepted, in the evidence log
+        evidence.append(
+            s, ctx.tenant.id, evidence.ACCEPTED, message.id, at=message.received_at,
+            sha256=ctx.raw_sha256, size=ctx.raw_size, envelope_from=message.mail_from,
+            recipients=len(rcpts),
+        )  # fmt: skip
     for r in pending:
         v = ctx.verdicts[r.rcpt]
+        evidence.append(
+            s, ctx.tenant.id, evidence.DECIDED, message.id, r.rcpt,
+            disposition=v.disposition, action=v.action, method=v.method, rule=v.rule,
+        )  # fmt: skip
         r.disposition, r.reason = v.disposition, (v.rule and f"rule '{v.rule}': " or "") + v.reason
         r.reason = r.reason[:500]
         r.state, r.override = "done", ""
+    if ctx.sealed_parts is not None:
+        evidence.append(s, ctx.tenant.id, evidence.SEALED, message.id, parts=ctx.sealed_parts)
     await record_decisions(s, message.id, ctx.tenant.id, ctx.verdicts)
     await retention.settle_message(
         s,

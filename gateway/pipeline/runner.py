@@ -17,6 +17,7 @@ its sender gets a bounce. It never goes out in clear instead.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from email.message import EmailMessage
 
@@ -169,6 +170,10 @@ async def _process(
         )
         pending = [r for r in rcpts if r.state == "pending"]
         ctx = Context(services, s, message, tenant, raw, msg, pending, large=large)
+        if large is None:
+            ctx.raw_sha256, ctx.raw_size = hashlib.sha256(raw).hexdigest(), len(raw)
+        else:  # digested on the skeleton's pass
+            ctx.raw_sha256, ctx.raw_size = large.summary.sha.hexdigest(), large.summary.size
         if cache is not None:
             ctx.cache = cache
         ctx.subject = await asyncio.to_thread(

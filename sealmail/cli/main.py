@@ -14,6 +14,7 @@ import click
 
 from sealmail.cli.archive import archive
 from sealmail.cli.billing import billing
+from sealmail.cli.evidence import evidence
 from sealmail.cli.init import init
 from sealmail.cli.key_rotation import key
 from sealmail.cli.message import message
@@ -21,6 +22,7 @@ from sealmail.cli.migrate import migrate
 from sealmail.cli.partner import partner
 from sealmail.cli.policy import policy
 from sealmail.cli.queue import queue
+from sealmail.cli.receipt import receipt
 from sealmail.cli.recipient_keys import keys
 from sealmail.cli.serve import serve
 from sealmail.cli.support import support
@@ -52,6 +54,8 @@ COMMANDS: tuple[click.Command, ...] = (
     billing,
     support,
     message,
+    receipt,
+    evidence,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -38,3 +38,5 @@ async def seal_to_portal(ctx: Context, rcpts: list[MessageRecipient]) -> None:
     # writes it (one statement fewer per message)
     set_committed_value(ctx.message, "meta_object_id", obj.id)
     ctx.portal_meta_id = obj.id
+    # the evidence log's "sealed", written after the decisions (gateway.pipeline.outcome)
+    ctx.sealed_parts = len(meta.attachments) + bool(meta.text_object_id) + bool(meta.html_object_id)
