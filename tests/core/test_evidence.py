@@ -65,7 +65,7 @@ async def test_the_walk_names_the_first_broken_entry(services: Services) -> None
     await log.chain(services, tenant, checkpoint=True)
     async with services.db.session() as s:
         await s.execute(
-            update(EvidenceEntry).where(EvidenceEntry.seq == 2).values(recipient="mallory@x.example")
+            update(EvidenceEntry).where(EvidenceEntry.seq == 2).values(recipient="eve@x.example")
         )
         await s.commit()
     walk = await log.verify(services, tenant)
