@@ -96,7 +96,7 @@ async def _head(session: AsyncSession, tenant_id: str) -> tuple[int, str]:
             .limit(1)
         )
     ).first()
-    return (int(row[0]), str(row[1])) if row else (0, "")
+    return (int(row[0] or 0), str(row[1])) if row else (0, "")
 
 
 async def chain(services: Services, tenant_id: str, checkpoint: bool = False) -> int:
@@ -190,7 +190,7 @@ async def verify(services: Services, tenant_id: str) -> Walk:
             if entry.seq != expected:
                 walk.problem = (
                     f"entry {expected} is missing (entry {entry.seq} follows entry {expected - 1})"
-                    if entry.seq > expected
+                    if (entry.seq or 0) > expected
                     else f"entry {entry.seq} appears twice"
                 )
                 return walk

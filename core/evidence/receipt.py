@@ -69,7 +69,9 @@ async def build(services: Services, message_id: str, tenant_id: str | None = Non
             )
         ).scalar_one_or_none()
         evidence = [{**fields_of(e), "hash": e.hash} for e in entries]
-        accepted = next((e["detail"] for e in evidence if e["kind"] == ACCEPTED), {})
+        accepted: dict[str, Any] = next(
+            (e["detail"] for e in evidence if e["kind"] == ACCEPTED), {}
+        )
         receipt: dict[str, Any] = {
             "type": TYPE,
             "version": 1,

@@ -36,9 +36,7 @@ async def test_entries_chain_in_order_with_signed_checkpoints(services: Services
     linked = await asyncio.gather(*(log.chain(services, tenant) for _ in range(3)))
     assert sum(linked) == 150
     async with services.db.session() as s:
-        rows = (
-            (await s.execute(select(EvidenceEntry).order_by(EvidenceEntry.seq))).scalars().all()
-        )
+        rows = (await s.execute(select(EvidenceEntry).order_by(EvidenceEntry.seq))).scalars().all()
         cps = (await s.execute(select(EvidenceCheckpoint))).scalars().all()
     assert [r.seq for r in rows] == list(range(1, 151))
     assert [r.recipient for r in rows] == [f"r{i}@x.example" for i in range(150)]
