@@ -212,6 +212,7 @@ def routes() -> list[BaseRoute]:
         Route("/sent/{message_id}/resend", sent_actions.resend_notification, methods=POST),
         # --- api: programs with a tenant's bearer API key; the billing system -----------
         Route("/api/v1/messages/{message_id}", messages.message_status, methods=GET),
+        Route("/api/v1/messages/{message_id}/receipt", message_control.receipt, methods=GET),
         Route("/api/v1/messages/{message_id}/revoke", message_control.revoke, methods=POST),
         Route("/api/v1/messages/{message_id}/expiry", message_control.expiry, methods=POST),
         Route(

@@ -69,6 +69,10 @@ async def build(services: Services, message_id: str, tenant_id: str | None = Non
             )
         ).scalar_one_or_none()
         evidence = [{**fields_of(e), "hash": e.hash} for e in entries]
+        dispositions = {r.rcpt.strip().lower(): r.disposition for r in rcpts}
+        # the envelope's recipients, and anyone else the log names (a forward's recipient)
+        addresses = list(dict.fromkeys([*dispositions, *(e["recipient"] for e in evidence)]))
+        addresses = [a for a in addresses if a]
         accepted: dict[str, Any] = next(
             (e["detail"] for e in evidence if e["kind"] == ACCEPTED), {}
         )
@@ -86,16 +90,15 @@ async def build(services: Services, message_id: str, tenant_id: str | None = Non
             "size": accepted.get("size", 0),
             "recipients": [
                 {
-                    "address": r.rcpt,
-                    "disposition": r.disposition,
+                    "address": address,
+                    "disposition": dispositions.get(address, ""),
                     "events": [
                         {"seq": e["seq"], "kind": e["kind"], "at": e["at"], "detail": e["detail"]}
                         for e in evidence
-                        if e["recipient"] in ("", r.rcpt.strip().lower())
-                        and e["kind"] != "accepted"
+                        if e["recipient"] in ("", address) and e["kind"] != ACCEPTED
                     ],
                 }
-                for r in rcpts
+                for address in addresses
             ],
             "evidence": evidence,
             "checkpoint": None

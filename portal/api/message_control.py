@@ -21,7 +21,9 @@ from starlette.responses import JSONResponse, Response
 from conversations import control
 from conversations.options import parse_when
 from core.accounts.api_keys import SCOPES
+from core.audit import audit
 from core.errors import NotFound
+from core.evidence.receipt import build
 from core.models import Message, Tenant, now
 from portal.api.common import Caller, bounded_body, caller_of_key, error
 from portal.api.messages import ID_PARAM, NO_STORE, tenant_message
@@ -156,6 +158,22 @@ async def resend_notification(request: Request) -> Response:
     return JSONResponse({"id": msg.id, "recipient": address, "resent": True}, headers=NO_STORE)
 
 
+async def receipt(request: Request) -> Response:
+    """``GET /api/v1/messages/{id}/receipt``: the message's signed receipt
+    (:mod:`core.evidence.receipt`), which anyone can check with the tenant's public key."""
+    who = await caller_of_key(request, SCOPES, "read receipts")
+    if isinstance(who, Response):
+        return who
+    st = portal(request)
+    async with st.services.db.session() as s:
+        msg = await _message(s, who, request.path_params["message_id"])
+        if msg is None:
+            return error(404, "no such message for this tenant")
+        await audit(s, who.tenant.id, who.actor, "api.receipt.read", msg.id)
+        await s.commit()
+    return JSONResponse(await build(st.services, msg.id, who.tenant.id), headers=NO_STORE)
+
+
 _NOT_FOUND = ("404", "no such message for this tenant, or the recipient has no portal access")
 _FORBIDDEN = ("403", "this key's scope may not act on messages")
 _BAD = ("400", "the body is not a JSON object")
@@ -163,6 +181,31 @@ _TOO_BIG = ("413", "the body is over 4 KiB")
 _RECIPIENT = {"type": ["string", "null"], "format": "email"}
 
 CONTROL_PATHS: dict[str, Any] = {
+    "/api/v1/messages/{message_id}/receipt": {
+        "get": {
+            "summary": "The message's signed receipt: its digest, recipients and their events",
+            "security": TENANT_KEY,
+            "parameters": [ID_PARAM],
+            "responses": {
+                "200": ok(
+                    "the receipt, signed with the tenant's Ed25519 key (check it with "
+                    "/.well-known/sealmail/receipt-keys or sealmail receipt verify)",
+                    {
+                        "type": "object",
+                        "required": ["receipt", "algorithm", "key_id", "signature"],
+                        "properties": {
+                            "receipt": {"type": "object"},
+                            "algorithm": {"type": "string"},
+                            "key_id": {"type": "string"},
+                            "public_key": {"type": "string"},
+                            "signature": {"type": "string"},
+                        },
+                    },
+                ),
+                **errors(("403", "this key's scope may not read receipts"), "404"),
+            },
+        }
+    },
     "/api/v1/messages/{message_id}/revoke": {
         "post": {
             "summary": "Revoke one recipient's portal access, or everyone's (recipient null)",
