@@ -206,6 +206,7 @@ def routes() -> list[BaseRoute]:
         Route("/compose", sent_compose.compose_form, methods=GET),
         Route("/compose", sent_compose.compose_send, methods=POST),
         Route("/sent/{message_id}/receipt.json", sent_receipt.sent_receipt, methods=GET),
+        Route("/sent/{message_id}/receipt.pdf", sent_receipt.sent_receipt, methods=GET),
         Route("/sent/{message_id}/revoke", sent_actions.confirm_revoke, methods=GET),
         Route("/sent/{message_id}/revoke", sent_actions.revoke, methods=POST),
         Route("/sent/{message_id}/expiry", sent_actions.expiry, methods=POST),

@@ -176,8 +176,23 @@ def _problems(doc: Any, public_keys: dict[str, str]) -> Iterable[str]:
             yield f"the checkpoint at entry {cp.get('seq')} does not carry a valid signature"
 
 
+def signed_json(data: bytes) -> bytes:
+    """The signed receipt in ``data``: the JSON file itself, or the one a receipt PDF
+    carries (:mod:`core.evidence.paper`)."""
+    if data.lstrip()[:5] == b"%PDF-":
+        from core.evidence.paper import signed_of
+
+        return signed_of(data)
+    return data
+
+
 def verify(data: bytes, public_keys: dict[str, str]) -> list[str]:
-    """What is wrong with the receipt ``data`` (empty: it is valid), offline."""
+    """What is wrong with the receipt ``data`` (JSON, or a receipt PDF; empty: it is
+    valid), offline."""
+    try:
+        data = signed_json(data)
+    except ValueError as exc:
+        return [f"this is not a sealmail receipt ({exc})"]
     try:
         doc = json.loads(data)
     except ValueError:

@@ -32,20 +32,42 @@ def receipt() -> None:
 @receipt.command("issue", hidden=True)
 @click.argument("message_id")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write it to this file.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "pdf"]),
+    default=None,
+    help="json (the default), or a PDF a person reads that carries the same signed JSON "
+    "(the default for an --output ending in .pdf).",
+)
 @config_option
 @click.pass_context
-def issue(ctx: click.Context, message_id: str, output: str | None, config: str | None) -> None:
-    """The signed receipt of MESSAGE_ID (JSON; to standard output without --output)."""
+def issue(
+    ctx: click.Context, message_id: str, output: str | None, fmt: str | None, config: str | None
+) -> None:
+    """The signed receipt of MESSAGE_ID (to standard output without --output)."""
     from core.evidence.receipt import build
 
-    async def go() -> dict[str, Any]:
+    fmt = fmt or ("pdf" if output and output.lower().endswith(".pdf") else "json")
+    if fmt == "pdf" and not output:
+        raise Failure("a PDF receipt needs --output FILE")
+
+    async def go() -> tuple[dict[str, Any], str]:
         svc = _services(ctx)
         try:
-            return await build(svc, message_id)
+            return await build(svc, message_id), svc.settings.portal_base_url
         finally:
             await svc.close()
 
-    data = json.dumps(_run(go()), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    signed, portal_url = _run(go())
+    if fmt == "pdf":
+        from core.evidence.paper import render
+
+        assert output is not None
+        Path(output).write_bytes(render(signed, portal_url))
+        out.print(f"Receipt of {message_id} written to {output} (PDF).", markup=False)
+        return
+    data = json.dumps(signed, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     if output:
         Path(output).write_text(data, encoding="utf-8")
         out.print(f"Receipt of {message_id} written to {output}.", markup=False)
@@ -63,8 +85,8 @@ def issue(ctx: click.Context, message_id: str, output: str | None, config: str |
     help="The tenant's public key: the portal's /.well-known/sealmail/receipt-keys, or PEM.",
 )
 def verify_cmd(file: str, public_key: str) -> None:
-    """Check the receipt FILE offline with only the tenant's public key."""
-    from core.evidence.receipt import load_public_keys, verify
+    """Check the receipt FILE (JSON or PDF) offline with only the tenant's public key."""
+    from core.evidence.receipt import load_public_keys, signed_json, verify
 
     try:
         data = Path(file).read_bytes()
@@ -76,11 +98,12 @@ def verify_cmd(file: str, public_key: str) -> None:
     problems = verify(data, keys)
     if problems:
         raise Failure(f"invalid receipt: {problems[0]}")
-    doc = json.loads(data)["receipt"]
+    signed = json.loads(signed_json(data))
+    doc = signed["receipt"]
     events = sum(len(r["events"]) for r in doc["recipients"])
     out.print(
         f"Valid receipt: message {doc['message_id']} of {doc['tenant']}, SHA-256 "
         f"{doc['sha256']}, {len(doc['recipients'])} recipient(s), {events} event(s), "
-        f"signed with key {json.loads(data)['key_id']}.",
+        f"signed with key {signed['key_id']}.",
         markup=False,
     )

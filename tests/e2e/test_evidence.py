@@ -15,6 +15,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+import pypdf
 import pytest
 
 from tests.e2e.conftest import Product
@@ -80,7 +81,13 @@ def test_receipts_verify_offline_and_tampering_is_named(
     assert json.loads(published)["type"] == "sealmail-receipt-keys"
     assert {k["key_id"] for k in json.loads(keys.read_text())["keys"]} == {sealed["key_id"]}
 
-    for path in (tmp_path / "sealed.json", tmp_path / "clear.json"):
+    product.cli("receipt", sealed_qid, "--output", str(tmp_path / "sealed.pdf"))
+    text = "".join(
+        p.extract_text() for p in pypdf.PdfReader(tmp_path / "sealed.pdf").pages
+    ).replace("\n", " ")
+    assert "Signed receipt" in text and sealed["receipt"]["sha256"][:40] in text.replace(" ", "")
+    assert RECIPIENT in text and "opened it in the secure portal" in text
+    for path in (tmp_path / "sealed.json", tmp_path / "clear.json", tmp_path / "sealed.pdf"):
         ok = _verify(product, path, keys)
         assert ok.returncode == 0, ok.stderr
         assert "Valid receipt" in ok.stdout

@@ -39,6 +39,10 @@ def test_sender_downloads_a_receipt_that_verifies(world: World) -> None:
     assert doc["message_id"] == mid and doc["envelope_from"] == ALICE
     events = {x["address"]: [e["kind"] for e in x["events"]] for x in doc["recipients"]}
     assert "revoked" in events[BOB] and "revoked" not in events.get(CAROL, [])
+    pdf = world.client.get(f"/sent/{mid}/receipt.pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-") and verify(pdf.content, _keys(world)) == []
+    assert f'href="/sent/{mid}/receipt.pdf"' in page.text
     changed = json.loads(r.content)
     changed["receipt"]["recipients"][0]["events"] = []
     assert verify(json.dumps(changed).encode(), _keys(world)) == [
