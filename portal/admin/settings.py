@@ -18,6 +18,7 @@ from core.accounts.tenant_settings import (
     update_tenant,
 )
 from core.errors import NotFound, PermanentError
+from core.evidence.keys import published
 from core.models import Tenant
 from portal.admin.context import admin_post, officer, page_context
 from portal.admin.doors import Admin
@@ -52,10 +53,14 @@ async def _page(
     async with st.services.db.session() as s:
         tenant = await s.get(Tenant, admin.tenant.id)
         networks = await tenant_networks(s, admin.tenant.id)
+        signing = await published(s, admin.tenant.id)
     ctx = page_context(
         admin,
         t=tenant,
         networks=networks,
+        signing_keys=signing,
+        keys_url=f"{st.settings.portal_base_url.rstrip('/')}/.well-known/sealmail/receipt-keys"
+        f"?tenant={admin.tenant.id}",
         reply_words=[(k, REPLY_WORDS[k]) for k in REPLY_DEFAULTS],
         forward_words=[(k, FORWARD_WORDS[k]) for k in FORWARD_DEFAULTS],
         sent_words=[(k, SENT_WORDS[k]) for k in SENT_USERS],
