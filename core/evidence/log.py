@@ -30,6 +30,7 @@ DECIDED = "decided"
 SEALED = "sealed"
 DELIVERED = "delivered"
 BOUNCED = "bounced"
+EXPIRED = "expired"
 CHECKPOINT_EVERY = 100
 BATCH = 500
 
@@ -154,8 +155,48 @@ async def tenants_with_unchained(services: Services) -> list[str]:
         return [str(t) for t in rows.scalars().all()]
 
 
+async def record_expiries(services: Services, limit: int = BATCH) -> int:
+    """An ``expired`` entry for each recipient's portal access whose time has run out and
+    that has none yet (an expiry is a moment, not an act: nobody records it otherwise)."""
+    from core.models import PortalAccess
+
+    t = now()
+    recorded = (
+        select(EvidenceEntry.id)
+        .where(
+            EvidenceEntry.message_id == PortalAccess.message_id,
+            EvidenceEntry.recipient == func.lower(PortalAccess.recipient),
+            EvidenceEntry.kind == EXPIRED,
+        )
+        .exists()
+    )
+    async with services.db.write_gate.hold(), services.db.session() as s:
+        due = (
+            (
+                await s.execute(
+                    select(PortalAccess)
+                    .where(
+                        PortalAccess.expires_at <= t,
+                        PortalAccess.revoked.is_(False),
+                        PortalAccess.kind == "recipient",
+                        ~recorded,
+                    )
+                    .limit(limit)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for a in due:
+            append(s, a.tenant_id, EXPIRED, a.message_id, a.recipient, at=a.expires_at)
+        await s.commit()
+    return len(due)
+
+
 async def chain_all(services: Services) -> int:
-    """Chain every tenant's new entries (the worker runs this periodically)."""
+    """Record expiries, then chain every tenant's new entries (the worker runs this every
+    minute)."""
+    await record_expiries(services)
     return sum([await chain(services, t) for t in await tenants_with_unchained(services)])
 
 

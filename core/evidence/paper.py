@@ -25,6 +25,7 @@ _SAID = {
     "replied": "replied securely",
     "forwarded": "forwarded it securely",
     "revoked": "access revoked",
+    "expired": "access expired",
     "expiry_changed": "expiry changed",
     "resent": "sent a new link",
     "copy_requested": "asked for a new copy",

@@ -67,3 +67,30 @@ def test_api_receipt_and_other_tenants(world: World) -> None:
     sign_in(world)  # alice of acme.example: not the sender of a Beta message
     theirs = world.seal(_other, recipients=[BOB]).message_id
     assert world.client.get(f"/sent/{theirs}/receipt.json").status_code == 404
+
+
+def test_an_expiry_is_recorded_once(world: World) -> None:
+    from sqlalchemy import update
+
+    from core.evidence.log import record_expiries
+    from core.models import PortalAccess
+
+    _tid, mid = setup(world)
+
+    async def expire_bob() -> None:
+        async with world.services.db.session() as s:
+            await s.execute(
+                update(PortalAccess)
+                .where(PortalAccess.message_id == mid, PortalAccess.recipient == BOB)
+                .values(expires_at=1.0)
+            )
+            await s.commit()
+
+    world.run(expire_bob)
+    assert world.run(record_expiries, world.services) == 1
+    assert world.run(record_expiries, world.services) == 0  # once
+    sign_in(world)
+    doc = world.client.get(f"/sent/{mid}/receipt.json").json()["receipt"]
+    (bob,) = [r for r in doc["recipients"] if r["address"] == BOB]
+    assert [e["kind"] for e in bob["events"]] == ["expired"]
+    assert bob["events"][0]["at"] == 1.0
