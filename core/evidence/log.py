@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.evidence import keys
 from core.evidence.models import EvidenceCheckpoint, EvidenceEntry, SigningKey
+from core.hashing import hmac_sha256
 from core.models import now
 from core.services import Services
 
@@ -31,6 +32,7 @@ SEALED = "sealed"
 DELIVERED = "delivered"
 BOUNCED = "bounced"
 EXPIRED = "expired"
+DIGEST_PURPOSE = "evidence-digest"
 CHECKPOINT_EVERY = 100
 BATCH = 500
 
@@ -55,6 +57,15 @@ def append(
     )
     session.add(entry)
     return entry
+
+
+def digest_commitment(services: Services, tenant_id: str, sha256: str) -> str:
+    """What the log keeps of an original's SHA-256: a keyed hash of it (a digest in clear
+    would let anyone with the database confirm a guess at a message's content, which the
+    archive keeps sealed for the same reason). A receipt shows the digest itself, and is
+    issued only when the stored original still gives this commitment."""
+    key = services.root_key.derive(DIGEST_PURPOSE)
+    return hmac_sha256(key, f"{tenant_id}\0{sha256}".encode())
 
 
 def fields_of(entry: EvidenceEntry | dict[str, Any]) -> dict[str, Any]:

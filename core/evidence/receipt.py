@@ -9,6 +9,7 @@ tenant's chain's own (``seq`` and hashes), which ``sealmail evidence verify`` wa
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -16,9 +17,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import NotFound
+from core.errors import IntegrityError, NotFound
 from core.evidence import keys
-from core.evidence.log import ACCEPTED, chain, entry_hash, fields_of
+from core.evidence.log import ACCEPTED, chain, digest_commitment, entry_hash, fields_of
 from core.evidence.models import EvidenceCheckpoint, EvidenceEntry
 from core.models import Message, MessageRecipient, Tenant, now
 from core.services import Services
@@ -35,7 +36,7 @@ async def build(services: Services, message_id: str, tenant_id: str | None = Non
             raise NotFound(f"message {message_id} not found")
         tenant_id = msg.tenant_id
     await chain(services, tenant_id, checkpoint=True)
-    async with services.db.write_gate.hold(), services.db.session() as s:
+    async with services.db.session() as s:
         msg = await s.get(Message, message_id)
         tenant = await s.get(Tenant, tenant_id)
         assert msg is not None and tenant is not None
@@ -76,6 +77,7 @@ async def build(services: Services, message_id: str, tenant_id: str | None = Non
         accepted: dict[str, Any] = next(
             (e["detail"] for e in evidence if e["kind"] == ACCEPTED), {}
         )
+        sha256 = await _digest(services, s, msg, accepted)
         receipt: dict[str, Any] = {
             "type": TYPE,
             "version": 1,
@@ -86,7 +88,7 @@ async def build(services: Services, message_id: str, tenant_id: str | None = Non
             "envelope_from": msg.mail_from,
             "received_at": msg.received_at,
             # of the original as accepted (the archive's and the export's digest)
-            "sha256": accepted.get("sha256", ""),
+            "sha256": sha256,
             "size": accepted.get("size", 0),
             "recipients": [
                 {
@@ -111,7 +113,8 @@ async def build(services: Services, message_id: str, tenant_id: str | None = Non
                 "signature": checkpoint.signature,
             },
         }
-        key, private = await keys.signer(s, services.vault, tenant_id)
+    async with services.db.write_gate.hold(), services.db.session() as s:
+        key, private = await keys.signer(s, services.vault, tenant_id)  # made at first use
         await s.commit()
     return {
         "receipt": receipt,
@@ -120,6 +123,26 @@ async def build(services: Services, message_id: str, tenant_id: str | None = Non
         "public_key": key.public_key,
         "signature": keys.sign(private, receipt),
     }
+
+
+async def _digest(
+    services: Services, s: AsyncSession, msg: Message, accepted: dict[str, Any]
+) -> str:
+    """The stored original's SHA-256, read from its sealed stream and checked against the
+    commitment the log holds ("" when the original is gone, e.g. past its retention)."""
+    try:
+        stream = await services.vault.stream(s, msg.tenant_id, msg.raw_object_id)
+    except NotFound:
+        return ""
+    sha = hashlib.sha256()
+    async for chunk in stream:
+        sha.update(chunk)
+    digest = sha.hexdigest()
+    if accepted and accepted.get("digest") != digest_commitment(services, msg.tenant_id, digest):
+        raise IntegrityError(
+            f"the stored original of {msg.id} does not match what the evidence log recorded"
+        )
+    return digest
 
 
 def load_public_keys(data: bytes) -> dict[str, str]:

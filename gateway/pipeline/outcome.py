@@ -47,7 +47,8 @@ async def record_outcome(
     if message.processed_at is None:  # the first pass: what was accepted, in the evidence log
         evidence.append(
             s, ctx.tenant.id, evidence.ACCEPTED, message.id, at=message.received_at,
-            sha256=ctx.raw_sha256, size=ctx.raw_size, envelope_from=message.mail_from,
+            digest=evidence.digest_commitment(ctx.services, ctx.tenant.id, ctx.raw_sha256),
+            size=ctx.raw_size, envelope_from=message.mail_from,
             recipients=len(rcpts),
         )  # fmt: skip
     for r in pending:
