@@ -17,7 +17,7 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.evidence import keys
@@ -34,7 +34,16 @@ BOUNCED = "bounced"
 EXPIRED = "expired"
 DIGEST_PURPOSE = "evidence-digest"
 CHECKPOINT_EVERY = 100
-BATCH = 500
+BATCH = 200  # entries linked in one transaction (the write gate is held meanwhile)
+_FIELDS = (
+    EvidenceEntry.id,
+    EvidenceEntry.tenant_id,
+    EvidenceEntry.at,
+    EvidenceEntry.kind,
+    EvidenceEntry.message_id,
+    EvidenceEntry.recipient,
+    EvidenceEntry.detail,
+)
 
 
 def append(
@@ -121,21 +130,21 @@ async def chain(services: Services, tenant_id: str, checkpoint: bool = False) ->
             await _lock(services, s, tenant_id)
             seq, prev = await _head(s, tenant_id)
             rows = (
-                (
-                    await s.execute(
-                        select(EvidenceEntry)
-                        .where(EvidenceEntry.tenant_id == tenant_id, EvidenceEntry.seq.is_(None))
-                        .order_by(EvidenceEntry.id)
-                        .limit(BATCH)
-                    )
+                await s.execute(
+                    select(*_FIELDS)
+                    .where(EvidenceEntry.tenant_id == tenant_id, EvidenceEntry.seq.is_(None))
+                    .order_by(EvidenceEntry.id)
+                    .limit(BATCH)
                 )
-                .scalars()
-                .all()
-            )
-            for entry in rows:
+            ).all()
+            links: list[dict[str, Any]] = []
+            for row in rows:
                 seq += 1
-                entry.seq, entry.prev_hash = seq, prev
-                entry.hash = prev = entry_hash(fields_of(entry))
+                fields = fields_of({**row._mapping, "seq": seq, "prev_hash": prev})
+                links.append({"id": row.id, "seq": seq, "prev_hash": prev})
+                links[-1]["hash"] = prev = entry_hash(fields)
+            if links:  # one executemany UPDATE by primary key, not a flush of entities
+                await s.execute(update(EvidenceEntry), links)
             last = (
                 await s.execute(
                     select(func.max(EvidenceCheckpoint.seq)).where(
