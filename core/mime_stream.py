@@ -338,3 +338,35 @@ def body_chunks(chunks: Iterable[bytes], start: int, end: int) -> Iterator[bytes
         if nxt >= end:
             return
         pos = nxt
+
+
+class Base64Lines:
+    """Bytes fed in pieces, as base64 lines of 76 characters each ending in CRLF (what a
+    whole body encoded at once would give): :meth:`feed` each piece, then :meth:`end`."""
+
+    def __init__(self) -> None:
+        self._carry = b""
+
+    def feed(self, piece: bytes) -> bytes:
+        data = self._carry + piece
+        cut = len(data) - len(data) % 57  # 57 octets make one 76-character line
+        self._carry = data[cut:]
+        return _b64_lines(data[:cut]) if cut else b""
+
+    def end(self) -> bytes:
+        tail, self._carry = self._carry, b""
+        return _b64_lines(tail) if tail else b""
+
+
+def _b64_lines(data: bytes) -> bytes:
+    import base64
+
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+def base64_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """``chunks`` as base64 lines (:class:`Base64Lines`), chunk by chunk."""
+    lines = Base64Lines()
+    for chunk in chunks:
+        yield lines.feed(chunk)
+    yield lines.end()

@@ -8,11 +8,11 @@ from __future__ import annotations
 import io
 import json
 import time
-from pathlib import Path
 from typing import Any
 
+from core.pdf import font, printable
+
 ATTACHED = "receipt.json"
-FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 
 _SAID = {
     "decided": "decided: {disposition}",
@@ -56,19 +56,10 @@ def render(signed: dict[str, Any], portal_url: str = "") -> bytes:
 
     receipt = signed["receipt"]
     pdf = FPDF(format="A4")
-    family, unicode_ok = "Helvetica", False
-    for folder in FONT_DIRS:
-        regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
-        if regular.is_file() and bold.is_file():
-            pdf.add_font("DejaVu", "", str(regular))
-            pdf.add_font("DejaVu", "B", str(bold))
-            family, unicode_ok = "DejaVu", True
-            break
+    family, unicode_ok = font(pdf)
 
     def t(text: str) -> str:
-        if unicode_ok:
-            return "".join(c if c >= " " or c == "\n" else " " for c in text if ord(c) < 0x10000)
-        return text.encode("latin-1", "replace").decode("latin-1")
+        return printable(text, unicode_ok)
 
     pdf.set_title(f"Receipt for message {receipt['message_id']}")
     pdf.set_creator("sealmail")

@@ -29,14 +29,14 @@ from core import error_kinds, logcontext, outbox
 from core.backoff import backoff
 from core.errors import TransientError
 from core.evidence import log as evidence
-from core.metrics import metrics
-from core.models import Message, OutboxRecipient, SealedObject, Tenant, now
+from core.models import OutboxRecipient, SealedObject, Tenant, now
 from core.services import Services
 from gateway import onboarding
-from gateway.delivery.dsn import Failure, queue_dsn, status_of
+from gateway.delivery.dsn import Failure, status_of
 from gateway.delivery.nexthop import NextHops, hop_for
 from gateway.delivery.outcomes import DeliveryState
 from gateway.delivery.relay import RelayPool, Reply, TlsUnavailable
+from gateway.delivery.report import RELAYED, accepted_at, count, enqueue_dsn
 from gateway.delivery.reroute import reroute_to_portal
 from gateway.delivery.streamed import STREAM_ABOVE, Payload, Streamed
 from gateway.stamp import stamp, stamp_stream
@@ -48,12 +48,6 @@ CLAIM_LIMIT = 200
 # The state of callers that keep none of their own (one-off rounds: ``run_once``, tools,
 # tests): what one such round could not write, the next one writes, as in a worker.
 _ONE_OFF_ROUNDS = DeliveryState()
-
-
-RELAYED = (
-    "clear",
-    "encrypted",
-)  # the message itself to its recipient (the evidence log's "delivered")
 
 
 def _lease_seconds(services: Services) -> float:
@@ -361,67 +355,19 @@ async def _record_in(
                     delays.append(Failure(c.rcpt, status_of(str(reply), "4.0.0"), str(reply)))
     first = group[0]
     if failures and first.kind != "dsn" and first.mail_from:
-        await _enqueue_dsn(services, s, first, data, failures)
+        await enqueue_dsn(services, s, first, data, failures)
     if delays:  # wants_warning already ruled out DSNs and the null sender
-        await _enqueue_dsn(services, s, first, data, delays, action="delayed")
-    accepted_at = await _accepted_at(s, first, results)
+        await enqueue_dsn(services, s, first, data, delays, action="delayed")
+    accepted = await accepted_at(s, first, results)
 
     def lines() -> None:
         # in the outcome's own log context: the delivery writing a batch may be another's
         logcontext.set_context(first.message_id or first.outbox_id, first.tenant_id)
         for c in group:
             log.info("%s to=<%s> %s", c.outbox_id, c.rcpt, results.get(c.rcpt))
-            _count(c, results.get(c.rcpt), expired, accepted_at)
+            count(c, results.get(c.rcpt), expired, accepted)
 
     def report() -> None:
         contextvars.copy_context().run(lines)
 
     return report
-
-
-async def _accepted_at(
-    s: AsyncSession, item: outbox.Claimed, results: dict[str, Reply]
-) -> float | None:
-    """When intake answered 250 for the message behind ``item`` (for the latency
-    histogram); the item's own creation time for mail we wrote ourselves."""
-    if not any(r.ok for r in results.values()):
-        return None
-    if item.message_id and item.kind in ("clear", "encrypted"):
-        received = await s.scalar(select(Message.received_at).where(Message.id == item.message_id))
-        if received is not None:
-            return float(received)
-    return item.created_at
-
-
-def _count(
-    c: outbox.Claimed, reply: Reply | None, expired: bool, accepted_at: float | None
-) -> None:
-    """The outcome of one attempt for ``/metrics`` (as :func:`_record` judged it)."""
-    if reply is not None and reply.ok:
-        result = "sent"
-        if accepted_at is not None:
-            metrics().latency.labels(c.kind).observe(max(0.0, now() - accepted_at))
-    elif reply is None or not (reply.permanent or expired):
-        result = "deferred"
-    else:
-        result = "bounced"
-    metrics().deliveries.labels(c.tenant_id or "", c.kind, result).inc()
-
-
-async def _enqueue_dsn(  # noqa: ANN001
-    services, session, item: outbox.Claimed, data: bytes, failures, action: str = "failed"
-) -> None:
-    """A bounce (``failed``) or a delay warning (``delayed``) to the envelope sender."""
-    assert item.tenant_id is not None
-    await queue_dsn(
-        services,
-        session,
-        tenant_id=item.tenant_id,
-        to_addr=item.mail_from,
-        original=data,
-        failures=failures,
-        arrival=item.created_at,
-        message_id=item.message_id,
-        action=action,
-        retry_until=item.expires_at,
-    )

@@ -12,12 +12,11 @@ it came, so a DKIM signature over an untouched message still verifies.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Iterable, Iterator
 
 from core.line_length import MAX_LINE, fold_header_lines
-from core.mime_stream import PartInfo
+from core.mime_stream import PartInfo, base64_lines
 from gateway.headers import HeadSplit, edit_header_lines
 from gateway.pipeline.original import LargeOriginal, decode
 
@@ -78,33 +77,13 @@ def _qp(decoded: Iterable[bytes]) -> Iterator[bytes]:
         yield encode(carry)
 
 
-def _base64(decoded: Iterable[bytes]) -> Iterator[bytes]:
-    """Bytes as base64 lines of 76 characters, CRLF between them (none after the last)."""
-    carry = b""
-    out = b""
-    for chunk in decoded:
-        data = carry + chunk
-        cut = len(data) - len(data) % 57
-        carry = data[cut:]
-        if cut:
-            if out:
-                yield out + b"\r\n"
-            out = base64.encodebytes(data[:cut]).replace(b"\n", b"\r\n")[:-2]
-    if carry:
-        if out:
-            yield out + b"\r\n"
-        out = base64.encodebytes(carry).replace(b"\n", b"\r\n")[:-2]
-    if out:
-        yield out
-
-
 def _encoding_for(part: PartInfo) -> bytes:
     return b"quoted-printable" if part.content_type.startswith("text/") else b"base64"
 
 
 def _reencoded(part: PartInfo, raw: Iterable[bytes]) -> Iterator[bytes]:
     decoded = decode(raw, part.encoding)
-    return _qp(decoded) if _encoding_for(part) == b"quoted-printable" else _base64(decoded)
+    return _qp(decoded) if _encoding_for(part) == b"quoted-printable" else base64_lines(decoded)
 
 
 def needs_fitting(original: LargeOriginal) -> list[PartInfo]:

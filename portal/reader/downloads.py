@@ -12,7 +12,6 @@ attachment above 1 MiB is streamed from its sealed object into the email file, n
 from __future__ import annotations
 
 import asyncio
-import base64
 import email.header
 import email.policy
 import re
@@ -27,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from core.audit import audit
+from core.mime_stream import Base64Lines
 from core.mime_text import clean, clean_lines
 from core.models import PortalAccess, PortalSession
 from core.portal_message import PortalMessage
@@ -130,15 +130,10 @@ async def rebuild(
 
 
 async def _base64(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    carry = b""
+    lines = Base64Lines()
     async for chunk in chunks:
-        data = carry + chunk
-        cut = len(data) - len(data) % 57
-        carry = data[cut:]
-        if cut:
-            yield base64.encodebytes(data[:cut]).replace(b"\n", b"\r\n")
-    if carry:
-        yield base64.encodebytes(carry).replace(b"\n", b"\r\n")
+        yield lines.feed(chunk)
+    yield lines.end()
 
 
 async def _streamed(

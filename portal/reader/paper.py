@@ -2,18 +2,17 @@
 when, to whom, the subject, the text body and the attachments with their SHA-256, so the
 paper copy can be matched against the files.
 
-The text is set in DejaVu Sans when the system has it (any script it covers); without it,
-in the PDF core font, where characters outside Latin-1 become "?".
+The font and what it can print: :mod:`core.pdf`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from fpdf import FPDF
 
-FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
+from core.pdf import font, printable
+
 MAX_BODY_CHARS = 400_000  # per message: a longer body is cut, saying so
 
 
@@ -30,27 +29,13 @@ class PaperMessage:
     html_only: bool = False
 
 
-def _font(pdf: FPDF) -> tuple[str, bool]:
-    for folder in FONT_DIRS:
-        regular, bold = folder / "DejaVuSans.ttf", folder / "DejaVuSans-Bold.ttf"
-        if regular.is_file() and bold.is_file():
-            pdf.add_font("DejaVu", "", str(regular))
-            pdf.add_font("DejaVu", "B", str(bold))
-            return "DejaVu", True
-    return "Helvetica", False
-
-
 def render_pdf(title: str, messages: list[PaperMessage], footer: str) -> bytes:
     """The PDF bytes (blocking: run it in a thread for big bodies)."""
     pdf = FPDF(format="A4")
-    family, unicode_ok = _font(pdf)
+    family, unicode_ok = font(pdf)
 
     def t(text: str) -> str:
-        text = text.replace("\t", "    ")
-        if unicode_ok:
-            # no glyph for control characters and none outside the BMP in this font
-            return "".join(c if c >= " " or c == "\n" else " " for c in text if ord(c) < 0x10000)
-        return text.encode("latin-1", "replace").decode("latin-1")
+        return printable(text, unicode_ok)
 
     pdf.set_title(t(title)[:200])
     pdf.set_creator("sealmail")

@@ -229,3 +229,17 @@ def make_message(
 
 
 Sender = Callable[..., Any]
+
+
+def whole_reads(services: Services, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the objects ``services.vault`` reads whole from now on (the large path
+    must never read a large original whole)."""
+    read_whole: list[str] = []
+    real_read = services.vault.read
+
+    async def read(session, tenant_id, object_id, **kw):  # noqa: ANN001, ANN202
+        read_whole.append(object_id)
+        return await real_read(session, tenant_id, object_id, **kw)
+
+    monkeypatch.setattr(services.vault, "read", read)
+    return read_whole

@@ -13,7 +13,6 @@ is a TransientError, so the message waits (an admin can import a new one) and bo
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import TransientError
+from core.mime_stream import base64_lines
 from core.models import Tenant
 from core.recipient_keys import usable_keys
 from core.services import Services
@@ -58,9 +58,8 @@ def envelope_der(cert_pem: bytes, data: bytes, at: float | None = None) -> bytes
     )
 
 
-async def encrypt_smime(services: Services, tenant: Tenant, raw: bytes, rcpt: str) -> bytes:
-    """``raw`` as an S/MIME enveloped message to ``rcpt``'s certificate; TransientError
-    when there is none usable or encryption fails."""
+async def _certificate(services: Services, tenant: Tenant, rcpt: str) -> bytes:
+    """The recipient's certificate from the tenant's directory (PEM), or TransientError."""
     try:
         async with services.db.session() as s:
             certs = await usable_keys(s, tenant.id, rcpt, "smime")
@@ -68,9 +67,16 @@ async def encrypt_smime(services: Services, tenant: Tenant, raw: bytes, rcpt: st
         raise TransientError("key directory unavailable") from exc
     if not certs:
         raise TransientError(f"no usable S/MIME certificate for {rcpt} in the tenant's directory")
+    return bytes(certs[0].material)
+
+
+async def encrypt_smime(services: Services, tenant: Tenant, raw: bytes, rcpt: str) -> bytes:
+    """``raw`` as an S/MIME enveloped message to ``rcpt``'s certificate; TransientError
+    when there is none usable or encryption fails."""
+    material = await _certificate(services, tenant, rcpt)
     outer, inner = mime.split(raw, protect=False)
     try:
-        der = await asyncio.to_thread(envelope_der, certs[0].material, mime.to_bytes(inner))
+        der = await asyncio.to_thread(envelope_der, material, mime.to_bytes(inner))
     except TransientError:
         raise
     except Exception as exc:  # noqa: BLE001 - cryptography, bad stored certificate
@@ -158,14 +164,7 @@ async def encrypt_smime_large(
 ) -> Spooled:
     """:func:`encrypt_smime` of a large message: the certificate chosen and checked now,
     the enveloped message written as a stream when the outbox seals it (base64 lines)."""
-    try:
-        async with services.db.session() as s:
-            certs = await usable_keys(s, tenant.id, rcpt, "smime")
-    except SQLAlchemyError as exc:
-        raise TransientError("key directory unavailable") from exc
-    if not certs:
-        raise TransientError(f"no usable S/MIME certificate for {rcpt} in the tenant's directory")
-    material = certs[0].material
+    material = await _certificate(services, tenant, rcpt)
     check_validity(material)
     entity = source.entity(protect=False)
     msg = mime.start(entity.outer)
@@ -187,16 +186,3 @@ async def encrypt_smime_large(
         yield after
 
     return Spooled(chunks)
-
-
-def base64_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Bytes as base64 lines of 76 characters, each with CRLF, chunk by chunk."""
-    carry = b""
-    for chunk in chunks:
-        data = carry + chunk
-        cut = len(data) - len(data) % 57
-        carry = data[cut:]
-        if cut:
-            yield base64.encodebytes(data[:cut]).replace(b"\n", b"\r\n")
-    if carry:
-        yield base64.encodebytes(carry).replace(b"\n", b"\r\n")

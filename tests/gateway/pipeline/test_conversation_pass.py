@@ -24,7 +24,7 @@ from core.policy.models import PolicyDecision
 from core.policy.store import set_policy
 from gateway.headers import split_header_block
 from gateway.worker import run_once
-from tests.gateway.conftest import asend, make_message, make_tenant
+from tests.gateway.conftest import asend, make_message, make_tenant, whole_reads
 
 OPTIONS = (
     "X-Sealmail-Expires: 2h\r\nX-Sealmail-Receipt: yes\r\n"
@@ -321,14 +321,7 @@ async def test_a_large_portal_reply_is_routed_from_the_stream(
     sink.messages.clear()
     monkeypatch.setattr(runner, "LARGE", 200)
     monkeypatch.setattr(drain, "STREAM_ABOVE", 200)
-    read_whole: list[str] = []
-    real_read = gw_services.vault.read
-
-    async def read(session, tenant_id, object_id, **kw):  # noqa: ANN001, ANN202
-        read_whole.append(object_id)
-        return await real_read(session, tenant_id, object_id, **kw)
-
-    monkeypatch.setattr(gw_services.vault, "read", read)
+    read_whole = whole_reads(gw_services, monkeypatch)
     qid = await _portal_reply(
         gw_services, tenant.id, parent, ["alice@acme.example", "carol@other.example"]
     )

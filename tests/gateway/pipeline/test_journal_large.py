@@ -19,6 +19,7 @@ from core.hashing import sha256_hex
 from core.models import Message
 from gateway.pipeline import runner
 from gateway.pipeline.runner import process_pending
+from tests.gateway.conftest import whole_reads
 from tests.gateway.pipeline.test_journal import (
     entries,
     journal_report,
@@ -77,14 +78,7 @@ async def test_large_duplicate_report_counted_once(
     gateway, tenant, gw_services, sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(runner, "LARGE", 1000)
-    read_whole: list[str] = []
-    real_read = gw_services.vault.read
-
-    async def read(session, tenant_id, object_id, **kw):  # noqa: ANN001, ANN202
-        read_whole.append(object_id)
-        return await real_read(session, tenant_id, object_id, **kw)
-
-    monkeypatch.setattr(gw_services.vault, "read", read)
+    read_whole = whole_reads(gw_services, monkeypatch)
     report = journal_report(original_message(body=b"x" * 5000 + b"\r\n"))
     for _ in range(2):
         await send_report(gateway, tenant, report)

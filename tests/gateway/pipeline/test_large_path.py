@@ -24,7 +24,7 @@ from core.quarantine import list_held
 from gateway.delivery import drain
 from gateway.pipeline import runner
 from gateway.worker import run_once
-from tests.gateway.conftest import asend
+from tests.gateway.conftest import asend, whole_reads
 
 
 def _message(tag: str, blob: bytes) -> bytes:
@@ -155,14 +155,7 @@ async def test_large_message_held_and_refused_without_reading_it_whole(
         await set_policy(s, tenant.id, parse_policy(HOLD_AND_REJECT), "test")
         await s.commit()
     monkeypatch.setattr(runner, "LARGE", 1000)
-    read_whole: list[str] = []
-    real_read = gw_services.vault.read
-
-    async def read(session, tenant_id, object_id, **kw):  # noqa: ANN001, ANN202
-        read_whole.append(object_id)
-        return await real_read(session, tenant_id, object_id, **kw)
-
-    monkeypatch.setattr(gw_services.vault, "read", read)
+    read_whole = whole_reads(gw_services, monkeypatch)
     raw = _message("review", os.urandom(50_000))
     result = await asend(
         gateway, raw, "alice@acme.example", ["held@partner.example", "refused@partner.example"],

@@ -153,21 +153,14 @@ async def test_large_message_encrypted_by_the_pipeline_without_reading_it_whole(
     from core.policy.store import set_policy
     from gateway.pipeline import runner
     from gateway.worker import run_once
-    from tests.gateway.conftest import asend
+    from tests.gateway.conftest import asend, whole_reads
 
     async with gw_services.db.session() as s:
         await set_policy(s, tenant.id, parse_policy(ENCRYPT_FOR_BOB), "test")
         await recipient_keys.import_keys(s, tenant.id, pgp_keys.public["bob"])
         await s.commit()
     monkeypatch.setattr(runner, "LARGE", 1000)
-    read_whole: list[str] = []
-    real_read = gw_services.vault.read
-
-    async def read(session, tenant_id, object_id, **kw):  # noqa: ANN001, ANN202
-        read_whole.append(object_id)
-        return await real_read(session, tenant_id, object_id, **kw)
-
-    monkeypatch.setattr(gw_services.vault, "read", read)
+    read_whole = whole_reads(gw_services, monkeypatch)
     raw = _big_message()
     result = await asend(
         gateway, raw, "alice@acme.example", ["bob@recipient.test"],
