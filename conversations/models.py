@@ -1,8 +1,9 @@
-"""The conversations' own table: what happened to a sealed message, per recipient."""
+"""The conversations' own tables: what happened to a sealed message, per recipient; how
+strongly a tenant's people sign in; what opening one message needs."""
 
 from __future__ import annotations
 
-from sqlalchemy import Float, Index, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.models import Base, now
@@ -24,3 +25,44 @@ class MessageEvent(Base):
     actor: Mapped[str] = mapped_column(String(320), default="")
     detail: Mapped[str] = mapped_column(Text, default="{}")
     at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class TenantProtection(Base):
+    """How strongly a tenant's recipients and users prove who they are (issue 16), one row
+    per tenant (none = the defaults below).
+
+    ``step_up``: when opening a sealed message needs a passkey or the sender's passphrase on
+    top of the sign-in: ``off``, ``detectors`` (a built-in detector named in
+    ``step_up_detectors`` matched), ``rules`` (a policy rule named in ``step_up_rules``
+    decided), ``always``. ``code_fallback``: someone who has a passkey may still sign in with
+    an emailed code (a lost passkey); ``remember_days``: how long "remember this device"
+    lasts (0 = not offered). ``pdf_when_no_key``: method ``auto`` sends an encrypted PDF
+    rather than a portal notice when the recipient has no OpenPGP key or S/MIME certificate.
+    """
+
+    __tablename__ = "tenant_protection"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    step_up: Mapped[str] = mapped_column(String(12), default="off", server_default="off")
+    step_up_detectors: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    step_up_rules: Mapped[str] = mapped_column(String(2000), default="", server_default="")
+    code_fallback: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    remember_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    pdf_when_no_key: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    updated_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class MessageGuard(Base):
+    """What opening one sealed message needs beyond signing in (issue 16): a passkey or the
+    passphrase (``step_up``, and why), and the sender-set passphrase (Argon2 hash; its hint
+    in clear, written by the sender for the recipient). No row: nothing more."""
+
+    __tablename__ = "message_guards"
+    message_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32), index=True)
+    step_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    step_up_reason: Mapped[str] = mapped_column(String(300), default="")
+    passphrase_hash: Mapped[str] = mapped_column(String(200), default="")
+    passphrase_hint: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[float] = mapped_column(Float, default=now)

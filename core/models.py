@@ -322,6 +322,10 @@ class PortalSession(Base):
     expires_at: Mapped[float] = mapped_column(Float)
     # a pending sign-in's code tries, counted before each compare (portal.signin.stores)
     tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # how it was opened: code | passkey | device; a passkey confirmed later makes it "passkey"
+    factor: Mapped[str] = mapped_column(String(12), default="code", server_default="code")
+    # the sealed messages whose passphrase was given in this session (comma-separated ids)
+    unlocked: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 # --- attempt limits ---------------------------------------------------------------------------
