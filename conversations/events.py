@@ -23,6 +23,7 @@ EXPIRY_CHANGED = "expiry_changed"
 RESENT = "resent"
 COPY_REQUESTED = "copy_requested"
 RECEIPT_SENT = "receipt_sent"
+UNLOCKED = "unlocked"  # the passphrase given, or step-up passed with a passkey (issue 16)
 
 KINDS = (
     NOTIFIED,
@@ -35,6 +36,7 @@ KINDS = (
     RESENT,
     COPY_REQUESTED,
     RECEIPT_SENT,
+    UNLOCKED,
 )
 
 
@@ -49,6 +51,7 @@ _SAID = {
     RESENT: "{actor} sent {rcpt} a new link; the old one stopped working",
     COPY_REQUESTED: "{rcpt} asked for a new copy",
     RECEIPT_SENT: "The read receipt was sent: {rcpt} opened it first",
+    UNLOCKED: "{rcpt} unlocked it with {how}",
 }
 
 
@@ -65,13 +68,16 @@ def sentence(event: MessageEvent, when: Callable[[float], str]) -> str:
     in ``sealmail message show`` and in the API."""
     rcpt = event.recipient or "every recipient"
     whose = f"{event.recipient}'s" if event.recipient else "everyone's"
-    after = detail_of(event).get("after")
+    detail = detail_of(event)
+    after = detail.get("after")
+    how = "a passkey" if detail.get("how") == "passkey" else "the passphrase"
     text = _SAID.get(event.kind, "{kind} ({rcpt})").format(
         rcpt=rcpt,
         whose=whose,
         actor=event.actor or "sealmail",
         after=when(after) if isinstance(after, int | float) else "a new date",
         kind=event.kind.replace("_", " "),
+        how=how,
     )
     first = text.split(" ", 1)[0]
     if "@" not in first and ":" not in first:  # an address or "api-key:admin" keeps its case

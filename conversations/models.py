@@ -56,7 +56,9 @@ class TenantProtection(Base):
 class MessageGuard(Base):
     """What opening one sealed message needs beyond signing in (issue 16): a passkey or the
     passphrase (``step_up``, and why), and the sender-set passphrase (Argon2 hash; its hint
-    in clear, written by the sender for the recipient). No row: nothing more."""
+    in clear, written by the sender for the recipient). No row: nothing more. A row whose
+    ``message_id`` starts with ``pp_`` is a passphrase registered before its message arrived
+    (:mod:`conversations.guards`)."""
 
     __tablename__ = "message_guards"
     message_id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -65,4 +67,10 @@ class MessageGuard(Base):
     step_up_reason: Mapped[str] = mapped_column(String(300), default="")
     passphrase_hash: Mapped[str] = mapped_column(String(200), default="")
     passphrase_hint: Mapped[str] = mapped_column(String(200), default="")
+    # the sender's address; while the passphrase waits for its message (the add-in, compose
+    # and the API register it first, ``message_id`` is then its reference ``pp_...``)
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    # the passphrase sealed (vault object) while a PDF still has to be encrypted with it;
+    # removed once the message was processed
+    passphrase_object_id: Mapped[str] = mapped_column(String(40), default="")
     created_at: Mapped[float] = mapped_column(Float, default=now)

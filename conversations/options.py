@@ -17,7 +17,11 @@ EXPIRES = "X-Sealmail-Expires"
 RECEIPT = "X-Sealmail-Receipt"
 REPLY = "X-Sealmail-Reply"
 FORWARD = "X-Sealmail-Forward"
-HEADERS = (EXPIRES, RECEIPT, REPLY, FORWARD)
+# the reference of a passphrase the sender registered first (conversations.guards): never
+# the passphrase itself, which would then sit in the sender's Sent Items
+PASSPHRASE_REF = "X-Sealmail-Passphrase-Ref"  # noqa: S105 - a header name
+HEADERS = (EXPIRES, RECEIPT, REPLY, FORWARD, PASSPHRASE_REF)
+_REF = re.compile(r"^pp_[a-z2-7]{16,26}$")
 
 REPLY_MODES = ("none", "sender", "all")
 FORWARD_MODES = ("no", "internal", "yes")
@@ -33,6 +37,7 @@ class Options:
     receipt: bool | None = None  # None = the tenant's default
     reply: str | None = None  # none | sender | all; None = the tenant's default
     forward: str | None = None  # no | internal | yes; None = the tenant's default
+    passphrase_ref: str | None = None  # a registered passphrase's reference (pp_...)
     warnings: tuple[str, ...] = ()
 
 
@@ -108,4 +113,12 @@ def parse(get: Callable[[str], str | None], now: float) -> Options:
             forward = word
         else:
             warnings.append(f"{FORWARD} ignored: {raw.strip()[:40]!r} is not no, internal or yes")
-    return Options(expires_at, receipt, reply, forward, tuple(warnings))
+    passphrase_ref: str | None = None
+    raw = get(PASSPHRASE_REF)
+    if raw is not None and raw.strip():
+        # kept even when malformed: the pipeline then fails safe (step-up), since the sender
+        # asked for more protection, not less
+        passphrase_ref = raw.strip()[:40]
+        if not _REF.match(passphrase_ref):
+            warnings.append(f"{PASSPHRASE_REF}: {passphrase_ref!r} is not a reference")
+    return Options(expires_at, receipt, reply, forward, passphrase_ref, tuple(warnings))

@@ -27,6 +27,8 @@ from portal.api.errors import allowed_methods, api_error, is_api
 from portal.billing_guard import SuspendedTenantGuard
 from portal.pages import Pages
 from portal.plain_http import over_plain_http, plain_http_page
+from portal.reader.access import Locked
+from portal.reader.unlock import locked_page
 from portal.routes import routes
 from portal.security import SecuredStarlette
 from portal.state import PortalState
@@ -66,6 +68,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             if exc.status_code == 405:
                 headers["Allow"] = allowed_methods(request)
             return api_error(exc.status_code, headers=headers)
+        if isinstance(exc, Locked) and request.method == "GET":
+            return await locked_page(request, exc)
         if exc.status_code in (401, 403) and request.method == "POST" and over_plain_http(request):
             return plain_http_page(request)
         if exc.status_code == 404:

@@ -16,6 +16,7 @@ from portal.addin import auth as addin_auth
 from portal.addin import check as addin_check
 from portal.addin import manifests as addin_manifests
 from portal.addin import pages as addin_pages
+from portal.addin import passphrase as addin_passphrase
 from portal.addin import setting as addin_setting
 from portal.admin import api_keys as admin_api_keys
 from portal.admin import archive as admin_archive
@@ -63,6 +64,7 @@ from portal.reader import (
     message,
     reply,
     thread,
+    unlock,
     verify,
 )
 from portal.sent import actions as sent_actions
@@ -90,6 +92,7 @@ def routes() -> list[BaseRoute]:
         Route("/inbox", inbox.inbox, methods=GET),
         Route("/messages/{message_id}", thread.conversation, methods=GET),
         Route("/messages/{message_id}/ask", gone.ask_signed_in, methods=POST),
+        Route("/messages/{message_id}/unlock", unlock.unlock, methods=POST),
         Route("/messages/{message_id}/body", message.body, methods=GET),
         Route("/messages/{message_id}/download.eml", downloads.message_eml, methods=GET),
         Route("/messages/{message_id}/download.pdf", downloads.message_pdf, methods=GET),
@@ -285,6 +288,7 @@ def routes() -> list[BaseRoute]:
         Route("/addin/api/code", addin_auth.send_code, methods=POST),
         Route("/addin/api/token", addin_auth.issue_token, methods=POST),
         Route("/addin/api/check", addin_check.check, methods=POST),
+        Route("/addin/api/passphrase", addin_passphrase.register, methods=POST),
         Route("/admin/settings/addin", addin_setting.save, methods=POST),
         # --- ops: probes, metrics, the tenants' brand stylesheets, static files ----------
         Route("/brand/{tenant_id}.css", brand_assets.brand_css, methods=GET),

@@ -5,9 +5,11 @@ they found), patterns that ran out of time, extraction limits that were hit."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
-from core.policy.conditions import CHECKS, PER_RECIPIENT, Ctx, MessageScope
+from core.policy.conditions import CHECKS, PER_RECIPIENT, Ctx, MessageScope, detector_count
+from core.policy.detectors import BUILTIN
 from core.policy.extract import MessageFacts
 from core.policy.model import Policy, Rule
 
@@ -28,12 +30,18 @@ def evaluate(
     mail_from: str,
     recipients: list[str],
     tenant_domains: list[str],
+    detect: Sequence[str] = (),
 ) -> list[Decision]:
+    """One decision per recipient. ``detect`` names built-in detectors to count even when no
+    rule asks (a tenant's step-up setting reads their counts in the explanation)."""
     scope = MessageScope(policy, facts, mail_from.strip().lower())
     domains = {d.lower().rstrip(".") for d in tenant_domains}
     decisions = []
     for rcpt in recipients:
         decisions.append(_decide_one(scope, rcpt, domains))
+    for name in detect:
+        if name in BUILTIN:
+            detector_count(scope, name)
     shared = _shared(scope)
     return [dataclasses.replace(d, explanation={**d.explanation, **shared}) for d in decisions]
 

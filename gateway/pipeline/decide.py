@@ -18,6 +18,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from conversations.models import TenantProtection
+from conversations.protection import names, settings_of
 from core.accounts.domains import tenant_domains
 from core.errors import TransientError
 from core.mime_stream import Skeleton
@@ -31,6 +33,8 @@ from core.recipient_keys import methods_available
 from core.services import Services
 from gateway.pipeline.round_cache import RoundCache
 
+STEP_UP_DISPOSITIONS = ("portal", "pdf")  # the copies read in the portal
+
 log = logging.getLogger("sealmail.gateway.policy")
 
 
@@ -42,6 +46,8 @@ class Verdict:
     rule: str  # the rule that matched, "" for the default or a trigger
     reason: str  # one line for people: MessageRecipient.reason, the portal
     explanation: dict[str, Any]
+    # why opening it in the portal needs a passkey or the sender's passphrase ("" = not)
+    step_up: str = ""
 
 
 async def decide(
@@ -64,6 +70,8 @@ async def decide(
     cache = cache or RoundCache()
     policy = await cache.get(("policy", tenant.id), lambda: get_policy(session, tenant.id))
     domains = await cache.get(("domains", tenant.id), lambda: tenant_domains(session, tenant.id))
+    guard = await cache.get(("protection", tenant.id), lambda: settings_of(session, tenant.id))
+    step_up = StepUp.of(guard)
     released_lower = {r.strip().lower() for r in released}
 
     def run() -> list[Decision]:
@@ -73,7 +81,12 @@ async def decide(
             else extract_facts_skeleton(skeleton, Limits())
         )
         decisions = evaluate(
-            policy, facts, mail_from=mail_from, recipients=recipients, tenant_domains=domains
+            policy,
+            facts,
+            mail_from=mail_from,
+            recipients=recipients,
+            tenant_domains=domains,
+            detect=step_up.detectors,
         )
         again = [
             d.rcpt
@@ -104,8 +117,49 @@ async def decide(
     decisions = await asyncio.to_thread(run)
     verdicts: dict[str, Verdict] = {}
     for d in decisions:
-        verdicts[d.rcpt] = await _verdict(services, session, tenant, d, trigger_reason)
+        v = await _verdict(services, session, tenant, d, trigger_reason)
+        why = step_up.reason(v.disposition, v.rule, v.explanation.get("detectors", {}))
+        verdicts[d.rcpt] = dataclasses.replace(v, step_up=why) if why else v
     return verdicts
+
+
+_DETECTOR_WORDS = {
+    "credit_card": "a payment card number",
+    "us_ssn": "a US social security number",
+    "iban": "a bank account number (IBAN)",
+    "uk_nino": "a UK national insurance number",
+    "email_addresses": "a list of email addresses",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class StepUp:
+    """A tenant's step-up setting (conversations.models.TenantProtection), as the pipeline
+    applies it to the portal's recipients."""
+
+    mode: str = "off"
+    detectors: tuple[str, ...] = ()
+    rules: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, row: TenantProtection) -> StepUp:
+        return cls(
+            row.step_up, tuple(names(row.step_up_detectors)), frozenset(names(row.step_up_rules))
+        )
+
+    def reason(self, disposition: str, rule: str, counts: dict[str, int]) -> str:
+        """Why this recipient's copy needs step-up, in words for the recipient; "" if not."""
+        if disposition not in STEP_UP_DISPOSITIONS or self.mode == "off":
+            return ""
+        if self.mode == "always":
+            return "the sender's organisation asks for it for every secure message"
+        if self.mode == "detectors":
+            found = [n for n in self.detectors if counts.get(n, 0) > 0]
+            if found:
+                return "it contains " + " and ".join(_DETECTOR_WORDS.get(n, n) for n in found)
+        if self.mode == "rules" and rule in self.rules:
+            return "the sender's organisation protects messages like this one"
+        return ""
 
 
 async def _verdict(

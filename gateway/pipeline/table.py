@@ -4,7 +4,7 @@ name it here::
 
     clear   to_outbox
     tls     to_outbox_tls (only over verified TLS, else back to the pipeline for the portal)
-    portal  seal_to_portal, grant_access, notify_recipient
+    portal  seal_to_portal, guard_message (passphrase, step-up), grant_access, notify_recipient
     pgp     encrypt_pgp       (PGP/MIME, RFC 3156)
     smime   encrypt_smime     (application/pkcs7-mime)
     hold    quarantine        (a compliance officer releases or rejects)
@@ -19,6 +19,7 @@ from gateway.pipeline.handlers.archive_journal import archive_journal
 from gateway.pipeline.handlers.encrypt_pgp import encrypt_pgp
 from gateway.pipeline.handlers.encrypt_smime import encrypt_smime
 from gateway.pipeline.handlers.grant_access import grant_access
+from gateway.pipeline.handlers.guard_message import guard_message
 from gateway.pipeline.handlers.notify_recipient import notify_recipient
 from gateway.pipeline.handlers.quarantine import quarantine
 from gateway.pipeline.handlers.reject_notice import reject_notice
@@ -30,6 +31,7 @@ HANDLERS: dict[str, Handler] = {
     "to_outbox": to_outbox,
     "to_outbox_tls": to_outbox_tls,
     "seal_to_portal": seal_to_portal,
+    "guard_message": guard_message,
     "grant_access": grant_access,
     "notify_recipient": notify_recipient,
     "encrypt_pgp": encrypt_pgp,
@@ -41,7 +43,7 @@ HANDLERS: dict[str, Handler] = {
 PIPELINES: dict[str, tuple[str, ...]] = {
     "clear": ("to_outbox",),
     "tls": ("to_outbox_tls",),
-    "portal": ("seal_to_portal", "grant_access", "notify_recipient"),
+    "portal": ("seal_to_portal", "guard_message", "grant_access", "notify_recipient"),
     "pgp": ("encrypt_pgp",),
     "smime": ("encrypt_smime",),
     "hold": ("quarantine",),

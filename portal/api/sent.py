@@ -127,7 +127,7 @@ def _form(data: dict[str, Any], tenant: Tenant) -> FormData | Response:
         if text is None:
             return error(422, f"{name} must be an address or a list of addresses")
         fields.append((name, text))
-    for name in ("subject", "text", "reply", "forward"):
+    for name in ("subject", "text", "reply", "forward", "passphrase", "passphrase_hint"):
         value = data.get(name, "")
         if not isinstance(value, str):
             return error(422, f"{name} must be a string")
@@ -277,6 +277,14 @@ _COMPOSE = {
         "receipt": {"type": "boolean", "description": "an opened receipt to the sender"},
         "reply": {"type": "string", "enum": ["none", "sender", "all"]},
         "forward": {"type": "string", "enum": ["yes", "internal", "no"]},
+        "passphrase": {
+            "type": "string",
+            "minLength": 8,
+            "maxLength": 200,
+            "description": "the recipients need it too, on top of their code; tell them it "
+            "another way (never stored in clear, never sent by mail)",
+        },
+        "passphrase_hint": {"type": "string", "maxLength": 200},
     },
 }
 

@@ -16,11 +16,36 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from branding.brands import resolve
+from conversations import guards
 from core.models import Message, PortalAccess, PortalSession, Tenant, now
 from core.portal_message import PortalMessage
 from portal import sessions
 from portal.pages import branding_of
 from portal.state import PortalState
+
+
+class Locked(HTTPException):
+    """The message is open to this session only after one more step (its passphrase, or
+    step-up with a passkey): pages answer with :mod:`portal.reader.unlock`'s page."""
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__(403)
+        self.message_id = message_id
+
+
+async def enforce_guards(
+    s: AsyncSession, current: PortalSession, opened: list[tuple[str, str]]
+) -> None:
+    """Raise :class:`Locked` for the first of ``opened`` ((message id, access kind), the one
+    asked for first) that the session may not read yet. A message opened through an author
+    access (its writer's) needs nothing more."""
+    ids = [m for m, kind in opened if kind == "recipient"]
+    if not ids:
+        return
+    found = await guards.guards_of(s, current.tenant_id, ids)
+    for m in ids:
+        if guards.missing(found.get(m), current):
+            raise Locked(m)
 
 
 def live_access() -> tuple[ColumnElement[bool], ...]:
@@ -113,6 +138,7 @@ async def load_with_access(
     live = [a for a in await accesses_to(s, current, message_id) if is_live(a)]
     if not live:
         raise HTTPException(404)
+    await enforce_guards(s, current, [(message_id, live[0].kind)])
     msg = await s.get(Message, message_id)
     if msg is None or msg.tenant_id != current.tenant_id or not msg.meta_object_id:
         raise HTTPException(404)

@@ -29,6 +29,7 @@ from portal.reader import gone, receipts
 from portal.reader.access import (
     READABLE_KINDS,
     accesses_with_message,
+    enforce_guards,
     is_live,
     recipient_session,
     signed_in_context,
@@ -99,6 +100,7 @@ async def thread_items(
     items, plain, _tenant = await _items_where(
         st, s, current, msg.id, _BY_THREAD, {"tid": thread_of(msg)}
     )
+    await _enforce(s, current, items, msg.id)
     return items, plain
 
 
@@ -116,7 +118,14 @@ async def thread_items_of(
     )
     if tenant is None or not any(it.msg.id == message_id for it in items):
         return None
+    await _enforce(s, current, items, message_id)
     return items, plain, tenant
+
+
+async def _enforce(s: AsyncSession, current: PortalSession, items: list[Item], first: str) -> None:
+    """Every message shown needs its guard satisfied (the one asked for is named first)."""
+    opened = sorted(((it.msg.id, it.access.kind) for it in items), key=lambda p: p[0] != first)
+    await enforce_guards(s, current, opened)
 
 
 async def _items_where(

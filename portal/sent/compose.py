@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from conversations import guards, options
 from conversations.compose import Draft, Upload, chunks
 from conversations.submit import submit
 from core.audit import audit
@@ -69,6 +70,7 @@ def _render(
         user,
         form=form,
         files_dropped=files_dropped,
+        passphrase_dropped=bool(form.passphrase),
         sender=user.user.email,
         usual_expiry=_expiry_label(st),
         max_size=_size_words(st.settings.smtp_max_message_size),
@@ -103,7 +105,21 @@ async def send_checked(
     client: str,
 ) -> str:
     """A checked compose form (the page's or the API's) written as MIME and submitted
-    through intake's path; returns the queue id."""
+    through intake's path; returns the queue id. A passphrase is registered first and only
+    its reference travels in the message (:mod:`conversations.guards`)."""
+    headers = option_headers(checked)
+    if checked.passphrase:
+        async with st.services.db.session() as s:
+            ref = await guards.register(
+                s,
+                st.services.vault,
+                tenant_id,
+                address,
+                checked.passphrase,
+                checked.passphrase_hint,
+            )
+            await s.commit()
+        headers[options.PASSPHRASE_REF] = ref
     draft = Draft(
         from_addr=address,
         to=checked.addresses["to"],
@@ -111,7 +127,7 @@ async def send_checked(
         subject=checked.subject,
         text=checked.text,
         attachments=uploads,
-        headers=option_headers(checked),
+        headers=headers,
         msgid_domain=address.rpartition("@")[2] or "sealmail.invalid",
     )
     return await submit(

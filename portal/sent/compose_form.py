@@ -15,7 +15,7 @@ import time
 
 from starlette.datastructures import FormData
 
-from conversations import options
+from conversations import guards, options
 from core.addresses import InvalidAddress, parse_address
 from core.models import Tenant
 
@@ -42,6 +42,10 @@ class ComposeForm:
     receipt: bool = False
     reply: str = "all"
     forward: str = "yes"
+    # the sender-set passphrase (issue 16): never shown back on the page, never stored in
+    # clear (conversations.guards keeps its hash)
+    passphrase: str = dataclasses.field(default="", repr=False)
+    passphrase_hint: str = ""
     errors: dict[str, str] = dataclasses.field(default_factory=dict)
     # the checked result: envelope recipients per field, normalized and without duplicates
     addresses: dict[str, list[str]] = dataclasses.field(default_factory=dict)
@@ -113,6 +117,8 @@ def read(
         receipt=_text(form, "receipt", 10) in ("yes", "on", "1"),
         reply=_text(form, "reply", 10),
         forward=_text(form, "forward", 10),
+        passphrase=_text(form, "passphrase", guards.MAX_LENGTH + 1),
+        passphrase_hint=_text(form, "passphrase_hint", guards.MAX_HINT + 1).strip(),
     )
     seen: set[str] = set()
     for name in ADDRESS_FIELDS:
@@ -154,6 +160,14 @@ def read(
         f.errors["reply"] = "Choose who the recipients may reply to."
     if f.forward not in options.FORWARD_MODES:
         f.errors["forward"] = "Choose whether the recipients may forward the message."
+    if f.passphrase:
+        problem = guards.passphrase_problem(f.passphrase, recipients=f.recipients)
+        problem = problem or guards.hint_problem(f.passphrase_hint, f.passphrase)
+        if problem:
+            f.errors["passphrase"] = problem
+    elif f.passphrase_hint:
+        hint_alone = "You wrote a hint but no passphrase: add one, or clear the hint."
+        f.errors["passphrase"] = hint_alone
     return f
 
 

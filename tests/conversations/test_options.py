@@ -55,7 +55,7 @@ def test_all_four_options() -> None:
         ),
         NOW,
     )
-    assert got == Options(NOW + 7200, True, "sender", "internal", ())
+    assert got == Options(NOW + 7200, True, "sender", "internal", None, ())
 
 
 def test_absent_and_empty_mean_the_defaults() -> None:

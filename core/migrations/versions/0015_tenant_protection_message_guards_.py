@@ -26,6 +26,8 @@ def upgrade() -> None:
         sa.Column("step_up_reason", sa.String(length=300), nullable=False),
         sa.Column("passphrase_hash", sa.String(length=200), nullable=False),
         sa.Column("passphrase_hint", sa.String(length=200), nullable=False),
+        sa.Column("sender", sa.String(length=320), nullable=False),
+        sa.Column("passphrase_object_id", sa.String(length=40), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("message_id"),
     )

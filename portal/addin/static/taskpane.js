@@ -1,7 +1,8 @@
 /*
  * sealmail "Secure options" task pane: sign in once with a mailed code (the add-in token is
  * kept in the add-in's roaming settings), show whether the message is marked, and write the
- * per-message option headers of SPEC §3 (X-Sealmail-Expires, -Receipt, -Reply, -Forward).
+ * per-message option headers of SPEC §3 (X-Sealmail-Expires, -Receipt, -Reply, -Forward) and
+ * the reference of a passphrase registered with the portal (X-Sealmail-Passphrase-Ref).
  * Uses window.sealmailCommands from commands.js. Outside Outlook (office.js did not load, or
  * no mailbox) the page only says to open it from Outlook.
  */
@@ -21,6 +22,22 @@
       body: JSON.stringify(data),
     }).then(function (r) {
       return r.json().then(function (body) { return { status: r.status, body: body }; });
+    });
+  }
+
+  /* The passphrase goes to the portal, never into the message: the header carries only the
+   * reference the portal answers with. */
+  function registerPassphrase(passphrase, hint) {
+    var token = root.sealmailCommands.getToken();
+    return root.fetch(root.sealmailCommands.apiUrl("/addin/api/passphrase"), {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
+      body: JSON.stringify({ passphrase: passphrase, hint: hint }),
+    }).then(function (r) {
+      return r.json().then(function (body) {
+        if (r.status !== 200) throw new Error(body.error || "the passphrase was not accepted");
+        return body.ref;
+      });
     });
   }
 
@@ -72,8 +89,19 @@
       if ($("reply").value) headers["X-Sealmail-Reply"] = $("reply").value;
       if ($("forward").value) headers["X-Sealmail-Forward"] = $("forward").value;
       var item = root.Office.context.mailbox.item;
-      root.sealmailCommands.call(item.internetHeaders, "setAsync", headers).then(function () {
-        say("options-saved", "Saved for this message. It will be sent securely with these options.");
+      var passphrase = $("passphrase").value;
+      var registered = passphrase
+        ? registerPassphrase(passphrase, $("passphrase-hint").value).then(function (ref) {
+            headers["X-Sealmail-Passphrase-Ref"] = ref;
+          })
+        : Promise.resolve();
+      registered.then(function () {
+        return root.sealmailCommands.call(item.internetHeaders, "setAsync", headers);
+      }).then(function () {
+        $("passphrase").value = "";
+        say("options-saved", passphrase
+          ? "Saved for this message, with your passphrase. Remember to tell the recipients it yourself."
+          : "Saved for this message. It will be sent securely with these options.");
         return refreshMarked();
       }, function (err) {
         say("options-saved", "Could not save the options: " + ((err && err.message) || err));
