@@ -116,9 +116,7 @@ async def _drop_stale(session: AsyncSession, vault: Vault, tenant_id: str) -> No
 class Protection:
     """What :func:`protect` left on a message."""
 
-    passphrase: bool
-    step_up: bool
-    reason: str
+    guard: MessageGuard
     warning: str = ""  # for the pipeline's log: a reference that could not be bound
 
 
@@ -168,9 +166,7 @@ async def protect(
             guard.step_up_reason = step_up_reason[:300]
     if guard is None:
         return None
-    return Protection(
-        bool(guard.passphrase_hash), guard.step_up, guard.step_up_reason, warning=warning
-    )
+    return Protection(guard, warning=warning)
 
 
 def _new_guard(tenant_id: str, message_id: str, mail_from: str) -> MessageGuard:

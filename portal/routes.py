@@ -26,6 +26,7 @@ from portal.admin import billing as admin_billing
 from portal.admin import brand_template, decisions, domains, keys, overview, quarantine, retention
 from portal.admin import branding as admin_branding
 from portal.admin import policy as admin_policy
+from portal.admin import protection as admin_protection
 from portal.admin import settings as admin_settings
 from portal.admin import setup as admin_setup
 from portal.admin import users as admin_users
@@ -147,6 +148,7 @@ def routes() -> list[BaseRoute]:
         Route("/admin/settings", admin_settings.settings_page, methods=GET),
         Route("/admin/settings", admin_settings.save, methods=POST),
         Route("/admin/settings/networks", admin_settings.add, methods=POST),
+        Route("/admin/settings/protection", admin_protection.save, methods=POST),
         Route(
             "/admin/settings/networks/{network_id:int}/remove",
             admin_settings.remove,

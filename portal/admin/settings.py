@@ -20,6 +20,7 @@ from core.accounts.tenant_settings import (
 from core.errors import NotFound, PermanentError
 from core.evidence.keys import published
 from core.models import Tenant
+from portal.admin import protection
 from portal.admin.context import admin_post, officer, page_context
 from portal.admin.doors import Admin
 from portal.forms import field
@@ -54,6 +55,7 @@ async def _page(
         tenant = await s.get(Tenant, admin.tenant.id)
         networks = await tenant_networks(s, admin.tenant.id)
         signing = await published(s, admin.tenant.id)
+        guarded = await protection.context(s, admin.tenant.id)
     ctx = page_context(
         admin,
         t=tenant,
@@ -67,6 +69,7 @@ async def _page(
         may_change=admin.user.role == "admin",
         error=error,
         notice=notice,
+        **guarded,
     )
     return st.pages.render("admin/settings.html", ctx, status=status)
 
@@ -76,7 +79,9 @@ async def settings_page(request: Request) -> Response:
     admin = await officer(st, request)
     if isinstance(admin, Response):
         return admin
-    return await _page(st, admin, notice=NOTICES.get(request.query_params.get("done", ""), ""))
+    problem = protection.PROBLEMS.get(request.query_params.get("problem", ""), "")
+    done = NOTICES.get(request.query_params.get("done", ""), "")
+    return await _page(st, admin, notice=done, error=problem)
 
 
 async def save(request: Request) -> Response:

@@ -30,10 +30,10 @@ async def guard_message(ctx: Context, rcpts: list[MessageRecipient]) -> None:
         passphrase_ref=ref,
         step_up_reason=reasons[0] if reasons else "",
     )
-    if got is not None and got.warning:
-        log.warning("message %s: %s; it needs a passkey instead", ctx.message.id, got.warning)
-    if any(v.disposition in KEEPS_PASSPHRASE for v in ctx.verdicts.values()):
+    if got is None:
         return
-    guard = await guards.guard_of(ctx.session, ctx.tenant.id, ctx.message.id)
-    if guard is not None:  # no PDF to encrypt with it: only its hash stays
-        await guards.forget_sealed(ctx.session, ctx.services.vault, guard)
+    if got.warning:
+        log.warning("message %s: %s; it needs a passkey instead", ctx.message.id, got.warning)
+    if not any(v.disposition in KEEPS_PASSPHRASE for v in ctx.verdicts.values()):
+        # no PDF to encrypt with it: only its hash stays
+        await guards.forget_sealed(ctx.session, ctx.services.vault, got.guard)
