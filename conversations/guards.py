@@ -22,7 +22,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from conversations.models import MessageGuard
@@ -215,8 +215,9 @@ async def sealed_passphrase(session: AsyncSession, vault: Vault, guard: MessageG
 
 
 async def forget_sealed(session: AsyncSession, vault: Vault, guard: MessageGuard) -> None:
-    """Destroy the sealed copy of the passphrase (its data key, then the ciphertext): only
-    the hash is left. The caller commits."""
+    """Destroy the sealed copy of the passphrase (its data key, written with the caller's
+    commit; the ciphertext deleted now): only the hash is left. Nothing is written before
+    the caller flushes, so the pipeline's handlers may call it outside the write gate."""
     object_id = guard.passphrase_object_id
     if not object_id:
         return
@@ -224,15 +225,11 @@ async def forget_sealed(session: AsyncSession, vault: Vault, guard: MessageGuard
     guard.passphrase_object_id = ""
     if obj is None:
         return
-    await session.execute(
-        update(SealedObject)
-        .where(SealedObject.id == object_id)
-        .values(wrapped_key=None, destroyed_at=now())
-        .execution_options(synchronize_session=False)
-    )
+    obj.wrapped_key = None
+    obj.destroyed_at = now()
     try:
         await asyncio.to_thread(vault.store.delete, obj.storage_name)
-    except Exception as exc:  # noqa: BLE001 - the key is gone: the ciphertext is unreadable
+    except Exception as exc:  # noqa: BLE001 - the key goes: the ciphertext is unreadable
         log.info("sealed passphrase %s: key destroyed, ciphertext left: %s", object_id, exc)
 
 

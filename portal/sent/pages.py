@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from conversations import events
+from conversations import events, guards
 from core import quarantine
 from core.audit import audit
 from core.errors import NotFound, PermanentError
@@ -161,9 +161,11 @@ async def render_message(
     recipients = (await statuses(s, user.tenant.id, [msg.id]))[msg.id]
     timeline = [said(e) for e in await events.of_message(s, user.tenant.id, msg.id)]
     subject = await _subject(st, s, msg)
+    guard = await guards.guard_of(s, user.tenant.id, msg.id)
     ctx = page_context(
         user,
         message=msg,
+        guard=guard,
         subject=subject,
         recipients=recipients,
         live=[r for r in recipients if r.live],

@@ -145,6 +145,9 @@ def test_a_passphrase_is_needed_on_top_of_the_code_and_kept_only_hashed(world: W
     mails = world.run(_every_mail, world.services)
     assert mails and not any(PASSPHRASE.encode() in m for m in mails)
 
+    mine = world.client.get(f"/sent/{mid}")
+    assert "Recipients need the passphrase you set" in mine.text
+    assert "the harbour we met at" in mine.text and PASSPHRASE not in mine.text
     bob = _recipient(world, world.run(_link, world.services, mid, "bob@partner.example"))
     locked = bob.get(f"/messages/{mid}")
     assert locked.status_code == 403
