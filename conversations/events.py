@@ -23,6 +23,7 @@ EXPIRY_CHANGED = "expiry_changed"
 RESENT = "resent"
 COPY_REQUESTED = "copy_requested"
 RECEIPT_SENT = "receipt_sent"
+PDF_SENT = "pdf_sent"
 
 KINDS = (
     NOTIFIED,
@@ -35,6 +36,7 @@ KINDS = (
     RESENT,
     COPY_REQUESTED,
     RECEIPT_SENT,
+    PDF_SENT,
 )
 
 
@@ -49,6 +51,7 @@ _SAID = {
     RESENT: "{actor} sent {rcpt} a new link; the old one stopped working",
     COPY_REQUESTED: "{rcpt} asked for a new copy",
     RECEIPT_SENT: "The read receipt was sent: {rcpt} opened it first",
+    PDF_SENT: "{rcpt} was sent it as a password-protected PDF",
 }
 
 

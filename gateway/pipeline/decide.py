@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from conversations.protection import settings_of
 from core.accounts.domains import tenant_domains
 from core.errors import TransientError
 from core.mime_stream import Skeleton
@@ -36,9 +37,9 @@ log = logging.getLogger("sealmail.gateway.policy")
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    disposition: str  # clear | tls | portal | pgp | smime | hold | reject
+    disposition: str  # clear | tls | portal | pgp | smime | pdf | hold | reject
     action: str  # encrypt | require_tls | hold | reject | pass
-    method: str  # auto | portal | pgp | smime, "" unless encrypt
+    method: str  # auto | portal | pgp | smime | pdf, "" unless encrypt
     rule: str  # the rule that matched, "" for the default or a trigger
     reason: str  # one line for people: MessageRecipient.reason, the portal
     explanation: dict[str, Any]
@@ -104,7 +105,7 @@ async def decide(
     decisions = await asyncio.to_thread(run)
     verdicts: dict[str, Verdict] = {}
     for d in decisions:
-        verdicts[d.rcpt] = await _verdict(services, session, tenant, d, trigger_reason)
+        verdicts[d.rcpt] = await _verdict(services, session, tenant, d, trigger_reason, cache)
     return verdicts
 
 
@@ -114,6 +115,7 @@ async def _verdict(
     tenant: Tenant,
     d: Decision,
     trigger_reason: str | None,
+    cache: RoundCache,
 ) -> Verdict:
     action, method, explanation = d.action, d.method, dict(d.explanation)
     by = f"rule {d.rule!r}" if d.rule else _default_words(d)
@@ -123,17 +125,26 @@ async def _verdict(
         action, method = "encrypt", "auto"
         by = f"{trigger_reason} (policy: {by} → {d.action})"
     methods: set[str] = set()
+    pdf_when_no_key = False
     if action == "encrypt" and method == "auto":
         if tenant.wkd_lookup:
             await _wkd(services, session, tenant, d.rcpt, explanation)
         methods = await methods_available(session, tenant.id, d.rcpt)
-    disposition = disposition_for(action, method, methods)
+        pdf_when_no_key = await cache.get(
+            ("pdf_when_no_key", tenant.id), lambda: _pdf_when_no_key(session, tenant.id)
+        )
+    disposition = disposition_for(action, method, methods, pdf_when_no_key=pdf_when_no_key)
     explanation["disposition"] = disposition
     what = f"{action} {method} → {disposition}" if action == "encrypt" else action
     if action == "require_tls":
         what = "require_tls → tls"
     reason = f"{by}: {what}"
     return Verdict(disposition, action, method, d.rule, reason[:500], explanation)
+
+
+async def _pdf_when_no_key(session: AsyncSession, tenant_id: str) -> bool:
+    """The tenant's "PDF when the recipient has no key" (a plain value for the cache)."""
+    return bool((await settings_of(session, tenant_id)).pdf_when_no_key)
 
 
 async def _wkd(
