@@ -35,7 +35,7 @@ MAX_LIMIT = 500
 COUNT_CAP = 1_000  # results counted exactly up to here; beyond: "more than"
 SIZE_CAP = 5_000  # posting lists counted up to here to choose the one that drives a query
 DEFAULT_LIMIT = 50
-DECISIONS = ("clear", "tls", "portal", "pgp", "smime", "hold", "reject", "journal")
+DECISIONS = ("clear", "tls", "portal", "pgp", "smime", "pdf", "hold", "reject", "journal")
 
 
 class QueryError(ValueError):

@@ -77,10 +77,13 @@ def compose(
     reply_to: str | None = None,
     headers: dict[str, str] | None = None,
     inline_images: list[tuple[str, bytes]] | None = None,
+    attachments: list[tuple[str, str, bytes]] | None = None,
 ) -> bytes:
     """A complete RFC 5322 message: multipart/alternative (text, then HTML), UTF-8 safe.
 
-    ``inline_images`` are ``(content id, PNG)`` pairs the HTML shows as ``cid:``.
+    ``inline_images`` are ``(content id, PNG)`` pairs the HTML shows as ``cid:``;
+    ``attachments`` are ``(ASCII file name, content type, bytes)``: the message is then
+    multipart/mixed, the alternative first (an encrypted PDF notice, issue 16).
     Non-ASCII addresses switch to the SMTPUTF8 policy; everything else is 7-bit clean
     (RFC 2047 subjects, quoted-printable or base64 bodies). Line breaks in any header value
     raise :class:`ValueError` rather than letting a value inject headers.
@@ -125,7 +128,17 @@ def compose(
             images.append(_leaf(b"image/png", b"base64", _base64(png), extra))
         html = _multipart(b"related", [html, *images])
     text = _leaf(b'text/plain; charset="utf-8"', b"quoted-printable", _qp(rendered.text))
-    return head + b"MIME-Version: 1.0\r\n" + _multipart(b"alternative", [text, html])
+    body = _multipart(b"alternative", [text, html])
+    if attachments:
+        files = []
+        for filename, ctype, data in attachments:
+            _check_header("filename", filename)
+            if not filename.isascii() or '"' in filename or "\\" in filename:
+                raise ValueError(f"file name {filename!r} is not a plain ASCII name")
+            extra = b'Content-Disposition: attachment; filename="%s"\r\n' % filename.encode()
+            files.append(_leaf(ctype.encode(), b"base64", _base64(data), extra))
+        body = _multipart(b"mixed", [body, *files])
+    return head + b"MIME-Version: 1.0\r\n" + body
 
 
 # Set by compose itself; a caller's header of these names would contradict the body.

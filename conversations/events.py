@@ -24,6 +24,7 @@ RESENT = "resent"
 COPY_REQUESTED = "copy_requested"
 RECEIPT_SENT = "receipt_sent"
 UNLOCKED = "unlocked"  # the passphrase given, or step-up passed with a passkey (issue 16)
+PDF_SENT = "pdf_sent"
 
 KINDS = (
     NOTIFIED,
@@ -37,6 +38,7 @@ KINDS = (
     COPY_REQUESTED,
     RECEIPT_SENT,
     UNLOCKED,
+    PDF_SENT,
 )
 
 
@@ -52,6 +54,7 @@ _SAID = {
     COPY_REQUESTED: "{rcpt} asked for a new copy",
     RECEIPT_SENT: "The read receipt was sent: {rcpt} opened it first",
     UNLOCKED: "{rcpt} unlocked it with {how}",
+    PDF_SENT: "{rcpt} was sent it as a password-protected PDF",
 }
 
 

@@ -1,5 +1,6 @@
 """The conversations' own tables: what happened to a sealed message, per recipient; how
-strongly a tenant's people sign in; what opening one message needs."""
+strongly a tenant's people sign in; what opening one message needs; the password a
+recipient chose for their encrypted PDFs."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from core.models import Base, now
 class MessageEvent(Base):
     """One event of one message for one recipient (or for all: ``recipient`` = ""):
     ``notified``, ``opened``, ``downloaded``, ``replied``, ``forwarded``, ``revoked``,
-    ``expiry_changed``, ``resent``, ``copy_requested``, ``receipt_sent``. Never content:
-    ``detail`` holds ids, counts and times as JSON."""
+    ``expiry_changed``, ``resent``, ``copy_requested``, ``receipt_sent``, ``pdf_sent``. Never
+    content: ``detail`` holds ids, counts and times as JSON."""
 
     __tablename__ = "message_events"
     __table_args__ = (Index("ix_message_events_message", "message_id", "at"),)
@@ -74,3 +75,19 @@ class MessageGuard(Base):
     # removed once the message was processed
     passphrase_object_id: Mapped[str] = mapped_column(String(40), default="")
     created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class PdfPassword(Base):
+    """The password a recipient chose in the portal for the encrypted PDFs of one tenant
+    (issue 16, method ``pdf``), one row per tenant and address. The server must encrypt
+    later PDFs with it, so it is kept as a sealed object under the tenant's keys
+    (``object_id``, kind ``pdf-password``), never in clear and never as a mere hash."""
+
+    __tablename__ = "pdf_passwords"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)  # lower case
+    object_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    updated_at: Mapped[float] = mapped_column(Float, default=now)

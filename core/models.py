@@ -351,7 +351,7 @@ class OutboxItem(Base):
     __tablename__ = "outbox"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
-    kind: Mapped[str] = mapped_column(String(16))  # clear | notification | code | dsn
+    kind: Mapped[str] = mapped_column(String(16))  # clear | notification | pdf | code | dsn
     message_id: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
     mail_from: Mapped[str] = mapped_column(String(320))  # "" = null sender (DSNs)
     object_id: Mapped[str] = mapped_column(String(40))

@@ -22,7 +22,8 @@ from core.models import OutboxItem, OutboxRecipient, now
 from core.storage.vault import Vault
 
 PENDING = ("queued", "deferred")
-KINDS = ("clear", "encrypted", "notification", "code", "dsn", "sender", "account")
+KINDS = ("clear", "encrypted", "notification", "pdf", "code", "dsn", "sender", "account")
+# pdf: a recipient's notice of method pdf (the encrypted PDF attached, or why it is not)
 # sender: mail to a message's sender about it (an "opened" receipt, a request for a new copy)
 # account: mail to a tenant's user about their account (an invitation)
 

@@ -33,7 +33,12 @@ HOW = {
     BY_NETWORK: "by its client address alone, in the tenant's private range",
     BY_JOURNAL: "by the tenant's journal address, from an allowed network",
 }
-SEALED_DISPOSITIONS = {"portal": "for the portal", "pgp": "with OpenPGP", "smime": "with S/MIME"}
+SEALED_DISPOSITIONS = {
+    "portal": "for the portal",
+    "pgp": "with OpenPGP",
+    "smime": "with S/MIME",
+    "pdf": "as an encrypted PDF",
+}
 
 
 async def _guarded(what: str, work: Callable[[], Awaitable[object]]) -> None:

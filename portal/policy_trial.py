@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from conversations.protection import settings_of
 from core.accounts.domains import tenant_domains
 from core.models import Tenant
 from core.policy import Limits, evaluate, extract_facts
@@ -56,6 +57,7 @@ async def try_policy(
         )
 
     facts, decisions = await asyncio.to_thread(run)
+    pdf_when_no_key = (await settings_of(s, tenant.id)).pdf_when_no_key
     trigger = builtin_trigger(facts, tenant, keywords)
     out = []
     for d in decisions:
@@ -72,7 +74,9 @@ async def try_policy(
                 "address": d.rcpt,
                 "action": action,
                 "method": method,
-                "disposition": disposition_for(action, method, methods),
+                "disposition": disposition_for(
+                    action, method, methods, pdf_when_no_key=pdf_when_no_key
+                ),
                 "rule": d.rule,
                 "explanation": explanation,
             }

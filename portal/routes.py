@@ -25,6 +25,7 @@ from portal.admin import auth as admin_auth
 from portal.admin import billing as admin_billing
 from portal.admin import brand_template, decisions, domains, keys, overview, quarantine, retention
 from portal.admin import branding as admin_branding
+from portal.admin import pdf_setting as admin_pdf_setting
 from portal.admin import policy as admin_policy
 from portal.admin import protection as admin_protection
 from portal.admin import settings as admin_settings
@@ -63,6 +64,7 @@ from portal.reader import (
     inbox,
     landing,
     message,
+    pdf,
     reply,
     thread,
     unlock,
@@ -94,6 +96,9 @@ def routes() -> list[BaseRoute]:
         Route("/messages/{message_id}", thread.conversation, methods=GET),
         Route("/messages/{message_id}/ask", gone.ask_signed_in, methods=POST),
         Route("/messages/{message_id}/unlock", unlock.unlock, methods=POST),
+        Route("/messages/{message_id}/pdf", pdf.send_pdf, methods=POST),
+        Route("/pdf-password", pdf.password_page, methods=GET),
+        Route("/pdf-password", pdf.password_save, methods=POST),
         Route("/messages/{message_id}/body", message.body, methods=GET),
         Route("/messages/{message_id}/download.eml", downloads.message_eml, methods=GET),
         Route("/messages/{message_id}/download.pdf", downloads.message_pdf, methods=GET),
@@ -149,6 +154,7 @@ def routes() -> list[BaseRoute]:
         Route("/admin/settings", admin_settings.save, methods=POST),
         Route("/admin/settings/networks", admin_settings.add, methods=POST),
         Route("/admin/settings/protection", admin_protection.save, methods=POST),
+        Route("/admin/settings/pdf", admin_pdf_setting.save, methods=POST),
         Route(
             "/admin/settings/networks/{network_id:int}/remove",
             admin_settings.remove,

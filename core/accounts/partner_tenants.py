@@ -15,7 +15,7 @@ from core.accounts.trials import month_start, today_utc, trial_over
 from core.errors import NotFound
 from core.models import Message, MessageRecipient, SealedObject, Tenant, TenantDomain, User
 
-SEALED = ("portal", "pgp", "smime")
+SEALED = ("portal", "pgp", "smime", "pdf")
 
 
 @dataclasses.dataclass(frozen=True)

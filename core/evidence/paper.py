@@ -30,6 +30,7 @@ _SAID = {
     "resent": "sent a new link",
     "copy_requested": "asked for a new copy",
     "receipt_sent": "read receipt sent to the sender",
+    "pdf_sent": "sent as a password-protected PDF",
 }
 
 

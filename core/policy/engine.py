@@ -18,7 +18,7 @@ from core.policy.model import Policy, Rule
 class Decision:
     rcpt: str
     action: str  # encrypt | require_tls | hold | reject | pass
-    method: str  # auto | portal | pgp | smime ("" unless encrypt)
+    method: str  # auto | portal | pgp | smime | pdf ("" unless encrypt)
     rule: str  # the rule that matched, "" for the default
     explanation: dict[str, Any]
 

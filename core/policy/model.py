@@ -16,7 +16,7 @@ from core.config.values import parse_retention_days
 from core.policy.source import Path, PolicyError, Source, load
 
 ACTIONS = ("encrypt", "require_tls", "hold", "reject", "pass")
-METHODS = ("auto", "portal", "pgp", "smime")
+METHODS = ("auto", "portal", "pgp", "smime", "pdf")
 BUILTIN_DETECTORS = ("credit_card", "us_ssn", "iban", "uk_nino", "email_addresses")
 ATTACHMENT_TYPES = (
     "pdf", "zip", "docx", "xlsx", "pptx", "msoffice", "gzip", "rar", "7z", "png", "jpeg",

@@ -52,7 +52,7 @@ class PolicyDecision(Base):
     tenant_id: Mapped[str] = mapped_column(String(32), index=True)
     rcpt: Mapped[str] = mapped_column(String(320))
     action: Mapped[str] = mapped_column(String(16))  # encrypt|require_tls|hold|reject|pass
-    method: Mapped[str] = mapped_column(String(16), default="")  # auto|portal|pgp|smime
+    method: Mapped[str] = mapped_column(String(16), default="")  # auto|portal|pgp|smime|pdf
     disposition: Mapped[str] = mapped_column(String(16), default="")
     rule: Mapped[str] = mapped_column(String(200), default="")
     explanation: Mapped[str] = mapped_column(Text, default="{}")

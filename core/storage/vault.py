@@ -264,6 +264,11 @@ class Vault:
         self, session: AsyncSession, tenant_id: str, object_id: str
     ) -> tuple[SealedObject, bytes]:
         row = await session.get(SealedObject, object_id)
+        if row is None:  # sealed in this session's transaction, not flushed yet
+            row = next(
+                (o for o in session.new if isinstance(o, SealedObject) and o.id == object_id),
+                None,
+            )
         if row is None or row.tenant_id != tenant_id:
             raise NotFound(f"object {object_id} not found")
         if row.wrapped_key is None or row.destroyed_at is not None:

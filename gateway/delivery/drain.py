@@ -36,7 +36,7 @@ from gateway.delivery.dsn import Failure, status_of
 from gateway.delivery.nexthop import NextHops, hop_for
 from gateway.delivery.outcomes import DeliveryState
 from gateway.delivery.relay import RelayPool, Reply, TlsUnavailable
-from gateway.delivery.report import RELAYED, accepted_at, count, enqueue_dsn
+from gateway.delivery.report import NOTICES, RELAYED, accepted_at, count, enqueue_dsn
 from gateway.delivery.reroute import reroute_to_portal
 from gateway.delivery.streamed import STREAM_ABOVE, Payload, Streamed
 from gateway.stamp import stamp, stamp_stream
@@ -332,16 +332,16 @@ async def _record_in(
                     s, c.tenant_id, evidence.DELIVERED, c.message_id, c.rcpt,
                     reply=str(reply)[:300], copy=c.kind,
                 )  # fmt: skip
-            if sent and c.kind == "notification" and c.message_id and c.tenant_id:
+            if sent and c.kind in NOTICES and c.message_id and c.tenant_id:
                 # the recipient's notice was accepted: the sender's /sent shows it
                 events.record(
                     s, c.tenant_id, c.message_id, events.NOTIFIED, c.rcpt, "delivery",
-                    reply=str(reply)[:300],
+                    reply=str(reply)[:300], **({"method": "pdf"} if c.kind == "pdf" else {}),
                 )  # fmt: skip
         elif reply.permanent or expired:
             if await outbox.mark_bounced(s, c.recipient_id, owner, str(reply)):
                 failures.append(Failure(c.rcpt, status_of(str(reply)), str(reply)))
-                if c.kind in (*RELAYED, "notification") and c.message_id and c.tenant_id:
+                if c.kind in (*RELAYED, *NOTICES) and c.message_id and c.tenant_id:
                     evidence.append(
                         s, c.tenant_id, evidence.BOUNCED, c.message_id, c.rcpt,
                         reply=str(reply)[:300], copy=c.kind,

@@ -14,6 +14,7 @@ from gateway.delivery.relay import Reply
 
 # copies of the tenant's own message to its recipient (the evidence log's "delivered")
 RELAYED = ("clear", "encrypted")
+NOTICES = ("notification", "pdf")  # a recipient's notice of a sealed message (pdf: method pdf)
 
 
 async def accepted_at(

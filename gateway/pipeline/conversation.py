@@ -57,7 +57,7 @@ async def read_conversation(ctx: Context) -> None:
     ctx.thread_id, ctx.parent_id = await _thread(ctx)
 
 
-SEALED = ("portal", "pgp", "smime")
+SEALED = ("portal", "pgp", "smime", "pdf")
 THREAD_TRIGGER = "it answers a secure conversation"
 
 

@@ -40,9 +40,9 @@ log = logging.getLogger("sealmail.gateway.policy")
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    disposition: str  # clear | tls | portal | pgp | smime | hold | reject
+    disposition: str  # clear | tls | portal | pgp | smime | pdf | hold | reject
     action: str  # encrypt | require_tls | hold | reject | pass
-    method: str  # auto | portal | pgp | smime, "" unless encrypt
+    method: str  # auto | portal | pgp | smime | pdf, "" unless encrypt
     rule: str  # the rule that matched, "" for the default or a trigger
     reason: str  # one line for people: MessageRecipient.reason, the portal
     explanation: dict[str, Any]
@@ -70,8 +70,7 @@ async def decide(
     cache = cache or RoundCache()
     policy = await cache.get(("policy", tenant.id), lambda: get_policy(session, tenant.id))
     domains = await cache.get(("domains", tenant.id), lambda: tenant_domains(session, tenant.id))
-    guard = await cache.get(("protection", tenant.id), lambda: settings_of(session, tenant.id))
-    step_up = StepUp.of(guard)
+    step_up = await cache.get(("step_up", tenant.id), lambda: _step_up(session, tenant.id))
     released_lower = {r.strip().lower() for r in released}
 
     def run() -> list[Decision]:
@@ -117,7 +116,7 @@ async def decide(
     decisions = await asyncio.to_thread(run)
     verdicts: dict[str, Verdict] = {}
     for d in decisions:
-        v = await _verdict(services, session, tenant, d, trigger_reason)
+        v = await _verdict(services, session, tenant, d, trigger_reason, cache)
         why = step_up.reason(v.disposition, v.rule, v.explanation.get("detectors", {}))
         verdicts[d.rcpt] = dataclasses.replace(v, step_up=why) if why else v
     return verdicts
@@ -168,6 +167,7 @@ async def _verdict(
     tenant: Tenant,
     d: Decision,
     trigger_reason: str | None,
+    cache: RoundCache,
 ) -> Verdict:
     action, method, explanation = d.action, d.method, dict(d.explanation)
     by = f"rule {d.rule!r}" if d.rule else _default_words(d)
@@ -177,17 +177,31 @@ async def _verdict(
         action, method = "encrypt", "auto"
         by = f"{trigger_reason} (policy: {by} → {d.action})"
     methods: set[str] = set()
+    pdf_when_no_key = False
     if action == "encrypt" and method == "auto":
         if tenant.wkd_lookup:
             await _wkd(services, session, tenant, d.rcpt, explanation)
         methods = await methods_available(session, tenant.id, d.rcpt)
-    disposition = disposition_for(action, method, methods)
+        pdf_when_no_key = await cache.get(
+            ("pdf_when_no_key", tenant.id), lambda: _pdf_when_no_key(session, tenant.id)
+        )
+    disposition = disposition_for(action, method, methods, pdf_when_no_key=pdf_when_no_key)
     explanation["disposition"] = disposition
     what = f"{action} {method} → {disposition}" if action == "encrypt" else action
     if action == "require_tls":
         what = "require_tls → tls"
     reason = f"{by}: {what}"
     return Verdict(disposition, action, method, d.rule, reason[:500], explanation)
+
+
+async def _step_up(session: AsyncSession, tenant_id: str) -> StepUp:
+    """The tenant's step-up setting (a plain value for the round's cache)."""
+    return StepUp.of(await settings_of(session, tenant_id))
+
+
+async def _pdf_when_no_key(session: AsyncSession, tenant_id: str) -> bool:
+    """The tenant's "PDF when the recipient has no key" (a plain value for the cache)."""
+    return bool((await settings_of(session, tenant_id)).pdf_when_no_key)
 
 
 async def _wkd(

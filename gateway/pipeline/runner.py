@@ -94,7 +94,7 @@ def _parse(raw: bytes) -> EmailMessage:
 # its clear copy written from the stream (gateway.pipeline.large_copy), held or refused on
 # its decision alone (a hold keeps the stored original; a bounce quotes the header block),
 # a journal report unwrapped from the stream (gateway.pipeline.journal_large)
-STREAMED = frozenset({"portal", "clear", "tls", "hold", "reject", DISPOSITION_JOURNAL})
+STREAMED = frozenset({"portal", "pdf", "clear", "tls", "hold", "reject", DISPOSITION_JOURNAL})
 # encrypted from the stream too (gateway.pipeline.crypto.large) when the header block was kept
 ENCRYPTED = frozenset({"pgp", "smime"})
 
@@ -195,7 +195,7 @@ async def _process(
                 raw = await services.vault.read(s, tenant.id, message.raw_object_id)
                 msg = await asyncio.to_thread(_parse, raw)
                 ctx.raw, ctx.msg, ctx.large, large = raw, msg, None, None
-            for disposition in sorted(groups, key=lambda d: d != "portal"):
+            for disposition in sorted(groups, key=lambda d: d not in ("portal", "pdf")):
                 for name in PIPELINES[disposition]:
                     await HANDLERS[name](ctx, groups[disposition])
             if message.origin in AUTHOR_ORIGINS:

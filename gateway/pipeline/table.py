@@ -5,6 +5,7 @@ name it here::
     clear   to_outbox
     tls     to_outbox_tls (only over verified TLS, else back to the pipeline for the portal)
     portal  seal_to_portal, guard_message (passphrase, step-up), grant_access, notify_recipient
+    pdf     seal_to_portal, guard_message, grant_access, notify_pdf (an encrypted PDF attached)
     pgp     encrypt_pgp       (PGP/MIME, RFC 3156)
     smime   encrypt_smime     (application/pkcs7-mime)
     hold    quarantine        (a compliance officer releases or rejects)
@@ -20,6 +21,7 @@ from gateway.pipeline.handlers.encrypt_pgp import encrypt_pgp
 from gateway.pipeline.handlers.encrypt_smime import encrypt_smime
 from gateway.pipeline.handlers.grant_access import grant_access
 from gateway.pipeline.handlers.guard_message import guard_message
+from gateway.pipeline.handlers.notify_pdf import notify_pdf
 from gateway.pipeline.handlers.notify_recipient import notify_recipient
 from gateway.pipeline.handlers.quarantine import quarantine
 from gateway.pipeline.handlers.reject_notice import reject_notice
@@ -34,6 +36,7 @@ HANDLERS: dict[str, Handler] = {
     "guard_message": guard_message,
     "grant_access": grant_access,
     "notify_recipient": notify_recipient,
+    "notify_pdf": notify_pdf,
     "encrypt_pgp": encrypt_pgp,
     "encrypt_smime": encrypt_smime,
     "quarantine": quarantine,
@@ -44,6 +47,7 @@ PIPELINES: dict[str, tuple[str, ...]] = {
     "clear": ("to_outbox",),
     "tls": ("to_outbox_tls",),
     "portal": ("seal_to_portal", "guard_message", "grant_access", "notify_recipient"),
+    "pdf": ("seal_to_portal", "guard_message", "grant_access", "notify_pdf"),
     "pgp": ("encrypt_pgp",),
     "smime": ("encrypt_smime",),
     "hold": ("quarantine",),

@@ -23,6 +23,7 @@ from core.models import Tenant
 from portal.admin import protection
 from portal.admin.context import admin_post, officer, page_context
 from portal.admin.doors import Admin
+from portal.admin.pdf_setting import pdf_when_no_key
 from portal.forms import field
 from portal.state import PortalState, portal
 
@@ -56,11 +57,13 @@ async def _page(
         networks = await tenant_networks(s, admin.tenant.id)
         signing = await published(s, admin.tenant.id)
         guarded = await protection.context(s, admin.tenant.id)
+        pdf = await pdf_when_no_key(s, admin.tenant.id)
     ctx = page_context(
         admin,
         t=tenant,
         networks=networks,
         signing_keys=signing,
+        pdf_when_no_key=pdf,
         keys_url=f"{st.settings.portal_base_url.rstrip('/')}/.well-known/sealmail/receipt-keys"
         f"?tenant={admin.tenant.id}",
         reply_words=[(k, REPLY_WORDS[k]) for k in REPLY_DEFAULTS],

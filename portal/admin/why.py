@@ -59,6 +59,8 @@ DISPOSITIONS = {
     "portal": "It was sealed to the secure portal and the recipient was sent a link.",
     "pgp": "It was encrypted with the recipient's OpenPGP key.",
     "smime": "It was encrypted with the recipient's S/MIME certificate.",
+    "pdf": "It was sealed to the secure portal and the recipient was sent it as a "
+    "password-protected PDF (AES-256), with a link to reply securely.",
     "tls": "It was delivered only over a verified TLS connection.",
     "hold": "It waits in quarantine for a compliance officer.",
     "reject": "It was not sent; the sender was told.",

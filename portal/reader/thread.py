@@ -35,6 +35,7 @@ from portal.reader.access import (
     signed_in_context,
 )
 from portal.reader.message import human_size
+from portal.reader.pdf import pdf_offer
 from portal.reader.people import full_name, sent_sentence
 from portal.state import PortalState, portal
 
@@ -42,6 +43,11 @@ MAX_THREAD = 100  # messages of one conversation shown on one page
 NOTICES = {
     "replied": "Your reply was sent securely.",
     "forwarded": "Your message was forwarded securely.",
+    "pdf_sent": "We are sending you this message by email as a PDF encrypted with your PDF "
+    "password. It should arrive in a minute or two.",
+    "pdf_too_large": "This message is too large to send as a PDF; read it here instead.",
+    "pdf_password": "Your PDF password is saved. The next messages arrive as PDFs you open "
+    "with it.",
 }
 
 
@@ -270,6 +276,7 @@ async def conversation(request: Request) -> Response:
             for it in items
         ]
         ctx = await signed_in_context(s, current)
+        ctx["pdf_offer"] = await pdf_offer(s, current, msg.id)
         await s.commit()
     # written with other views within half a second, off this request (portal.view_log)
     if st.views is not None:

@@ -24,6 +24,7 @@ METHODS = {
     "portal": "sealed to the portal",
     "pgp": "OpenPGP",
     "smime": "S/MIME",
+    "pdf": "encrypted PDF",
     "tls": "TLS only",
     "clear": "clear",
     "hold": "held",
@@ -136,7 +137,7 @@ def _delivery_label(states: Sequence[OutboxRecipient], disposition: str) -> tupl
         for row in states:
             if row.state == state:
                 label = DELIVERY.get(state, state)
-                if state == "sent" and disposition == "portal":
+                if state == "sent" and disposition in ("portal", "pdf"):
                     label = "notification delivered"
                 if state == "deferred":
                     label = f"retrying (attempt {row.attempts})"

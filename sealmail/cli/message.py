@@ -110,6 +110,7 @@ _DISPOSITION_WORDS = {
     "tls": "delivered by mail over verified TLS",
     "pgp": "delivered encrypted with OpenPGP",
     "smime": "delivered encrypted with S/MIME",
+    "pdf": "sealed to the portal and sent as an encrypted PDF",
     "hold": "held for a compliance officer",
     "reject": "refused by the policy",
     "pending": "not processed yet",
