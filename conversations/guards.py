@@ -187,6 +187,11 @@ async def guard_of(session: AsyncSession, tenant_id: str, message_id: str) -> Me
     if message_id.startswith(PENDING_PREFIX):
         return None
     guard = await session.get(MessageGuard, message_id)
+    if guard is None:  # added by this transaction and not flushed (the pipeline's pass)
+        guard = next(
+            (g for g in session.new if isinstance(g, MessageGuard) and g.message_id == message_id),
+            None,
+        )
     return guard if guard is not None and guard.tenant_id == tenant_id else None
 
 

@@ -208,3 +208,47 @@ async def test_a_message_too_large_to_attach_gets_the_portal_notice(
     assert _pdf_of(mail.content) is None
     assert "too large to attach" in " ".join(_text_of(mail.content).split())
     assert PASSWORD.encode() not in mail.content
+
+
+async def test_the_senders_passphrase_encrypts_the_pdf_then_only_its_hash_stays(
+    gateway, tenant, gw_services, sink
+):
+    """A passphrase registered for the message (as /compose, the API and the add-in do) is
+    the PDF's password even when the recipient never chose one; once the PDF is made its
+    sealed copy is destroyed and no mail carries it."""
+    from conversations import guards
+    from conversations.models import MessageGuard
+    from core.models import SealedObject
+
+    passphrase = "Harbour-Lights-2291"
+    await _policy(gw_services, tenant, FORCED)
+    async with gw_services.db.session() as s:
+        ref = await guards.register(
+            s, gw_services.vault, tenant.id, "alice@acme.example", passphrase, "the usual"
+        )
+        await s.commit()
+    raw = _message("Payslip", "Your payslip is attached.\n", [("payslip.bin", b"\x01" * 5000)])
+    raw = f"X-Sealmail-Passphrase-Ref: {ref}\r\n".encode() + raw
+    await _send(gateway, tenant, raw)
+    assert await run_once(gw_services) >= 1
+    [mail] = await sink.wait_for(1)
+    assert b"X-Sealmail-Passphrase-Ref" not in mail.content and ref.encode() not in mail.content
+    assert passphrase.encode() not in mail.content
+    pdf = _pdf_of(mail.content)
+    assert pdf is not None
+    assert not PdfReader(io.BytesIO(pdf)).decrypt("")
+    reader = PdfReader(io.BytesIO(pdf))
+    assert reader.decrypt(passphrase)
+    assert "Your payslip is attached." in reader.pages[0].extract_text()
+    assert hashlib.sha256(reader.attachments["payslip.bin"][0]).hexdigest() == (
+        hashlib.sha256(b"\x01" * 5000).hexdigest()
+    )
+    async with gw_services.db.session() as s:
+        [guard] = (await s.execute(select(MessageGuard))).scalars().all()
+        assert guard.passphrase_hash.startswith("$argon2") and guard.passphrase_object_id == ""
+        kept = (
+            (await s.execute(select(SealedObject).where(SealedObject.kind == "passphrase")))
+            .scalars()
+            .all()
+        )
+        assert kept and all(o.destroyed_at is not None and o.wrapped_key is None for o in kept)
