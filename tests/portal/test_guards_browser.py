@@ -1,0 +1,123 @@
+"""Passphrases and step-up in a real browser (Debian's Chromium, headless): a recipient of a
+message protected by the sender's passphrase signs in with the code, sees the page that asks
+for it (with the hint), types a wrong one and then the right one, and reads the message; an
+admin sets step-up for payment card numbers on /admin/settings; a sender sees the passphrase
+fields on /compose. Every page is looked at (axe-core at 1280 and 390 px, no sideways
+scrolling, screenshots)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from conversations.models import MessageGuard, TenantProtection
+from core.hashing import hash_password
+from core.services import Services
+from tests.helpers.pages import ARGS, CHROMIUM, look_at
+from tests.portal.served import serve_portal
+from tests.portal.test_admin import _add_user
+from tests.portal.test_reply_browser import _latest_code, _run
+
+from .conftest import make_tenant, seal_message
+
+BOB = "bob@client.example"
+PASSPHRASE = "Seven-Herons-at-Dawn"
+
+
+async def _seed(services: Services) -> tuple[str, str, str]:
+    tenant = await make_tenant(services, "Acme", "acme.example", display_name="Acme Bank")
+    await _add_user(services, tenant, "admin@acme.example", "admin")
+    sealed = await seal_message(
+        services,
+        tenant,
+        recipients=[BOB],
+        sender="Alice Smith <alice@acme.example>",
+        subject="Your salary review",
+        text="Dear Bob,\nyour new salary starts in January.\n",
+    )
+    async with services.db.session() as s:
+        s.add(
+            MessageGuard(
+                message_id=sealed.message_id,
+                tenant_id=tenant,
+                step_up=False,
+                step_up_reason="",
+                passphrase_hash=hash_password(PASSPHRASE),
+                passphrase_hint="the birds we saw on the lake",
+                sender="alice@acme.example",
+                passphrase_object_id="",
+                created_at=time.time(),
+            )
+        )
+        await s.commit()
+    return tenant, sealed.message_id, sealed.tokens[BOB]
+
+
+async def _step_up(services: Services, tenant: str) -> TenantProtection | None:
+    async with services.db.session() as s:
+        return await s.get(TenantProtection, tenant)
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+def test_passphrase_page_and_step_up_setting_in_a_browser(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with serve_portal(tmp_path) as (base, settings):
+        tenant, message_id, token = _run(settings, _seed)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            try:
+                page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+                page.set_default_timeout(20_000)
+                page.goto(f"{base}/m/{token}")
+                page.get_by_role("button", name="Send me a code").click()
+                page.get_by_label("One-time code").fill(_run(settings, _latest_code))
+                page.get_by_role("button", name="Open the message").click()
+                page.wait_for_url(f"{base}/messages/{message_id}")
+                assert "One more step" in page.get_by_role("heading", level=1).inner_text()
+                body = page.locator("main").inner_text()
+                assert "protected this message with a passphrase" in body
+                assert "the birds we saw on the lake" in body and "new salary" not in body
+                look_at(page, "unlock-passphrase", group="guards")
+
+                page.get_by_label("Passphrase").fill("Seven-Herons")
+                page.get_by_role("button", name="Open the message").click()
+                assert "not right" in page.get_by_role("alert").inner_text()
+                look_at(page, "unlock-passphrase-wrong", group="guards")
+
+                page.get_by_label("Passphrase").fill(PASSPHRASE)
+                page.get_by_role("button", name="Open the message").click()
+                page.wait_for_url(f"{base}/messages/{message_id}")
+                assert "new salary starts in January" in page.locator("main").inner_text()
+
+                admin = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+                admin.set_default_timeout(20_000)
+                admin.goto(f"{base}/admin/login")
+                admin.get_by_label("Email address").fill("admin@acme.example")
+                admin.get_by_role("button", name="Send me a code").click()
+                admin.get_by_label("One-time code").fill(_run(settings, _latest_code))
+                admin.get_by_role("button", name="Sign in").click()
+                admin.wait_for_url(f"{base}/admin")
+                admin.goto(f"{base}/admin/settings")
+                section = admin.get_by_role("region", name="Extra proof before a message opens")
+                section.get_by_label("When the message contains what the detectors").check()
+                section.get_by_label("Payment card numbers").check()
+                section.get_by_role("button", name="Save the step-up setting").click()
+                admin.wait_for_url(f"{base}/admin/settings?done=saved")
+                assert "when a message contains payment card numbers" in section.inner_text()
+                look_at(admin, "admin-settings-step-up", group="guards")
+
+                admin.goto(f"{base}/compose")
+                assert admin.get_by_label("Passphrase").get_attribute("type") == "password"
+                look_at(admin, "compose-with-passphrase", group="guards")
+            finally:
+                browser.close()
+        row = _run(settings, lambda services: _step_up(services, tenant))
+        assert row is not None and (row.step_up, row.step_up_detectors) == (
+            "detectors",
+            "credit_card",
+        )
