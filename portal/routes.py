@@ -12,6 +12,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from portal import brand_assets, ops
+from portal.account import ceremonies
+from portal.account import pages as account_pages
 from portal.addin import auth as addin_auth
 from portal.addin import check as addin_check
 from portal.addin import manifests as addin_manifests
@@ -56,6 +58,7 @@ from portal.reader import (
     attachments,
     downloads,
     entry,
+    entry_fast,
     forward,
     gone,
     inbox,
@@ -87,6 +90,9 @@ def routes() -> list[BaseRoute]:
         Route("/", landing.landing, methods=GET),
         Route("/m/{token}/verify", entry.verify, methods=POST),
         Route("/m/{token}/ask", gone.ask_by_token, methods=POST),
+        Route("/m/{token}/passkey/options", entry_fast.passkey_options, methods=POST),
+        Route("/m/{token}/passkey", entry_fast.passkey_verify, methods=POST),
+        Route("/m/{token}/device", entry_fast.continue_device, methods=POST),
         Route("/inbox", inbox.inbox, methods=GET),
         Route("/messages/{message_id}", thread.conversation, methods=GET),
         Route("/messages/{message_id}/ask", gone.ask_signed_in, methods=POST),
@@ -103,6 +109,16 @@ def routes() -> list[BaseRoute]:
         Route("/logout", entry.logout, methods=POST),
         Route("/verify", verify.verify_form, methods=GET),
         Route("/verify", verify.verify_check, methods=POST),
+        # --- account: anyone signed in; their passkeys and remembered devices ------------
+        Route("/account", account_pages.account_page, methods=GET),
+        Route("/account/passkeys/options", ceremonies.register_options, methods=POST),
+        Route("/account/passkeys", ceremonies.register, methods=POST),
+        Route("/account/passkeys/{passkey_id}/remove", account_pages.remove_passkey, methods=POST),
+        Route("/account/passkey/confirm/options", ceremonies.confirm_options, methods=POST),
+        Route("/account/passkey/confirm", ceremonies.confirm, methods=POST),
+        Route("/account/devices/{device_id}/forget", account_pages.forget_device, methods=POST),
+        Route("/account/devices/forget", account_pages.forget_all, methods=POST),
+        Route("/account/sign-out-everywhere", account_pages.sign_out_everywhere, methods=POST),
         # --- admin: the tenant's admins and compliance officers --------------------------
         Route("/admin", overview.overview, methods=GET),
         Route("/admin/login", admin_auth.login_form, methods=GET),
