@@ -73,6 +73,7 @@ class WebAuthnChallenge(Base):
     rp_id: Mapped[str] = mapped_column(String(253))
     tenant_id: Mapped[str] = mapped_column(String(32), default="")
     email: Mapped[str] = mapped_column(String(320), default="")
+    user_handle: Mapped[str] = mapped_column(String(128), default="")  # a registration's
     expires_at: Mapped[float] = mapped_column(Float, index=True)
 
 

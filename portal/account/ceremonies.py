@@ -71,7 +71,7 @@ async def register(request: Request) -> Response:
             ):
                 raise passkeys.PasskeyError(CONFIRM_FIRST)
             passkey = await passkeys.register(
-                s, row, rp, field(form, "credential"), field(form, "name")
+                s, row, rp, passkeys.credential_field(form), field(form, "name")
             )
         except passkeys.PasskeyError as exc:
             await count(s, buckets)
@@ -125,7 +125,7 @@ async def confirm(request: Request) -> Response:
             row = await passkeys.take_challenge(
                 s, field(form, "ticket"), purpose="confirm", binding=current.id_hash, rp_id=rp.rp_id
             )
-            passkey = await passkeys.authenticate(s, row, rp, field(form, "credential"))
+            passkey = await passkeys.authenticate(s, row, rp, passkeys.credential_field(form))
         except passkeys.PasskeyError as exc:
             await count(s, buckets)
             await s.commit()

@@ -72,7 +72,7 @@ async def passkey_verify(request: Request) -> Response:
                 binding=sha256_hex(nonce),
                 rp_id=rp.rp_id,
             )
-            passkey = await passkeys.authenticate(s, row, rp, field(form, "credential"))
+            passkey = await passkeys.authenticate(s, row, rp, passkeys.credential_field(form))
         except passkeys.PasskeyError as exc:
             await count(s, buckets)
             await audit(s, tenant.id, access.recipient, "portal.passkey.failed", access.id, ip=ip)

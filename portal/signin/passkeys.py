@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from webauthn import (
     generate_authentication_options,
@@ -143,6 +144,7 @@ async def new_challenge(
     rp_id: str,
     tenant_id: str = "",
     email: str = "",
+    user_handle: str = "",
 ) -> tuple[str, bytes]:
     """A fresh challenge for one ceremony; returns (ticket the browser sends back, the
     challenge bytes). Expired challenges are swept on the way. The caller commits."""
@@ -158,6 +160,7 @@ async def new_challenge(
             rp_id=rp_id,
             tenant_id=tenant_id,
             email=email.strip().lower(),
+            user_handle=user_handle,
             expires_at=now() + CHALLENGE_LIFETIME,
         )
     )
@@ -217,8 +220,15 @@ async def registration_options(
     """``{"ticket", "options"}`` for ``navigator.credentials.create`` (the caller commits)."""
     from webauthn.helpers import base64url_to_bytes
 
+    handle = await _user_handle(s, tenant_id, email)
     ticket, challenge = await new_challenge(
-        s, purpose="register", binding=binding, rp_id=rp.rp_id, tenant_id=tenant_id, email=email
+        s,
+        purpose="register",
+        binding=binding,
+        rp_id=rp.rp_id,
+        tenant_id=tenant_id,
+        email=email,
+        user_handle=handle,
     )
     existing = await passkeys_of(s, tenant_id, email, rp.rp_id)
     options = generate_registration_options(
@@ -226,7 +236,7 @@ async def registration_options(
         rp_name=rp.name,
         user_name=email,
         user_display_name=email,
-        user_id=base64url_to_bytes(await _user_handle(s, tenant_id, email)),
+        user_id=base64url_to_bytes(handle),
         challenge=challenge,
         timeout=TIMEOUT_MS,
         authenticator_selection=AuthenticatorSelectionCriteria(
@@ -269,7 +279,7 @@ async def register(
         public_key=verified.credential_public_key,
         sign_count=verified.sign_count,
         transports=",".join(str(t) for t in transports if t in known),
-        user_handle=await _user_handle(s, row.tenant_id, row.email),
+        user_handle=row.user_handle,
         name=(name.strip() or "Passkey")[:MAX_NAME],
         created_at=now(),
     )
@@ -361,6 +371,12 @@ async def authenticate(
     if moved.rowcount != 1:
         raise PasskeyError(_NOT_ACCEPTED)
     return passkey
+
+
+def credential_field(form: FormData) -> str:
+    """The ``credential`` field of a ceremony's post (JSON; longer than the usual fields)."""
+    value = form.get("credential")
+    return value if isinstance(value, str) and len(value) <= MAX_CREDENTIAL_JSON else ""
 
 
 # --- the code fallback -----------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Revision ID: 0016
 Revises: 0015
-Create Date: 2026-12-05 20:35:25.143993
+Create Date: 2026-12-05 20:40:41.006432
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("rp_id", sa.String(length=253), nullable=False),
         sa.Column("tenant_id", sa.String(length=32), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("user_handle", sa.String(length=128), nullable=False),
         sa.Column("expires_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
