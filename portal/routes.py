@@ -24,7 +24,16 @@ from portal.admin import archive as admin_archive
 from portal.admin import audit as admin_audit
 from portal.admin import auth as admin_auth
 from portal.admin import billing as admin_billing
-from portal.admin import brand_template, decisions, domains, keys, overview, quarantine, retention
+from portal.admin import (
+    brand_template,
+    decisions,
+    domains,
+    fast_doors,
+    keys,
+    overview,
+    quarantine,
+    retention,
+)
 from portal.admin import branding as admin_branding
 from portal.admin import policy as admin_policy
 from portal.admin import settings as admin_settings
@@ -124,6 +133,10 @@ def routes() -> list[BaseRoute]:
         Route("/admin/login", admin_auth.login_form, methods=GET),
         Route("/admin/login", admin_auth.send_code, methods=POST),
         Route("/admin/verify", admin_auth.verify, methods=POST),
+        Route("/admin/passkey/options", fast_doors.passkey_options, methods=POST),
+        Route("/admin/passkey", fast_doors.passkey_verify, methods=POST),
+        Route("/admin/device", fast_doors.continue_device, methods=POST),
+        Route("/admin/users/passkeys/remove", admin_users.remove_passkeys, methods=POST),
         Route("/admin/logout", admin_auth.logout, methods=POST),
         Route("/admin/quarantine", quarantine.quarantine_list, methods=GET),
         Route("/admin/quarantine/{held_id}", quarantine.held_detail, methods=GET),
@@ -217,6 +230,9 @@ def routes() -> list[BaseRoute]:
         Route("/sent/login", sent_auth.login_form, methods=GET),
         Route("/sent/login", sent_auth.send_code, methods=POST),
         Route("/sent/verify", sent_auth.verify, methods=POST),
+        Route("/sent/passkey/options", fast_doors.sent_passkey_options, methods=POST),
+        Route("/sent/passkey", fast_doors.sent_passkey_verify, methods=POST),
+        Route("/sent/device", fast_doors.sent_continue_device, methods=POST),
         Route("/sent/logout", sent_auth.logout, methods=POST),
         Route("/sent/{message_id}", sent_pages.sent_message, methods=GET),
         Route("/compose", sent_compose.compose_form, methods=GET),

@@ -19,7 +19,7 @@ from portal.state import portal
 
 KINDS = ("recipient", "sender", "admin")
 HOMES = {
-    "recipient": ("/inbox", "Your messages"),
+    "recipient": ("/inbox", "Inbox"),
     "sender": ("/sent", "Sent messages"),
     "admin": ("/admin", "Administration"),
 }

@@ -131,6 +131,9 @@
     document.querySelectorAll("[data-passkey-only]").forEach(function (el) {
       el.hidden = !usable;
     });
+    document.querySelectorAll("[data-no-passkey]").forEach(function (el) {
+      el.hidden = usable;
+    });
     document.querySelectorAll("[data-dismiss]").forEach(function (button) {
       var target = document.getElementById(button.getAttribute("data-dismiss"));
       if (!target) { return; }
