@@ -104,7 +104,9 @@ def test_recipient_adds_a_passkey_and_opens_a_second_message_with_it(served_loca
             page.get_by_label("A name for the new passkey").fill("Laptop")
             page.get_by_role("button", name="Add a passkey").click()
             page.wait_for_url(f"{base}/account?done=added")
-            assert page.get_by_text("Passkey \u201cLaptop\u201d, added today, not used yet.").is_visible()
+            assert page.get_by_text(
+                "Passkey \u201cLaptop\u201d, added today, not used yet."
+            ).is_visible()
             look_at(page, "account", group="passkeys")
             stored = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
             assert len(stored["credentials"]) == 1
