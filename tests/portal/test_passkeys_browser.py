@@ -95,8 +95,9 @@ def test_recipient_adds_a_passkey_and_opens_a_second_message_with_it(served_loca
             page.get_by_role("button", name="Open the message").click()
             page.wait_for_url(f"{base}/messages/{ids['first']}")
 
-            # /account: add a passkey
-            page.get_by_role("link", name="Your sign-in").click()
+            # a modest suggestion on the message page leads to /account: add a passkey
+            assert page.get_by_text("Sign in faster next time").is_visible()
+            page.get_by_role("link", name="add a passkey").click()
             page.wait_for_url(f"{base}/account")
             assert page.get_by_text("You have no passkey yet.").is_visible()
             page.get_by_role("button", name="Add a passkey").wait_for()
@@ -133,5 +134,7 @@ def test_recipient_adds_a_passkey_and_opens_a_second_message_with_it(served_loca
                 "Passkey \u201cLaptop\u201d, added today, last used today."
             ).is_visible()
             assert page.get_by_text("with your passkey").is_visible()
+            page.goto(f"{base}/messages/{ids['second']}")
+            assert not page.get_by_text("Sign in faster next time").is_visible()
         finally:
             browser.close()
