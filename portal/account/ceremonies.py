@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core.audit import audit
+from core.hashing import sha256_hex
 from portal.account.common import checked
 from portal.forms import field
 from portal.signin import passkeys
@@ -29,8 +30,6 @@ CONFIRM_FIRST = "You already have a passkey. To add another, first confirm with 
 
 
 def _buckets(request: Request, tenant_id: str, email: str) -> list[tuple[str, int]]:
-    from core.hashing import sha256_hex
-
     return LIMITS.failures(sha256_hex(f"{tenant_id}\x00{email}"), client_ip(request))
 
 

@@ -37,7 +37,11 @@ from webauthn import (
     verify_authentication_response,
     verify_registration_response,
 )
-from webauthn.helpers import bytes_to_base64url, parse_authentication_credential_json
+from webauthn.helpers import (
+    base64url_to_bytes,
+    bytes_to_base64url,
+    parse_authentication_credential_json,
+)
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
@@ -47,6 +51,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from conversations.protection import settings_of
 from core.ids import new_id
 from core.models import now
 from portal.hosts import request_host
@@ -199,8 +204,6 @@ _NOT_ACCEPTED = "That passkey was not accepted here. Use another passkey or an e
 
 
 def _decoded(row: WebAuthnChallenge) -> bytes:
-    from webauthn.helpers import base64url_to_bytes
-
     return base64url_to_bytes(row.challenge)
 
 
@@ -218,8 +221,6 @@ async def registration_options(
     s: AsyncSession, rp: RelyingParty, *, binding: str, tenant_id: str, email: str
 ) -> dict[str, Any]:
     """``{"ticket", "options"}`` for ``navigator.credentials.create`` (the caller commits)."""
-    from webauthn.helpers import base64url_to_bytes
-
     handle = await _user_handle(s, tenant_id, email)
     ticket, challenge = await new_challenge(
         s,
@@ -291,8 +292,6 @@ async def register(
 
 
 def _descriptor(p: Passkey) -> PublicKeyCredentialDescriptor:
-    from webauthn.helpers import base64url_to_bytes
-
     transports = [AuthenticatorTransport(t) for t in p.transports.split(",") if t]
     return PublicKeyCredentialDescriptor(
         id=base64url_to_bytes(p.credential_id), transports=transports or None
@@ -392,8 +391,6 @@ async def code_refused(s: AsyncSession, tenant_id: str, email: str, rp_id: str) 
     """True when the tenant forbids the code fallback and the identity has a passkey here."""
     if not tenant_id:
         return False
-    from conversations.protection import settings_of
-
     if (await settings_of(s, tenant_id)).code_fallback:
         return False
     return await has_passkey(s, tenant_id, email, rp_id)
