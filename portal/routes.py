@@ -12,6 +12,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from portal import brand_assets, ops
+from portal.account import ceremonies
+from portal.account import pages as account_pages
 from portal.addin import auth as addin_auth
 from portal.addin import check as addin_check
 from portal.addin import manifests as addin_manifests
@@ -23,7 +25,16 @@ from portal.admin import archive as admin_archive
 from portal.admin import audit as admin_audit
 from portal.admin import auth as admin_auth
 from portal.admin import billing as admin_billing
-from portal.admin import brand_template, decisions, domains, keys, overview, quarantine, retention
+from portal.admin import (
+    brand_template,
+    decisions,
+    domains,
+    fast_doors,
+    keys,
+    overview,
+    quarantine,
+    retention,
+)
 from portal.admin import branding as admin_branding
 from portal.admin import pdf_setting as admin_pdf_setting
 from portal.admin import policy as admin_policy
@@ -59,6 +70,7 @@ from portal.reader import (
     attachments,
     downloads,
     entry,
+    entry_fast,
     forward,
     gone,
     inbox,
@@ -92,6 +104,9 @@ def routes() -> list[BaseRoute]:
         Route("/", landing.landing, methods=GET),
         Route("/m/{token}/verify", entry.verify, methods=POST),
         Route("/m/{token}/ask", gone.ask_by_token, methods=POST),
+        Route("/m/{token}/passkey/options", entry_fast.passkey_options, methods=POST),
+        Route("/m/{token}/passkey", entry_fast.passkey_verify, methods=POST),
+        Route("/m/{token}/device", entry_fast.continue_device, methods=POST),
         Route("/inbox", inbox.inbox, methods=GET),
         Route("/messages/{message_id}", thread.conversation, methods=GET),
         Route("/messages/{message_id}/ask", gone.ask_signed_in, methods=POST),
@@ -112,11 +127,25 @@ def routes() -> list[BaseRoute]:
         Route("/logout", entry.logout, methods=POST),
         Route("/verify", verify.verify_form, methods=GET),
         Route("/verify", verify.verify_check, methods=POST),
+        # --- account: anyone signed in; their passkeys and remembered devices ------------
+        Route("/account", account_pages.account_page, methods=GET),
+        Route("/account/passkeys/options", ceremonies.register_options, methods=POST),
+        Route("/account/passkeys", ceremonies.register, methods=POST),
+        Route("/account/passkeys/{passkey_id}/remove", account_pages.remove_passkey, methods=POST),
+        Route("/account/passkey/confirm/options", ceremonies.confirm_options, methods=POST),
+        Route("/account/passkey/confirm", ceremonies.confirm, methods=POST),
+        Route("/account/devices/{device_id}/forget", account_pages.forget_device, methods=POST),
+        Route("/account/devices/forget", account_pages.forget_all, methods=POST),
+        Route("/account/sign-out-everywhere", account_pages.sign_out_everywhere, methods=POST),
         # --- admin: the tenant's admins and compliance officers --------------------------
         Route("/admin", overview.overview, methods=GET),
         Route("/admin/login", admin_auth.login_form, methods=GET),
         Route("/admin/login", admin_auth.send_code, methods=POST),
         Route("/admin/verify", admin_auth.verify, methods=POST),
+        Route("/admin/passkey/options", fast_doors.passkey_options, methods=POST),
+        Route("/admin/passkey", fast_doors.passkey_verify, methods=POST),
+        Route("/admin/device", fast_doors.continue_device, methods=POST),
+        Route("/admin/users/passkeys/remove", admin_users.remove_passkeys, methods=POST),
         Route("/admin/logout", admin_auth.logout, methods=POST),
         Route("/admin/quarantine", quarantine.quarantine_list, methods=GET),
         Route("/admin/quarantine/{held_id}", quarantine.held_detail, methods=GET),
@@ -212,6 +241,9 @@ def routes() -> list[BaseRoute]:
         Route("/sent/login", sent_auth.login_form, methods=GET),
         Route("/sent/login", sent_auth.send_code, methods=POST),
         Route("/sent/verify", sent_auth.verify, methods=POST),
+        Route("/sent/passkey/options", fast_doors.sent_passkey_options, methods=POST),
+        Route("/sent/passkey", fast_doors.sent_passkey_verify, methods=POST),
+        Route("/sent/device", fast_doors.sent_continue_device, methods=POST),
         Route("/sent/logout", sent_auth.logout, methods=POST),
         Route("/sent/{message_id}", sent_pages.sent_message, methods=GET),
         Route("/compose", sent_compose.compose_form, methods=GET),

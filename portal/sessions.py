@@ -20,9 +20,14 @@ _SLIDE_AFTER = 60.0  # write the new idle deadline at most once a minute
 
 
 async def create(
-    session: AsyncSession, tenant_id: str, email: str, kind: str = "recipient"
+    session: AsyncSession,
+    tenant_id: str,
+    email: str,
+    kind: str = "recipient",
+    factor: str = "code",
 ) -> tuple[str, PortalSession]:
-    """A new session; returns the cookie value (shown only to the browser) and the row."""
+    """A new session opened by ``factor`` (code | passkey | device); returns the cookie value
+    (shown only to the browser) and the row."""
     secret = new_token(32)
     created = now()
     row = PortalSession(
@@ -30,6 +35,7 @@ async def create(
         tenant_id=tenant_id,
         email=email.strip().lower(),
         kind=kind,
+        factor=factor,
         csrf_token=new_token(32),
         created_at=created,
         expires_at=created + IDLE_TIMEOUT,

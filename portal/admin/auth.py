@@ -22,16 +22,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from conversations.protection import defaults
 from core.addresses import normalize, problem
 from core.audit import audit
 from core.ids import new_token
 from core.models import Tenant, User
 from portal import sessions
+from portal.admin import fast_doors
 from portal.admin.doors import ADMIN_DOOR, ADMIN_ROLES, Door, checked_form, current_user
 from portal.forms import field
 from portal.hosts import host_tenant
 from portal.security import pre_session_token
-from portal.signin import by_address, codes
+from portal.sent.senders import tenant_of_domain
+from portal.signin import by_address, codes, devices, passkeys
 from portal.signin.by_address import Identity, start
 from portal.signin.steps import (
     TOO_MANY,
@@ -56,16 +59,32 @@ def login_page(
     error: str = "",
     status: int = 200,
     email: str = "",
+    remembered: list[dict[str, str]] | None = None,
 ) -> Response:
-    ctx = {"csrf": pre_session_token(st.csrf_key, nonce, f"{door.name}-login"), "error": error}
-    ctx["email"] = email
+    """The door's sign-in page: the address form, "Sign in with a passkey" (shown by
+    /static/passkeys.js where the browser can) and "Continue as ..." for ``remembered``."""
+    ctx: dict[str, Any] = {
+        "csrf": pre_session_token(st.csrf_key, nonce, f"{door.name}-login"),
+        "error": error,
+        "email": email,
+        "door_home": door.home,
+        "remembered": remembered or [],
+    }
     return st.pages.render(door.login_template, ctx, status=status)
 
 
 def code_page(
-    st: PortalState, door: Door, nonce: str, email: str, *, error: str = "", status: int = 200
+    st: PortalState,
+    door: Door,
+    nonce: str,
+    email: str,
+    *,
+    error: str = "",
+    status: int = 200,
+    remember_days: int = 0,
 ) -> Response:
     ctx: dict[str, Any] = {
+        "remember_days": remember_days,
         "csrf": pre_session_token(st.csrf_key, nonce, f"{door.name}-verify"),
         "masked": codes.mask_address(email) if email else "",
         "digits": codes.CODE_DIGITS,
@@ -81,8 +100,21 @@ async def login_form(request: Request, door: Door = ADMIN_DOOR) -> Response:
     async with st.services.db.session() as s:
         if await current_user(s, request, door) is not None:
             return RedirectResponse(door.home, status_code=303)
+        remembered = await fast_doors.remembered_here(s, request, door)
     nonce = nonce_of(request) or new_token(24)
-    return with_nonce(request, login_page(st, door, nonce), nonce)
+    return with_nonce(request, login_page(st, door, nonce, remembered=remembered), nonce)
+
+
+async def days_shown(s: AsyncSession, email: str, tenant_id: str | None) -> int:
+    """The "Remember this device for N days" of the code page: the signing-in tenant's N,
+    or, for an address nobody may sign in with, the N of its domain's tenant (or the
+    default), so the page does not tell the two apart."""
+    if tenant_id is None:
+        tenant = await tenant_of_domain(s, email)
+        if tenant is None:
+            return defaults("").remember_days
+        tenant_id = tenant.id
+    return await devices.remember_days(s, tenant_id)
 
 
 async def _officer(
@@ -119,6 +151,10 @@ async def send_code(request: Request, door: Door = ADMIN_DOOR) -> Response:
             return st.pages.error(429, headers=TOO_MANY)
         here = await host_tenant(s, request)
         user = await _officer(s, email, door.roles, here.id if here else "")
+        rp_id = passkeys.relying_party(request).rp_id
+        if user is not None and await passkeys.code_refused(s, user.tenant_id, email, rp_id):
+            return login_page(st, door, nonce, error=passkeys.CODE_REFUSED, status=403, email=email)
+        days = await days_shown(s, email, user.tenant_id if user else None)
         secret, code = await start(s, request, door.signin, st.code_key, user.id if user else "")
         if user is not None:
             tenant = await s.get(Tenant, user.tenant_id)
@@ -129,7 +165,8 @@ async def send_code(request: Request, door: Door = ADMIN_DOOR) -> Response:
             log.info("%s sign-in asked for an address that may not sign in", door.name)
         await count(s, buckets)
         await s.commit()
-    return set_pending_cookie(code_page(st, door, nonce, email), door.pending_cookie, secret)
+    page = code_page(st, door, nonce, email, remember_days=days)
+    return set_pending_cookie(page, door.pending_cookie, secret)
 
 
 WRONG = "That code is not right, or it can no longer be used. Try again or ask for a new one."

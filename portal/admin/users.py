@@ -16,18 +16,22 @@ from core import outbox
 from core.accounts.domains import tenant_domains
 from core.accounts.users import ROLE_WORDS, ROLES, add_user, change_role, list_users, remove_user
 from core.addresses import domain_of, normalize, problem
+from core.audit import audit
 from core.errors import NotFound, PermanentError
 from core.models import Tenant, User
 from core.portal_links import portal_url_for
 from portal.admin.context import admin_post, officer, page_context
 from portal.admin.doors import Admin
 from portal.forms import field
+from portal.signin import devices, passkeys
 from portal.state import PortalState, portal
 
 NOTICES = {
     "invited": "Invitation sent.",
     "role": "Role changed.",
     "removed": "User removed; their sessions have ended.",
+    "passkeys": "Their passkeys are removed and their devices forgotten: they can sign in "
+    "with an emailed code again.",
 }
 INVITE_LIFETIME = 3 * 86400.0
 
@@ -143,3 +147,27 @@ async def remove(request: Request) -> Response:
             return await _page(st, admin, error=f"Not removed: {exc}.", status=400)
         await s.commit()
     return RedirectResponse("/admin/users?done=removed", status_code=303)
+
+
+async def remove_passkeys(request: Request) -> Response:
+    """``POST /admin/users/passkeys/remove``: someone lost their passkey: every passkey of the
+    address at this tenant goes, and every device remembered for it (audited)."""
+    async with admin_post(request) as (st, s, admin, form):
+        address = normalize(field(form, "email"))
+        if not address or problem(address) is not None:
+            return await _page(
+                st, admin, error="Type the address whose passkeys to remove.", status=400
+            )
+        keys = await passkeys.remove_all(s, admin.tenant.id, address)
+        forgotten = await devices.forget(s, admin.tenant.id, address)
+        await audit(
+            s,
+            admin.tenant.id,
+            admin.actor,
+            "admin.passkeys.removed",
+            address,
+            passkeys=keys,
+            devices=forgotten,
+        )
+        await s.commit()
+    return RedirectResponse("/admin/users?done=passkeys", status_code=303)

@@ -35,7 +35,7 @@ from portal.security import (
     pre_session_token,
     same_origin_request,
 )
-from portal.signin import codes
+from portal.signin import codes, devices, passkeys
 from portal.signin.codes import mask_address
 from portal.signin.steps import (
     TOO_MANY,
@@ -97,7 +97,64 @@ def _page_context(
         "minutes": codes.minutes(),
         "error": "",
         "notice": "",
+        "passkey": False,
+        "remembered": False,
+        "remember_days": 0,
+        "code_refused": False,
     }
+
+
+async def fast_context(s: AsyncSession, request: Request, access: PortalAccess) -> dict[str, Any]:
+    """What the entry and code pages offer besides the code: "Use a passkey" (the identity
+    has one on this host), "Continue: this device is remembered", the "Remember this
+    device" box, and whether the code is refused (a passkey and no code fallback)."""
+    rp_id = passkeys.relying_party(request).rp_id
+    email = access.recipient.strip().lower()
+    has = await passkeys.has_passkey(s, access.tenant_id, email, rp_id)
+    device = await devices.remembered_for(s, request, access.tenant_id, email)
+    return {
+        "passkey": has,
+        "remembered": device is not None,
+        "remember_days": await devices.remember_days(s, access.tenant_id),
+        "code_refused": has and await passkeys.code_refused(s, access.tenant_id, email, rp_id),
+    }
+
+
+async def signed_in(
+    st: PortalState,
+    s: AsyncSession,
+    request: Request,
+    access: PortalAccess,
+    *,
+    factor: str,
+    **details: Any,
+) -> Response:
+    """The recipient proved the address (by ``factor``): open the session on the message,
+    audit ``portal.verified`` with the method, commit, and record the first opening."""
+    response = await open_session(
+        s,
+        request,
+        tenant_id=access.tenant_id,
+        email=access.recipient,
+        kind="recipient",
+        home=f"/messages/{access.message_id}",
+        factor=factor,
+    )
+    ip = client_ip(request)
+    await audit(
+        s,
+        access.tenant_id,
+        access.recipient,
+        "portal.verified",
+        access.id,
+        ip=ip,
+        method=factor,
+        **details,
+    )
+    await s.commit()
+    if access.first_opened_at is None:
+        await receipts.mark_opened(st, access.id)
+    return response
 
 
 async def show(request: Request) -> Response:
@@ -119,8 +176,9 @@ async def show(request: Request) -> Response:
         ):
             return RedirectResponse(f"/messages/{access.message_id}", status_code=303)
         look = await brand_of_message(s, tenant, access.message_id, access.recipient)
+        fast = await fast_context(s, request, access)
     nonce = nonce_of(request) or new_token(24)
-    ctx = _page_context(st, token, access, tenant, nonce, look)
+    ctx = {**_page_context(st, token, access, tenant, nonce, look), **fast}
     response = st.pages.render("reader/entry.html", ctx)
     return with_nonce(request, response, nonce)
 
@@ -142,6 +200,9 @@ async def send_code(request: Request) -> Response:
         if found is None:
             return st.pages.error(404)
         access, tenant = found
+        fast = await fast_context(s, request, access)
+        if fast["code_refused"]:
+            return _refused(st, token, access, tenant, request, fast)
         buckets = LIMITS.sends(access.id, ip)
         if await limited(s, buckets):
             await audit(s, tenant.id, access.recipient, "portal.code.limited", access.id)
@@ -154,9 +215,23 @@ async def send_code(request: Request) -> Response:
         await s.commit()
     log.info("portal: code sent for access %s (outbox %s)", access.id, item.id)
     nonce = nonce_of(request) or ""
-    ctx = _page_context(st, token, access, tenant, nonce)
+    ctx = {**_page_context(st, token, access, tenant, nonce), **fast}
     ctx["notice"] = "We have sent you a new code."
     return st.pages.render("reader/code.html", ctx)
+
+
+def _refused(
+    st: PortalState,
+    token: str,
+    access: PortalAccess,
+    tenant: Tenant,
+    request: Request,
+    fast: dict[str, Any],
+) -> Response:
+    """The code path when the tenant asks for the passkey: the entry page, saying why."""
+    ctx = {**_page_context(st, token, access, tenant, nonce_of(request) or ""), **fast}
+    ctx["error"] = passkeys.CODE_REFUSED
+    return st.pages.render("reader/entry.html", ctx, status=403)
 
 
 _FAILURE_TEXT = {
@@ -177,6 +252,9 @@ async def verify(request: Request) -> Response:
         buckets = LIMITS.failures(access.id, ip)
         if await limited(s, buckets):
             return st.pages.error(429, headers=TOO_MANY)
+        fast = await fast_context(s, request, access)
+        if fast["code_refused"]:
+            return _refused(st, token, access, tenant, request, fast)
         store = AccessCodes(access.id)
         held = await store.newest(s)
         outcome = await codes.check(s, st.code_key, store, held, field(form, "code"))
@@ -189,7 +267,11 @@ async def verify(request: Request) -> Response:
                 kind="recipient",
                 home=f"/messages/{access.message_id}",
             )
-            await audit(s, tenant.id, access.recipient, "portal.verified", access.id, ip=ip)
+            if field(form, "remember") == "yes":
+                await devices.remember(s, request, response, tenant.id, access.recipient)
+            await audit(
+                s, tenant.id, access.recipient, "portal.verified", access.id, ip=ip, method="code"
+            )
             await s.commit()
             if access.first_opened_at is None:
                 await receipts.mark_opened(st, access.id)
@@ -205,7 +287,7 @@ async def verify(request: Request) -> Response:
             checked=outcome.checked,
         )
         await s.commit()
-    ctx = _page_context(st, token, access, tenant, nonce_of(request) or "")
+    ctx = {**_page_context(st, token, access, tenant, nonce_of(request) or ""), **fast}
     left = outcome.tries_left
     ctx["error"] = _FAILURE_TEXT[outcome.reason].format(left=left, s="" if left == 1 else "s")
     return st.pages.render("reader/code.html", ctx, status=400)

@@ -37,6 +37,7 @@ from portal.reader.access import (
 from portal.reader.message import human_size
 from portal.reader.pdf import pdf_offer
 from portal.reader.people import full_name, sent_sentence
+from portal.signin import passkeys
 from portal.state import PortalState, portal
 
 MAX_THREAD = 100  # messages of one conversation shown on one page
@@ -277,6 +278,11 @@ async def conversation(request: Request) -> Response:
         ]
         ctx = await signed_in_context(s, current)
         ctx["pdf_offer"] = await pdf_offer(s, current, msg.id)
+        ctx["suggest_passkey"] = False
+        if current.factor == "code":  # "Sign in faster next time: add a passkey"
+            rp_id = passkeys.relying_party(request).rp_id
+            has = await passkeys.has_passkey(s, current.tenant_id, current.email, rp_id)
+            ctx["suggest_passkey"] = not has
         await s.commit()
     # written with other views within half a second, off this request (portal.view_log)
     if st.views is not None:

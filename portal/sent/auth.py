@@ -23,7 +23,7 @@ from portal.admin.doors import SENDER_DOOR
 from portal.forms import field
 from portal.hosts import foreign_here
 from portal.sent.senders import sender_for, sender_of_subject
-from portal.signin import by_address
+from portal.signin import by_address, passkeys
 from portal.signin.by_address import Identity, start
 from portal.signin.steps import TOO_MANY, count, limited, mail_code, pre_checked
 from portal.signin.steps import set_pending_cookie as _set_pending
@@ -52,6 +52,14 @@ async def send_code(request: Request) -> Response:
         sender = await sender_for(s, email, DOOR.roles)
         if sender is not None and await foreign_here(s, request, sender.tenant.id):
             sender = None  # another tenant's own portal host: not this address's portal
+        rp_id = passkeys.relying_party(request).rp_id
+        if sender is not None and await passkeys.code_refused(
+            s, sender.tenant.id, sender.user.email, rp_id
+        ):
+            return admin_auth.login_page(
+                st, DOOR, nonce, error=passkeys.CODE_REFUSED, status=403, email=email
+            )
+        days = await admin_auth.days_shown(s, email, sender.tenant.id if sender else None)
         subject = sender.subject if sender is not None else ""
         secret, code = await start(s, request, DOOR.signin, st.code_key, subject)
         if sender is not None:
@@ -69,7 +77,7 @@ async def send_code(request: Request) -> Response:
             log.info("sent sign-in asked for an address that may not sign in")
         await count(s, buckets)
         await s.commit()
-    page = admin_auth.code_page(st, DOOR, nonce, email)
+    page = admin_auth.code_page(st, DOOR, nonce, email, remember_days=days)
     return _set_pending(page, DOOR.pending_cookie, secret)
 
 

@@ -42,7 +42,8 @@ def _domain(email: str) -> str:
     return email.rpartition("@")[2].strip().lower().rstrip(".")
 
 
-async def _tenant_of_domain(s: AsyncSession, email: str) -> Tenant | None:
+async def tenant_of_domain(s: AsyncSession, email: str) -> Tenant | None:
+    """The live tenant one of whose domains ``email`` is at, or None."""
     stmt = (
         select(Tenant)
         .join(TenantDomain, TenantDomain.tenant_id == Tenant.id)
@@ -78,7 +79,7 @@ async def sender_for(s: AsyncSession, email: str, roles: tuple[str, ...]) -> Sen
     """Who ``email`` signs in as at ``/sent``, or None when it may not. The tenant is the
     one of the address's domain; a listed user of another tenant (an address outside that
     tenant's domains) is found as before."""
-    tenant = await _tenant_of_domain(s, email)
+    tenant = await tenant_of_domain(s, email)
     if tenant is None:
         user = await _listed(s, email, roles, None)
         if user is None:
@@ -113,7 +114,7 @@ async def sender_of_subject(s: AsyncSession, subject: str, roles: tuple[str, ...
 async def unlisted(s: AsyncSession, tenant_id: str, email: str) -> Sender | None:
     """An unlisted address of ``tenant_id`` that may (still) use ``/sent``: the tenant lets
     any address of its domains in and the address's domain is still one of them."""
-    tenant = await _tenant_of_domain(s, email)
+    tenant = await tenant_of_domain(s, email)
     if tenant is None or tenant.id != tenant_id or tenant.sent_users == LISTED_ONLY:
         return None
     return Sender(tenant, _stand_in(tenant, email), False)

@@ -20,7 +20,7 @@ from core.audit import audit
 from core.hashing import sha256_hex
 from core.models import User, now
 from portal.forms import field
-from portal.signin import codes
+from portal.signin import codes, devices, passkeys
 from portal.signin.codes import MAX_FAILURES
 from portal.signin.steps import TOO_MANY, Limits, count, limited, open_session, pre_checked
 from portal.signin.stores import PendingSignin
@@ -110,6 +110,10 @@ async def verify(
             return RedirectResponse(door.start_path, status_code=303)
         who = await identify(s, held.subject)
         allowed = who is not None and who.allowed
+        if who is not None and await passkeys.code_refused(
+            s, who.tenant_id, who.email, passkeys.relying_party(request).rp_id
+        ):
+            allowed = False  # the tenant asks for the passkey (it was added since the code)
         outcome = await codes.check(
             s, st.code_key, pending, held, field(form, "code"), allowed=allowed
         )
@@ -123,6 +127,8 @@ async def verify(
                 home=home,
                 pending_cookie=door.pending_cookie,
             )
+            if who.tenant_id and field(form, "remember") == "yes":
+                await devices.remember(s, request, response, who.tenant_id, who.email)
             tenant = who.tenant_id or None
             if tenant and session_kind in ("admin", "sender"):  # /admin/users shows it
                 await s.execute(

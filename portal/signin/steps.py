@@ -135,11 +135,13 @@ async def open_session(
     kind: str,
     home: str,
     pending_cookie: str = "",
+    factor: str = "code",
 ) -> RedirectResponse:
-    """The code was right: a new session of ``kind`` (never one carried across identities)
-    and the redirect to ``home`` that sets it. The caller audits and commits."""
+    """The code (or a passkey, or a remembered device: ``factor``) was right: a new session
+    of ``kind`` (never one carried across identities) and the redirect to ``home`` that sets
+    it. The caller audits and commits."""
     await sessions.destroy(session, request)
-    secret, _row = await sessions.create(session, tenant_id, email, kind)
+    secret, _row = await sessions.create(session, tenant_id, email, kind, factor)
     response = RedirectResponse(home, status_code=303)
     sessions.set_cookie(response, secret)
     if pending_cookie:

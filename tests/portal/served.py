@@ -24,14 +24,18 @@ T = TypeVar("T")
 
 
 @contextmanager
-def serve_portal(tmp_path: Path, **overrides: Any) -> Iterator[tuple[str, Any]]:
-    """``(base URL, settings)`` of a portal on SQLite, running until the block ends."""
+def serve_portal(
+    tmp_path: Path, host: str = "127.0.0.1", **overrides: Any
+) -> Iterator[tuple[str, Any]]:
+    """``(base URL, settings)`` of a portal on SQLite, running until the block ends. ``host``
+    names it in the base URL (``localhost`` for WebAuthn, which refuses IP addresses as RP
+    ID); it listens on 127.0.0.1 either way."""
     import uvicorn
 
     db_url = f"sqlite:///{tmp_path}/browser.db"
     migrate(db_url)
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{host}:{port}"
     settings = make_settings(tmp_path, db_url, portal_base_url=base, **overrides)
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning", ws="none"
