@@ -2,7 +2,8 @@
 
 - adding a passkey (``/account/passkeys/options``, ``/account/passkeys``): the first one
   after any sign-in; another one only from a session whose factor is ``passkey`` — else
-  someone with only the mailbox (the code) could add theirs beside the owner's;
+  someone with only the mailbox (the code) could add theirs beside the owner's. Adding the
+  first one, made and verified on this device, makes the session's factor ``passkey``;
 - confirming with a passkey (``/account/passkey/confirm/options``,
   ``/account/passkey/confirm``): a session opened by a code or a remembered device proves
   the passkey now and becomes factor ``passkey`` (what step-up asks for). Any page can offer
@@ -76,6 +77,12 @@ async def register(request: Request) -> Response:
             await count(s, buckets)
             await s.commit()
             return failed(str(exc))
+        first = current.factor != "passkey"  # (else the check above refused it)
+        if first:
+            # the person's first passkey, just made and verified on this device, in a
+            # session opened with the code: from now on this passkey, not the code, passes
+            # step-up (the page that offers it says so)
+            current.factor = "passkey"
         await audit(
             s,
             current.tenant_id,
@@ -84,6 +91,7 @@ async def register(request: Request) -> Response:
             passkey.id,
             ip=client_ip(request),
             rp_id=rp.rp_id,
+            first=first,
         )
         await s.commit()
     return JSONResponse({"redirect": "/account?done=added"})

@@ -6,7 +6,9 @@ The passphrase is checked against its Argon2 hash only; five wrong tries per mes
 address an hour (and thirty per IP) stop further tries for that hour. A right one is kept
 in the session (``PortalSession.unlocked``), recorded as the message's ``unlocked`` event
 (and so in the evidence log) and audited. Step-up without a passphrase is passed with a
-passkey: the page offers to confirm with one, or to add one when the person has none.
+passkey: the page offers to confirm with one (``/account/passkey/confirm``), or to add one
+on this device when the person has none yet; either makes the session's factor ``passkey``
+(:mod:`portal.account.ceremonies`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from portal.forms import field, read_form
 from portal.reader.access import Locked, accesses_to, is_live, recipient_session, signed_in_context
 from portal.reader.people import full_name
 from portal.security import check_session_token, same_origin_request
+from portal.signin import passkeys
 from portal.state import PortalState, client_ip, portal
 
 FAILURES_PER_MESSAGE = 5  # an hour, per message and address
@@ -43,10 +46,15 @@ def _buckets(current: PortalSession, message_id: str, ip: str) -> list[tuple[str
 
 
 async def _context(
-    st: PortalState, s: AsyncSession, current: PortalSession, guard: MessageGuard
+    st: PortalState,
+    s: AsyncSession,
+    request: Request,
+    current: PortalSession,
+    guard: MessageGuard,
 ) -> dict[str, Any]:
     msg = await s.get(Message, guard.message_id)
     needs = guards.missing(guard, current)
+    rp_id = passkeys.relying_party(request).rp_id
     ctx = await signed_in_context(s, current)
     ctx.update(
         message_id=guard.message_id,
@@ -58,6 +66,7 @@ async def _context(
         reason=guard.step_up_reason,
         step_up=guard.step_up,
         factor=current.factor,
+        has_passkey=await passkeys.has_passkey(s, current.tenant_id, current.email, rp_id),
         error="",
     )
     return ctx
@@ -71,7 +80,7 @@ async def locked_page(request: Request, exc: Locked) -> Response:
         guard = await guards.guard_of(s, current.tenant_id, exc.message_id)
         if guard is None:  # unlocked meanwhile
             raise HTTPException(404)
-        ctx = await _context(st, s, current, guard)
+        ctx = await _context(st, s, request, current, guard)
     return st.pages.render("reader/unlock.html", ctx, status=403)
 
 
@@ -99,7 +108,7 @@ async def unlock(request: Request) -> Response:
             return RedirectResponse(f"/messages/{message_id}", status_code=303)
         buckets = _buckets(current, message_id, ip)
         if await ratelimit.exceeded(s, buckets, ratelimit.HOUR):
-            ctx = await _context(st, s, current, guard)
+            ctx = await _context(st, s, request, current, guard)
             ctx["error"] = (
                 "There were too many wrong tries. Wait an hour, or ask the sender to check "
                 "the passphrase they gave you."
@@ -126,6 +135,6 @@ async def unlock(request: Request) -> Response:
             s, current.tenant_id, current.email, "portal.passphrase.failed", message_id, ip=ip
         )
         await s.commit()
-        ctx = await _context(st, s, current, guard)
+        ctx = await _context(st, s, request, current, guard)
     ctx["error"] = "That passphrase is not right. Check it with the sender and try again."
     return st.pages.render("reader/unlock.html", ctx, status=400)

@@ -23,6 +23,8 @@ from tests.portal.test_reply_browser import _latest_code, _run
 from .conftest import make_tenant, seal_message
 
 BOB = "bob@client.example"
+CAROL = "carol@client.example"
+CARD = "4111 1111 1111 1111"
 PASSPHRASE = "Seven-Herons-at-Dawn"
 
 
@@ -121,3 +123,120 @@ def test_passphrase_page_and_step_up_setting_in_a_browser(tmp_path: Path) -> Non
             "detectors",
             "credit_card",
         )
+
+
+async def _seed_step_up(services: Services) -> dict[str, str]:
+    tenant = await make_tenant(services, "Acme", "acme.example", display_name="Acme Bank")
+    plain = await seal_message(services, tenant, recipients=[BOB], subject="Your contract")
+    card = await seal_message(
+        services,
+        tenant,
+        recipients=[BOB, CAROL],
+        subject="Your new card",
+        text=f"Dear customer,\nyour card is {CARD}.\n",
+    )
+    async with services.db.session() as s:
+        s.add(
+            TenantProtection(
+                tenant_id=tenant, step_up="detectors", step_up_detectors="credit_card",
+                updated_at=time.time(),
+            )
+        )  # fmt: skip
+        s.add(
+            MessageGuard(
+                message_id=card.message_id, tenant_id=tenant, step_up=True,
+                step_up_reason="it contains a payment card number", passphrase_hash="",
+                passphrase_hint="", sender="alice@acme.example", passphrase_object_id="",
+                created_at=time.time(),
+            )
+        )  # fmt: skip
+        await s.commit()
+    return {
+        "plain": plain.message_id,
+        "plain_token": plain.tokens[BOB],
+        "card": card.message_id,
+        "card_token": card.tokens[BOB],
+        "carol_token": card.tokens[CAROL],
+    }
+
+
+def _authenticator(context, page) -> None:  # noqa: ANN001
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )
+
+
+def _code_sign_in(page, base: str, token: str, settings) -> None:  # noqa: ANN001
+    page.goto(f"{base}/m/{token}")
+    page.get_by_role("button", name="Send me a code").click()
+    page.get_by_label("One-time code").fill(_run(settings, _latest_code))
+    page.get_by_role("button", name="Open the message").click()
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+def test_step_up_refuses_the_code_and_opens_with_a_passkey(tmp_path: Path) -> None:
+    """Step-up for card numbers: the code alone shows the page that asks for a passkey; a
+    recipient with a passkey confirms with it, one without adds one on this device."""
+    from playwright.sync_api import sync_playwright
+
+    with serve_portal(tmp_path, host="localhost") as (base, settings):
+        ids = _run(settings, _seed_step_up)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            try:
+                # Bob has a passkey from an earlier message
+                context = browser.new_context(viewport={"width": 1280, "height": 800})
+                page = context.new_page()
+                page.set_default_timeout(20_000)
+                _authenticator(context, page)
+                _code_sign_in(page, base, ids["plain_token"], settings)
+                page.wait_for_url(f"{base}/messages/{ids['plain']}")
+                page.goto(f"{base}/account")
+                page.get_by_label("A name for the new passkey").fill("Laptop")
+                page.get_by_role("button", name="Add a passkey").click()
+                page.wait_for_url(f"{base}/account?done=added")
+                page.get_by_role("button", name="Sign out", exact=True).click()
+
+                # the code alone does not open the card message
+                _code_sign_in(page, base, ids["card_token"], settings)
+                page.wait_for_url(f"{base}/messages/{ids['card']}")
+                text = page.locator("main").inner_text()
+                assert "One more step" in text and "payment card number" in text
+                assert "4111" not in page.content()
+                page.get_by_role("button", name="Confirm with your passkey").wait_for()
+                look_at(page, "step-up-confirm", group="guards")
+                page.get_by_role("button", name="Confirm with your passkey").click()
+                page.wait_for_url(f"{base}/messages/{ids['card']}")
+                page.get_by_role("heading", name="Your new card").wait_for()
+                assert "4111 1111 1111 1111" in page.locator("main").inner_text()
+                context.close()
+
+                # Carol has none yet: she adds one on this device and the message opens
+                context = browser.new_context(viewport={"width": 390, "height": 844})
+                page = context.new_page()
+                page.set_default_timeout(20_000)
+                _authenticator(context, page)
+                _code_sign_in(page, base, ids["carol_token"], settings)
+                page.wait_for_url(f"{base}/messages/{ids['card']}")
+                assert "4111" not in page.content()
+                page.get_by_role("button", name="Add a passkey and open the message").wait_for()
+                look_at(page, "step-up-add-passkey", group="guards")
+                page.get_by_label("A name for the new passkey").fill("Phone")
+                page.get_by_role("button", name="Add a passkey and open the message").click()
+                page.get_by_role("heading", name="Your new card").wait_for()
+                assert "4111 1111 1111 1111" in page.locator("main").inner_text()
+            finally:
+                browser.close()
