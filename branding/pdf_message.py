@@ -15,10 +15,9 @@ import dataclasses
 import io
 import secrets
 
-from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
 
-from core.pdf import font, printable
+from core.pdf import Document
 
 MAX_BODY_CHARS = 400_000  # a longer text is cut, saying so (the portal shows it whole)
 
@@ -40,22 +39,8 @@ class PdfPage:
 
 
 def _page(page: PdfPage) -> bytes:
-    pdf = FPDF(format="A4")
-    family, unicode_ok = font(pdf)
-
-    def t(text: str) -> str:
-        return printable(text, unicode_ok)
-
-    pdf.set_title(t(page.subject or "Secure message")[:200])
-    pdf.set_creator("sealmail")
-    pdf.set_margins(18, 18, 18)
-    pdf.set_auto_page_break(auto=True, margin=18)
-    pdf.add_page()
-    width = pdf.epw
-
-    def line(text: str, size: float, style: str = "", height: float = 5.5) -> None:
-        pdf.set_font(family, style, size)
-        pdf.multi_cell(width, height, t(text), new_x="LMARGIN", new_y="NEXT", wrapmode="CHAR")
+    doc = Document(page.subject or "Secure message")
+    pdf, family, t, line, width = doc.pdf, doc.family, doc.t, doc.line, doc.width
 
     line(page.subject or "(no subject)", 16, "B", 8)
     pdf.ln(2)

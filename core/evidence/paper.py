@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from core.pdf import font, printable
+from core.pdf import Document
 
 ATTACHED = "receipt.json"
 
@@ -52,28 +52,10 @@ def event_words(event: dict[str, Any]) -> str:
 
 def render(signed: dict[str, Any], portal_url: str = "") -> bytes:
     """The PDF of a signed receipt (blocking)."""
-    from fpdf import FPDF
-    from fpdf.enums import WrapMode
 
     receipt = signed["receipt"]
-    pdf = FPDF(format="A4")
-    family, unicode_ok = font(pdf)
-
-    def t(text: str) -> str:
-        return printable(text, unicode_ok)
-
-    pdf.set_title(f"Receipt for message {receipt['message_id']}")
-    pdf.set_creator("sealmail")
-    pdf.set_margins(18, 18, 18)
-    pdf.set_auto_page_break(auto=True, margin=18)
-    pdf.add_page()
-    width = pdf.epw
-
-    def line(text: str, size: float, style: str = "", height: float = 5.5) -> None:
-        pdf.set_font(family, style, size)
-        pdf.multi_cell(
-            width, height, t(text), new_x="LMARGIN", new_y="NEXT", wrapmode=WrapMode.CHAR
-        )
+    doc = Document(f"Receipt for message {receipt['message_id']}")
+    pdf, line = doc.pdf, doc.line
 
     line("Signed receipt", 16, "B", 8)
     pdf.ln(2)

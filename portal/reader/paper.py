@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from fpdf import FPDF
-
-from core.pdf import font, printable
+from core.pdf import Document
 
 MAX_BODY_CHARS = 400_000  # per message: a longer body is cut, saying so
 
@@ -31,22 +29,8 @@ class PaperMessage:
 
 def render_pdf(title: str, messages: list[PaperMessage], footer: str) -> bytes:
     """The PDF bytes (blocking: run it in a thread for big bodies)."""
-    pdf = FPDF(format="A4")
-    family, unicode_ok = font(pdf)
-
-    def t(text: str) -> str:
-        return printable(text, unicode_ok)
-
-    pdf.set_title(t(title)[:200])
-    pdf.set_creator("sealmail")
-    pdf.set_margins(18, 18, 18)
-    pdf.set_auto_page_break(auto=True, margin=18)
-    pdf.add_page()
-    width = pdf.epw
-
-    def line(text: str, size: float, style: str = "", height: float = 5.5) -> None:
-        pdf.set_font(family, style, size)
-        pdf.multi_cell(width, height, t(text), new_x="LMARGIN", new_y="NEXT", wrapmode="CHAR")
+    doc = Document(title)
+    pdf, line, width = doc.pdf, doc.line, doc.width
 
     line(title or "(no subject)", 16, "B", 8)
     pdf.ln(2)
