@@ -76,3 +76,39 @@ def latest_code(settings: Any) -> str:
         return m.group(1)
 
     return in_thread(run)
+
+
+# --- steps several browser tests take ----------------------------------------------------------
+
+
+def admin_sign_in(browser: Any, base: str, settings: Any, email: str) -> Any:  # noqa: ANN401
+    """A new 1280 px page of ``browser`` signed in at /admin with the emailed code."""
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{base}/admin/login")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Send me a code").click()
+    page.get_by_label("One-time code").fill(latest_code(settings))
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/admin")
+    return page
+
+
+def virtual_authenticator(context: Any, page: Any) -> tuple[Any, str]:  # noqa: ANN401
+    """A CDP virtual platform authenticator (resident keys, user verified) for ``page``:
+    the CDP session and the authenticator's id."""
+    cdp = context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    added = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )
+    return cdp, added["authenticatorId"]

@@ -16,7 +16,7 @@ from conversations.models import MessageGuard, TenantProtection
 from core.hashing import hash_password
 from core.services import Services
 from tests.helpers.pages import ARGS, CHROMIUM, look_at
-from tests.portal.served import serve_portal
+from tests.portal.served import admin_sign_in, serve_portal, virtual_authenticator
 from tests.portal.test_admin import _add_user
 from tests.portal.test_reply_browser import _latest_code, _run
 
@@ -96,14 +96,7 @@ def test_passphrase_page_and_step_up_setting_in_a_browser(tmp_path: Path) -> Non
                 page.wait_for_url(f"{base}/messages/{message_id}")
                 assert "new salary starts in January" in page.locator("main").inner_text()
 
-                admin = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-                admin.set_default_timeout(20_000)
-                admin.goto(f"{base}/admin/login")
-                admin.get_by_label("Email address").fill("admin@acme.example")
-                admin.get_by_role("button", name="Send me a code").click()
-                admin.get_by_label("One-time code").fill(_run(settings, _latest_code))
-                admin.get_by_role("button", name="Sign in").click()
-                admin.wait_for_url(f"{base}/admin")
+                admin = admin_sign_in(browser, base, settings, "admin@acme.example")
                 admin.goto(f"{base}/admin/settings")
                 section = admin.get_by_role("region", name="Extra proof before a message opens")
                 section.get_by_label("When the message contains what the detectors").check()
@@ -160,23 +153,6 @@ async def _seed_step_up(services: Services) -> dict[str, str]:
     }
 
 
-def _authenticator(context, page) -> None:  # noqa: ANN001
-    cdp = context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable")
-    cdp.send(
-        "WebAuthn.addVirtualAuthenticator",
-        {
-            "options": {
-                "protocol": "ctap2",
-                "transport": "internal",
-                "hasResidentKey": True,
-                "hasUserVerification": True,
-                "isUserVerified": True,
-            }
-        },
-    )
-
-
 def _code_sign_in(page, base: str, token: str, settings) -> None:  # noqa: ANN001
     page.goto(f"{base}/m/{token}")
     page.get_by_role("button", name="Send me a code").click()
@@ -201,7 +177,7 @@ def test_step_up_refuses_the_code_and_opens_with_a_passkey(tmp_path: Path) -> No
                 context = browser.new_context(viewport={"width": 1280, "height": 800})
                 page = context.new_page()
                 page.set_default_timeout(20_000)
-                _authenticator(context, page)
+                virtual_authenticator(context, page)
                 _code_sign_in(page, base, ids["plain_token"], settings)
                 page.wait_for_url(f"{base}/messages/{ids['plain']}")
                 page.goto(f"{base}/account")
@@ -228,7 +204,7 @@ def test_step_up_refuses_the_code_and_opens_with_a_passkey(tmp_path: Path) -> No
                 context = browser.new_context(viewport={"width": 390, "height": 844})
                 page = context.new_page()
                 page.set_default_timeout(20_000)
-                _authenticator(context, page)
+                virtual_authenticator(context, page)
                 _code_sign_in(page, base, ids["carol_token"], settings)
                 page.wait_for_url(f"{base}/messages/{ids['card']}")
                 assert "4111" not in page.content()

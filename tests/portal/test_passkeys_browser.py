@@ -16,7 +16,7 @@ import pytest
 
 from core.services import Services
 from tests.helpers.pages import ARGS, CHROMIUM, look_at
-from tests.portal.served import in_thread, latest_code, serve_portal
+from tests.portal.served import in_thread, latest_code, serve_portal, virtual_authenticator
 
 from .conftest import code_mails, make_tenant, seal_message
 
@@ -72,20 +72,7 @@ def test_recipient_adds_a_passkey_and_opens_a_second_message_with_it(served_loca
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 800})
             page = context.new_page()
-            cdp = context.new_cdp_session(page)
-            cdp.send("WebAuthn.enable")
-            authenticator = cdp.send(
-                "WebAuthn.addVirtualAuthenticator",
-                {
-                    "options": {
-                        "protocol": "ctap2",
-                        "transport": "internal",
-                        "hasResidentKey": True,
-                        "hasUserVerification": True,
-                        "isUserVerified": True,
-                    }
-                },
-            )["authenticatorId"]
+            cdp, authenticator = virtual_authenticator(context, page)
 
             # the first message: the emailed code
             page.goto(f"{base}/m/{ids['first_token']}")

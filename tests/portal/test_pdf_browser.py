@@ -26,7 +26,7 @@ from gateway.delivery.relay import RelayPool
 from gateway.worker import worker_id
 from tests.helpers.pages import ARGS, CHROMIUM, look_at
 from tests.helpers.smtp_sink import SmtpSink
-from tests.portal.served import serve_portal
+from tests.portal.served import admin_sign_in, serve_portal
 from tests.portal.test_admin import _add_user
 from tests.portal.test_reply_browser import _latest_code, _run
 
@@ -113,14 +113,7 @@ def test_choose_a_pdf_password_and_get_the_message_as_a_pdf(served) -> None:
             assert "PDF" in page.get_by_role("status").inner_text()
             look_at(page, "message-pdf-sent", group="reader-pdf")
 
-            admin = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-            admin.set_default_timeout(20_000)
-            admin.goto(f"{base}/admin/login")
-            admin.get_by_label("Email address").fill("admin@acme.example")
-            admin.get_by_role("button", name="Send me a code").click()
-            admin.get_by_label("One-time code").fill(_run(settings, _latest_code))
-            admin.get_by_role("button", name="Sign in").click()
-            admin.wait_for_url(f"{base}/admin")
+            admin = admin_sign_in(browser, base, settings, "admin@acme.example")
             admin.goto(f"{base}/admin/settings#pdf")
             box = admin.get_by_label(
                 "PDF when the recipient has no OpenPGP key or S/MIME certificate"
