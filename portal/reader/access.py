@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from branding.brands import resolve
-from conversations import guards
+from conversations import events, guards
+from conversations.models import MessageEvent
 from core.models import Message, PortalAccess, PortalSession, Tenant, now
 from core.portal_message import PortalMessage
 from portal import sessions
@@ -44,8 +45,30 @@ async def enforce_guards(
         return
     found = await guards.guards_of(s, current.tenant_id, ids)
     for m in ids:
-        if guards.missing(found.get(m), current):
+        guard = found.get(m)
+        if guards.missing(guard, current):
             raise Locked(m)
+        if guard is not None and guard.step_up and m not in guards.unlocked_ids(current):
+            await _note_step_up(s, current, m)  # passed with a passkey
+
+
+async def _note_step_up(s: AsyncSession, current: PortalSession, message_id: str) -> None:
+    """The first time a recipient passes a message's step-up with a passkey: its
+    ``unlocked`` event (and so the evidence log), written with the page's commit."""
+    seen = await s.execute(
+        select(MessageEvent.id)
+        .where(
+            MessageEvent.tenant_id == current.tenant_id,
+            MessageEvent.message_id == message_id,
+            MessageEvent.recipient == current.email,
+            MessageEvent.kind == events.UNLOCKED,
+        )
+        .limit(1)
+    )
+    if seen.first() is None:
+        events.record(
+            s, current.tenant_id, message_id, events.UNLOCKED, current.email, how="passkey"
+        )
 
 
 def live_access() -> tuple[ColumnElement[bool], ...]:

@@ -9,6 +9,7 @@ be bound fails safe to step-up."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -233,6 +234,13 @@ def test_step_up_for_card_numbers_refuses_the_code_only_path(world: World) -> No
     world.run(_make_passkey_session, world.services)
     opened = bob.get(f"/messages/{with_card}")
     assert opened.status_code == 200 and "4111 1111 1111 1111" in opened.text
+    assert bob.get(f"/messages/{with_card}").status_code == 200
+    events = world.run(_rows, world.services, MessageEvent, MessageEvent.kind == "unlocked")
+    assert [(e.message_id, e.recipient, json.loads(e.detail)) for e in events] == [
+        (with_card, "bob@partner.example", {"how": "passkey"})
+    ]  # once, however often it is read
+    timeline = world.client.get(f"/sent/{with_card}").text
+    assert "bob@partner.example unlocked it with a passkey." in timeline
 
 
 def test_admin_chooses_step_up_in_settings(world: World) -> None:
